@@ -1,0 +1,147 @@
+"""Load the frozen components of a model from where the config says they are.
+
+A source is either a Hugging Face Hub id or a local folder (loaded with the
+class's own ``from_pretrained``), or ``random:<family>``: a registered
+architecture built from config with random weights (see
+:mod:`.model_families`), for tests and benchmarks that need no weights.
+"""
+import os
+import os.path as osp
+import re
+from typing import Any
+
+from ..errors import ModelSourceError
+
+__all__ = [
+    'RANDOM_PREFIX', 'load_component', 'load_schedulers', 'resolve_file',
+    'disable_progress_bars'
+]
+
+RANDOM_PREFIX = 'random:'
+
+
+_HUB_ID = re.compile(r'^[\w-][\w.-]*(/[\w.-]+)?$')
+
+
+def _is_hub_id(source: str) -> bool:
+    """``name`` or ``owner/name`` whose first part is not a local folder."""
+    return bool(_HUB_ID.match(source)) and not osp.exists(source.split('/')[0])
+
+
+def _explain(source: str, subfolder: str | None, field: str,
+             err: Exception) -> str:
+    what = f"'{subfolder}' of " if subfolder else ''
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(
+        err).__name__
+    fix = (f'point `{field}` at a local folder: '
+           f'--cfg-options {field}=/path/to/folder')
+    if osp.isdir(source):
+        return (f'could not load {what}local folder {osp.abspath(source)} '
+                f'({reason}); the folder must hold a complete '
+                f"'{subfolder or 'model'}' (config and weights)")
+    if not _is_hub_id(source):
+        return (f'{field}: no folder {osp.abspath(source)}. For the tiny '
+                'demo write it with `python tools/make_tiny_models.py`; '
+                f'otherwise {fix}')
+    offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false')
+    why = ('the Hub is disabled (HF_HUB_OFFLINE=1)'
+           if offline else 'the Hub could not be reached or has no such repo')
+    return (f'could not load {what}{source!r} given as {field}: it is not in '
+            f'the local Hugging Face cache and {why} ({reason}). Download it '
+            f'where there is network (`hf download {source}`) or {fix}')
+
+
+def load_component(cls: type,
+                   source: str,
+                   subfolder: str | None = None,
+                   field: str = 'model.pretrained_model_name_or_path',
+                   component: str | None = None,
+                   **kwargs: Any) -> Any:
+    """Load ``cls`` (a diffusers/transformers class) from ``source``.
+
+    Args:
+        cls: The class to load, e.g. ``UNet2DConditionModel``.
+        source: Hub id, local folder, or ``random:<family>``.
+        subfolder: The component's folder inside a diffusers layout
+            (``unet``, ``vae``, ...); None for a model folder of its own.
+        field: The config field that holds ``source``, named in errors.
+        component: The family component a ``random:`` source builds
+            (default: ``subfolder``).
+        **kwargs: Passed on to ``from_pretrained``.
+
+    Raises:
+        ModelSourceError: one line naming the path tried and how to fix it.
+    """
+    if source.startswith(RANDOM_PREFIX):
+        from .model_families import build_family_component
+        family = source[len(RANDOM_PREFIX):]
+        try:
+            return build_family_component(family, component or subfolder,
+                                          cls)
+        except KeyError as err:
+            raise ModelSourceError(f'{field}: {err.args[0]}') from None
+    return _load_with_errors(cls.from_pretrained, source, subfolder, field,
+                             **kwargs)
+
+
+def _load_with_errors(load: Any, source: str, subfolder: str | None,
+                      field: str, **kwargs: Any) -> Any:
+    """``load(source, subfolder=...)``; failures become one-line errors."""
+    try:
+        if subfolder is None:
+            return load(source, **kwargs)
+        return load(source, subfolder=subfolder, **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelSourceError(_explain(source, subfolder, field,
+                                        err)) from None
+
+
+def load_schedulers(source: str) -> tuple[Any, Any]:
+    """``(training, inference)`` schedulers from the base model's config.
+
+    Training uses ``DDPMScheduler`` (``add_noise``, the loss target); the
+    inference one is the class the model ships with (e.g. PNDM for SD1.5,
+    Euler for SDXL), as its pipeline would use.
+    """
+    import diffusers
+    if source.startswith(RANDOM_PREFIX):
+        from .model_families import family_spec
+        config = family_spec(source[len(RANDOM_PREFIX):])['scheduler']
+    else:
+        config = _load_with_errors(diffusers.DDPMScheduler.load_config, source,
+                                   'scheduler',
+                                   'model.pretrained_model_name_or_path')
+    inference_class = getattr(diffusers, config.get('_class_name',
+                                                    'DDPMScheduler'))
+    return (diffusers.DDPMScheduler.from_config(config),
+            inference_class.from_config(config))
+
+
+def resolve_file(spec: str, field: str) -> str:
+    """A local file, or ``owner/repo/path/in/repo`` fetched with the Hub's
+    download code (e.g. ``h94/IP-Adapter/models/ip-adapter_sd15.safetensors``)."""
+    if osp.isfile(spec):
+        return spec
+    parts = spec.split('/')
+    if len(parts) < 3 or osp.exists(parts[0]) or spec.startswith(('.', '/')):
+        raise ModelSourceError(f'{field}: no file {osp.abspath(spec)}')
+    from huggingface_hub import hf_hub_download
+    repo, filename = '/'.join(parts[:2]), '/'.join(parts[2:])
+    try:
+        return hf_hub_download(repo_id=repo, filename=filename)
+    except Exception as err:  # offline, no such repo or file, no network
+        offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false')
+        why = ('the Hub is disabled (HF_HUB_OFFLINE=1)' if offline else
+               str(err).strip().splitlines()[0][:160])
+        raise ModelSourceError(
+            f'{field}: could not download {filename!r} from the Hub repo '
+            f'{repo!r}: {why}. Download it where there is network (`hf '
+            f'download {repo} {filename}`) and give the local path') from None
+
+
+def disable_progress_bars() -> None:
+    """Keep diffusers' and transformers' loading bars out of training logs."""
+    import diffusers
+    import transformers
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
