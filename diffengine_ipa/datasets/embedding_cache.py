@@ -1,0 +1,175 @@
+"""Precomputed outputs of the frozen encoders, one file per sample.
+
+What a cache entry holds, per sample: the VAE latent distribution (mean and
+std, so the latent is still *sampled* every step) of the training image after
+the deterministic transforms, and of its mirror image when the pipeline flips;
+the prompt encoder's outputs (``text_states``, and SDXL's ``text_embeds``);
+the image features the projection reads; SDXL's ``time_ids``.
+
+An entry's key hashes the image file's bytes, the caption, the pipeline
+settings and the frozen encoders' weight fingerprint, so a changed image or
+caption has no entry; ``manifest.json`` records the settings and the
+fingerprint, so a cache made for another pipeline or other models is refused
+(the model checks the fingerprint on its first cached batch).
+
+Random crops cannot be cached (each epoch would need another crop): use
+``CenterCrop``, or train without the cache. A random flip is cached as both
+orientations, chosen per step with the flip's probability.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DatasetError
+from ..fileio import atomic_path, atomic_write_bytes
+
+__all__ = [
+    'CACHE_VERSION', 'EmbeddingCache', 'cacheable_pipeline', 'settings_of'
+]
+
+CACHE_VERSION = 1
+_UNCACHEABLE = ('RandomCrop', )
+_FLIP = 'RandomHorizontalFlip'
+
+
+def _type_name(transform: dict) -> str:
+    kind = transform['type']
+    return kind if isinstance(kind, str) else kind.__name__
+
+
+def cacheable_pipeline(pipeline: list[dict]) -> tuple[list[dict], float]:
+    """The deterministic transforms of a training pipeline (without the flip
+    and ``PackInputs``), and the flip probability (0 without a flip)."""
+    steps, flip = [], 0.0
+    for transform in pipeline:
+        kind = _type_name(transform)
+        if kind in _UNCACHEABLE:
+            raise DatasetError(
+                f'the pipeline has {kind}, which an embedding cache cannot '
+                'hold (each epoch would crop elsewhere): use CenterCrop, or '
+                'train without embedding_cache')
+        if kind == _FLIP:
+            flip = float(transform.get('prob', 0.5))
+        elif kind != 'PackInputs':
+            steps.append(dict(transform))
+    return steps, flip
+
+
+def settings_of(pipeline: list[dict], dtype: str) -> dict[str, Any]:
+    """What, besides images, captions and models, decides an entry."""
+    steps, flip = cacheable_pipeline(pipeline)
+    return dict(version=CACHE_VERSION, transforms=steps, flip=flip, dtype=dtype)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256('\x00'.join(parts).encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """A cache folder: ``manifest.json`` and ``entries/<ab>/<key>.safetensors``.
+
+    Args:
+        folder: The cache folder.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.manifest_path = osp.join(folder, 'manifest.json')
+        self.manifest: dict[str, Any] = {}
+        if osp.isfile(self.manifest_path):
+            with open(self.manifest_path) as f:
+                self.manifest = json.load(f)
+
+    # --- keys and files -----------------------------------------------------
+
+    def image_digest(self, path: str) -> str:
+        """SHA-256 of the file's bytes; reused from the manifest while the
+        file's size and modification time are unchanged."""
+        stat = os.stat(path)
+        known = self.manifest.get('image_digests', {}).get(osp.abspath(path))
+        if known and known[:2] == [stat.st_size, stat.st_mtime_ns]:
+            return known[2]
+        digest = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+        self.manifest.setdefault('image_digests', {})[osp.abspath(path)] = [
+            stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
+        return digest.hexdigest()
+
+    def entry_key(self, img_path: str, text: str, settings: dict,
+                  fingerprint: str) -> str:
+        """The key of one sample's entry."""
+        return _digest(self.image_digest(img_path), text,
+                       json.dumps(settings, sort_keys=True), fingerprint)[:40]
+
+    def entry_path(self, key: str) -> str:
+        return osp.join(self.folder, 'entries', key[:2], f'{key}.safetensors')
+
+    # --- writing (tools/cache_embeddings.py) ----------------------------------
+
+    def write_entry(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
+        from safetensors.torch import save_file
+        path = self.entry_path(key)
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().cpu().contiguous()
+                       for k, v in tensors.items()}, tmp)
+
+    def write_manifest(self, settings: dict, fingerprint: str,
+                       sources: dict) -> None:
+        self.manifest.update(settings=settings, fingerprint=fingerprint,
+                             sources=sources)
+        atomic_write_bytes(self.manifest_path,
+                           json.dumps(self.manifest, indent=1).encode())
+
+    # --- reading (IPAdapterDataset) -------------------------------------------
+
+    def check(self, data_list: list[dict], pipeline: list[dict],
+              ann_file: str) -> None:
+        """Give every record its ``cache_file``, or stop with one line."""
+        if not self.manifest:
+            raise DatasetError(
+                f'no embedding cache at {self.folder}: build it with '
+                '`python tools/cache_embeddings.py CONFIG`')
+        settings = settings_of(pipeline, self.manifest['settings']['dtype'])
+        if settings != self.manifest['settings']:
+            raise DatasetError(
+                f'the embedding cache {self.folder} was built for another data '
+                'pipeline (resize, crop, CLIP size or flip differ): rebuild it '
+                'with tools/cache_embeddings.py')
+        missing = []
+        for index, info in enumerate(data_list):
+            key = self.entry_key(info['img_path'], info['text'], settings,
+                                 self.manifest['fingerprint'])
+            info['cache_file'] = self.entry_path(key)
+            if not osp.isfile(info['cache_file']):
+                missing.append((index, info['img_path']))
+        if missing:
+            index, path = missing[0]
+            raise DatasetError(
+                f'{ann_file}: the embedding cache {self.folder} lacks '
+                f'{len(missing)} of {len(data_list)} records (new or changed '
+                f'images or captions; first: record {index}, {path}): rebuild '
+                'it with tools/cache_embeddings.py')
+
+    def load(self, info: dict) -> dict:
+        """A packed sample (``inputs``, ``data_samples``) from its entry."""
+        from safetensors.torch import load_file
+        tensors = load_file(info['cache_file'])
+        flipped = self.manifest['settings']['flip'] > np.random.rand()
+        inputs = {}
+        for key, value in tensors.items():
+            if key.endswith('_flipped'):
+                continue
+            if flipped and f'{key}_flipped' in tensors:
+                value = tensors[f'{key}_flipped']
+            inputs[key] = value
+        return dict(
+            inputs=inputs,
+            data_samples=dict(img_path=info['img_path'],
+                              cache_fingerprint=self.manifest['fingerprint']))

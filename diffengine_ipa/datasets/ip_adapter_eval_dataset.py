@@ -1,0 +1,53 @@
+"""Evaluation cases: a reference image, its caption and a prompt, generated at
+each scale with each seed."""
+import os.path as osp
+
+from ..errors import DatasetError
+from ..registry import DATASETS
+from .ip_adapter_dataset import IPAdapterDataset
+
+__all__ = ['IPAdapterEvalDataset']
+
+
+@DATASETS.register_module()
+class IPAdapterEvalDataset(IPAdapterDataset):
+    """``data.json`` records plus ``"prompt"`` (and optional ``"id"``,
+    ``"quick"``), expanded to one sample per case × scale × seed.
+
+    Args:
+        ann_file: The cases file (see ``data/eval_set/cases.json``).
+        scales: Adapter scales to generate at.
+        seeds: Seeds to generate with, per scale.
+        quick: Keep only the cases marked ``"quick": true``.
+        **kwargs: As for :class:`IPAdapterDataset`.
+    """
+
+    def __init__(self,
+                 ann_file: str,
+                 scales: tuple = (1.0, ),
+                 seeds: tuple = (0, ),
+                 quick: bool = False,
+                 **kwargs) -> None:
+        self.scales = tuple(float(s) for s in scales)
+        self.seeds = tuple(int(s) for s in seeds)
+        self.quick = quick
+        super().__init__(ann_file=ann_file, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        samples = []
+        for case in super().load_data_list():
+            if not isinstance(case.get('prompt'), str) or not case['prompt']:
+                raise DatasetError(f'{self.ann_file}: case {case["image_file"]}'
+                                   ' needs a non-empty "prompt"')
+            if self.quick and not case.get('quick', False):
+                continue
+            case_id = case.get('id') or osp.splitext(
+                osp.basename(case['img_path']))[0]
+            for scale in self.scales:
+                for seed in self.seeds:
+                    samples.append(dict(case, case_id=case_id, scale=scale,
+                                        seed=seed))
+        if not samples:
+            raise DatasetError(f'{self.ann_file}: no evaluation cases'
+                               + (' marked "quick"' if self.quick else ''))
+        return samples

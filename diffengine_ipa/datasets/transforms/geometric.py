@@ -1,0 +1,97 @@
+"""Resize, crop and flip the training image; crops are recorded.
+
+``crop_top_left`` (top, left) in the resized image is what SDXL's time ids
+need, so every crop records it and the flip updates it.
+"""
+import numpy as np
+from mmcv.transforms import BaseTransform
+from PIL import Image
+
+from ...errors import DatasetError
+from ...registry import TRANSFORMS
+
+__all__ = ['ResizeShortEdge', 'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip']
+
+
+@TRANSFORMS.register_module()
+class ResizeShortEdge(BaseTransform):
+    """Resize so that the shorter side is ``size``, keeping the aspect ratio.
+
+    Adds ``resized_shape`` (height, width).
+    """
+
+    def __init__(self, size: int, interpolation: str = 'bilinear') -> None:
+        self.size = size
+        self.interpolation = Image.Resampling[interpolation.upper()]
+
+    def transform(self, results: dict) -> dict:
+        image = results['img']
+        scale = self.size / min(image.width, image.height)
+        width = max(self.size, round(image.width * scale))
+        height = max(self.size, round(image.height * scale))
+        results['img'] = image.resize((width, height), self.interpolation)
+        results['resized_shape'] = (height, width)
+        return results
+
+
+class _Crop(BaseTransform):
+    """Crop ``size`` × ``size`` at a position chosen by the subclass."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def position(self, height: int, width: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def transform(self, results: dict) -> dict:
+        image = results['img']
+        if min(image.width, image.height) < self.size:
+            raise DatasetError(f'{results.get("img_path")}: image of '
+                             f'{image.width}×{image.height} is smaller than '
+                             f'the {self.size} px crop; resize it first')
+        top, left = self.position(image.height, image.width)
+        results['img'] = image.crop(
+            (left, top, left + self.size, top + self.size))
+        results['crop_top_left'] = (top, left)
+        return results
+
+
+@TRANSFORMS.register_module()
+class CenterCrop(_Crop):
+    """Crop the centre square of side ``size`` (the reference recipe)."""
+
+    def position(self, height: int, width: int) -> tuple[int, int]:
+        return (height - self.size) // 2, (width - self.size) // 2
+
+
+@TRANSFORMS.register_module()
+class RandomCrop(_Crop):
+    """Crop a square of side ``size`` at a random position."""
+
+    def position(self, height: int, width: int) -> tuple[int, int]:
+        return (np.random.randint(0, height - self.size + 1),
+                np.random.randint(0, width - self.size + 1))
+
+
+@TRANSFORMS.register_module()
+class RandomHorizontalFlip(BaseTransform):
+    """Mirror the training image with probability ``prob``.
+
+    Only the VAE image is flipped; run it after ``CLIPImageProcess`` so the
+    reference the adapter sees stays as it is. A recorded crop is mirrored
+    too, as SDXL's time ids expect.
+    """
+
+    def __init__(self, prob: float = 0.5) -> None:
+        self.prob = prob
+
+    def transform(self, results: dict) -> dict:
+        if np.random.rand() >= self.prob:
+            return results
+        image = results['img']
+        results['img'] = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if 'crop_top_left' in results:
+            top, left = results['crop_top_left']
+            full_width = results.get('resized_shape', results['ori_shape'])[1]
+            results['crop_top_left'] = (top, full_width - left - image.width)
+        return results
