@@ -1,0 +1,259 @@
+"""Training-step throughput: the reference loop against this kit's path.
+
+Both run the same model, batch and precision in one process:
+
+* reference: the frozen VAE, text and image encoders run every step, as the
+  official ``tutorial_train.py`` (and diffengine) do;
+* ours: the encoders' outputs come precomputed (as from an embedding cache),
+  the UNet runs channels-last (and compiled, if asked).
+
+Models are the registered architectures with random weights (same shapes and
+FLOPs as the real ones); FLOPs are counted by ``torch.utils.flop_counter``.
+"""
+import contextlib
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..models import IPAdapter
+from ..models.generation import generate, live_pipeline
+
+__all__ = ['BENCHMARK_FAMILIES', 'run_benchmark', 'format_rows']
+
+BENCHMARK_FAMILIES = dict(
+    tiny=dict(base='tiny_sd15', image_encoder='tiny_clip_vision',
+              resolution=64, prompt_encoder='SD15PromptEncoder'),
+    mid=dict(base='mid_sd15', image_encoder='mid_clip_vision',
+             resolution=256, prompt_encoder='SD15PromptEncoder'),
+    sd15=dict(base='sd15', image_encoder='clip-vit-large-patch14',
+              resolution=512, prompt_encoder='SD15PromptEncoder'),
+    sdxl=dict(base='sdxl', image_encoder='clip-vit-bigg-patch14',
+              resolution=1024, prompt_encoder='SDXLPromptEncoder'),
+)
+DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
+
+
+def device_name(device: str) -> str:
+    if device.startswith('cuda'):
+        return torch.cuda.get_device_name(device)
+    return f'{platform.processor() or platform.machine()} CPU ' \
+           f'({torch.get_num_threads()} threads)'
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA's allocator peak, or on a CPU the peak
+    resident size of the process (sampled every 5 ms)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.peak_gb = 0.0
+
+    @contextlib.contextmanager
+    def measure(self) -> Iterator[None]:
+        if self.device.startswith('cuda'):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            yield
+            torch.cuda.synchronize()
+            self.peak_gb = torch.cuda.max_memory_allocated() / 2**30
+            return
+        import psutil
+        process, peak, done = psutil.Process(), [0], threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], process.memory_info().rss)
+                done.wait(0.005)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            self.peak_gb = peak[0] / 2**30
+
+
+def measured_matmul_peak(device: str, dtype: torch.dtype) -> float:
+    """TFLOP/s of a large matmul here: the peak that MFU is quoted against."""
+    size = 4096 if device.startswith('cuda') else 1024
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    runs = 20 if device.startswith('cuda') else 5
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(runs):
+        a @ b
+    _sync(device)
+    return 2 * size**3 * runs / (time.perf_counter() - start) / 1e12
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def _inputs(family: dict, batch: int, resolution: int,
+            device: str) -> dict[str, Any]:
+    generator = torch.Generator().manual_seed(0)
+    inputs = dict(
+        pixel_values=(torch.rand(batch, 3, resolution, resolution,
+                                 generator=generator) * 2 - 1).to(device),
+        clip_pixel_values=torch.randn(batch, 3, 224, 224,
+                                      generator=generator).to(device),
+        text=['a close-up portrait of a tabby cat with green eyes'] * batch)
+    if family['prompt_encoder'] == 'SDXLPromptEncoder':
+        sizes = [resolution, resolution, 0, 0, resolution, resolution]
+        inputs['time_ids'] = torch.tensor([sizes] * batch,
+                                          dtype=torch.float32).to(device)
+    return inputs
+
+
+@torch.no_grad()
+def _cached(model: IPAdapter, inputs: dict) -> dict[str, Any]:
+    """What an embedding cache would hold for this batch."""
+    mean, std = model.latent_distribution(inputs['pixel_values'])
+    cached = dict(latent_mean=mean, latent_std=std,
+                  image_features=model.encode_image(inputs['clip_pixel_values']),
+                  **model.prompt_encoder(inputs['text']))
+    if 'time_ids' in inputs:
+        cached['time_ids'] = inputs['time_ids']
+    return cached
+
+
+def _timed_steps(model: IPAdapter, optimizer: torch.optim.Optimizer,
+                 inputs: dict, steps: int, warmup: int, dtype: torch.dtype,
+                 device: str) -> tuple[float, float, float]:
+    """``(seconds per step, FLOPs per step, peak memory GB)``; the median
+    step, so that a busy machine's outliers do not decide the figure."""
+    autocast = (torch.autocast(device.split(':')[0], dtype=dtype)
+                if dtype != torch.float32 else contextlib.nullcontext())
+
+    def step() -> None:
+        with autocast:
+            loss = model(inputs)['loss']
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    memory = PeakMemory(device)
+    times = []
+    with memory.measure():
+        for _ in range(steps):
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), counter.get_total_flops(), memory.peak_gb
+
+
+def run_benchmark(family: str = 'tiny', batch: int = 1,
+                  resolution: int | None = None, dtype: str = 'fp32',
+                  steps: int = 5, warmup: int = 1, infer_steps: int = 30,
+                  compile_unet: bool = False,
+                  device: str | None = None) -> dict[str, Any]:
+    """One row of the results table (see the module docstring)."""
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    spec = BENCHMARK_FAMILIES[family]
+    resolution = resolution or spec['resolution']
+    cast = DTYPES[dtype]
+    torch.manual_seed(0)
+    model = IPAdapter(
+        f'random:{spec["base"]}', f'random:{spec["image_encoder"]}',
+        prompt_encoder=dict(type=spec['prompt_encoder']),
+        frozen_dtype=None if dtype == 'fp32' else dtype).to(device).train()
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    inputs = _inputs(spec, batch, resolution, device)
+
+    reference = _timed_steps(model, optimizer, inputs, steps, warmup, cast,
+                             device)
+
+    autocast = (torch.autocast(device.split(':')[0], dtype=cast)
+                if cast != torch.float32 else contextlib.nullcontext())
+    _sync(device)
+    start = time.perf_counter()
+    with autocast:
+        cached = _cached(model, inputs)
+    _sync(device)
+    cache_seconds = (time.perf_counter() - start) / batch
+    model.channels_last = True
+    model.unet.to(memory_format=torch.channels_last)
+    if compile_unet:
+        model.unet.compile()
+    ours = _timed_steps(model, optimizer, cached, steps, warmup, cast, device)
+
+    latency = None
+    if infer_steps:
+        from PIL import Image
+        reference_image = Image.new('RGB', (256, 256), (120, 80, 40))
+        model.eval()
+        with torch.no_grad(), live_pipeline(model) as pipe, autocast:
+            generate(pipe, reference_image, 'a cat', steps=2, height=resolution,
+                     width=resolution)  # warm-up
+            _sync(device)
+            start = time.perf_counter()
+            generate(pipe, reference_image, 'a cat', steps=infer_steps,
+                     height=resolution, width=resolution)
+            _sync(device)
+            latency = time.perf_counter() - start
+
+    peak = measured_matmul_peak(device, cast)
+    achieved = ours[1] / ours[0] / 1e12
+    return dict(
+        device=device_name(device),
+        family=family,
+        batch=batch,
+        resolution=resolution,
+        dtype=dtype,
+        reference_imgs_per_s=batch / reference[0],
+        ours_imgs_per_s=batch / ours[0],
+        speedup=reference[0] / ours[0],
+        reference_step_s=reference[0],
+        ours_step_s=ours[0],
+        reference_peak_mem_gb=reference[2],
+        ours_peak_mem_gb=ours[2],
+        reference_tflops_per_step=reference[1] / 1e12,
+        model_tflops_per_step=ours[1] / 1e12,
+        achieved_tflops=achieved,
+        device_matmul_peak_tflops=peak,
+        fraction_of_matmul_peak=achieved / peak,
+        cache_build_s_per_image=cache_seconds,
+        compile_unet=compile_unet,
+        inference_steps=infer_steps or None,
+        inference_latency_s=latency,
+        torch=torch.__version__)
+
+
+def format_rows(rows: list[dict]) -> str:
+    """The results as a Markdown table."""
+    lines = ['| device | family | dtype | batch | res | reference img/s | '
+             'ours img/s | speedup | ref. peak GB | ours peak GB | '
+             'TFLOP/step | achieved TFLOP/s | % of matmul peak | '
+             f'{"infer s":>7} |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        latency = ('-' if r['inference_latency_s'] is None
+                   else f'{r["inference_latency_s"]:.2f}')
+        lines.append(
+            f'| {r["device"]} | {r["family"]} | {r["dtype"]} | {r["batch"]} | '
+            f'{r["resolution"]} | {r["reference_imgs_per_s"]:.3g} | '
+            f'{r["ours_imgs_per_s"]:.3g} | {r["speedup"]:.2f}× | '
+            f'{r["reference_peak_mem_gb"]:.2f} | {r["ours_peak_mem_gb"]:.2f} | '
+            f'{r["model_tflops_per_step"]:.3g} | {r["achieved_tflops"]:.3g} | '
+            f'{100 * r["fraction_of_matmul_peak"]:.0f} % | {latency} |')
+    return '\n'.join(lines)

@@ -1,0 +1,103 @@
+"""Build an embedding cache: run the frozen encoders once per sample."""
+import copy
+import os.path as osp
+import time
+from typing import Any
+
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, default_collate
+from mmengine.registry import init_default_scope
+
+from ..datasets.embedding_cache import EmbeddingCache, cacheable_pipeline, settings_of
+from ..errors import UserError
+from ..registry import DATASETS, MODELS
+
+__all__ = ['build_embedding_cache']
+
+DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
+
+
+def _pipelines(pipeline: list[dict]) -> list[tuple[str, Compose]]:
+    """``[('', straight)]``, plus ``('_flipped', mirrored)`` when the
+    pipeline flips: the same transforms with the flip off, then always on."""
+    cacheable_pipeline(pipeline)  # refuses what cannot be cached
+    steps = [dict(t) for t in pipeline if t['type'] != 'PackInputs']
+    keys = ['pixel_values', 'clip_pixel_values', 'text']
+    if any(step['type'] == 'ComputeTimeIds' for step in steps):
+        keys.append('time_ids')
+    pack = dict(type='PackInputs', input_keys=tuple(keys))
+    is_flip = [step['type'] == 'RandomHorizontalFlip' for step in steps]
+    variants = [('', Compose([s for s, flip in zip(steps, is_flip, strict=True)
+                              if not flip] + [pack]))]
+    if any(is_flip):
+        mirrored = [dict(s, prob=1.0) if flip else s
+                    for s, flip in zip(steps, is_flip, strict=True)]
+        variants.append(('_flipped', Compose(mirrored + [pack])))
+    return variants
+
+
+def _stored(name: str, value: torch.Tensor, dtype: str) -> torch.Tensor:
+    """Encoder outputs in the storage precision; sizes (time ids) exact."""
+    if name == 'time_ids' or not value.is_floating_point():
+        return value.float()
+    return value.to(DTYPES[dtype])
+
+
+@torch.no_grad()
+def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
+                          dtype: str = 'fp32',
+                          device: str | None = None) -> dict[str, Any]:
+    """Write the cache for ``cfg``'s training set and model into ``folder``.
+
+    Incremental: entries that exist are kept. Returns counts and timings.
+    """
+    if dtype not in DTYPES:
+        raise UserError(f'--dtype must be one of {sorted(DTYPES)}, got {dtype}')
+    init_default_scope(cfg.get('default_scope', 'diffengine_ipa'))
+    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    dataset_cfg.embedding_cache = None
+    pipeline = list(dataset_cfg.pipeline)
+    dataset_cfg.pipeline = []
+    dataset = DATASETS.build(dataset_cfg)  # records, checked; no transforms
+    model = MODELS.build(cfg.model).to(device).eval()
+
+    cache = EmbeddingCache(folder)
+    settings = settings_of(pipeline, dtype)
+    fingerprint = model.encoder_fingerprint()
+    variants = _pipelines(pipeline)
+    todo = []
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        key = cache.entry_key(info['img_path'], info['text'], settings,
+                              fingerprint)
+        if not osp.isfile(cache.entry_path(key)):
+            todo.append((key, info))
+
+    start = time.perf_counter()
+    for first in range(0, len(todo), batch_size):
+        chunk = todo[first:first + batch_size]
+        entries: list[dict] = [{} for _ in chunk]
+        for suffix, transforms in variants:
+            batch = default_collate([
+                transforms(dict(img_path=info['img_path'], text=info['text']))
+                for _, info in chunk])['inputs']
+            mean, std = model.latent_distribution(
+                batch['pixel_values'].to(device))
+            outputs = dict(latent_mean=mean, latent_std=std)
+            if 'time_ids' in batch:
+                outputs['time_ids'] = batch['time_ids']
+            if not suffix:  # prompt and reference do not flip
+                outputs.update(model.prompt_encoder(batch['text']))
+                outputs['image_features'] = model.encode_image(
+                    batch['clip_pixel_values'].to(device))
+            for entry, row in zip(entries, range(len(chunk)), strict=True):
+                entry.update({f'{name}{suffix}': _stored(name, value[row], dtype)
+                              for name, value in outputs.items()})
+        for (key, _), entry in zip(chunk, entries, strict=True):
+            cache.write_entry(key, entry)
+    seconds = time.perf_counter() - start
+    cache.write_manifest(settings, fingerprint, dict(model.sources))
+    return dict(folder=folder, records=len(dataset), written=len(todo),
+                seconds=seconds, device=device)
