@@ -1,0 +1,19 @@
+# The 5-image dataset that ships in data/mini_dataset, at 512 px.
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='CLIPImageProcess', size=224),
+    dict(type='ResizeShortEdge', size=512),
+    dict(type='CenterCrop', size=512),
+    dict(type='ToVAEInput'),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='IPAdapterDataset',
+        ann_file='data/mini_dataset/data.json',
+        pipeline=train_pipeline))

@@ -1,0 +1,22 @@
+# The mini dataset at SDXL's 1024 px, with the per-sample size/crop time ids.
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='CLIPImageProcess', size=224),
+    dict(type='ResizeShortEdge', size=1024),
+    dict(type='CenterCrop', size=1024),
+    dict(type='ComputeTimeIds'),
+    dict(type='ToVAEInput'),
+    dict(
+        type='PackInputs',
+        input_keys=('pixel_values', 'clip_pixel_values', 'text', 'time_ids')),
+]
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='IPAdapterDataset',
+        ann_file='data/mini_dataset/data.json',
+        pipeline=train_pipeline))

@@ -1,0 +1,34 @@
+# Runtime shared by every config: logging, adapter-only checkpoints, seeding.
+default_scope = 'diffengine_ipa'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=5),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # Every 5 iterations, keep the last 3; written atomically.
+    checkpoint=dict(
+        type='CheckpointHook',
+        interval=5,
+        by_epoch=False,
+        max_keep_ckpts=3,
+        save_last=True,
+        backend_args=dict(backend='atomic_local')),
+    sampler_seed=dict(type='DistSamplerSeedHook'))
+custom_hooks = [
+    dict(type='AdapterCheckpointHook'),
+    # Sample images of the first validation cases, every 5 epochs.
+    dict(type='IPAdapterVisualizationHook', interval=5),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'))
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+log_processor = dict(by_epoch=True, window_size=5)
+log_level = 'INFO'
+randomness = dict(seed=0)
+load_from = None
+resume = False

@@ -1,0 +1,10 @@
+# IP-Adapter Plus on the tiny sdxl family: head dim 64 and depth 4 as in the
+# published files (the width is one head), 16 queries.
+_base_ = ['./tiny_sdxl_mini_dataset.py']
+
+model = dict(
+    image_projection=dict(
+        _delete_=True,
+        type='IPAdapterPlusImageProjection',
+        hidden_dims=64,
+        num_tokens=16))
