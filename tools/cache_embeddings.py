@@ -1,0 +1,52 @@
+"""Precompute the frozen encoders' outputs for a config's training set.
+
+    python tools/cache_embeddings.py CONFIG [--out DIR] [--batch-size 8]
+        [--dtype fp32|bf16] [--cfg-options KEY=VALUE ...]
+
+Writes to ``--out``, else to the config's
+``train_dataloader.dataset.embedding_cache``, else to
+``work_dirs/embedding_cache/<config>``. Train from it by setting
+``train_dataloader.dataset.embedding_cache`` to that folder (the ``*_fast``
+configs do). Entries that exist are kept, so re-running after adding images
+only encodes the new ones.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+from diffengine_ipa.apis import build_embedding_cache
+from diffengine_ipa.errors import UserError, run_tool
+from diffengine_ipa.models.model_sources import disable_progress_bars
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--out', help='cache folder')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'],
+                        help='storage precision (bf16 halves the disk space)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+    if not osp.isfile(args.config):
+        raise UserError(f'{args.config}: no such config file')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    name = osp.splitext(osp.basename(args.config))[0]
+    folder = (args.out or cfg.train_dataloader.dataset.get('embedding_cache')
+              or osp.join('work_dirs', 'embedding_cache', name))
+    disable_progress_bars()
+    summary = build_embedding_cache(cfg, folder, args.batch_size, args.dtype)
+    size = sum(osp.getsize(osp.join(root, f))
+               for root, _, files in os.walk(folder) for f in files)
+    per_image = summary['seconds'] / max(summary['written'], 1)
+    print(f'{folder}: {summary["records"]} records, {summary["written"]} '
+          f'encoded now ({per_image:.3f} s/image on {summary["device"]}), '
+          f'{size / 2**20:.1f} MiB on disk')
+
+
+if __name__ == '__main__':
+    run_tool(main)

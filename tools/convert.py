@@ -1,0 +1,143 @@
+"""Convert a training checkpoint to the official IP-Adapter file, or describe one.
+
+    python tools/convert.py CKPT [--out PATH] [--format safetensors|bin]
+                            [--dtype fp16|bf16|fp32] [--config CONFIG]
+    python tools/convert.py --info FILE
+
+CKPT is a checkpoint of this kit (``iter_50.pth``) or a work dir (its last
+checkpoint); or what the official ``tutorial_train*.py`` scripts leave
+(``checkpoint-N/`` with ``pytorch_model.bin`` or ``model.safetensors``). The
+result loads unchanged with diffusers'
+``pipe.load_ip_adapter(folder, subfolder="", weight_name=FILE)``, in ComfyUI
+and in the official IP-Adapter code; it is read back and checked after it is
+written. ``--dtype`` casts the weights (default: keep theirs). ``--config``
+is needed only for an official-script checkpoint saved without its
+``adapter_modules.*`` keys: the layers are then numbered from that config's
+UNet. ``--info`` prints what any official-layout file is.
+"""
+import argparse
+import os.path as osp
+
+import torch
+
+from diffengine_ipa import __version__
+from diffengine_ipa.adapter_files import (
+    describe_official,
+    family_name,
+    find_checkpoint,
+    load_weights_file,
+    save_official,
+    to_official,
+    validate_official,
+)
+from diffengine_ipa.errors import CheckpointError, UserError, run_tool
+
+DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('checkpoint', nargs='?',
+                        help='training checkpoint, work dir or checkpoint-N')
+    parser.add_argument('--out', help='output file (default: '
+                        'ip_adapter.<format> beside the checkpoint)')
+    parser.add_argument('--format', choices=['safetensors', 'bin'],
+                        help='default: from --out, else safetensors')
+    parser.add_argument('--dtype', choices=sorted(DTYPES),
+                        help='cast the weights (default: keep their dtype)')
+    parser.add_argument('--config', help='config of the base model, to number '
+                        'the layers of an official-script checkpoint')
+    parser.add_argument('--info', metavar='FILE',
+                        help='describe an official-layout file and exit')
+    args = parser.parse_args()
+    if not (args.checkpoint or args.info):
+        parser.error('give a CKPT to convert, or --info FILE')
+    return args
+
+
+def processor_names(config: str | None) -> list[str] | None:
+    """The config's UNet ``attn_processors`` order (architecture only)."""
+    if config is None:
+        return None
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+    from mmengine.config import Config
+
+    from diffengine_ipa.models.model_sources import load_component
+    if not osp.isfile(config):
+        raise UserError(f'{config}: no such config file')
+    source = Config.fromfile(config).model.pretrained_model_name_or_path
+    with init_empty_weights():
+        unet = load_component(UNet2DConditionModel, source, 'unet',
+                              low_cpu_mem_usage=True)
+    return list(unet.attn_processors)
+
+
+def print_info(path: str) -> None:
+    contents, metadata = load_weights_file(path)
+    state = to_official(contents, path)
+    validate_official(state, path)
+    info = describe_official(state)
+    print(f'{path}\n'
+          f'  variant:         {info["variant"]} ('
+          f'{"Resampler" if info["variant"] == "plus" else "linear projection"})\n'
+          f'  family:          {family_name(info["cross_attention_dim"])} '
+          f'(cross-attention {info["cross_attention_dim"]}-d)\n'
+          f'  layers:          {info["layers"]} cross-attention layers\n'
+          f'  image tokens:    {info["tokens"]}\n'
+          f'  image features:  {info["image_embed_dim"]}-d '
+          f'{"hidden states" if info["variant"] == "plus" else "image embeddings"}\n'
+          f'  parameters:      {info["parameters"]:,}\n'
+          f'  dtype:           {info["dtype"]}')
+    for key, value in sorted(metadata.items()):
+        if key != 'format':
+            print(f'  metadata {key}: {value}')
+
+
+def main() -> None:
+    args = parse_args()
+    if args.info:
+        print_info(args.info)
+        return
+    source = find_checkpoint(args.checkpoint)
+    fmt = args.format or ('bin' if args.out and args.out.endswith('.bin')
+                          else 'safetensors')
+    out = args.out or osp.join(osp.dirname(source), f'ip_adapter.{fmt}')
+    if not out.endswith(f'.{fmt}'):
+        raise CheckpointError(f'--out {out}: a {fmt} file must end in .{fmt}')
+
+    contents, _ = load_weights_file(source)
+    state = to_official(contents, source, processor_names(args.config))
+    validate_official(state, source)
+    if args.dtype:
+        state = {k: v.to(DTYPES[args.dtype]) for k, v in state.items()}
+    meta = contents.get('meta', {}) if isinstance(contents, dict) else {}
+    info = {k: v for k, v in meta.get('ip_adapter', {}).items()
+            if k != 'key_map' and v is not None}
+    summary = describe_official(state)
+    metadata = dict(info, variant=summary['variant'],
+                    num_tokens=summary['tokens'],
+                    family=family_name(summary['cross_attention_dim']),
+                    cross_attention_dim=summary['cross_attention_dim'],
+                    image_embed_dim=summary['image_embed_dim'],
+                    kit=f'diffengine_ipa {__version__}')
+    if meta.get('experiment_name'):
+        metadata['config'] = meta['experiment_name']
+    save_official(state, out, metadata)
+
+    written, _ = load_weights_file(out)  # read back: what a loader will see
+    check = to_official(written, out)
+    validate_official(check, out)
+    if set(check) != set(state) or any(
+            not check[k].equal(state[k]) for k in state):
+        raise CheckpointError(f'{out}: read back differs from what was written')
+    print(f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB): '
+          f'{summary["variant"]} adapter for {metadata["family"]}, '
+          f'{summary["layers"]} cross-attention layers, '
+          f'{summary["tokens"]} image tokens, '
+          f'{summary["image_embed_dim"]}-d image features, '
+          f'{summary["parameters"]:,} parameters ({summary["dtype"]})')
+
+
+if __name__ == '__main__':
+    run_tool(main)

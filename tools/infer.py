@@ -1,0 +1,90 @@
+"""Generate images with a trained IP-Adapter.
+
+    python tools/infer.py CONFIG CKPT --image ref.jpg [--prompt TEXT]
+        [--negative-prompt TEXT] [--scale 1.0] [--steps 50]
+        [--guidance-scale 7.5] [--seed 0] [--num-images 1]
+        [--height H --width W] [--out PATH] [--cfg-options ...]
+
+CKPT is a training checkpoint, a work dir (its last checkpoint), a
+converted or published ``.safetensors``/``.bin``, or a checkpoint-N folder of
+the official tutorial_train*.py scripts. CONFIG names the base model and image
+encoder. The image comes from a plain diffusers pipeline with the adapter
+loaded by ``load_ip_adapter``; the safety checker is not loaded.
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+
+from diffengine_ipa.apis import build_pipeline, generate
+from diffengine_ipa.errors import UserError, run_tool
+from diffengine_ipa.image_io import read_rgb_image
+from diffengine_ipa.models.model_sources import disable_progress_bars
+
+DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='training config (names the models)')
+    parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
+    parser.add_argument('--image', required=True, help='reference image')
+    parser.add_argument('--prompt', default='best quality, high quality')
+    parser.add_argument(
+        '--negative-prompt',
+        default='monochrome, lowres, bad anatomy, worst quality, low quality')
+    parser.add_argument('--scale', type=float, default=1.0,
+                        help='image-prompt strength (0 = text only)')
+    parser.add_argument('--steps', type=int, default=50)
+    parser.add_argument('--guidance-scale', type=float, default=7.5)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-images', type=int, default=1)
+    parser.add_argument('--height', type=int)
+    parser.add_argument('--width', type=int)
+    parser.add_argument('--out', help='output PNG (default: outputs/infer/'
+                        '<reference>_seed<seed>.png)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
+                        else 'cpu')
+    parser.add_argument('--dtype', choices=sorted(DTYPES),
+                        help='default: fp16 on CUDA, fp32 on CPU')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    return parser.parse_args()
+
+
+def output_paths(args: argparse.Namespace) -> list[str]:
+    out = args.out or osp.join(
+        'outputs', 'infer',
+        f'{osp.splitext(osp.basename(args.image))[0]}_seed{args.seed}.png')
+    if args.num_images == 1:
+        return [out]
+    stem, ext = osp.splitext(out)
+    return [f'{stem}_{i}{ext or ".png"}' for i in range(args.num_images)]
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.config):
+        raise UserError(f'{args.config}: no such config file')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    dtype = DTYPES[args.dtype or ('fp16' if args.device.startswith('cuda')
+                                  else 'fp32')]
+    reference = read_rgb_image(args.image)
+    disable_progress_bars()
+    pipe = build_pipeline(cfg.model, args.checkpoint, args.device, dtype)
+    images = generate(
+        pipe, reference, args.prompt, args.negative_prompt, args.scale,
+        args.steps, args.guidance_scale, args.seed, args.num_images,
+        args.height, args.width)
+    for image, path in zip(images, output_paths(args), strict=True):
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        image.save(path)
+        print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+    run_tool(main)

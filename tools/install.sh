@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the pinned stack and diffengine_ipa into a virtual environment.
+#
+#   bash tools/install.sh            # into .venv
+#   VENV=/path/to/env bash tools/install.sh
+#
+# torch goes first and stays pinned: an unpinned torch pulls a multi-GB CUDA
+# build. openmim goes in without its dependency chain, which would downgrade
+# setuptools, requests, urllib3, rich... (see requirements/mim.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PIP="pip install --quiet --disable-pip-version-check"
+
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+$PIP --upgrade pip 'setuptools>=77.0.3,<81' wheel
+$PIP torch==2.13.0
+$PIP -c requirements/constraints.txt -r requirements/runtime.txt \
+    -r requirements/tests.txt
+$PIP --no-deps openmim==0.3.9
+$PIP -c requirements/constraints.txt -r requirements/mim.txt
+# Not editable: mim finds the train script and configs only in a real install.
+$PIP --no-deps --no-build-isolation --force-reinstall .
+echo "installed diffengine_ipa into $VENV"

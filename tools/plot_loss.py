@@ -1,0 +1,78 @@
+"""Plot the loss (and learning rate) curve of a training run.
+
+    python tools/plot_loss.py WORK_DIR [--out PNG] [--smooth 10]
+
+Reads every ``<WORK_DIR>/<timestamp>/vis_data/scalars.json`` (a resumed run
+writes a new one; later runs win for the same step) and writes
+``<WORK_DIR>/loss_curve.png``.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+
+from diffengine_ipa.errors import UserError, run_tool
+
+
+def read_scalars(work_dir: str) -> dict[int, dict]:
+    """``{step: record}`` of training records, merged over all runs."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not files:
+        raise UserError(f'{work_dir}: no */vis_data/scalars.json; is it a '
+                        'work dir of tools/train.py?')
+    records: dict[int, dict] = {}
+    for path in files:
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if 'loss' in record:
+                    records[int(record['step'])] = record
+    if not records:
+        raise UserError(f'{work_dir}: the logs hold no training loss yet')
+    return dict(sorted(records.items()))
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('work_dir')
+    parser.add_argument('--out', help='PNG path (default: WORK_DIR/loss_curve.png)')
+    parser.add_argument('--smooth', type=int, default=10,
+                        help='moving-average window, in logged steps')
+    args = parser.parse_args()
+    records = read_scalars(args.work_dir)
+
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    steps = list(records)
+    loss = [records[s]['loss'] for s in steps]
+    fig, (ax_loss, ax_lr) = plt.subplots(
+        2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 1))
+    ax_loss.plot(steps, loss, alpha=0.35, label='loss')
+    ax_loss.plot(steps, moving_average(loss, args.smooth),
+                 label=f'moving average ({args.smooth})')
+    ax_loss.set_ylabel('noise-prediction MSE')
+    ax_loss.legend()
+    ax_loss.set_title(osp.basename(osp.normpath(args.work_dir)))
+    if all('lr' in records[s] for s in steps):
+        ax_lr.plot(steps, [records[s]['lr'] for s in steps])
+    ax_lr.set_ylabel('learning rate')
+    ax_lr.set_xlabel('iteration')
+    fig.tight_layout()
+    out = args.out or osp.join(args.work_dir, 'loss_curve.png')
+    fig.savefig(out, dpi=100)
+    print(f'wrote {out} ({len(steps)} logged steps)')
+
+
+if __name__ == '__main__':
+    run_tool(main)

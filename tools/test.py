@@ -1,0 +1,88 @@
+"""Evaluate an IP-Adapter: generate for the evaluation cases, score with CLIP.
+
+    python tools/test.py CONFIG CKPT [--quick] [--work-dir DIR] [--out-dir DIR]
+                         [--cfg-options KEY=VALUE ...] [--launcher ...]
+
+``mim test diffengine_ipa CONFIG --checkpoint CKPT`` runs this same script.
+CKPT is a training checkpoint, a work dir (its last checkpoint), a
+converted or published ``.safetensors``/``.bin``, or a checkpoint-N folder of
+the official tutorial_train*.py scripts. ``--quick``: the 3 quick cases at scale
+1.0 with one seed; otherwise every case at each configured scale and seed.
+Writes ``eval_report.json``, the images and one grid per seed, and prints a
+table.
+"""
+import argparse
+import os
+import os.path as osp
+import time
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from diffengine_ipa.adapter_files import compare_adapter, describe_official
+from diffengine_ipa.apis import load_adapter
+from diffengine_ipa.errors import UserError, run_tool
+from diffengine_ipa.models.model_sources import disable_progress_bars
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
+    parser.add_argument('--quick', action='store_true',
+                        help='the 3 quick cases, scale 1.0, one seed')
+    parser.add_argument('--work-dir', help='where logs go')
+    parser.add_argument('--out-dir', help='where the report and images go '
+                        '(default: <work-dir>/eval_<mode>_<time>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    if not osp.isfile(args.config):
+        raise UserError(f'{args.config}: no such config file')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if cfg.get('test_dataloader') is None:
+        raise UserError(f'{args.config}: has no test_dataloader / '
+                        'test_evaluator; add configs/_base_/datasets/eval_set.py '
+                        'to its _base_')
+    name = osp.splitext(osp.basename(args.config))[0]
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', name)
+    mode = 'quick' if args.quick else 'full'
+    if args.quick:
+        dataset = cfg.test_dataloader.dataset
+        dataset.update(quick=True, scales=[1.0], seeds=list(dataset.seeds)[:1])
+    out_dir = args.out_dir or osp.join(
+        cfg.work_dir, f'eval_{mode}_{time.strftime("%Y%m%d_%H%M%S")}')
+    cfg.test_evaluator.update(out_dir=out_dir, report_meta=dict(
+        config=args.config, checkpoint=args.checkpoint, mode=mode))
+    cfg.load_from = None  # the adapter is loaded below, in any format
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = build_config(args)
+    disable_progress_bars()
+    runner = Runner.from_cfg(cfg)
+    model = runner.model.module if hasattr(runner.model,
+                                           'module') else runner.model
+    adapter = load_adapter(args.checkpoint, list(model.unet.attn_processors))
+    compare_adapter(describe_official(adapter), model.expected_adapter(),
+                    args.checkpoint)
+    model.load_official_state_dict(adapter, args.checkpoint)
+    runner.test()
+
+
+if __name__ == '__main__':
+    run_tool(main)
