@@ -1,0 +1,33 @@
+"""tools/benchmark.py on the tiny family: runs in seconds, well-formed JSON."""
+import json
+
+import pytest
+
+from ..tools.helpers import run_tool
+
+FIELDS = {'device', 'family', 'batch', 'resolution', 'dtype',
+          'reference_imgs_per_s', 'ours_imgs_per_s', 'speedup',
+          'reference_peak_mem_gb', 'ours_peak_mem_gb', 'model_tflops_per_step',
+          'achieved_tflops'}
+
+
+def test_benchmark_tiny_emits_json(tmp_path):
+    out = tmp_path / 'bench.json'
+    result = run_tool('benchmark.py', '--family', 'tiny', '--steps', '2',
+                      '--infer-steps', '2', '--out', out)
+    assert '| tiny |' in result.stdout
+    (row, ) = json.loads(out.read_text())
+    assert FIELDS <= set(row)
+    assert row['family'] == 'tiny' and row['batch'] == 1
+    assert row['resolution'] == 64 and row['dtype'] == 'fp32'
+    assert row['reference_imgs_per_s'] > 0 and row['ours_imgs_per_s'] > 0
+    assert row['speedup'] == pytest.approx(
+        row['ours_imgs_per_s'] / row['reference_imgs_per_s'])
+    # Our path skips the encoders: fewer FLOPs per step than the reference.
+    assert 0 < row['model_tflops_per_step'] < row['reference_tflops_per_step']
+    assert row['inference_latency_s'] > 0
+    run_tool('benchmark.py', '--family', 'tiny', '--steps', '1',
+             '--infer-steps', '0', '--dtype', 'bf16', '--out', out)
+    rows = json.loads(out.read_text())
+    assert [r['dtype'] for r in rows] == ['fp32', 'bf16']
+    assert rows[1]['inference_latency_s'] is None

@@ -1,0 +1,130 @@
+"""Shared fixtures: everything offline, tiny, seeded.
+
+The tiny family is written once per session to a temporary folder and loaded
+through the real ``from_pretrained`` code, as the tiny demo does.
+"""
+import os
+
+os.environ['HF_HUB_OFFLINE'] = '1'  # before any Hugging Face import
+os.environ['TRANSFORMERS_OFFLINE'] = '1'
+os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+
+import os.path as osp  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FAMILIES = ('sd15', 'sdxl')
+# The tiny configs by variant: each family, base and Plus.
+TINY_CONFIGS = {
+    name: osp.join(REPO, f'configs/ip_adapter/tiny_{name.split("_")[0]}'
+                   f'_mini_dataset{"_plus" if "plus" in name else ""}.py')
+    for name in ('sd15', 'sdxl', 'sd15_plus', 'sdxl_plus')
+}
+TINY_CONFIG = TINY_CONFIGS['sd15']
+
+
+def family_of(variant: str) -> str:
+    """'sd15' or 'sdxl' for a variant name or config path."""
+    return 'sdxl' if 'sdxl' in variant else 'sd15'
+
+
+@pytest.fixture(scope='session')
+def tiny_families(tmp_path_factory) -> dict:
+    """``{'sd15' | 'sdxl': {'base': folder, 'image_encoder': folder}}``: the
+    tiny families, written once and loaded through ``from_pretrained``."""
+    from diffengine_ipa.models.model_families import write_clip_judge, write_family
+    from diffengine_ipa.models.model_sources import disable_progress_bars
+    disable_progress_bars()
+    out = str(tmp_path_factory.mktemp('tiny_models'))
+    judge = write_clip_judge('tiny_clip', out)
+    families = {}
+    for name in FAMILIES:
+        base, encoder = write_family(f'tiny_{name}', 'tiny_clip_vision', out)
+        families[name] = dict(base=base, image_encoder=encoder, judge=judge)
+    return families
+
+
+@pytest.fixture(scope='session')
+def tiny_family(tiny_families) -> dict:
+    """The tiny SD1.5 family."""
+    return tiny_families['sd15']
+
+
+def tiny_overrides(tiny_family: dict) -> dict:
+    """``--cfg-options`` that point a config at a tiny family, its CLIP
+    judge and the repo's data (from any working directory)."""
+    data = osp.join(REPO, 'data')
+    return {
+        'model.pretrained_model_name_or_path': tiny_family['base'],
+        'model.image_encoder_path': tiny_family['image_encoder'],
+        'model.image_encoder_subfolder': None,
+        'val_evaluator.clip_model': tiny_family['judge'],
+        'test_evaluator.clip_model': tiny_family['judge'],
+        'val_dataloader.dataset.data_root': data,
+        'test_dataloader.dataset.data_root': data,
+    }
+
+
+def load_tiny_config(tiny_family: dict, work_dir: str,
+                     config: str = TINY_CONFIG, **options) -> Config:
+    """A tiny config with the session's tiny family and the repo's data."""
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(tiny_overrides(tiny_family))
+    cfg.train_dataloader.dataset.ann_file = osp.join(
+        REPO, 'data/mini_dataset/data.json')
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'
+    cfg.merge_from_dict(options)
+    return cfg
+
+
+@pytest.fixture
+def tiny_config(tiny_family, tmp_path) -> Config:
+    return load_tiny_config(tiny_family, tmp_path / 'work_dir')
+
+
+@pytest.fixture(scope='session')
+def train_tiny(tiny_families, tmp_path_factory):
+    """``train_tiny(variant)``: a work dir after 2 epochs (10 iterations) of
+    that variant's tiny config, trained once per session."""
+    from mmengine.runner import Runner
+    work_dirs = {}
+
+    def train(variant: str) -> str:
+        if variant not in work_dirs:
+            work_dir = tmp_path_factory.mktemp(f'trained_{variant}')
+            cfg = load_tiny_config(tiny_families[family_of(variant)], work_dir,
+                                   TINY_CONFIGS[variant],
+                                   **{'train_cfg.max_epochs': 2})
+            Runner.from_cfg(cfg).train()
+            work_dirs[variant] = str(work_dir)
+        return work_dirs[variant]
+
+    return train
+
+
+@pytest.fixture(scope='session')
+def trained_work_dir(train_tiny) -> str:
+    """The tiny SD1.5 work dir after 10 iterations."""
+    return train_tiny('sd15')
+
+
+def build_tiny_model(tiny_families: dict, variant: str):
+    """The model of a variant's tiny config, on the session's tiny family."""
+    from mmengine.registry import init_default_scope
+
+    from diffengine_ipa.registry import MODELS
+    cfg = Config.fromfile(TINY_CONFIGS[variant])
+    cfg.merge_from_dict(tiny_overrides(tiny_families[family_of(variant)]))
+    init_default_scope('diffengine_ipa')
+    return MODELS.build(cfg.model)
+
+
+@pytest.fixture
+def tiny_model(tiny_family):
+    """A freshly loaded tiny SD1.5 IPAdapter."""
+    from diffengine_ipa.models import IPAdapter
+    return IPAdapter(tiny_family['base'], tiny_family['image_encoder'])

@@ -1,0 +1,161 @@
+"""The embedding cache: same tensors as the encoders give, and stale caches
+refused."""
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from diffengine_ipa.apis import build_embedding_cache
+from diffengine_ipa.datasets import IPAdapterDataset
+from diffengine_ipa.errors import DatasetError, UserError
+from diffengine_ipa.models import IPAdapter
+from diffengine_ipa.models.model_families import write_family
+
+from ..conftest import REPO, load_tiny_config
+
+MINI = f'{REPO}/data/mini_dataset'
+
+
+@pytest.fixture(scope='module')
+def cached(tiny_family, tmp_path_factory):
+    """A copy of the mini dataset, its tiny config and a cache built for it."""
+    root = tmp_path_factory.mktemp('cached')
+    shutil.copytree(MINI, root / 'data')
+    cfg = load_tiny_config(tiny_family, root / 'work_dir', **{
+        'train_dataloader.dataset.ann_file': str(root / 'data/data.json')})
+    summary = build_embedding_cache(cfg, str(root / 'cache'), batch_size=2)
+    assert summary['written'] == 5
+    return dict(root=root, cfg=cfg, folder=str(root / 'cache'))
+
+
+def cached_dataset(cached, **changes):
+    cfg = cached['cfg'].train_dataloader.dataset
+    kwargs = dict(ann_file=cfg.ann_file, pipeline=cfg.pipeline,
+                  embedding_cache=cached['folder'])
+    kwargs.update(changes)
+    return IPAdapterDataset(**kwargs)
+
+
+def test_rebuild_is_incremental(cached):
+    assert build_embedding_cache(cached['cfg'], cached['folder'])['written'] == 0
+
+
+def test_cached_and_uncached_batches_give_the_same_loss(tiny_family, cached):
+    from mmengine.dataset import default_collate
+    model = IPAdapter(tiny_family['base'], tiny_family['image_encoder'],
+                      text_drop_rate=0.3, image_drop_rate=0.3,
+                      both_drop_rate=0.3)
+    cfg = cached['cfg'].train_dataloader.dataset
+    plain = IPAdapterDataset(ann_file=cfg.ann_file, pipeline=cfg.pipeline)
+    fast = cached_dataset(cached)
+    indices = [0, 3, 4]
+    for seed in range(4):
+        losses = []
+        for dataset in (plain, fast):
+            batch = model.data_preprocessor(
+                default_collate([dataset[i] for i in indices]), True)
+            torch.manual_seed(seed)
+            losses.append(model(**batch)['loss'].item())
+        assert losses[0] == pytest.approx(losses[1], abs=1e-5)
+
+
+def test_cached_run_matches_uncached_run_step_for_step(tiny_family, cached):
+    options = {'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 100,
+               'default_hooks.logger.interval': 1, 'model.both_drop_rate': 0.3,
+               'default_hooks.checkpoint.interval': 100,
+               'train_dataloader.dataset.ann_file':
+               str(cached['root'] / 'data/data.json')}
+    curves = []
+    for name, extra in (('plain', {}), ('fast', {
+            'train_dataloader.dataset.embedding_cache': cached['folder']})):
+        work_dir = cached['root'] / name
+        cfg = load_tiny_config(tiny_family, work_dir, **options, **extra)
+        cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+        Runner.from_cfg(cfg).train()
+        (scalars, ) = work_dir.glob('*/vis_data/scalars.json')
+        curves.append([json.loads(line)['loss'] for line in
+                       scalars.read_text().splitlines() if '"loss"' in line])
+    assert len(curves[0]) == len(curves[1]) == 10
+    assert all(math.isclose(a, b, abs_tol=1e-5) for a, b in zip(*curves, strict=True))
+
+
+def test_changed_image_is_detected(cached, tmp_path):
+    ann = tmp_path / 'data.json'
+    shutil.copytree(cached['root'] / 'data/images', tmp_path / 'images')
+    ann.write_text((cached['root'] / 'data/data.json').read_text())
+    cached_dataset(cached, ann_file=str(ann))  # an identical copy is fine
+    with open(tmp_path / 'images/coffee.jpg', 'ab') as f:
+        f.write(b'\0')  # one byte more
+    with pytest.raises(DatasetError, match=r'lacks 1 of 5 records .*coffee.jpg'):
+        cached_dataset(cached, ann_file=str(ann))
+
+
+def test_changed_transform_is_detected(cached):
+    pipeline = [dict(t) for t in cached['cfg'].train_dataloader.dataset.pipeline]
+    for transform in pipeline:
+        if transform['type'] in ('ResizeShortEdge', 'CenterCrop'):
+            transform['size'] = 48
+    with pytest.raises(DatasetError, match='another data pipeline'):
+        cached_dataset(cached, pipeline=pipeline)
+
+
+def test_random_crop_cannot_be_cached(cached):
+    pipeline = [dict(t, type='RandomCrop') if t['type'] == 'CenterCrop'
+                else dict(t) for t in cached['cfg'].train_dataloader.dataset.pipeline]
+    with pytest.raises(DatasetError, match='RandomCrop'):
+        cached_dataset(cached, pipeline=pipeline)
+
+
+def test_missing_cache_says_how_to_build_it(cached, tmp_path):
+    with pytest.raises(DatasetError, match='cache_embeddings.py'):
+        cached_dataset(cached, embedding_cache=str(tmp_path / 'none'))
+
+
+def test_changed_model_is_detected(cached, tmp_path):
+    from mmengine.dataset import default_collate
+    other, encoder = write_family('tiny_sd15', 'tiny_clip_vision',
+                                  str(tmp_path), seed=1)
+    model = IPAdapter(other, encoder)
+    batch = model.data_preprocessor(default_collate([cached_dataset(cached)[0]]),
+                                    True)
+    with pytest.raises(UserError, match='made with other frozen models'):
+        model(**batch)
+
+
+def test_flip_is_cached_both_ways(tiny_family, cached, tmp_path):
+    cfg = cached['cfg'].copy()
+    pipeline = [dict(t) for t in cfg.train_dataloader.dataset.pipeline]
+    crop = next(i for i, t in enumerate(pipeline) if t['type'] == 'CenterCrop')
+    pipeline.insert(crop + 1, dict(type='RandomHorizontalFlip', prob=0.5))
+    cfg.train_dataloader.dataset.pipeline = pipeline
+    build_embedding_cache(cfg, str(tmp_path / 'cache'))
+    dataset = cached_dataset(cached, pipeline=pipeline,
+                             embedding_cache=str(tmp_path / 'cache'))
+    from safetensors.torch import load_file
+    entry = load_file(dataset.get_data_info(0)['cache_file'])
+    assert {'latent_mean_flipped', 'latent_std_flipped'} <= set(entry)
+    assert not torch.equal(entry['latent_mean'], entry['latent_mean_flipped'])
+    means = {tuple(dataset[0]['inputs']['latent_mean'].flatten()[:4].tolist())
+             for _ in range(20)}
+    assert len(means) == 2  # both orientations are drawn
+
+
+def test_plus_caches_patch_features(tiny_families, tmp_path):
+    """Plus reads the penultimate hidden states: the cache stores those
+    (1 + 7 × 7 tokens for the tiny encoder), in bf16 if asked."""
+    from mmengine.config import Config
+    from safetensors.torch import load_file
+
+    from ..conftest import TINY_CONFIGS, tiny_overrides
+    cfg = Config.fromfile(TINY_CONFIGS['sd15_plus'])
+    cfg.merge_from_dict(tiny_overrides(tiny_families['sd15']))
+    cfg.train_dataloader.dataset.ann_file = f'{MINI}/data.json'
+    build_embedding_cache(cfg, str(tmp_path), dtype='bf16')
+    dataset = cached_dataset(dict(cfg=cfg, folder=str(tmp_path)))
+    entry = load_file(dataset.get_data_info(0)['cache_file'])
+    assert entry['image_features'].shape == (50, 32)
+    assert entry['image_features'].dtype == torch.bfloat16
+    assert entry['text_states'].dtype == torch.bfloat16

@@ -1,0 +1,119 @@
+"""Training through a real MMEngine Runner: checkpoints and resume."""
+import copy
+import glob
+import math
+import os
+import os.path as osp
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from diffengine_ipa.engine.plain_checkpoint import to_plain
+
+from ..conftest import load_tiny_config
+
+
+def read_losses(work_dir: str) -> list[float]:
+    import json
+    (scalars, ) = glob.glob(osp.join(work_dir, '*/vis_data/scalars.json'))
+    with open(scalars) as f:
+        return [json.loads(line)['loss'] for line in f if '"loss"' in line]
+
+
+def test_runner_trains_tiny_config(trained_work_dir):
+    losses = read_losses(trained_work_dir)
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    names = sorted(osp.basename(p) for p in glob.glob(
+        osp.join(trained_work_dir, 'iter_*.pth')))
+    assert names == ['iter_10.pth', 'iter_5.pth']
+    assert not glob.glob(osp.join(trained_work_dir, '.*tmp*'))  # atomic
+
+
+def test_runner_trains_tiny_sdxl(train_tiny):
+    losses = read_losses(train_tiny('sdxl'))
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    checkpoint = torch.load(osp.join(train_tiny('sdxl'), 'iter_10.pth'),
+                            weights_only=True)
+    info = checkpoint['meta']['ip_adapter']
+    assert info['pipeline_class'] == 'StableDiffusionXLPipeline'
+    assert info['cross_attention_dim'] == 64 and len(info['key_map']) == 20
+
+
+def test_checkpoint_is_adapter_only_plain_data(trained_work_dir):
+    checkpoint = torch.load(osp.join(trained_work_dir, 'iter_10.pth'),
+                            weights_only=True)  # no pickled objects inside
+    state = checkpoint['state_dict']
+    assert len(state) == 12 and all(
+        k.startswith('image_projection.') or '_ip.' in k for k in state)
+    info = checkpoint['meta']['ip_adapter']
+    assert set(info['key_map']) == set(state)
+    assert info['num_tokens'] == 4 and info['cross_attention_dim'] == 32
+    assert info['image_embed_dim'] == 16
+    assert checkpoint['meta']['iter'] == 10
+    assert len(checkpoint['optimizer']['state']) == 12
+
+
+def test_plain_conversion_keeps_history():
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+
+    from diffengine_ipa.engine.plain_checkpoint import restore_history_buffers
+    buffer = HistoryBuffer([1.0, 2.0], [1, 1])
+    hub = to_plain({'log_scalars': {'loss': buffer},
+                    'runtime_info': {'x': np.float64(1.5), 'y': np.int64(2)}})
+    assert hub['runtime_info'] == {'x': 1.5, 'y': 2}
+    assert type(hub['runtime_info']['x']) is float
+    restore_history_buffers(hub)
+    assert hub['log_scalars']['loss'].mean() == 1.5
+
+
+class RecordResume(Hook):
+    """Records where training starts and how many iterations it runs."""
+
+    def __init__(self):
+        self.start, self.iters, self.optimizer = None, 0, None
+
+    def before_train(self, runner):
+        self.start = (runner.epoch, runner.iter)
+        self.optimizer = copy.deepcopy(runner.optim_wrapper.state_dict())
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.iters += 1
+
+
+def test_resume_mid_epoch(tiny_family, tmp_path):
+    work_dir = tmp_path / 'run'
+    options = {'train_cfg.max_epochs': 2, 'default_hooks.checkpoint.interval': 7}
+    Runner.from_cfg(load_tiny_config(tiny_family, work_dir, **options)).train()
+    checkpoint = torch.load(work_dir / 'iter_7.pth', weights_only=True)
+
+    cfg = load_tiny_config(tiny_family, work_dir, **options)
+    cfg.resume, cfg.load_from = True, str(work_dir / 'iter_7.pth')
+    runner = Runner.from_cfg(cfg)
+    record = RecordResume()
+    runner.register_hook(record)
+    runner.train()
+    # 7 of 10 iterations done: epoch 2 (index 1) continues at its 3rd batch.
+    assert record.start == (1, 7)
+    assert record.iters == 3 and runner.iter == 10
+    saved, resumed = checkpoint['optimizer'], record.optimizer
+    assert saved['param_groups'][0]['lr'] == resumed['param_groups'][0]['lr']
+    for key, state in saved['state'].items():
+        for name in ('exp_avg', 'exp_avg_sq', 'step'):
+            assert torch.equal(state[name], resumed['state'][key][name])
+
+
+def test_killed_write_keeps_previous_file(tmp_path):
+    from diffengine_ipa.fileio import atomic_path
+    target = tmp_path / 'ckpt.pth'
+    target.write_bytes(b'old')
+    try:
+        with atomic_path(str(target)) as tmp:
+            with open(tmp, 'wb') as f:
+                f.write(b'half')
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert target.read_bytes() == b'old' and os.listdir(tmp_path) == ['ckpt.pth']

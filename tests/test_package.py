@@ -1,0 +1,42 @@
+"""The package imports cheaply and registers every class in our registries."""
+import subprocess
+import sys
+
+
+def test_import_is_light():
+    code = ('import sys, diffengine_ipa, diffengine_ipa.registry; '
+            'heavy = [m for m in ("torch", "diffusers", "transformers") '
+            'if m in sys.modules]; print(heavy)')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == '[]'
+
+
+def test_classes_register_in_our_scope():
+    from diffengine_ipa.registry import (
+        DATASETS,
+        FAMILIES,
+        HOOKS,
+        LOOPS,
+        MODELS,
+        TRANSFORMS,
+    )
+    expected = {
+        MODELS: ['IPAdapter', 'IPAdapterDataPreprocessor',
+                 'IPAdapterImageProjection', 'SD15PromptEncoder',
+                 'SDXLPromptEncoder'],
+        DATASETS: ['IPAdapterDataset'],
+        TRANSFORMS: ['LoadImage', 'CLIPImageProcess', 'ResizeShortEdge',
+                     'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip',
+                     'ToVAEInput', 'ComputeTimeIds', 'PackInputs'],
+        HOOKS: ['AdapterCheckpointHook'],
+        LOOPS: ['ResumableEpochBasedTrainLoop'],
+        FAMILIES: ['sd15', 'tiny_sd15', 'sdxl', 'tiny_sdxl',
+                   'clip-vit-large-patch14', 'clip-vit-huge-patch14',
+                   'clip-vit-bigg-patch14', 'tiny_clip_vision'],
+    }
+    for registry, names in expected.items():
+        for name in names:
+            registry.get(name)  # imports the registry's locations
+            assert name in registry.module_dict, name
+            assert registry.scope == 'diffengine_ipa'

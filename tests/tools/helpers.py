@@ -1,0 +1,31 @@
+"""Run a tool of the repo as a user would: a subprocess."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from ..conftest import REPO
+
+
+def run_tool(name: str, *args: str,
+             check: bool = True) -> subprocess.CompletedProcess:
+    """``python tools/<name> ARGS`` on this checkout's package."""
+    path = os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')])
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', name), *map(str, args)],
+        capture_output=True, text=True, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=path))
+    if check and result.returncode != 0:
+        raise AssertionError(f'{name} failed ({result.returncode}):\n'
+                             f'{result.stdout[-2000:]}\n{result.stderr[-3000:]}')
+    return result
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The tool failed with exit 2 and a single ``error:`` line, no traceback."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith('error: ')]
+    assert len(errors) == 1, result.stderr[-2000:]
+    return errors[0]

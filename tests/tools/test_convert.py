@@ -1,0 +1,70 @@
+"""tools/convert.py: our checkpoint → the official file diffusers loads."""
+import pickle
+
+import torch
+from safetensors import safe_open
+
+from .helpers import one_line_error, run_tool
+
+
+def official_keys() -> set:
+    keys = {f'image_proj.{p}.{w}' for p in ('proj', 'norm')
+            for w in ('weight', 'bias')}
+    return keys | {f'ip_adapter.{i}.{kind}.weight' for i in (1, 3, 5, 7)
+                   for kind in ('to_k_ip', 'to_v_ip')}
+
+
+def test_safetensors_layout(converted):
+    with safe_open(converted['safetensors'], framework='pt') as f:
+        keys, metadata = set(f.keys()), f.metadata()
+        shapes = {key: tuple(f.get_slice(key).get_shape()) for key in keys}
+    assert keys == official_keys()
+    assert shapes['image_proj.proj.weight'] == (4 * 32, 16)
+    assert shapes['image_proj.norm.weight'] == (32, )
+    assert metadata['num_tokens'] == '4' and metadata['variant'] == 'base'
+    assert metadata['kit'].startswith('diffengine_ipa')
+
+
+def test_bin_layout_and_values(converted):
+    nested = torch.load(converted['bin'], weights_only=True)
+    assert set(nested) == {'image_proj', 'ip_adapter'}
+    flat = {f'{part}.{k}': v for part in nested for k, v in nested[part].items()}
+    assert set(flat) == official_keys()
+    checkpoint = torch.load(converted['checkpoint'], weights_only=True)
+    key_map = checkpoint['meta']['ip_adapter']['key_map']
+    for ours, official in key_map.items():
+        assert torch.equal(flat[official], checkpoint['state_dict'][ours])
+
+
+def test_not_a_checkpoint(tmp_path, trained_work_dir):
+    text = tmp_path / 'notes.pth'
+    text.write_text('hello')
+    assert 'not a torch checkpoint' in one_line_error(
+        run_tool('convert.py', text, check=False))
+    plain = tmp_path / 'weights.pth'
+    torch.save({'layer.weight': torch.zeros(2)}, plain)
+    assert 'not an IP-Adapter checkpoint' in one_line_error(
+        run_tool('convert.py', plain, check=False))
+
+
+class WritesAFile:
+    """Unpickling this would create a file: convert must refuse it."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': WritesAFile(str(marker))}, evil)
+    error = one_line_error(run_tool('convert.py', evil, check=False))
+    assert 'refused to load' in error and 'io.open' in error
+    raw = tmp_path / 'raw.bin'  # a bare pickle, not torch's format
+    with open(raw, 'wb') as f:
+        pickle.dump({'state_dict': WritesAFile(str(marker))}, f)
+    one_line_error(run_tool('convert.py', raw, check=False))
+    assert not marker.exists()

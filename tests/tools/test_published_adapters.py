@@ -1,0 +1,248 @@
+"""Starting from published adapters and the official scripts' checkpoints.
+
+The official-layout and tutorial-layout files are made here by code of their
+own (key names written out, numbering from a diffusers UNet's
+attn_processors), not by the kit's export.
+"""
+import os.path as osp
+
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+from mmengine.runner import Runner
+from safetensors.torch import load_file, save_file
+
+from diffengine_ipa.errors import CheckpointError, ModelSourceError
+
+from ..conftest import (
+    TINY_CONFIGS,
+    build_tiny_model,
+    family_of,
+    load_tiny_config,
+    tiny_overrides,
+)
+from .helpers import one_line_error, run_tool
+
+VARIANTS = tuple(TINY_CONFIGS)
+
+
+def cross_attention(unet) -> list[tuple[int, int]]:
+    """``(official number, hidden width)`` per cross-attention layer: the
+    layer's position in ``unet.attn_processors`` (self-attention counts)."""
+    modules = dict(unet.named_modules())
+    return [(index, modules[name[:-len('.processor')]].to_k.out_features)
+            for index, name in enumerate(unet.attn_processors)
+            if name.endswith('attn2.processor')]
+
+
+def official_file(tiny_families, variant, path, dtype=torch.float32, seed=0):
+    """An official-layout adapter for the variant's tiny models."""
+    folders = tiny_families[family_of(variant)]
+    unet = UNet2DConditionModel.from_pretrained(folders['base'], subfolder='unet')
+    cross = unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=generator).to(dtype)
+
+    state = {}
+    if 'plus' in variant:  # the Resampler: width 64 (one head), depth 4
+        width, hidden = 64, 32  # tiny CLIP hidden states are 32-d
+        state.update({'image_proj.latents': rand(1, 16, width),
+                      'image_proj.proj_in.weight': rand(width, hidden),
+                      'image_proj.proj_in.bias': rand(width),
+                      'image_proj.proj_out.weight': rand(cross, width),
+                      'image_proj.proj_out.bias': rand(cross),
+                      'image_proj.norm_out.weight': rand(cross),
+                      'image_proj.norm_out.bias': rand(cross)})
+        for d in range(4):
+            layer = f'image_proj.layers.{d}.'
+            state.update({
+                layer + '0.norm1.weight': rand(width),
+                layer + '0.norm1.bias': rand(width),
+                layer + '0.norm2.weight': rand(width),
+                layer + '0.norm2.bias': rand(width),
+                layer + '0.to_q.weight': rand(width, width),
+                layer + '0.to_kv.weight': rand(2 * width, width),
+                layer + '0.to_out.weight': rand(width, width),
+                layer + '1.0.weight': rand(width),
+                layer + '1.0.bias': rand(width),
+                layer + '1.1.weight': rand(4 * width, width),
+                layer + '1.3.weight': rand(width, 4 * width)})
+    else:  # Linear(16 → 4 · cross) + LayerNorm
+        state.update({'image_proj.proj.weight': rand(4 * cross, 16),
+                      'image_proj.proj.bias': rand(4 * cross),
+                      'image_proj.norm.weight': rand(cross),
+                      'image_proj.norm.bias': rand(cross)})
+    for index, width in cross_attention(unet):
+        state[f'ip_adapter.{index}.to_k_ip.weight'] = rand(width, cross)
+        state[f'ip_adapter.{index}.to_v_ip.weight'] = rand(width, cross)
+    save_file(state, str(path))
+    return state
+
+
+@pytest.mark.parametrize('variant, dtype', [
+    ('sd15', torch.float16), ('sdxl', torch.float32),
+    ('sd15_plus', torch.float32), ('sdxl_plus', torch.float16)])
+def test_round_trip_is_bit_identical(tiny_families, tmp_path, variant, dtype):
+    """official file → pretrained_ip_adapter → training at lr 0 → convert."""
+    source = tmp_path / 'published.safetensors'
+    original = official_file(tiny_families, variant, source, dtype)
+    cfg = load_tiny_config(
+        tiny_families[family_of(variant)], tmp_path / 'run', TINY_CONFIGS[variant],
+        **{'model.pretrained_ip_adapter': str(source),
+           'optim_wrapper.optimizer.lr': 0.0, 'train_cfg.max_epochs': 1})
+    cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
+    Runner.from_cfg(cfg).train()
+    out = tmp_path / 'back.safetensors'
+    name = {torch.float16: 'fp16', torch.float32: 'fp32'}[dtype]
+    run_tool('convert.py', tmp_path / 'run/iter_5.pth', '--out', out,
+             '--dtype', name)
+    back = load_file(str(out))
+    assert set(back) == set(original)
+    for key, value in original.items():
+        assert back[key].dtype == value.dtype and back[key].shape == value.shape
+        assert torch.equal(back[key], value), key
+
+
+@pytest.mark.parametrize('variant', VARIANTS)
+def test_imported_unet_equals_diffusers(tiny_families, tmp_path, variant):
+    import diffusers
+    from transformers import CLIPVisionModelWithProjection
+    source = tmp_path / 'published.safetensors'
+    official_file(tiny_families, variant, source)
+    folders = tiny_families[family_of(variant)]
+    model = build_tiny_model(tiny_families, variant)
+    model.load_pretrained_ip_adapter(str(source))
+    pipeline = getattr(diffusers, 'StableDiffusionXLPipeline' if family_of(
+        variant) == 'sdxl' else 'StableDiffusionPipeline')
+    pipe = pipeline.from_pretrained(
+        folders['base'], image_encoder=CLIPVisionModelWithProjection
+        .from_pretrained(folders['image_encoder']))
+    pipe.load_ip_adapter(str(tmp_path), subfolder='', weight_name=source.name)
+    torch.manual_seed(0)
+    cross = model.unet.config.cross_attention_dim
+    latents, timesteps = torch.randn(2, 4, 32, 32), torch.tensor([3, 800])
+    text = torch.randn(2, 77, cross)
+    features = model.encode_image(torch.randn(2, 3, 224, 224))
+    added = (dict(text_embeds=torch.randn(2, 32),
+                  time_ids=torch.tensor([[64., 64, 0, 0, 64, 64]] * 2))
+             if family_of(variant) == 'sdxl' else {})
+    with torch.no_grad():
+        ours = model.unet(latents, timesteps, encoder_hidden_states=(
+            text, [model.image_projection(features)]),
+            added_cond_kwargs=added or None).sample
+        theirs = pipe.unet(latents, timesteps, encoder_hidden_states=text,
+                           added_cond_kwargs=dict(
+                               added, image_embeds=[features[:, None]])).sample
+    assert (ours - theirs).abs().max() <= 1e-5
+
+
+def tutorial_checkpoint(tiny_family, folder):
+    """What tutorial_train.py leaves: the whole UNet with its IP processors,
+    image_proj_model.*, and adapter_modules.<i>.* aliases."""
+    unet = UNet2DConditionModel.from_pretrained(tiny_family['base'],
+                                                subfolder='unet')
+    cross = unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(1)
+    state = {f'unet.{k}': v for k, v in unet.state_dict().items()}
+    state.update({
+        'image_proj_model.proj.weight': torch.randn(4 * cross, 16,
+                                                    generator=generator),
+        'image_proj_model.proj.bias': torch.randn(4 * cross, generator=generator),
+        'image_proj_model.norm.weight': torch.ones(cross),
+        'image_proj_model.norm.bias': torch.zeros(cross)})
+    expected = {k.replace('image_proj_model.', 'image_proj.'): v
+                for k, v in state.items() if k.startswith('image_proj_model.')}
+    names = list(unet.attn_processors)
+    for index, width in cross_attention(unet):
+        for kind in ('to_k_ip', 'to_v_ip'):
+            weight = torch.randn(width, cross, generator=generator)
+            state[f'unet.{names[index]}.{kind}.weight'] = weight
+            state[f'adapter_modules.{index}.{kind}.weight'] = weight
+            expected[f'ip_adapter.{index}.{kind}.weight'] = weight
+    folder.mkdir()
+    torch.save(state, folder / 'pytorch_model.bin')
+    return state, expected
+
+
+def test_official_script_checkpoints_convert(tiny_family, tmp_path):
+    state, expected = tutorial_checkpoint(tiny_family, tmp_path / 'checkpoint-5')
+    run_tool('convert.py', tmp_path / 'checkpoint-5', '--out',
+             tmp_path / 'from_bin.safetensors')
+    # Saved as safetensors, the adapter_modules.* aliases are gone.
+    (tmp_path / 'checkpoint-9').mkdir()
+    save_file({k: v.contiguous() for k, v in state.items()
+               if not k.startswith('adapter_modules.')},
+              str(tmp_path / 'checkpoint-9/model.safetensors'))
+    error = one_line_error(run_tool('convert.py', tmp_path / 'checkpoint-9',
+                                    check=False))
+    assert 'adapter_modules' in error and '--config' in error
+    config = tmp_path / 'tiny.py'
+    config.write_text(f"_base_ = ['{TINY_CONFIGS['sd15']}']\nmodel = dict("
+                      f"pretrained_model_name_or_path='{tiny_family['base']}')\n")
+    run_tool('convert.py', tmp_path / 'checkpoint-9', '--config', config,
+             '--out', tmp_path / 'from_safetensors.safetensors')
+    for name in ('from_bin', 'from_safetensors'):
+        converted = load_file(str(tmp_path / f'{name}.safetensors'))
+        assert set(converted) == set(expected)
+        assert all(torch.equal(converted[k], v) for k, v in expected.items())
+
+
+def test_info_describes_any_official_file(tiny_families, tmp_path):
+    path = tmp_path / 'published.safetensors'
+    official_file(tiny_families, 'sdxl_plus', path, torch.float16)
+    out = run_tool('convert.py', '--info', path).stdout
+    assert 'variant:         plus' in out and 'image tokens:    16' in out
+    assert 'layers:          8 cross-attention layers' in out
+    assert '32-d hidden states' in out and 'dtype:           float16' in out
+
+
+@pytest.mark.parametrize('file_variant, config_variant, message', [
+    ('sd15_plus', 'sd15', 'an IP-Adapter plus file, but the config builds a '
+     'base adapter: use a *_plus config'),
+    ('sd15', 'sd15_plus', 'an IP-Adapter base file, but the config builds a '
+     'plus adapter'),
+    ('sdxl', 'sd15', 'trained for a 64-d cross-attention (other) but the '
+     'configured base model has 32'),
+])
+def test_wrong_files_are_one_line(tiny_families, tmp_path, file_variant,
+                                  config_variant, message):
+    path = tmp_path / 'published.safetensors'
+    official_file(tiny_families, file_variant, path)
+    model = build_tiny_model(tiny_families, config_variant)
+    with pytest.raises(CheckpointError, match=message.replace('*', r'\*')
+                       .replace('(', r'\(').replace(')', r'\)')):
+        model.load_pretrained_ip_adapter(str(path))
+
+
+def test_wrong_file_stops_training_with_one_line(tiny_families, tmp_path):
+    path = tmp_path / 'published.safetensors'
+    official_file(tiny_families, 'sdxl', path)
+    options = [f'{k}={v}' for k, v in tiny_overrides(tiny_families['sd15']).items()]
+    error = one_line_error(run_tool(
+        'train.py', TINY_CONFIGS['sd15'], '--work-dir', tmp_path / 'run',
+        '--cfg-options', *options, f'model.pretrained_ip_adapter={path}',
+        check=False))
+    assert str(path) in error and 'configured base model has 32' in error
+
+
+def test_encoder_width_mismatch_at_inference(tiny_families, tmp_path):
+    path = tmp_path / 'published.safetensors'
+    state = official_file(tiny_families, 'sd15', path)
+    state['image_proj.proj.weight'] = torch.randn(4 * 32, 24)  # a 24-d encoder
+    save_file(state, str(path))
+    options = [f'{k}={v}' for k, v in tiny_overrides(tiny_families['sd15']).items()]
+    error = one_line_error(run_tool(
+        'infer.py', TINY_CONFIGS['sd15'], path, '--image',
+        osp.join(osp.dirname(TINY_CONFIGS['sd15']),
+                 '../../data/mini_dataset/images/cat.jpg'),
+        '--cfg-options', *options, check=False))
+    assert 'expects 24-d image embeddings' in error and 'gives 16' in error
+
+
+def test_hub_file_offline_says_what_to_do(tiny_families):
+    model = build_tiny_model(tiny_families, 'sd15')
+    with pytest.raises(ModelSourceError, match='HF_HUB_OFFLINE=1.*hf download'):
+        model.load_pretrained_ip_adapter(
+            'h94/IP-Adapter/models/ip-adapter_sd15.safetensors')

@@ -1,0 +1,57 @@
+"""Training from the command line: tools/train.py and, after a real
+``pip install``, ``mim train diffengine_ipa CONFIG``."""
+import glob
+import os
+import os.path as osp
+import subprocess
+import sys
+
+from ..conftest import REPO, TINY_CONFIG, tiny_overrides
+from .helpers import one_line_error, run_tool
+
+
+def test_train_without_base_model_is_one_line(tmp_path):
+    result = run_tool(
+        'train.py', TINY_CONFIG, '--work-dir', tmp_path, '--cfg-options',
+        f'model.pretrained_model_name_or_path={tmp_path}/missing', check=False)
+    error = one_line_error(result)
+    assert f'{tmp_path}/missing' in error and 'make_tiny_models.py' in error
+
+
+def test_mim_train_after_pip_install(tiny_family, tmp_path):
+    site = tmp_path / 'site'
+    subprocess.run(
+        [sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
+         '--no-build-isolation', '--target', str(site), REPO],
+        check=True, capture_output=True)
+    assert (site / 'diffengine_ipa/.mim/tools/train.py').is_file()
+    assert (site / 'diffengine_ipa/.mim/configs/ip_adapter/'
+            'tiny_sd15_mini_dataset.py').is_file()
+
+    work_dir = tmp_path / 'work_dir'
+    options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    result = subprocess.run(
+        [mim, 'train', 'diffengine_ipa',
+         'configs/ip_adapter/tiny_sd15_mini_dataset.py', '--work-dir',
+         str(work_dir), '--cfg-options', *options, 'train_cfg.max_epochs=1'],
+        cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(site)))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert str(site / 'diffengine_ipa/.mim/tools/train.py') in result.stdout
+    assert (work_dir / 'iter_5.pth').is_file()
+    (log, ) = glob.glob(str(work_dir / '*' / '*.log'))  # <timestamp>/<ts>.log
+    with open(log) as f:
+        assert 'loss:' in f.read()
+
+    # mim test runs tools/test.py: the quick evaluation of that checkpoint.
+    out_dir = tmp_path / 'eval'
+    result = subprocess.run(
+        [mim, 'test', 'diffengine_ipa',
+         'configs/ip_adapter/tiny_sd15_mini_dataset.py', '--checkpoint',
+         str(work_dir / 'iter_5.pth'), '--quick', '--work-dir', str(work_dir),
+         '--out-dir', str(out_dir), '--cfg-options', *options],
+        cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=str(site)))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (out_dir / 'eval_report.json').is_file()
