@@ -172,4 +172,5 @@ class EmbeddingCache:
         return dict(
             inputs=inputs,
             data_samples=dict(img_path=info['img_path'],
+                              sample_idx=info['sample_idx'],
                               cache_fingerprint=self.manifest['fingerprint']))

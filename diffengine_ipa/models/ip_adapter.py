@@ -18,22 +18,22 @@ from ..registry import MODELS
 from .fingerprint import fingerprint_modules
 from .generation import generate, live_pipeline
 from .model_sources import load_component, load_schedulers, resolve_file
+from .training_draws import draw_training_randomness
 from .unet_surgery import install_ip_adapter, ip_adapter_key_map
 
-__all__ = ['IPAdapter', 'expected_adapter', 'sample_condition_drops']
+__all__ = ['IPAdapter', 'condition_drops', 'expected_adapter']
 
 
-def sample_condition_drops(
-        batch_size: int, text_rate: float, image_rate: float, both_rate: float,
-        device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw which samples lose their text, image or both (for CFG).
+def condition_drops(u: torch.Tensor, text_rate: float, image_rate: float,
+                    both_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which samples lose their text, image or both (for CFG), from one
+    uniform draw ``u`` (B, ) per sample.
 
     The three cases are exclusive, as in the reference ``tutorial_train.py``.
 
     Returns:
         ``(drop_text, drop_image)``: boolean masks of shape (B, ).
     """
-    u = torch.rand(batch_size, device=device)
     image_only = u < image_rate
     text_only = (u >= image_rate) & (u < image_rate + text_rate)
     both = (u >= image_rate + text_rate) & (
@@ -60,6 +60,13 @@ def expected_adapter(projection: Any, unet: Any,
 def _per_sample(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """A (B, ) mask shaped to broadcast over ``like`` (B, ...)."""
     return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _sample_indices(data_samples: Any) -> list[int] | None:
+    """The batch's dataset indices (``sample_idx``), when the data has them."""
+    if isinstance(data_samples, dict) and 'sample_idx' in data_samples:
+        return [int(i) for i in data_samples['sample_idx']]
+    return None
 
 
 def _drop_missing_frozen_keys(model: 'IPAdapter', incompatible: Any) -> None:
@@ -106,6 +113,10 @@ class IPAdapter(BaseModel):
             (``--amp``). An fp32-only VAE (``force_upcast``) stays fp32.
         channels_last: Run the UNet in channels-last memory format.
         compile_unet: ``torch.compile`` the UNet (in place; names unchanged).
+        adapter_only_state_dict: ``state_dict()`` holds the adapter only
+            (checkpoints are adapter-only either way, see
+            ``AdapterCheckpointHook``). FSDP needs every weight it shards in
+            the state dict: its strategy config turns this off.
         data_preprocessor: Config of the data preprocessor.
         init_cfg: MMEngine weight-init config (unused by default).
     """
@@ -127,6 +138,7 @@ class IPAdapter(BaseModel):
                  frozen_dtype: str | None = None,
                  channels_last: bool = False,
                  compile_unet: bool = False,
+                 adapter_only_state_dict: bool = True,
                  data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
         from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -188,6 +200,7 @@ class IPAdapter(BaseModel):
         self.frozen_dtype = frozen_dtype
         if frozen_dtype:
             self._cast_frozen_weights(frozen_dtype)
+        self.adapter_only_state_dict = adapter_only_state_dict
         self.channels_last = channels_last
         if channels_last:
             self.unet.to(memory_format=torch.channels_last)
@@ -244,27 +257,25 @@ class IPAdapter(BaseModel):
         if self.frozen_dtype and not torch.is_autocast_enabled(self.device.type):
             raise UserError(f'model.frozen_dtype={self.frozen_dtype!r} needs '
                             'mixed precision: train with --amp')
-        batch = len(inputs['text'] if 'text' in inputs else inputs['text_states'])
-        drop_text, drop_image = sample_condition_drops(
-            batch, device=self.device, **self.drop_rates)
-
+        scheduler = self.noise_scheduler
         with torch.no_grad():
-            latents = self.latents(inputs)  # (B, 4, H/8, W/8)
+            mean, std = self.latent_moments(inputs)  # (B, 4, H/8, W/8)
+            draws = draw_training_randomness(
+                mean.shape, scheduler.config.num_train_timesteps,
+                _sample_indices(data_samples), mean.device,
+                with_offset=bool(self.noise_offset))
+            drop_text, drop_image = condition_drops(draws.drop,
+                                                    **self.drop_rates)
+            latents = (mean + std * draws.latent_eps.to(mean.dtype)
+                       ) * self.vae.config.scaling_factor
             text_states, added_cond = self.text_conditions(
                 inputs, drop_text)  # (B, L, D_ctx)
             image_features = self.image_features(inputs, drop_image)  # (B, D_img)
 
-        # Drawn by shape, not randn_like: the draw must not depend on the
-        # latents' memory layout (the VAE may return channels-last tensors).
-        noise = torch.randn(latents.shape, device=latents.device,
-                            dtype=latents.dtype)
+        noise = draws.noise.to(latents.dtype)
         if self.noise_offset:
-            noise += self.noise_offset * torch.randn(
-                (batch, latents.shape[1], 1, 1), device=latents.device)
-        scheduler = self.noise_scheduler
-        timesteps = torch.randint(
-            0, scheduler.config.num_train_timesteps, (batch, ),
-            device=latents.device)
+            noise += self.noise_offset * draws.offset.to(latents.dtype)
+        timesteps = draws.timesteps
         noisy_latents = scheduler.add_noise(latents, noise, timesteps)
         if self.channels_last:
             noisy_latents = noisy_latents.contiguous(
@@ -288,17 +299,14 @@ class IPAdapter(BaseModel):
 
     # --- the three conditions, from cached tensors or computed now ---------
 
-    def latents(self, inputs: dict) -> torch.Tensor:
-        """Scaled VAE latents, sampled per step from the distribution: the
-        cached ``latent_mean``/``latent_std``, or the VAE's of ``pixel_values``
-        (the same draw either way)."""
+    def latent_moments(self, inputs: dict
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE latent distribution's mean and std: cached
+        (``latent_mean``/``latent_std``) or of ``pixel_values`` (the same
+        latents either way once sampled)."""
         if 'latent_mean' in inputs:
-            mean, std = inputs['latent_mean'], inputs['latent_std']
-        else:
-            mean, std = self.latent_distribution(inputs['pixel_values'])
-        sample = mean + std * torch.randn(mean.shape, device=mean.device,
-                                          dtype=mean.dtype)
-        return sample * self.vae.config.scaling_factor
+            return inputs['latent_mean'], inputs['latent_std']
+        return self.latent_distribution(inputs['pixel_values'])
 
     def text_conditions(self, inputs: dict, drop_text: torch.Tensor
                         ) -> tuple[torch.Tensor, dict | None]:
@@ -453,11 +461,15 @@ class IPAdapter(BaseModel):
                    destination: dict | None = None,
                    prefix: str = '',
                    keep_vars: bool = False) -> dict[str, torch.Tensor]:
-        """The adapter's weights only.
+        """The adapter's weights only (unless ``adapter_only_state_dict`` is
+        off).
 
         The frozen base comes from the model sources, so checkpoints stay
         small (~86 MB for SD1.5) and ``load_state_dict`` accepts them.
         """
+        if not self.adapter_only_state_dict:
+            return super().state_dict(destination=destination, prefix=prefix,
+                                      keep_vars=keep_vars)
         full = super().state_dict(prefix=prefix, keep_vars=keep_vars)
         adapter = {prefix + name for name in self.adapter_parameter_names()}
         if destination is None:

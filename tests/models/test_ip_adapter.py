@@ -4,7 +4,7 @@ import torch
 from accelerate import init_empty_weights
 
 from diffengine_ipa.errors import UserError
-from diffengine_ipa.models import IPAdapter, sample_condition_drops
+from diffengine_ipa.models import IPAdapter, condition_drops
 from diffengine_ipa.models.unet_surgery import cross_attention_layers
 
 
@@ -146,8 +146,8 @@ def test_loss_goes_down_on_a_fixed_batch(tiny_model):
 
 def test_drop_rates_over_many_draws():
     torch.manual_seed(0)
-    drop_text, drop_image = sample_condition_drops(
-        200_000, text_rate=0.05, image_rate=0.05, both_rate=0.05, device='cpu')
+    drop_text, drop_image = condition_drops(
+        torch.rand(200_000), text_rate=0.05, image_rate=0.05, both_rate=0.05)
     text_only = (drop_text & ~drop_image).float().mean().item()
     image_only = (drop_image & ~drop_text).float().mean().item()
     both = (drop_text & drop_image).float().mean().item()

@@ -44,13 +44,15 @@ class PackInputs(BaseTransform):
 
     Args:
         input_keys: Keys passed to the model.
-        meta_keys: Keys kept as sample metadata when present.
+        meta_keys: Keys kept as sample metadata when present;
+            ``sample_idx`` keys the sample's random draws (see
+            :mod:`diffengine_ipa.models.training_draws`).
     """
 
     def __init__(self,
                  input_keys: tuple = ('pixel_values', 'clip_pixel_values',
                                       'text'),
-                 meta_keys: tuple = ('img_path', 'ori_shape',
+                 meta_keys: tuple = ('img_path', 'sample_idx', 'ori_shape',
                                      'crop_top_left')) -> None:
         self.input_keys = tuple(input_keys)
         self.meta_keys = tuple(meta_keys)

@@ -1,0 +1,91 @@
+"""The random numbers of one training step, drawn per sample.
+
+Each sample's draws (condition drop, timestep, latent sample, noise) come
+from its own generator, seeded by the run's seed, the epoch and the sample's
+index in the dataset. A sample therefore gets the same numbers whichever
+batch, gradient-accumulation step or data-parallel rank it lands on: N
+accumulated steps at batch B, or N ranks at batch B, equal one step at batch
+N·B, and a resumed run draws what an uninterrupted one would.
+"""
+import hashlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from mmengine.logging import MessageHub
+
+__all__ = ['TrainingDraws', 'draw_training_randomness', 'sample_generator']
+
+
+@dataclass
+class TrainingDraws:
+    """Per-sample draws, batched along the first dimension."""
+
+    drop: torch.Tensor  # (B, ) uniform in [0, 1): which condition to drop
+    timesteps: torch.Tensor  # (B, ) integer diffusion timesteps
+    latent_eps: torch.Tensor  # (B, C, h, w): the VAE latent sample
+    noise: torch.Tensor  # (B, C, h, w)
+    offset: torch.Tensor | None  # (B, C, 1, 1) offset noise, if asked for
+
+
+def sample_generator(seed: int, epoch: int, sample_idx: int,
+                     device: torch.device) -> torch.Generator:
+    """A generator for one sample of one epoch of a run."""
+    key = hashlib.blake2b(f'{seed}:{epoch}:{sample_idx}'.encode(),
+                          digest_size=8).digest()
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int.from_bytes(key, 'little') >> 1)
+    return generator
+
+
+def _current_epoch() -> int:
+    """The training epoch mmengine's RuntimeInfoHook publishes (0 outside a
+    runner)."""
+    return int(MessageHub.get_current_instance().get_info('epoch', 0) or 0)
+
+
+def draw_training_randomness(latent_shape: Sequence[int],
+                             num_train_timesteps: int,
+                             sample_indices: Sequence[int] | None,
+                             device: torch.device,
+                             with_offset: bool = False) -> TrainingDraws:
+    """Draw a step's random numbers for samples of ``latent_shape`` (B, C,
+    h, w).
+
+    Args:
+        sample_indices: The samples' dataset indices; ``None`` (samples of
+            unknown origin) draws from the global generator instead.
+    """
+    batch, *shape = latent_shape
+    if sample_indices is None:
+        return TrainingDraws(
+            drop=torch.rand(batch, device=device),
+            timesteps=torch.randint(0, num_train_timesteps, (batch, ),
+                                    device=device),
+            latent_eps=torch.randn(latent_shape, device=device),
+            noise=torch.randn(latent_shape, device=device),
+            offset=(torch.randn((batch, shape[0], 1, 1), device=device)
+                    if with_offset else None))
+    if len(sample_indices) != batch:
+        raise ValueError(f'{len(sample_indices)} sample indices for a batch '
+                         f'of {batch}')
+    seed, epoch = torch.initial_seed(), _current_epoch()
+    draws = []
+    for index in sample_indices:
+        g = sample_generator(seed, epoch, int(index), device)
+        draws.append((
+            torch.rand((), generator=g, device=device),
+            torch.randint(0, num_train_timesteps, (), generator=g,
+                          device=device),
+            torch.randn(shape, generator=g, device=device),
+            torch.randn(shape, generator=g, device=device),
+            torch.randn((shape[0], 1, 1), generator=g, device=device)
+            if with_offset else None,
+        ))
+    drop, timesteps, latent_eps, noise, offset = zip(*draws)
+    return TrainingDraws(
+        drop=torch.stack(drop),
+        timesteps=torch.stack(timesteps),
+        latent_eps=torch.stack(latent_eps),
+        noise=torch.stack(noise),
+        offset=torch.stack(offset) if with_offset else None)
