@@ -1,10 +1,13 @@
 """Train an IP-Adapter from a config.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+                                 [--auto-scale-lr]
                                  [--cfg-options KEY=VALUE ...]
                                  [--launcher {none,pytorch,slurm,mpi}]
 
-``mim train diffengine_ipa CONFIG ...`` runs this same script.
+``mim train diffengine_ipa CONFIG ...`` runs this same script; so do
+``torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch`` and
+``mim train diffengine_ipa CONFIG --gpus N --launcher pytorch|slurm``.
 """
 import argparse
 import os
@@ -32,6 +35,12 @@ def parse_args() -> argparse.Namespace:
         action='store_true',
         help='mixed precision: fp16 with loss scaling (mmengine\'s '
         'AmpOptimWrapper) on CUDA, bf16 autocast on a CPU')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate linearly with the effective batch size '
+        '(batch_size x processes x accumulative_counts) against '
+        'auto_scale_lr.base_batch_size')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -71,6 +80,8 @@ def build_config(args: argparse.Namespace) -> Config:
         else:  # MMEngine's AmpOptimWrapper is CUDA-only; bf16 needs no scaler
             cfg.optim_wrapper.type = 'AutocastOptimWrapper'
             cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    if args.auto_scale_lr:
+        enable_auto_scale_lr(cfg)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
@@ -78,12 +89,55 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """Turn on mmengine's linear LR scaling, counting gradient accumulation
+    in the effective batch (mmengine counts batch_size x processes only)."""
+    if 'auto_scale_lr' not in cfg:
+        raise UserError('--auto-scale-lr needs auto_scale_lr.base_batch_size '
+                        'in the config (the default runtime sets it)')
+    cfg.auto_scale_lr.enable = True
+    counts = cfg.optim_wrapper.get('accumulative_counts', 1)
+    cfg.auto_scale_lr.base_batch_size /= counts
+
+
+def use_gloo_without_cuda(cfg: Config, launcher: str) -> None:
+    """NCCL needs GPUs: on CPUs the processes talk over gloo. MMEngine's
+    ``init_dist`` selects a CUDA device unconditionally, so a torchrun on
+    CPUs joins its process group here (the Runner then keeps it), and DDP
+    gets no device ids."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    dist_cfg = cfg.env_cfg.setdefault('dist_cfg', {})
+    dist_cfg['backend'] = 'gloo'
+    if cfg.get('model_wrapper_cfg') is not None:
+        cfg.model_wrapper_cfg['device_ids'] = None
+    if cfg.get('strategy', {}).get('type') == 'FSDPStrategy':
+        cfg.strategy.setdefault('model_wrapper', {})['device_id'] = 'cpu'
+    if launcher == 'pytorch':
+        import datetime
+
+        import torch.distributed as dist
+        timeout = datetime.timedelta(seconds=dist_cfg.get('timeout', 1800))
+        dist.init_process_group('gloo', timeout=timeout)
+
+
+def build_runner(cfg: Config):
+    """mmengine's Runner, or the runner ``runner_type`` names (e.g.
+    ``FlexibleRunner`` for the FSDP and DeepSpeed strategies)."""
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    from mmengine.registry import RUNNERS
+    return RUNNERS.build(cfg)
+
+
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
+    if args.launcher != 'none':
+        use_gloo_without_cuda(cfg, args.launcher)
     disable_progress_bars()
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

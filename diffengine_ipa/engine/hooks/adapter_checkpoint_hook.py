@@ -12,7 +12,8 @@ __all__ = ['AdapterCheckpointHook']
 class AdapterCheckpointHook(Hook):
     """Prepare every checkpoint the runner writes, and undo it on load.
 
-    On save: the model's ``state_dict`` already holds the adapter only; this
+    On save: it keeps the adapter's weights only (the model's
+    ``state_dict`` usually holds nothing else; under FSDP it holds all); it
     adds ``meta['ip_adapter']`` (the official key of each weight, taken from
     the UNet's own ``attn_processors`` order, plus the widths and sources), so
     ``tools/convert.py`` needs nothing but the file; and it turns the
@@ -25,6 +26,9 @@ class AdapterCheckpointHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        adapter = model.adapter_parameter_names()
+        checkpoint['state_dict'] = type(checkpoint['state_dict'])(
+            (k, v) for k, v in checkpoint['state_dict'].items() if k in adapter)
         checkpoint['meta']['ip_adapter'] = model.adapter_metadata()
         checkpoint.update(to_plain(checkpoint))
 
