@@ -82,7 +82,7 @@ def draw_training_randomness(latent_shape: Sequence[int],
             torch.randn((shape[0], 1, 1), generator=g, device=device)
             if with_offset else None,
         ))
-    drop, timesteps, latent_eps, noise, offset = zip(*draws)
+    drop, timesteps, latent_eps, noise, offset = zip(*draws, strict=True)
     return TrainingDraws(
         drop=torch.stack(drop),
         timesteps=torch.stack(timesteps),
