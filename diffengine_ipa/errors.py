@@ -2,8 +2,8 @@
 import sys
 from typing import Callable
 
-__all__ = ['UserError', 'ModelSourceError', 'DatasetError', 'CheckpointError',
-           'run_tool']
+__all__ = ['UserError', 'ModelSourceError', 'DatasetError', 'ImageError',
+           'CheckpointError', 'run_tool']
 
 
 class UserError(Exception):
@@ -16,6 +16,17 @@ class ModelSourceError(UserError):
 
 class DatasetError(UserError):
     """An annotation file or one of its records is unusable."""
+
+
+class ImageError(UserError):
+    """An image file that cannot be used; ``reason`` says why."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f'{path}: {reason}')
+        self.path, self.reason = path, reason
+
+    def __reduce__(self):  # crosses DataLoader worker processes
+        return ImageError, (self.path, self.reason)
 
 
 class CheckpointError(UserError):
