@@ -3,7 +3,7 @@ import sys
 from typing import Callable
 
 __all__ = ['UserError', 'ModelSourceError', 'DatasetError', 'ImageError',
-           'CheckpointError', 'run_tool']
+           'CheckpointError', 'TrainingError', 'run_tool']
 
 
 class UserError(Exception):
@@ -33,10 +33,23 @@ class CheckpointError(UserError):
     """A checkpoint or adapter file is not what the tool needs."""
 
 
+class TrainingError(UserError):
+    """Training cannot go on (e.g. the loss stays non-finite)."""
+
+
 def run_tool(main: Callable[[], object]) -> None:
     """Run a command-line ``main``; a :class:`UserError` exits 2 with one line."""
     try:
         main()
     except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {_without_worker_traceback(str(err))}', file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _without_worker_traceback(message: str) -> str:
+    """A DataLoader worker re-raises our error with its traceback in the
+    message; keep the error's own text."""
+    if 'Original Traceback' not in message:
+        return message
+    last = message.rstrip().splitlines()[-1]  # "<module>.DatasetError: text"
+    return last.split(': ', 1)[-1]

@@ -16,6 +16,9 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
     dict(type='AdapterCheckpointHook'),
+    # Skip updates of a NaN/Inf loss; stop after 5 in a row (never saving
+    # NaN weights).
+    dict(type='NonFiniteLossGuardHook', max_consecutive=5),
     # Sample images of the first validation cases, every 5 epochs.
     dict(type='IPAdapterVisualizationHook', interval=5),
 ]

@@ -2,11 +2,15 @@
 atomic file backend."""
 from .atomic_local_backend import AtomicLocalBackend
 from .autocast_optim_wrapper import AutocastOptimWrapper
-from .hooks import AdapterCheckpointHook, IPAdapterVisualizationHook
+from .hooks import (
+    AdapterCheckpointHook,
+    IPAdapterVisualizationHook,
+    NonFiniteLossGuardHook,
+)
 from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 
 __all__ = [
     'AtomicLocalBackend', 'AutocastOptimWrapper', 'AdapterCheckpointHook',
-    'IPAdapterVisualizationHook',
+    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook',
     'ResumableEpochBasedTrainLoop'
 ]

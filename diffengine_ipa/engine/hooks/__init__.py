@@ -1,5 +1,9 @@
 """Hooks registered in diffengine_ipa's HOOKS registry."""
 from .adapter_checkpoint_hook import AdapterCheckpointHook
+from .non_finite_loss_guard_hook import NonFiniteLossGuardHook
 from .visualization_hook import IPAdapterVisualizationHook
 
-__all__ = ['AdapterCheckpointHook', 'IPAdapterVisualizationHook']
+__all__ = [
+    'AdapterCheckpointHook', 'IPAdapterVisualizationHook',
+    'NonFiniteLossGuardHook'
+]
