@@ -19,6 +19,8 @@ custom_hooks = [
     # Skip updates of a NaN/Inf loss; stop after 5 in a row (never saving
     # NaN weights).
     dict(type='NonFiniteLossGuardHook', max_consecutive=5),
+    # Random state in checkpoints (exact --resume); validation leaves no trace.
+    dict(type='RandomStateHook'),
     # Sample images of the first validation cases, every 5 epochs.
     dict(type='IPAdapterVisualizationHook', interval=5),
 ]

@@ -6,11 +6,12 @@ from .hooks import (
     AdapterCheckpointHook,
     IPAdapterVisualizationHook,
     NonFiniteLossGuardHook,
+    RandomStateHook,
 )
 from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 
 __all__ = [
     'AtomicLocalBackend', 'AutocastOptimWrapper', 'AdapterCheckpointHook',
-    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook',
+    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'RandomStateHook',
     'ResumableEpochBasedTrainLoop'
 ]
