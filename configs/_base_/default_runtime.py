@@ -5,9 +5,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=5),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Every 5 iterations, keep the last 3; written atomically.
+    # Every 5 iterations, keep the last 3; files and the last_checkpoint
+    # pointer written atomically.
     checkpoint=dict(
-        type='CheckpointHook',
+        type='AtomicCheckpointHook',
         interval=5,
         by_epoch=False,
         max_keep_ckpts=3,

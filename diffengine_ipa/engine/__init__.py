@@ -4,6 +4,7 @@ from .atomic_local_backend import AtomicLocalBackend
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .hooks import (
     AdapterCheckpointHook,
+    AtomicCheckpointHook,
     IPAdapterVisualizationHook,
     NonFiniteLossGuardHook,
     RandomStateHook,
@@ -12,6 +13,6 @@ from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 
 __all__ = [
     'AtomicLocalBackend', 'AutocastOptimWrapper', 'AdapterCheckpointHook',
-    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'RandomStateHook',
-    'ResumableEpochBasedTrainLoop'
+    'AtomicCheckpointHook', 'IPAdapterVisualizationHook',
+    'NonFiniteLossGuardHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop'
 ]

@@ -167,3 +167,40 @@ def test_guard_refuses_to_save_nan_weights(tmp_path):
                                  'step': torch.tensor(3)}}
     with pytest.raises(TrainingError, match=r'NaN/Inf \(w, 1 tensors\)'):
         NonFiniteLossGuardHook().before_save_checkpoint(FakeRunner(), checkpoint)
+
+
+def test_killed_pointer_write_keeps_previous_pointer(tmp_path, monkeypatch):
+    import collections
+
+    import pytest
+    from mmengine.fileio import get_file_backend
+    from mmengine.logging import MessageHub
+
+    import diffengine_ipa.fileio as fileio
+    from diffengine_ipa.engine import AtomicCheckpointHook
+
+    class FakeRunner:
+        work_dir = str(tmp_path)
+        message_hub = MessageHub.get_instance('pointer_test')
+
+        def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+            (tmp_path / filename).write_bytes(b'checkpoint')
+
+    hook = AtomicCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=2)
+    hook.out_dir, hook.file_backend = str(tmp_path), get_file_backend(tmp_path)
+    hook.keep_ckpt_ids = collections.deque()
+    runner = FakeRunner()
+    for step in (1, 2, 3):
+        hook._save_checkpoint_with_step(runner, step, {})
+    pointer = tmp_path / 'last_checkpoint'
+    assert pointer.read_text() == str(tmp_path / 'iter_3.pth')
+    assert sorted(os.listdir(tmp_path)) == [
+        'iter_2.pth', 'iter_3.pth', 'last_checkpoint']
+
+    def killed(src, dst):
+        raise KeyboardInterrupt  # the kill lands while the pointer is written
+
+    monkeypatch.setattr(fileio.os, 'replace', killed)
+    with pytest.raises(KeyboardInterrupt):
+        hook._save_checkpoint_with_step(runner, 4, {})
+    assert pointer.read_text() == str(tmp_path / 'iter_3.pth')
