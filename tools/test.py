@@ -21,6 +21,7 @@ from mmengine.runner import Runner
 
 from diffengine_ipa.adapter_files import compare_adapter, describe_official
 from diffengine_ipa.apis import load_adapter
+from diffengine_ipa.config_keys import check_top_level_keys
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
 
@@ -51,6 +52,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    check_top_level_keys(cfg, args.config)
     if cfg.get('test_dataloader') is None:
         raise UserError(f'{args.config}: has no test_dataloader / '
                         'test_evaluator; add configs/_base_/datasets/eval_set.py '

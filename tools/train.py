@@ -16,6 +16,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from diffengine_ipa.config_keys import check_top_level_keys
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
 
@@ -67,6 +68,7 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    check_top_level_keys(cfg, args.config)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

@@ -5,9 +5,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=5),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # Every 5 iterations, keep the last 3; written atomically.
+    # Every 5 iterations, keep the last 3; files and the last_checkpoint
+    # pointer written atomically.
     checkpoint=dict(
-        type='CheckpointHook',
+        type='AtomicCheckpointHook',
         interval=5,
         by_epoch=False,
         max_keep_ckpts=3,
@@ -16,6 +17,11 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
     dict(type='AdapterCheckpointHook'),
+    # Skip updates of a NaN/Inf loss; stop after 5 in a row (never saving
+    # NaN weights).
+    dict(type='NonFiniteLossGuardHook', max_consecutive=5),
+    # Random state in checkpoints (exact --resume); validation leaves no trace.
+    dict(type='RandomStateHook'),
     # Sample images of the first validation cases, every 5 epochs.
     dict(type='IPAdapterVisualizationHook', interval=5),
 ]

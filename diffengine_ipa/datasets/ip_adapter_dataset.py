@@ -1,12 +1,15 @@
 """Image–caption records from a ``data.json`` annotation file."""
 import json
+import logging
 import os.path as osp
 
 from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
 
 from ..errors import DatasetError
 from ..registry import DATASETS
 from .embedding_cache import EmbeddingCache
+from .record_check import check_records, describe_bad_records
 
 __all__ = ['IPAdapterDataset', 'read_records']
 
@@ -42,7 +45,9 @@ class IPAdapterDataset(BaseDataset):
     """A list of ``{"image_file": "images/x.jpg", "text": "a caption"}``.
 
     Image paths are relative to ``data_root`` when it is given, otherwise to
-    the folder of the annotation file.
+    the folder of the annotation file. Every record is checked before
+    training starts (see :mod:`.record_check`); ``python
+    tools/check_dataset.py DATA_JSON`` runs the same check alone.
 
     Args:
         ann_file: The annotation file (JSON list or JSON Lines), relative to
@@ -52,6 +57,10 @@ class IPAdapterDataset(BaseDataset):
         embedding_cache: A folder written by ``tools/cache_embeddings.py``:
             samples then come from it (the frozen encoders' outputs) instead
             of the images; see :mod:`.embedding_cache`.
+        on_bad_record: ``'strict'`` stops with the list of unusable records;
+            ``'skip'`` trains without them (logged), and also replaces a
+            sample whose image becomes unreadable during training.
+        min_image_side: Images with a shorter side are unusable.
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -60,7 +69,14 @@ class IPAdapterDataset(BaseDataset):
                  data_root: str | None = None,
                  pipeline: tuple = (),
                  embedding_cache: str | None = None,
+                 on_bad_record: str = 'strict',
+                 min_image_side: int = 64,
                  **kwargs) -> None:
+        if on_bad_record not in ('strict', 'skip'):
+            raise DatasetError(f'on_bad_record={on_bad_record!r}: use '
+                               "'strict' or 'skip'")
+        self.on_bad_record = on_bad_record
+        self.min_image_side = min_image_side
         self._images_relative_to_ann = not data_root
         self.pipeline_cfg = list(pipeline)
         self.embedding_cache = (EmbeddingCache(embedding_cache)
@@ -74,33 +90,44 @@ class IPAdapterDataset(BaseDataset):
     def load_data_list(self) -> list[dict]:
         """Read and check every record before training starts."""
         records = read_records(self.ann_file)
+        if not records:
+            raise DatasetError(f'{self.ann_file}: no records')
         image_root = (
             osp.dirname(self.ann_file)
             if self._images_relative_to_ann else self.data_root)
-        data_list = []
-        for index, record in enumerate(records):
-            where = f'{self.ann_file}: record {index}'
-            if not isinstance(record, dict) or not {'image_file', 'text'
-                                                    } <= set(record):
-                raise DatasetError(f'{where}: needs "image_file" and "text" '
-                                   f'keys, got {record!r:.80}')
-            if not isinstance(record['text'], str):
-                raise DatasetError(f'{where}: "text" must be a string, got '
-                                   f'{record["text"]!r:.80}')
-            img_path = osp.join(image_root, str(record['image_file']))
-            if not osp.isfile(img_path):
-                raise DatasetError(f'{where}: image file not found: '
-                                   f'{img_path}')
-            data_list.append(dict(record, img_path=img_path))
-        if not data_list:
-            raise DatasetError(f'{self.ann_file}: no records')
+        data_list, bad = check_records(records, image_root,
+                                       self.min_image_side)
+        if bad and (self.on_bad_record == 'strict' or not data_list):
+            raise DatasetError(
+                f'{self.ann_file}: {len(bad)} of {len(records)} records are '
+                'unusable; fix or remove them'
+                + ('' if data_list else ' (none is usable)')
+                + ', or set on_bad_record="skip" on the dataset to train '
+                'without them:\n' + describe_bad_records(bad))
+        if bad:
+            print_log(
+                f'{self.ann_file}: skipped {len(bad)} of {len(records)} '
+                f'unusable records (on_bad_record="skip"):\n'
+                + describe_bad_records(bad, limit=None),
+                logger='current', level=logging.WARNING)
         if self.embedding_cache is not None:
             self.embedding_cache.check(data_list, self.pipeline_cfg,
                                        self.ann_file)
         return data_list
 
-    def prepare_data(self, idx: int) -> dict:
-        """The sample through the pipeline, or from the embedding cache."""
-        if self.embedding_cache is None:
-            return super().prepare_data(idx)
-        return self.embedding_cache.load(self.get_data_info(idx))
+    def prepare_data(self, idx: int) -> dict | None:
+        """The sample through the pipeline, or from the embedding cache.
+
+        In skip mode a record that fails now (its file changed since the
+        check) gives ``None``, and MMEngine's dataset fetches another.
+        """
+        try:
+            if self.embedding_cache is None:
+                return super().prepare_data(idx)
+            return self.embedding_cache.load(self.get_data_info(idx))
+        except DatasetError as err:
+            if self.on_bad_record == 'strict':
+                raise
+            print_log(f'skipped a record that failed during training: {err}',
+                      logger='current', level=logging.WARNING)
+            return None

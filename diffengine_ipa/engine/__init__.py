@@ -2,11 +2,17 @@
 atomic file backend."""
 from .atomic_local_backend import AtomicLocalBackend
 from .autocast_optim_wrapper import AutocastOptimWrapper
-from .hooks import AdapterCheckpointHook, IPAdapterVisualizationHook
+from .hooks import (
+    AdapterCheckpointHook,
+    AtomicCheckpointHook,
+    IPAdapterVisualizationHook,
+    NonFiniteLossGuardHook,
+    RandomStateHook,
+)
 from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
 
 __all__ = [
     'AtomicLocalBackend', 'AutocastOptimWrapper', 'AdapterCheckpointHook',
-    'IPAdapterVisualizationHook',
-    'ResumableEpochBasedTrainLoop'
+    'AtomicCheckpointHook', 'IPAdapterVisualizationHook',
+    'NonFiniteLossGuardHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop'
 ]

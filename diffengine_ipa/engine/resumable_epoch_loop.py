@@ -1,7 +1,9 @@
 """An epoch-based training loop that resumes from any iteration."""
+import torch
 from mmengine.runner import EpochBasedTrainLoop
 
 from ..registry import LOOPS
+from .random_state import set_random_state
 
 __all__ = ['ResumableEpochBasedTrainLoop']
 
@@ -16,6 +18,9 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     twice. This loop takes the position from the iteration count and skips
     the batches of the current epoch that were already trained; the sampler
     shuffles per epoch from the run's seed, so they are the same batches.
+    With ``RandomStateHook`` it also restores the random state saved in the
+    checkpoint (the epoch's worker seeds, then the generators right before
+    the next batch), so the resumed run continues the same random stream.
     """
 
     def run(self):
@@ -23,10 +28,23 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         return super().run()
 
     def run_epoch(self) -> None:
+        done = self._iter - self._epoch * len(self.dataloader)
+        resumed = self.runner.message_hub.pop_info('random_state')
+        if self._iter == 0:  # a fresh run: keep the seed's stream
+            resumed = None
+        if resumed is not None:
+            if done == 0 or resumed['epoch_start'] is None:
+                set_random_state(resumed['now'])
+                resumed = None
+            else:  # the interrupted epoch's DataLoader seeds
+                torch.set_rng_state(resumed['epoch_start'])
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
-        done = self._iter - self._epoch * len(self.dataloader)
-        for idx, data_batch in enumerate(self.dataloader):
+        batches = iter(self.dataloader)
+        for idx in range(len(self.dataloader)):
+            if resumed is not None and idx == done:
+                set_random_state(resumed['now'])
+            data_batch = next(batches)  # skipped ones are loaded, not trained
             if idx >= done:
                 self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')

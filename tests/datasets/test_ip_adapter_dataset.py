@@ -51,9 +51,10 @@ def test_json_lines(tmp_path):
 @pytest.mark.parametrize('records, message', [
     ('{"image_file": "a.jpg", "text": "x"}', 'expected a JSON list'),
     ('[{"image_file": "a.jpg"', 'not valid JSON or JSON Lines'),
-    ([{'image': 'a.jpg', 'text': 'x'}], 'record 0: needs "image_file"'),
-    ([{'image_file': 'a.jpg', 'text': 3}], 'record 0: "text" must be a string'),
-    ([{'image_file': 'missing.jpg', 'text': 'x'}], 'image file not found'),
+    ([{'image': 'a.jpg', 'text': 'x'}],
+     r'record 0 \(-\): needs "image_file" and "text" keys'),
+    ([{'image_file': 'missing.jpg', 'text': 'x'}],
+     r'record 0 \(missing.jpg\): no such file'),
     ([], 'no records'),
 ])
 def test_bad_annotation_files(tmp_path, records, message):

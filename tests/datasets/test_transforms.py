@@ -81,7 +81,7 @@ def test_crop_larger_than_image_and_unreadable_file(tmp_path):
         CenterCrop(64)(dict(img=Image.new('RGB', (32, 32)), img_path='x.png'))
     bad = tmp_path / 'bad.png'
     bad.write_text('not an image')
-    with pytest.raises(DatasetError, match='cannot read image'):
+    with pytest.raises(DatasetError, match=r'bad.png: not an image \(PIL'):
         LoadImage()(dict(img_path=str(bad)))
 
 

@@ -117,3 +117,90 @@ def test_killed_write_keeps_previous_file(tmp_path):
     except KeyboardInterrupt:
         pass
     assert target.read_bytes() == b'old' and os.listdir(tmp_path) == ['ckpt.pth']
+
+
+def test_non_finite_loss_guard_skips_then_stops(tiny_family, tmp_path):
+    import pytest
+
+    from diffengine_ipa.errors import TrainingError
+    work_dir = tmp_path / 'run'
+    cfg = load_tiny_config(tiny_family, work_dir, **{
+        'train_cfg.max_epochs': 2, 'default_hooks.checkpoint.interval': 2})
+    assert dict(type='NonFiniteLossGuardHook',
+                max_consecutive=5) in cfg.custom_hooks  # on by default
+    cfg.custom_hooks[1].max_consecutive = 3
+    runner = Runner.from_cfg(cfg)
+    forward = runner.model.forward
+
+    def nan_from_iteration_4(*args, **kwargs):
+        losses = forward(*args, **kwargs)
+        if runner.iter >= 3:
+            losses['loss'] = losses['loss'] * float('nan')  # NaN gradients too
+        return losses
+
+    runner.model.forward = nan_from_iteration_4
+    with pytest.raises(TrainingError) as err:
+        runner.train()
+    assert str(err.value).startswith(
+        'training stopped at iteration 6: the loss was not finite 3 times')
+    assert f'last good checkpoint is {work_dir / "iter_4.pth"}' in str(err.value)
+    assert sorted(os.listdir(work_dir)).count('iter_6.pth') == 0
+    saved = torch.load(work_dir / 'iter_4.pth', weights_only=True)
+    trained = torch.load(work_dir / 'iter_2.pth', weights_only=True)
+    for name, value in saved['state_dict'].items():
+        assert value.isfinite().all()
+        assert not torch.equal(value, trained['state_dict'][name])  # iter 3
+    for name, value in runner.model.state_dict().items():
+        assert torch.equal(value, saved['state_dict'][name])  # none since
+
+
+def test_guard_refuses_to_save_nan_weights(tmp_path):
+    import pytest
+
+    from diffengine_ipa.engine import NonFiniteLossGuardHook
+    from diffengine_ipa.errors import TrainingError
+
+    class FakeRunner:
+        work_dir = str(tmp_path)
+
+    checkpoint = {'state_dict': {'w': torch.tensor([1.0, float('nan')]),
+                                 'step': torch.tensor(3)}}
+    with pytest.raises(TrainingError, match=r'NaN/Inf \(w, 1 tensors\)'):
+        NonFiniteLossGuardHook().before_save_checkpoint(FakeRunner(), checkpoint)
+
+
+def test_killed_pointer_write_keeps_previous_pointer(tmp_path, monkeypatch):
+    import collections
+
+    import pytest
+    from mmengine.fileio import get_file_backend
+    from mmengine.logging import MessageHub
+
+    import diffengine_ipa.fileio as fileio
+    from diffengine_ipa.engine import AtomicCheckpointHook
+
+    class FakeRunner:
+        work_dir = str(tmp_path)
+        message_hub = MessageHub.get_instance('pointer_test')
+
+        def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+            (tmp_path / filename).write_bytes(b'checkpoint')
+
+    hook = AtomicCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=2)
+    hook.out_dir, hook.file_backend = str(tmp_path), get_file_backend(tmp_path)
+    hook.keep_ckpt_ids = collections.deque()
+    runner = FakeRunner()
+    for step in (1, 2, 3):
+        hook._save_checkpoint_with_step(runner, step, {})
+    pointer = tmp_path / 'last_checkpoint'
+    assert pointer.read_text() == str(tmp_path / 'iter_3.pth')
+    assert sorted(os.listdir(tmp_path)) == [
+        'iter_2.pth', 'iter_3.pth', 'last_checkpoint']
+
+    def killed(src, dst):
+        raise KeyboardInterrupt  # the kill lands while the pointer is written
+
+    monkeypatch.setattr(fileio.os, 'replace', killed)
+    with pytest.raises(KeyboardInterrupt):
+        hook._save_checkpoint_with_step(runner, 4, {})
+    assert pointer.read_text() == str(tmp_path / 'iter_3.pth')

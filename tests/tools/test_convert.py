@@ -4,7 +4,10 @@ import pickle
 import torch
 from safetensors import safe_open
 
+from ..conftest import REPO, TINY_CONFIG, tiny_overrides
 from .helpers import one_line_error, run_tool
+
+CAT = f'{REPO}/data/mini_dataset/images/cat.jpg'
 
 
 def official_keys() -> set:
@@ -57,7 +60,7 @@ class WritesAFile:
         return (open, (self.path, 'w'))
 
 
-def test_malicious_pickle_is_refused(tmp_path):
+def test_malicious_pickle_is_refused(tmp_path, tiny_family):
     marker = tmp_path / 'pwned'
     evil = tmp_path / 'evil.pth'
     torch.save({'state_dict': WritesAFile(str(marker))}, evil)
@@ -68,3 +71,12 @@ def test_malicious_pickle_is_refused(tmp_path):
         pickle.dump({'state_dict': WritesAFile(str(marker))}, f)
     one_line_error(run_tool('convert.py', raw, check=False))
     assert not marker.exists()
+
+    # infer reads user files the same way: refused before anything runs.
+    options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
+    for path in (evil, raw):
+        error = one_line_error(run_tool(
+            'infer.py', TINY_CONFIG, path, '--image', CAT, '--out',
+            tmp_path / 'out.png', '--cfg-options', *options, check=False))
+        assert 'refused to load' in error or 'not a torch checkpoint' in error
+    assert not marker.exists() and not (tmp_path / 'out.png').exists()

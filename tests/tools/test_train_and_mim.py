@@ -55,3 +55,16 @@ def test_mim_train_after_pip_install(tiny_family, tmp_path):
         env=dict(os.environ, PYTHONPATH=str(site)))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (out_dir / 'eval_report.json').is_file()
+
+
+def test_config_typo_is_one_line(tmp_path):
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = ['{TINY_CONFIG}']\ntrian_cfg = dict(max_epochs=1)\n")
+    error = one_line_error(run_tool('train.py', config, check=False))
+    assert error == (f"error: {config}: unknown top-level key 'trian_cfg' "
+                     "(did you mean 'train_cfg'?)")
+    error = one_line_error(run_tool(
+        'test.py', TINY_CONFIG, tmp_path, '--cfg-options',
+        'test_evaluatr.clip_model=x', check=False))
+    assert "unknown top-level key 'test_evaluatr' (did you mean " \
+        "'test_evaluator'?)" in error

@@ -1,7 +1,7 @@
 """Read an image file as an RGB PIL image."""
 from mmcv.transforms import BaseTransform
 
-from ...errors import DatasetError, UserError
+from ...errors import DatasetError, ImageError
 from ...image_io import read_rgb_image
 from ...registry import TRANSFORMS
 
@@ -10,7 +10,8 @@ __all__ = ['LoadImage']
 
 @TRANSFORMS.register_module()
 class LoadImage(BaseTransform):
-    """Load ``results['img_path']`` as RGB, upright per its EXIF orientation.
+    """Load ``results['img_path']`` as 8-bit RGB, upright per its EXIF
+    orientation (see :func:`diffengine_ipa.image_io.read_rgb_image`).
 
     Adds ``img`` (PIL image) and ``ori_shape`` ``(height, width)``.
     """
@@ -18,7 +19,7 @@ class LoadImage(BaseTransform):
     def transform(self, results: dict) -> dict:
         try:
             image = read_rgb_image(results['img_path'])
-        except UserError as err:
+        except ImageError as err:
             raise DatasetError(str(err)) from None
         results['img'] = image
         results['ori_shape'] = (image.height, image.width)

@@ -1,5 +1,11 @@
 """Hooks registered in diffengine_ipa's HOOKS registry."""
 from .adapter_checkpoint_hook import AdapterCheckpointHook
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .non_finite_loss_guard_hook import NonFiniteLossGuardHook
+from .random_state_hook import RandomStateHook
 from .visualization_hook import IPAdapterVisualizationHook
 
-__all__ = ['AdapterCheckpointHook', 'IPAdapterVisualizationHook']
+__all__ = [
+    'AdapterCheckpointHook', 'AtomicCheckpointHook',
+    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'RandomStateHook'
+]

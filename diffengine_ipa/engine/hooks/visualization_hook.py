@@ -8,6 +8,7 @@ from PIL import Image
 from ...image_io import read_rgb_image
 from ...models.generation import generate, live_pipeline
 from ...registry import HOOKS
+from ..random_state import preserved_random_state
 
 __all__ = ['IPAdapterVisualizationHook']
 
@@ -57,7 +58,8 @@ class IPAdapterVisualizationHook(Hook):
             runner.model) else runner.model
         cfg = model.generation_cfg
         count = min(self.num_cases, len(dataset))
-        with live_pipeline(model) as pipe:
+        # Sampling must not shift the training random stream.
+        with preserved_random_state(), live_pipeline(model) as pipe:
             for index in range(count):
                 case = dataset.get_data_info(index)
                 reference = read_rgb_image(case['img_path'])
