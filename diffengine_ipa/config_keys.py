@@ -18,7 +18,10 @@ RUNNER_KEYS = frozenset({
     'default_hooks', 'custom_hooks', 'load_from', 'resume', 'data_preprocessor',
     'train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
     'auto_scale_lr', 'val_dataloader', 'val_cfg', 'val_evaluator',
-    'test_dataloader', 'test_cfg', 'test_evaluator', 'custom_imports'})
+    'test_dataloader', 'test_cfg', 'test_evaluator', 'custom_imports',
+    'model_wrapper_cfg', 'compile', 'find_unused_parameters', 'sync_bn',
+    # FlexibleRunner (FSDP, DeepSpeed)
+    'runner_type', 'strategy'})
 HELPER_KEYS = frozenset({'train_pipeline', 'eval_pipeline', 'val_pipeline',
                          'test_pipeline', 'vis_backends'})
 KNOWN_TOP_LEVEL_KEYS = RUNNER_KEYS | HELPER_KEYS

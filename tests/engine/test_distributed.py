@@ -13,6 +13,8 @@ import torch
 from ..conftest import REPO, TINY_CONFIG
 from ..tools.helpers import run_tool
 
+MINI_DATASET = osp.join(REPO, 'data/mini_dataset')
+
 
 def write_config(folder, tiny_family: dict, ann_file: str, batch_size: int,
                  accumulative_counts: int = 1) -> str:
@@ -27,7 +29,8 @@ _base_ = [{TINY_CONFIG!r}]
 model = dict(pretrained_model_name_or_path={tiny_family['base']!r},
              image_encoder_path={tiny_family['image_encoder']!r})
 train_dataloader = dict(batch_size={batch_size},
-                        dataset=dict(ann_file={ann_file!r}))
+                        dataset=dict(ann_file={ann_file!r},
+                                     data_root={MINI_DATASET!r}))
 train_cfg = dict(max_epochs=1)
 val_dataloader = val_cfg = val_evaluator = None
 optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=10.0),
@@ -35,6 +38,7 @@ optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=10.0),
 default_hooks = dict(checkpoint=dict(interval=1))
 custom_imports = dict(imports=['tests.engine.rank_adapter_hook'])
 custom_hooks = [dict(type='AdapterCheckpointHook'),
+                dict(type='NonFiniteLossGuardHook'),
                 dict(type='SaveRankAdapterHook')]
 ''')
     return path
@@ -42,12 +46,10 @@ custom_hooks = [dict(type='AdapterCheckpointHook'),
 
 @pytest.fixture(scope='module')
 def four_records(tmp_path_factory) -> str:
-    """A data.json of the first four mini-dataset records (absolute paths)."""
-    with open(osp.join(REPO, 'data/mini_dataset/data.json')) as f:
+    """A data.json of the first four mini-dataset records (images relative
+    to ``data_root=MINI_DATASET``)."""
+    with open(osp.join(MINI_DATASET, 'data.json')) as f:
         records = json.load(f)[:4]
-    for record in records:
-        record['image_file'] = osp.join(REPO, 'data/mini_dataset',
-                                        record['image_file'])
     path = tmp_path_factory.mktemp('four_records') / 'data.json'
     path.write_text(json.dumps(records))
     return str(path)

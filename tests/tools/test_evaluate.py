@@ -117,7 +117,9 @@ def test_visualization_hook_writes_samples(tiny_family, tmp_path, interval,
         'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': 100,
         'default_hooks.checkpoint.interval': 100})
     cfg.merge_from_dict(tiny_overrides(tiny_family))
-    cfg.custom_hooks[1].interval = interval
+    (hook, ) = [h for h in cfg.custom_hooks
+                if h.type == 'IPAdapterVisualizationHook']
+    hook.interval = interval
     Runner.from_cfg(cfg).train()
     (vis_dir, ) = (tmp_path).glob('*/vis_data/vis_image')
     names = sorted(p.name for p in vis_dir.iterdir())
