@@ -100,6 +100,6 @@ def test_sdxl_differs_from_sd15_by_components_only():
 
 
 def test_shipped_configs_use_only_known_top_level_keys():
-    from diffengine_ipa.config_keys import check_top_level_keys
+    from diffengine_ipa.user_config import check_top_level_keys
     for path in glob.glob(osp.join(REPO, 'configs/ip_adapter/*.py')):
         check_top_level_keys(Config.fromfile(path), path)

@@ -14,11 +14,12 @@ import argparse
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from diffengine_ipa.apis import build_embedding_cache
-from diffengine_ipa.errors import UserError, run_tool
+from diffengine_ipa.errors import run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.user_config import load_user_config
 
 
 def main() -> None:
@@ -30,11 +31,7 @@ def main() -> None:
                         help='storage precision (bf16 halves the disk space)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
-    if not osp.isfile(args.config):
-        raise UserError(f'{args.config}: no such config file')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_user_config(args.config, args.cfg_options)
     name = osp.splitext(osp.basename(args.config))[0]
     folder = (args.out or cfg.train_dataloader.dataset.get('embedding_cache')
               or osp.join('work_dirs', 'embedding_cache', name))

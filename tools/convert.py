@@ -30,7 +30,7 @@ from diffengine_ipa.adapter_files import (
     to_official,
     validate_official,
 )
-from diffengine_ipa.errors import CheckpointError, UserError, run_tool
+from diffengine_ipa.errors import CheckpointError, run_tool
 
 DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 
@@ -61,12 +61,10 @@ def processor_names(config: str | None) -> list[str] | None:
         return None
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
-    from mmengine.config import Config
 
     from diffengine_ipa.models.model_sources import load_component
-    if not osp.isfile(config):
-        raise UserError(f'{config}: no such config file')
-    source = Config.fromfile(config).model.pretrained_model_name_or_path
+    from diffengine_ipa.user_config import load_user_config
+    source = load_user_config(config).model.pretrained_model_name_or_path
     with init_empty_weights():
         unet = load_component(UNet2DConditionModel, source, 'unet',
                               low_cpu_mem_usage=True)

@@ -16,12 +16,13 @@ import os
 import os.path as osp
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from diffengine_ipa.apis import build_pipeline, generate
-from diffengine_ipa.errors import UserError, run_tool
+from diffengine_ipa.errors import run_tool
 from diffengine_ipa.image_io import read_rgb_image
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.user_config import load_user_config
 
 DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 
@@ -66,11 +67,7 @@ def output_paths(args: argparse.Namespace) -> list[str]:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise UserError(f'{args.config}: no such config file')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_user_config(args.config, args.cfg_options)
     dtype = DTYPES[args.dtype or ('fp16' if args.device.startswith('cuda')
                                   else 'fp32')]
     reference = read_rgb_image(args.image)

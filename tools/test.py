@@ -21,9 +21,9 @@ from mmengine.runner import Runner
 
 from diffengine_ipa.adapter_files import compare_adapter, describe_official
 from diffengine_ipa.apis import load_adapter
-from diffengine_ipa.config_keys import check_top_level_keys
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.user_config import load_user_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,13 +46,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    if not osp.isfile(args.config):
-        raise UserError(f'{args.config}: no such config file')
-    cfg = Config.fromfile(args.config)
+    cfg = load_user_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    check_top_level_keys(cfg, args.config)
     if cfg.get('test_dataloader') is None:
         raise UserError(f'{args.config}: has no test_dataloader / '
                         'test_evaluator; add configs/_base_/datasets/eval_set.py '

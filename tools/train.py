@@ -16,9 +16,9 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from diffengine_ipa.config_keys import check_top_level_keys
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.user_config import load_user_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -62,13 +62,8 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Config:
     """The config file with the command line applied."""
-    if not osp.isfile(args.config):
-        raise UserError(f'{args.config}: no such config file')
-    cfg = Config.fromfile(args.config)
+    cfg = load_user_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    check_top_level_keys(cfg, args.config)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

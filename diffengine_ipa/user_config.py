@@ -1,16 +1,18 @@
-"""Refuse unknown top-level config keys (MMEngine silently ignores them).
+"""Read a user's config file: one-line errors, and unknown top-level keys
+refused (MMEngine silently ignores them).
 
 A misspelt ``trian_cfg`` would otherwise train with the defaults. Known keys
 are those ``Runner.from_cfg`` reads, plus the helpers our configs share
 (pipelines, visualizer backends). Own helper variables may start with ``_``.
 """
 import difflib
+import os.path as osp
 
 from mmengine.config import Config
 
 from .errors import UserError
 
-__all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys']
+__all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys', 'load_user_config']
 
 RUNNER_KEYS = frozenset({
     'model', 'work_dir', 'experiment_name', 'launcher', 'default_scope',
@@ -37,3 +39,14 @@ def check_top_level_keys(cfg: Config, source: str) -> None:
                 'MMEngine would ignore it; remove it, or start a helper '
                 "variable's name with '_'")
         raise UserError(f"{source}: unknown top-level key '{key}' ({hint})")
+
+
+def load_user_config(path: str, cfg_options: dict | None = None) -> Config:
+    """The config file with ``--cfg-options`` merged, its keys checked."""
+    if not osp.isfile(path):
+        raise UserError(f'{path}: no such config file')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    check_top_level_keys(cfg, path)
+    return cfg
