@@ -8,7 +8,8 @@ registry import the module that holds a class only when a config asks for it.
 from mmengine import registry as mmengine_registry
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'METRICS', 'FAMILIES']
+__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'METRICS',
+           'ARCHITECTURES']
 
 
 def _child(name: str, locations: tuple = ()) -> Registry:
@@ -28,7 +29,7 @@ METRICS = _child('METRICS', ['diffengine_ipa.evaluation'])
 RUNNERS = _child('RUNNERS')
 LOOPS = _child('LOOPS', ['diffengine_ipa.engine'])
 DATA_SAMPLERS = _child('DATA_SAMPLERS')
-FUNCTIONS = _child('FUNCTIONS')
+FUNCTIONS = _child('FUNCTIONS', ['diffengine_ipa.engine'])
 MODEL_WRAPPERS = _child('MODEL_WRAPPERS')
 WEIGHT_INITIALIZERS = _child('WEIGHT_INITIALIZERS')
 OPTIMIZERS = _child('OPTIMIZERS')
@@ -40,6 +41,7 @@ VISUALIZERS = _child('VISUALIZERS')
 VISBACKENDS = _child('VISBACKENDS')
 LOG_PROCESSORS = _child('LOG_PROCESSORS')
 # Architectures buildable from config alone (random init, no download): the
-# tiny families for tests and the demo, the full-size ones for benchmarks.
-FAMILIES = Registry(
-    'model family', locations=['diffengine_ipa.models.model_families'])
+# tiny models for tests and the demo, the full-size ones for parameter counts
+# and benchmarks.
+ARCHITECTURES = Registry(
+    'architecture', locations=['diffengine_ipa.testing.architectures'])

@@ -8,7 +8,8 @@ Both run the same model, batch and precision in one process:
   the UNet runs channels-last (and compiled, if asked).
 
 Models are the registered architectures with random weights (same shapes and
-FLOPs as the real ones); FLOPs are counted by ``torch.utils.flop_counter``.
+FLOPs as the real ones), each with the image encoder it is paired with, at its
+training resolution; FLOPs are counted by ``torch.utils.flop_counter``.
 """
 import contextlib
 import platform
@@ -21,22 +22,19 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..dtypes import to_dtype
 from ..models import IPAdapter
-from ..models.generation import generate, live_pipeline
+from ..models.generation import live_pipeline
+from ..registry import ARCHITECTURES
+from .architectures import architecture_spec
 
-__all__ = ['BENCHMARK_FAMILIES', 'run_benchmark', 'format_rows']
+__all__ = ['benchmark_architectures', 'run_benchmark', 'format_rows']
 
-BENCHMARK_FAMILIES = dict(
-    tiny=dict(base='tiny_sd15', image_encoder='tiny_clip_vision',
-              resolution=64, prompt_encoder='SD15PromptEncoder'),
-    mid=dict(base='mid_sd15', image_encoder='mid_clip_vision',
-             resolution=256, prompt_encoder='SD15PromptEncoder'),
-    sd15=dict(base='sd15', image_encoder='clip-vit-large-patch14',
-              resolution=512, prompt_encoder='SD15PromptEncoder'),
-    sdxl=dict(base='sdxl', image_encoder='clip-vit-bigg-patch14',
-              resolution=1024, prompt_encoder='SDXLPromptEncoder'),
-)
-DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
+
+def benchmark_architectures() -> list[str]:
+    """The base architectures (those naming a model family)."""
+    return sorted(name for name in ARCHITECTURES.module_dict
+                  if 'family' in architecture_spec(name))
 
 
 def device_name(device: str) -> str:
@@ -102,32 +100,31 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _inputs(family: dict, batch: int, resolution: int,
+def _inputs(model: IPAdapter, batch: int, resolution: int,
             device: str) -> dict[str, Any]:
+    """A batch as the data pipeline makes it (SDXL's time ids included,
+    which the other families ignore)."""
     generator = torch.Generator().manual_seed(0)
-    inputs = dict(
+    size = model.image_encoder.image_size
+    sizes = [resolution, resolution, 0, 0, resolution, resolution]
+    return dict(
         pixel_values=(torch.rand(batch, 3, resolution, resolution,
                                  generator=generator) * 2 - 1).to(device),
-        clip_pixel_values=torch.randn(batch, 3, 224, 224,
-                                      generator=generator).to(device),
-        text=['a close-up portrait of a tabby cat with green eyes'] * batch)
-    if family['prompt_encoder'] == 'SDXLPromptEncoder':
-        sizes = [resolution, resolution, 0, 0, resolution, resolution]
-        inputs['time_ids'] = torch.tensor([sizes] * batch,
-                                          dtype=torch.float32).to(device)
-    return inputs
+        reference_pixel_values=torch.randn(batch, 3, size, size,
+                                           generator=generator).to(device),
+        text=['a close-up portrait of a tabby cat with green eyes'] * batch,
+        time_ids=torch.tensor([sizes] * batch, dtype=torch.float32).to(device))
 
 
 @torch.no_grad()
 def _cached(model: IPAdapter, inputs: dict) -> dict[str, Any]:
     """What an embedding cache would hold for this batch."""
-    mean, std = model.latent_distribution(inputs['pixel_values'])
-    cached = dict(latent_mean=mean, latent_std=std,
-                  image_features=model.encode_image(inputs['clip_pixel_values']),
-                  **model.prompt_encoder(inputs['text']))
-    if 'time_ids' in inputs:
-        cached['time_ids'] = inputs['time_ids']
-    return cached
+    mean, std = model.family.latent_distribution(inputs['pixel_values'])
+    features = model.image_encoder(inputs['reference_pixel_values'],
+                                   model.image_projection.image_features)
+    return dict(latent_mean=mean, latent_std=std, image_features=features,
+                time_ids=inputs['time_ids'],
+                **model.family.encode_prompt(inputs['text']))
 
 
 def _timed_steps(model: IPAdapter, optimizer: torch.optim.Optimizer,
@@ -161,24 +158,25 @@ def _timed_steps(model: IPAdapter, optimizer: torch.optim.Optimizer,
     return statistics.median(times), counter.get_total_flops(), memory.peak_gb
 
 
-def run_benchmark(family: str = 'tiny', batch: int = 1,
+def run_benchmark(architecture: str = 'tiny_sd15', batch: int = 1,
                   resolution: int | None = None, dtype: str = 'fp32',
                   steps: int = 5, warmup: int = 1, infer_steps: int = 30,
-                  compile_unet: bool = False,
+                  compile_denoiser: bool = False,
                   device: str | None = None) -> dict[str, Any]:
     """One row of the results table (see the module docstring)."""
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    spec = BENCHMARK_FAMILIES[family]
+    spec = architecture_spec(architecture)
     resolution = resolution or spec['resolution']
-    cast = DTYPES[dtype]
+    cast = to_dtype(dtype)
     torch.manual_seed(0)
     model = IPAdapter(
-        f'random:{spec["base"]}', f'random:{spec["image_encoder"]}',
-        prompt_encoder=dict(type=spec['prompt_encoder']),
+        f'random:{architecture}', f'random:{spec["paired_encoder"]}',
+        family=dict(type=spec['family'], **spec.get('family_settings', {})),
+        image_projection=spec.get('projection'),
         frozen_dtype=None if dtype == 'fp32' else dtype).to(device).train()
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    inputs = _inputs(spec, batch, resolution, device)
+    inputs = _inputs(model, batch, resolution, device)
 
     reference = _timed_steps(model, optimizer, inputs, steps, warmup, cast,
                              device)
@@ -192,9 +190,9 @@ def run_benchmark(family: str = 'tiny', batch: int = 1,
     _sync(device)
     cache_seconds = (time.perf_counter() - start) / batch
     model.channels_last = True
-    model.unet.to(memory_format=torch.channels_last)
-    if compile_unet:
-        model.unet.compile()
+    model.family.denoiser.to(memory_format=torch.channels_last)
+    if compile_denoiser:
+        model.family.denoiser.compile()
     ours = _timed_steps(model, optimizer, cached, steps, warmup, cast, device)
 
     latency = None
@@ -203,12 +201,12 @@ def run_benchmark(family: str = 'tiny', batch: int = 1,
         reference_image = Image.new('RGB', (256, 256), (120, 80, 40))
         model.eval()
         with torch.no_grad(), live_pipeline(model) as pipe, autocast:
-            generate(pipe, reference_image, 'a cat', steps=2, height=resolution,
-                     width=resolution)  # warm-up
+            pipe(reference_image, 'a cat', steps=2, height=resolution,
+                 width=resolution)  # warm-up
             _sync(device)
             start = time.perf_counter()
-            generate(pipe, reference_image, 'a cat', steps=infer_steps,
-                     height=resolution, width=resolution)
+            pipe(reference_image, 'a cat', steps=infer_steps,
+                 height=resolution, width=resolution)
             _sync(device)
             latency = time.perf_counter() - start
 
@@ -216,7 +214,7 @@ def run_benchmark(family: str = 'tiny', batch: int = 1,
     achieved = ours[1] / ours[0] / 1e12
     return dict(
         device=device_name(device),
-        family=family,
+        family=architecture,
         batch=batch,
         resolution=resolution,
         dtype=dtype,
@@ -233,7 +231,7 @@ def run_benchmark(family: str = 'tiny', batch: int = 1,
         device_matmul_peak_tflops=peak,
         fraction_of_matmul_peak=achieved / peak,
         cache_build_s_per_image=cache_seconds,
-        compile_unet=compile_unet,
+        compile_denoiser=compile_denoiser,
         inference_steps=infer_steps or None,
         inference_latency_s=latency,
         torch=torch.__version__)
