@@ -1,16 +1,24 @@
 """Models: the IP-Adapter recipe and the components it is assembled from."""
 from .data_preprocessor import IPAdapterDataPreprocessor
-from .image_projections import IPAdapterImageProjection
+from .families import SD3, SD15, SDXL, DiffusionFamily, Flux
+from .image_encoders import (
+    CLIPImageEncoder,
+    Dinov2ImageEncoder,
+    ImageEncoder,
+    SiglipImageEncoder,
+)
+from .image_projections import (
+    IPAdapterImageProjection,
+    IPAdapterPlusImageProjection,
+    IPAdapterTimeImageProjection,
+)
 from .ip_adapter import IPAdapter, condition_drops
-from .model_families import build_family_component, write_family
 from .model_sources import load_component
-from .prompt_encoders import SD15PromptEncoder, SDXLPromptEncoder
-from .unet_surgery import install_ip_adapter, ip_adapter_key_map
 
 __all__ = [
-    'IPAdapter', 'IPAdapterDataPreprocessor', 'IPAdapterImageProjection',
-    'SD15PromptEncoder', 'SDXLPromptEncoder', 'build_family_component',
-    'install_ip_adapter',
-    'ip_adapter_key_map', 'load_component', 'condition_drops',
-    'write_family'
+    'IPAdapter', 'IPAdapterDataPreprocessor', 'DiffusionFamily', 'SD15',
+    'SDXL', 'SD3', 'Flux', 'ImageEncoder', 'CLIPImageEncoder',
+    'SiglipImageEncoder', 'Dinov2ImageEncoder', 'IPAdapterImageProjection',
+    'IPAdapterPlusImageProjection', 'IPAdapterTimeImageProjection',
+    'condition_drops', 'load_component'
 ]

@@ -1,6 +1,7 @@
 """A short identity of a set of modules' weights, to tell caches apart."""
 import hashlib
 import json
+from typing import Any
 
 import torch
 from torch import nn
@@ -9,26 +10,25 @@ __all__ = ['fingerprint_modules']
 
 
 @torch.no_grad()
-def fingerprint_modules(modules: dict[str, nn.Module], extra: str = '') -> str:
+def fingerprint_modules(modules: dict[str, Any], extra: str = '') -> str:
     """SHA-256 over each module's class, config and parameters.
 
     Each tensor contributes its name, shape, dtype, and float64 sum and sum
     of squares: cheap (one pass over the weights) and changed by any real
-    change of a weight. Tokenizers inside a module add their vocabulary;
+    change of a weight. A tokenizer among ``modules`` adds its vocabulary;
     ``extra`` adds anything else that decides the outputs.
     """
     digest = hashlib.sha256(extra.encode())
     for name, module in modules.items():
         digest.update(f'{name}:{type(module).__name__}'.encode())
+        if not isinstance(module, nn.Module):  # a tokenizer
+            vocab = sorted(module.get_vocab().items())
+            digest.update(json.dumps(vocab).encode())
+            continue
         config = getattr(module, 'config', None)
         if config is not None:
             config = config.to_dict() if hasattr(config, 'to_dict') else dict(config)
             digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-        for attribute in ('tokenizer', 'tokenizer_2'):
-            tokenizer = getattr(module, attribute, None)
-            if tokenizer is not None:
-                vocab = sorted(tokenizer.get_vocab().items())
-                digest.update(json.dumps(vocab).encode())
         for key, tensor in module.state_dict().items():
             values = tensor.detach().double()
             digest.update(f'{key}{tuple(tensor.shape)}{tensor.dtype}'.encode())

@@ -1,40 +1,54 @@
-"""Trainable image projections: CLIP image features → tokens for the UNet.
+"""Trainable image projections: image-encoder features → tokens for the
+denoiser's adapter attention.
 
-Each projection declares which image features it reads, what a dropped
-(unconditional) image is, and how its parameters map to the official
-IP-Adapter file; its input and output widths come from the loaded image
-encoder and UNet, never from the config. Both are diffusers' own classes, so
-diffusers' ``load_ip_adapter`` builds the same modules from our files.
+Each projection declares which image features it reads (``'pooled'`` or
+``'hidden_states'``, see :mod:`.image_encoders`); its input and output widths
+come from the loaded image encoder and family, never from the config. All are
+diffusers' own classes, so diffusers' ``load_ip_adapter`` builds the same
+modules from our files (their official names live in
+:mod:`diffengine_ipa.official_format`). ``forward(features, timesteps)`` takes
+the denoising timesteps for the projections that use them.
 """
 import logging
 
+import torch
 from diffusers.models import embeddings
 from mmengine.logging import print_log
 
 from ..errors import UserError
 from ..registry import MODELS
 
-__all__ = ['IPAdapterImageProjection', 'IPAdapterPlusImageProjection']
+__all__ = [
+    'IPAdapterImageProjection', 'IPAdapterPlusImageProjection',
+    'IPAdapterTimeImageProjection'
+]
 
-HEAD_DIM = 64  # diffusers and ComfyUI infer the Plus head count as rows / 64
+HEAD_DIM = 64  # diffusers and ComfyUI infer Resampler heads as rows / 64
+
+
+def _check_resampler(hidden_dims: int, depth: int) -> None:
+    if hidden_dims % HEAD_DIM or depth != 4:
+        raise UserError(
+            f'model.image_projection: hidden_dims ({hidden_dims}) must be a '
+            f'multiple of {HEAD_DIM} and depth 4 (got {depth}), as diffusers '
+            'and ComfyUI expect of a Resampler')
 
 
 @MODELS.register_module()
 class IPAdapterImageProjection(embeddings.ImageProjection):
-    """IP-Adapter's projection: ``Linear(D_img, N·D_ctx)`` → N tokens → LayerNorm.
+    """IP-Adapter's projection: ``Linear(D_img, N·D)`` → N tokens → LayerNorm.
+
+    SD1.5, SDXL (tencent-ailab's files) and FLUX.1 (XLabs' files) use it.
 
     Args:
-        image_embed_dim: Width of the image encoder's pooled ``image_embeds``.
-        cross_attention_dim: The UNet's cross-attention width.
+        image_embed_dim: Width of the image encoder's pooled features.
+        cross_attention_dim: Width of the tokens (the family's).
         num_tokens: Image tokens per image. diffusers and ComfyUI assume 4
-            when they load a base adapter.
+            when they load a base IP-Adapter (16 for FLUX at 4096-d).
     """
 
     variant = 'base'
-    # The image encoder output this projection reads, and the unconditional
-    # image: a zero embedding (tutorial_train.py, diffusers' pipelines).
-    image_features = 'image_embeds'
-    null_image = 'zero_features'
+    image_features = 'pooled'
 
     def __init__(self, image_embed_dim: int, cross_attention_dim: int,
                  num_tokens: int = 4) -> None:
@@ -45,30 +59,28 @@ class IPAdapterImageProjection(embeddings.ImageProjection):
         if num_tokens != 4:
             print_log(
                 f'num_tokens={num_tokens}: diffusers and ComfyUI assume 4 '
-                'tokens for a base IP-Adapter and will not load this one.',
+                'tokens for a base IP-Adapter and may not load this one.',
                 logger='current', level=logging.WARNING)
 
     @property
     def num_tokens(self) -> int:
         return self.num_image_text_embeds
 
-    def official_key_map(self, prefix: str = '') -> dict[str, str]:
-        """``{prefix + our name: 'image_proj.' + official name}``."""
-        return {
-            prefix + name: 'image_proj.' + name.replace('image_embeds.', 'proj.')
-            for name, _ in self.named_parameters()
-        }
+    def forward(self, image_embeds: torch.Tensor,
+                timesteps: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D_img) → (B, N, D)."""
+        return super().forward(image_embeds)
 
 
 @MODELS.register_module()
 class IPAdapterPlusImageProjection(embeddings.IPAdapterPlusImageProjection):
     """IP-Adapter Plus: a perceiver ("Resampler") with ``num_tokens`` learnt
-    queries reading the image encoder's penultimate-layer patch tokens.
+    queries reading the image encoder's penultimate-layer tokens.
 
     Args:
         image_embed_dim: Width of the image encoder's hidden states (1280 for
             ViT-H/14).
-        cross_attention_dim: The UNet's cross-attention width.
+        cross_attention_dim: Width of the tokens (the family's).
         hidden_dims: The Resampler's width: 768 in the published SD1.5 Plus,
             1280 in SDXL Plus. Heads = ``hidden_dims / 64``.
         depth: Perceiver blocks (4 in every published Plus file).
@@ -77,19 +89,12 @@ class IPAdapterPlusImageProjection(embeddings.IPAdapterPlusImageProjection):
     """
 
     variant = 'plus'
-    # Penultimate hidden states; a dropped image is the features of an
-    # all-zero pixel input (tutorial_train_plus.py, diffusers' pipelines).
-    image_features = 'penultimate_hidden_states'
-    null_image = 'zero_pixels'
+    image_features = 'hidden_states'
 
     def __init__(self, image_embed_dim: int, cross_attention_dim: int,
                  hidden_dims: int = 768, depth: int = 4, num_tokens: int = 16,
                  ffn_ratio: float = 4) -> None:
-        if hidden_dims % HEAD_DIM or depth != 4:
-            raise UserError(
-                f'model.image_projection: hidden_dims ({hidden_dims}) must be '
-                f'a multiple of {HEAD_DIM} and depth 4 (got {depth}), as '
-                'diffusers and ComfyUI expect of a Plus adapter')
+        _check_resampler(hidden_dims, depth)
         super().__init__(
             embed_dims=image_embed_dim,
             output_dims=cross_attention_dim,
@@ -104,18 +109,64 @@ class IPAdapterPlusImageProjection(embeddings.IPAdapterPlusImageProjection):
     def num_tokens(self) -> int:
         return self.latents.shape[1]
 
-    def official_key_map(self, prefix: str = '') -> dict[str, str]:
-        """``{prefix + our name: 'image_proj.' + official name}``; K and V map
-        to the same ``to_kv`` weight, stacked in that order."""
-        renames = (('.ln0.', '.0.norm1.'), ('.ln1.', '.0.norm2.'),
-                   ('.attn.to_q.', '.0.to_q.'), ('.attn.to_k.', '.0.to_kv.'),
-                   ('.attn.to_v.', '.0.to_kv.'), ('.attn.to_out.0.', '.0.to_out.'),
-                   ('.ff.0.', '.1.0.'), ('.ff.1.net.0.proj.', '.1.1.'),
-                   ('.ff.1.net.2.', '.1.3.'))
-        keys = {}
-        for name, _ in self.named_parameters():
-            official = name
-            for ours, theirs in renames:
-                official = official.replace(ours, theirs)
-            keys[prefix + name] = 'image_proj.' + official
-        return keys
+    def forward(self, hidden_states: torch.Tensor,
+                timesteps: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, tokens_in, D_img) → (B, N, D)."""
+        return super().forward(hidden_states)
+
+
+@MODELS.register_module()
+class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
+    """SD3.5's time-aware Resampler (InstantX): learnt queries read the image
+    encoder's penultimate-layer tokens, each block modulated (AdaLN) by the
+    denoising timestep; it also hands that timestep embedding to the
+    attention processors' image-token norms.
+
+    Args:
+        image_embed_dim: Width of the image encoder's hidden states (1152 for
+            SigLIP so400m).
+        cross_attention_dim: Width of the tokens (the transformer's, 2432
+            for SD3.5 Large).
+        hidden_dims: The Resampler's width (1280 published); heads =
+            ``hidden_dims / 64``.
+        depth: Blocks (4 published).
+        num_tokens: Learnt queries = image tokens (64 published).
+        timestep_in_dim: Width of the sinusoidal timestep features (320).
+        ffn_ratio: Feed-forward expansion.
+    """
+
+    variant = 'time-resampler'
+    image_features = 'hidden_states'
+
+    def __init__(self, image_embed_dim: int, cross_attention_dim: int,
+                 hidden_dims: int = 1280, depth: int = 4, num_tokens: int = 64,
+                 timestep_in_dim: int = 320, ffn_ratio: int = 4) -> None:
+        _check_resampler(hidden_dims, depth)
+        super().__init__(
+            embed_dim=image_embed_dim,
+            output_dim=cross_attention_dim,
+            hidden_dim=hidden_dims,
+            depth=depth,
+            dim_head=HEAD_DIM,
+            heads=hidden_dims // HEAD_DIM,
+            num_queries=num_tokens,
+            ffn_ratio=ffn_ratio,
+            timestep_in_dim=timestep_in_dim)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.latents.shape[1]
+
+    @property
+    def time_embedding_dim(self) -> int:
+        """Width of the timestep embedding handed to the processors."""
+        return self.latents.shape[2]
+
+    def forward(self, hidden_states: torch.Tensor,
+                timesteps: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, tokens_in, D_img), (B, ) → tokens (B, N, D) and the timestep
+        embedding (B, hidden_dims)."""
+        if timesteps is None:
+            raise ValueError('IPAdapterTimeImageProjection needs timesteps')
+        return super().forward(hidden_states, timesteps)

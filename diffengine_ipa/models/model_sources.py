@@ -1,9 +1,10 @@
 """Load the frozen components of a model from where the config says they are.
 
 A source is either a Hugging Face Hub id or a local folder (loaded with the
-class's own ``from_pretrained``), or ``random:<family>``: a registered
+class's own ``from_pretrained``), or ``random:<architecture>``: a registered
 architecture built from config with random weights (see
-:mod:`.model_families`), for tests and benchmarks that need no weights.
+:mod:`diffengine_ipa.testing.architectures`), for tests and benchmarks that
+need no weights.
 """
 import os
 import os.path as osp
@@ -13,7 +14,7 @@ from typing import Any
 from ..errors import ModelSourceError
 
 __all__ = [
-    'RANDOM_PREFIX', 'load_component', 'load_schedulers', 'resolve_file',
+    'RANDOM_PREFIX', 'load_component', 'load_scheduler_config', 'resolve_file',
     'disable_progress_bars'
 ]
 
@@ -73,11 +74,10 @@ def load_component(cls: type,
         ModelSourceError: one line naming the path tried and how to fix it.
     """
     if source.startswith(RANDOM_PREFIX):
-        from .model_families import build_family_component
-        family = source[len(RANDOM_PREFIX):]
+        from ..testing.builders import build_component
+        architecture = source[len(RANDOM_PREFIX):]
         try:
-            return build_family_component(family, component or subfolder,
-                                          cls)
+            return build_component(architecture, component or subfolder, cls)
         except KeyError as err:
             raise ModelSourceError(f'{field}: {err.args[0]}') from None
     return _load_with_errors(cls.from_pretrained, source, subfolder, field,
@@ -96,25 +96,20 @@ def _load_with_errors(load: Any, source: str, subfolder: str | None,
                                         err)) from None
 
 
-def load_schedulers(source: str) -> tuple[Any, Any]:
-    """``(training, inference)`` schedulers from the base model's config.
-
-    Training uses ``DDPMScheduler`` (``add_noise``, the loss target); the
-    inference one is the class the model ships with (e.g. PNDM for SD1.5,
-    Euler for SDXL), as its pipeline would use.
-    """
-    import diffusers
+def load_scheduler_config(source: str) -> dict:
+    """The base model's ``scheduler/`` config (its ``_class_name`` is the
+    scheduler its pipeline generates with)."""
     if source.startswith(RANDOM_PREFIX):
-        from .model_families import family_spec
-        config = family_spec(source[len(RANDOM_PREFIX):])['scheduler']
-    else:
-        config = _load_with_errors(diffusers.DDPMScheduler.load_config, source,
-                                   'scheduler',
-                                   'model.pretrained_model_name_or_path')
-    inference_class = getattr(diffusers, config.get('_class_name',
-                                                    'DDPMScheduler'))
-    return (diffusers.DDPMScheduler.from_config(config),
-            inference_class.from_config(config))
+        from ..testing.architectures import architecture_spec
+        try:
+            return dict(architecture_spec(source[len(RANDOM_PREFIX):])['scheduler'])
+        except KeyError as err:
+            raise ModelSourceError(
+                f'model.pretrained_model_name_or_path: {err.args[0]}') from None
+    from diffusers import DDPMScheduler  # any scheduler reads the config file
+    return dict(_load_with_errors(DDPMScheduler.load_config, source,
+                                  'scheduler',
+                                  'model.pretrained_model_name_or_path'))
 
 
 def resolve_file(spec: str, field: str) -> str:

@@ -8,8 +8,8 @@ accumulated steps at batch B, or N ranks at batch B, equal one step at batch
 N·B, and a resumed run draws what an uninterrupted one would.
 """
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from mmengine.logging import MessageHub
@@ -22,7 +22,7 @@ class TrainingDraws:
     """Per-sample draws, batched along the first dimension."""
 
     drop: torch.Tensor  # (B, ) uniform in [0, 1): which condition to drop
-    timesteps: torch.Tensor  # (B, ) integer diffusion timesteps
+    timesteps: torch.Tensor  # (B, ) the objective's timesteps
     latent_eps: torch.Tensor  # (B, C, h, w): the VAE latent sample
     noise: torch.Tensor  # (B, C, h, w)
     offset: torch.Tensor | None  # (B, C, 1, 1) offset noise, if asked for
@@ -44,8 +44,12 @@ def _current_epoch() -> int:
     return int(MessageHub.get_current_instance().get_info('epoch', 0) or 0)
 
 
+TimestepSampler = Callable[[torch.Generator | None, torch.device],
+                           torch.Tensor]
+
+
 def draw_training_randomness(latent_shape: Sequence[int],
-                             num_train_timesteps: int,
+                             sample_timestep: TimestepSampler,
                              sample_indices: Sequence[int] | None,
                              device: torch.device,
                              with_offset: bool = False) -> TrainingDraws:
@@ -53,6 +57,8 @@ def draw_training_randomness(latent_shape: Sequence[int],
     h, w).
 
     Args:
+        sample_timestep: The objective's draw of one timestep from a
+            generator (``None``: the global one).
         sample_indices: The samples' dataset indices; ``None`` (samples of
             unknown origin) draws from the global generator instead.
     """
@@ -60,8 +66,8 @@ def draw_training_randomness(latent_shape: Sequence[int],
     if sample_indices is None:
         return TrainingDraws(
             drop=torch.rand(batch, device=device),
-            timesteps=torch.randint(0, num_train_timesteps, (batch, ),
-                                    device=device),
+            timesteps=torch.stack([sample_timestep(None, device)
+                                   for _ in range(batch)]),
             latent_eps=torch.randn(latent_shape, device=device),
             noise=torch.randn(latent_shape, device=device),
             offset=(torch.randn((batch, shape[0], 1, 1), device=device)
@@ -75,8 +81,7 @@ def draw_training_randomness(latent_shape: Sequence[int],
         g = sample_generator(seed, epoch, int(index), device)
         draws.append((
             torch.rand((), generator=g, device=device),
-            torch.randint(0, num_train_timesteps, (), generator=g,
-                          device=device),
+            sample_timestep(g, device),
             torch.randn(shape, generator=g, device=device),
             torch.randn(shape, generator=g, device=device),
             torch.randn((shape[0], 1, 1), generator=g, device=device)

@@ -1,14 +1,21 @@
-"""Decoupled cross-attention: install IP-Adapter processors in a UNet.
+"""Decoupled cross-attention in a UNet (SD1.5, SDXL): diffusers'
+``IPAdapterAttnProcessor2_0`` beside every cross-attention layer, and what
+the UNet families share besides.
 
-Layer numbering follows the official file: a layer's number is its index in
-``unet.attn_processors`` (self-attention layers count too), so cross-attention
-layers of Stable Diffusion get the odd numbers 1, 3, 5, ... Always enumerated
-from the actual model, never from a hand-written list.
+Layer numbering in the official file is a processor's index in
+``unet.attn_processors`` (self-attention layers count too), so Stable
+Diffusion's cross-attention layers get the odd numbers 1, 3, 5, ... Always
+enumerated from the actual model, never from a hand-written list.
 """
+from typing import Any
+
+import torch
 from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
 from torch import nn
 
-__all__ = ['install_ip_adapter', 'ip_adapter_key_map', 'cross_attention_layers']
+from ..objectives import NoisePrediction
+
+__all__ = ['cross_attention_layers', 'install_unet_adapter', 'UNetAdapterMixin']
 
 
 def cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
@@ -22,13 +29,13 @@ def cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
-def install_ip_adapter(unet: nn.Module, num_tokens: int = 4,
-                       scale: float = 1.0) -> None:
+def install_unet_adapter(unet: nn.Module, num_tokens: int = 4,
+                         scale: float = 1.0) -> None:
     """Give each cross-attention layer trainable ``to_k_ip``/``to_v_ip``.
 
-    Uses diffusers' ``IPAdapterAttnProcessor2_0`` (out = text attention +
-    scale · image attention, same query); K/V start as copies of the layer's
-    own ``to_k``/``to_v``, as in the reference training scripts.
+    out = text attention + scale · image attention, same query; K/V start as
+    copies of the layer's own ``to_k``/``to_v``, as in the reference training
+    scripts.
     """
     processors = dict(unet.attn_processors)
     for name, attention in cross_attention_layers(unet).items():
@@ -44,12 +51,47 @@ def install_ip_adapter(unet: nn.Module, num_tokens: int = 4,
     unet.set_attn_processor(processors)
 
 
-def ip_adapter_key_map(unet: nn.Module, prefix: str = '') -> dict[str, str]:
-    """``{prefix + our K/V weight name: 'ip_adapter.<index>.to_{k,v}_ip.weight'}``."""
-    keys = {}
-    for index, (name, processor) in enumerate(unet.attn_processors.items()):
-        if isinstance(processor, IPAdapterAttnProcessor2_0):
-            for kind in ('to_k_ip', 'to_v_ip'):
-                keys[f'{prefix}{name}.{kind}.0.weight'] = (
-                    f'ip_adapter.{index}.{kind}.weight')
-    return keys
+class UNetAdapterMixin:
+    """The UNet families' shared answers (SD1.5, SDXL): ε/v objective,
+    adapter on the cross-attention layers, tokens read as the UNet's second
+    ``encoder_hidden_states``, the tencent-ailab layout."""
+
+    denoiser_name = 'unet'
+    layout = 'ip-adapter'
+    generation_defaults = dict(
+        steps=30, guidance_scale=7.5,
+        negative_prompt='monochrome, lowres, bad anatomy, worst quality, '
+        'low quality')
+
+    def build_objective(self, scheduler_config: dict, **overrides) -> Any:
+        return NoisePrediction(dict(scheduler_config, **overrides))
+
+    @classmethod
+    def adapter_layers(cls, denoiser: nn.Module) -> list[str]:
+        return list(cross_attention_layers(denoiser))
+
+    @classmethod
+    def token_width(cls, denoiser: nn.Module) -> int:
+        return denoiser.config.cross_attention_dim
+
+    def install_adapter(self, projection: nn.Module) -> None:
+        install_unet_adapter(self.unet, projection.num_tokens)
+
+    def denoise(self, noisy: torch.Tensor, timesteps: torch.Tensor,
+                conditions: dict[str, torch.Tensor],
+                image_tokens: torch.Tensor) -> torch.Tensor:
+        """ε or v (B, 4, h, w); the image tokens (B, N, D) go to the
+        processors as the second part of ``encoder_hidden_states``."""
+        added = {k: v for k, v in conditions.items() if k != 'text_states'}
+        return self.unet(
+            noisy, timesteps,
+            encoder_hidden_states=(conditions['text_states'], [image_tokens]),
+            added_cond_kwargs=added or None).sample
+
+    @classmethod
+    def image_prompt_kwargs(cls, image: torch.Tensor, null: torch.Tensor,
+                            guidance_scale: float) -> dict[str, Any]:
+        """One adapter, one image: (2, 1, ...) with the null image first when
+        the pipeline guides (as its own ``encode_image`` makes them)."""
+        embeds = torch.cat([null, image]) if guidance_scale > 1 else image
+        return dict(ip_adapter_image_embeds=[embeds[:, None]])
