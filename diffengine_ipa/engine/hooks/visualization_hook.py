@@ -6,7 +6,7 @@ from mmengine.model import is_model_wrapper
 from PIL import Image
 
 from ...image_io import read_rgb_image
-from ...models.generation import generate, live_pipeline
+from ...models.generation import live_pipeline
 from ...registry import HOOKS
 from ..random_state import preserved_random_state
 
@@ -63,8 +63,8 @@ class IPAdapterVisualizationHook(Hook):
             for index in range(count):
                 case = dataset.get_data_info(index)
                 reference = read_rgb_image(case['img_path'])
-                (image, ) = generate(
-                    pipe, reference, case['prompt'], cfg['negative_prompt'],
+                (image, ) = pipe(
+                    reference, case['prompt'], cfg['negative_prompt'],
                     case['scale'], cfg['steps'], cfg['guidance_scale'],
                     case['seed'], 1, cfg['height'], cfg['width'])
                 panel = Image.new('RGB', (2 * image.width, image.height))

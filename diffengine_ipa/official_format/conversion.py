@@ -1,0 +1,280 @@
+"""From any adapter file this kit understands to the canonical official state,
+and between that state and a live model.
+
+Inputs: a training checkpoint of this kit (``state_dict`` plus
+``meta['ip_adapter']['key_map']``), a nested official ``.bin``, a flat
+official dict (XLabs' FLUX names included), or what the official
+``tutorial_train*.py`` scripts save.
+"""
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from .files import find_checkpoint, load_weights_file
+from .layouts import (
+    LAYOUTS,
+    FluxLayout,
+    attention_key_map,
+    describe_official,
+    projection_key_map,
+    validate_official,
+)
+
+__all__ = [
+    'to_official', 'rename_to_official', 'load_adapter', 'compare_adapter',
+    'expected_adapter', 'official_key_map', 'adapter_metadata',
+    'official_state_dict', 'load_official_state_dict', 'load_adapter_into'
+]
+
+
+def rename_to_official(state: dict[str, torch.Tensor],
+                       key_map: dict[str, str]) -> dict[str, torch.Tensor]:
+    """Our weights under their official names. Several of ours that map to
+    one official key (Plus's K and V → ``to_kv``) are stacked along dim 0 in
+    the key map's order."""
+    groups: dict[str, list[torch.Tensor]] = {}
+    for ours, official in key_map.items():
+        groups.setdefault(official, []).append(state[ours])
+    return {official: parts[0] if len(parts) == 1 else torch.cat(parts)
+            for official, parts in groups.items()}
+
+
+def _tutorial_to_official(contents: dict, source: str,
+                          processor_names: list[str] | None) -> dict:
+    """What ``tutorial_train*.py`` saves: ``unet.*`` (the whole UNet, adapter
+    processors included), ``image_proj_model.*`` and ``adapter_modules.<i>.*``,
+    ``adapter_modules`` being ``ModuleList(unet.attn_processors.values())``,
+    so ``<i>`` is already the official number. Saved as safetensors those
+    aliases of UNet tensors can vanish; then the layers are numbered from the
+    UNet's own ``attn_processors`` order (``processor_names``)."""
+    state = {'image_proj.' + k[len('image_proj_model.'):]: v
+             for k, v in contents.items() if k.startswith('image_proj_model.')}
+    aliases = {k[len('adapter_modules.'):]: v for k, v in contents.items()
+               if k.startswith('adapter_modules.')}
+    if aliases:
+        state.update({f'ip_adapter.{k}': v for k, v in aliases.items()})
+        return state
+    in_unet = {k[len('unet.'):-len('.to_k_ip.weight')]
+               for k in contents if k.endswith('.processor.to_k_ip.weight')}
+    if not in_unet:
+        raise CheckpointError(f'{source}: an official-script checkpoint without '
+                              'adapter weights (no adapter_modules.* and no '
+                              'unet.*.processor.to_k_ip.weight keys)')
+    if processor_names is None:
+        raise CheckpointError(
+            f'{source}: the adapter_modules.* keys are missing (safetensors '
+            'drops tensors that alias the UNet\'s); pass --config CONFIG (the '
+            'base model it was trained on) so the layers are numbered from '
+            "that UNet's attn_processors")
+    unknown = sorted(in_unet - set(processor_names))
+    if unknown:
+        raise CheckpointError(f'{source}: {unknown[0]} is not a layer of the '
+                              "configured UNet: another base model's checkpoint?")
+    for index, name in enumerate(processor_names):
+        if name in in_unet:
+            for kind in ('to_k_ip', 'to_v_ip'):
+                state[f'ip_adapter.{index}.{kind}.weight'] = contents[
+                    f'unet.{name}.{kind}.weight']
+    return state
+
+
+def to_official(contents: dict, source: str,
+                processor_names: list[str] | None = None
+                ) -> dict[str, torch.Tensor]:
+    """The canonical flat state from any file this kit understands
+    (``processor_names``: a UNet's ``attn_processors`` order, needed only
+    for an official-script checkpoint whose aliases are missing)."""
+    if not isinstance(contents, dict):
+        raise CheckpointError(f'{source}: holds a {type(contents).__name__}, '
+                              'not a checkpoint dict')
+    meta = contents.get('meta')
+    if isinstance(meta, dict) and 'state_dict' in contents:
+        info = meta.get('ip_adapter')
+        if not isinstance(info, dict) or 'key_map' not in info:
+            raise CheckpointError(
+                f'{source}: an MMEngine checkpoint without diffengine_ipa '
+                "adapter metadata (meta['ip_adapter']); was it written by a "
+                'config with AdapterCheckpointHook?')
+        state = contents['state_dict']
+        missing = [key for key in info['key_map'] if key not in state]
+        if missing:
+            raise CheckpointError(f'{source}: adapter weight {missing[0]} is '
+                                  f'missing ({len(missing)} in all)')
+        return rename_to_official(state, info['key_map'])
+    if set(contents) >= {'image_proj', 'ip_adapter'} and all(
+            isinstance(contents[k], dict) for k in ('image_proj', 'ip_adapter')):
+        return {
+            f'{part}.{key}': value
+            for part in ('image_proj', 'ip_adapter')
+            for key, value in contents[part].items()
+        }
+    flat = FluxLayout.from_file(contents)
+    if any(key.startswith(('image_proj.', 'ip_adapter.')) for key in flat):
+        return dict(flat)
+    if any(key.startswith('image_proj_model.') for key in contents):
+        return _tutorial_to_official(contents, source, processor_names)
+    keys = ', '.join(list(contents)[:5])
+    raise CheckpointError(
+        f"{source}: not an IP-Adapter checkpoint: no 'image_proj'/"
+        f"'ip_adapter' keys and no diffengine_ipa metadata (keys: {keys})")
+
+
+def load_adapter(path: str, processor_names: list[str] | None = None
+                 ) -> dict[str, torch.Tensor]:
+    """The canonical, checked state from a training checkpoint, a work dir
+    (its last checkpoint), an official ``.safetensors``/``.bin``, or an
+    official script's checkpoint."""
+    path = find_checkpoint(path)
+    contents, _ = load_weights_file(path)
+    state = to_official(contents, path, processor_names)
+    validate_official(state, path)
+    return state
+
+
+# --- fit ----------------------------------------------------------------------
+
+def expected_adapter(family: Any, denoiser: nn.Module, image_encoder: Any,
+                     projection: Any, tokens: int | None = None
+                     ) -> dict[str, Any]:
+    """What an adapter file must be to fit these modules.
+
+    Args:
+        family: The family (class or instance).
+        denoiser: Its UNet or transformer, adapter installed or not.
+        image_encoder: The :class:`ImageEncoder`.
+        projection: The projection module, or its class.
+        tokens: The image tokens, when known (a class has none).
+    """
+    if tokens is None and isinstance(projection, nn.Module):
+        tokens = projection.num_tokens
+    return dict(
+        layout=family.layout,
+        variant=projection.variant,
+        cross_attention_dim=family.token_width(denoiser),
+        image_embed_dim=image_encoder.feature_dim(projection.image_features),
+        tokens=tokens,
+        layers=len(family.adapter_layers(denoiser)))
+
+
+def compare_adapter(found: dict[str, Any], expected: dict[str, Any],
+                    source: str) -> None:
+    """Stop with one line when an adapter does not fit the configured model.
+
+    Args:
+        found: :func:`describe_official` of the file.
+        expected: :func:`expected_adapter` of the configured model.
+        source: The file, named in the message.
+    """
+    if found['layout'] != expected['layout']:
+        wanted = LAYOUTS[expected['layout']]
+        width = expected['cross_attention_dim']
+        raise CheckpointError(
+            f'{source}: an adapter in the {found["layout"]} layout '
+            f'({found["family"]}, {found["cross_attention_dim"]}-d tokens) but '
+            f'the configured model takes the {wanted.name} layout '
+            f'({wanted.family_label(width)}, {width}-d tokens): the config '
+            'names another model family')
+    if found['variant'] != expected['variant']:
+        config = ('a *_plus config (IPAdapterPlusImageProjection)'
+                  if found['variant'] == 'plus' else
+                  'a base config (IPAdapterImageProjection)')
+        raise CheckpointError(
+            f'{source}: an IP-Adapter {found["variant"]} file, but the config '
+            f'builds a {expected["variant"]} adapter: use {config}')
+    if found['cross_attention_dim'] != expected['cross_attention_dim']:
+        layout = LAYOUTS[found['layout']]
+        raise CheckpointError(
+            f'{source}: the adapter was trained for a '
+            f'{found["cross_attention_dim"]}-d cross-attention '
+            f'({found["family"]}) but the configured base model has '
+            f'{expected["cross_attention_dim"]} '
+            f'({layout.family_label(expected["cross_attention_dim"])})')
+    if found['image_embed_dim'] != expected['image_embed_dim']:
+        what, encoders = (('image embeddings', '768: CLIP ViT-L/14, 1024: '
+                           'ViT-H/14, 1280: ViT-bigG/14') if found['variant']
+                          == 'base' else ('hidden states', '1024: ViT-L/14, '
+                                          '1152: SigLIP so400m, 1280: ViT-H/14'))
+        raise CheckpointError(
+            f'{source}: the adapter expects {found["image_embed_dim"]}-d '
+            f'{what} ({encoders}); the configured image encoder gives '
+            f'{expected["image_embed_dim"]}')
+    for field, what in (('tokens', 'image tokens'),
+                        ('layers', 'adapter layers')):
+        if expected.get(field) is not None and found[field] != expected[field]:
+            raise CheckpointError(
+                f'{source}: the adapter has {found[field]} {what}; the '
+                f'configured model has {expected[field]}')
+
+
+# --- a live IPAdapter model ---------------------------------------------------
+
+def official_key_map(model: nn.Module) -> dict[str, str]:
+    """The model's state-dict keys → the canonical official keys."""
+    family = model.family
+    keys = projection_key_map(model.image_projection, 'image_projection.')
+    keys.update(attention_key_map(family.denoiser,
+                                  f'family.{family.denoiser_name}.'))
+    return keys
+
+
+def adapter_metadata(model: nn.Module) -> dict[str, Any]:
+    """What a converter needs to know to write the official file, and what
+    the run was (plain data, stored in every checkpoint)."""
+    family, projection = model.family, model.image_projection
+    return dict(
+        key_map=official_key_map(model),
+        layout=family.layout,
+        family=type(family).__name__,
+        variant=projection.variant,
+        num_tokens=projection.num_tokens,
+        image_embed_dim=model.image_encoder.feature_dim(
+            projection.image_features),
+        cross_attention_dim=family.token_width(family.denoiser),
+        pretrained_model_name_or_path=model.sources['pretrained_model_name_or_path'],
+        image_encoder=model.sources['image_encoder'])
+
+
+def official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The adapter in the canonical layout, detached copies on the CPU."""
+    weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return rename_to_official(weights, official_key_map(model))
+
+
+def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor],
+                             source: str = 'adapter') -> None:
+    """Load a canonical state into the model. Strict: a missing, extra or
+    mis-shaped weight stops with one line."""
+    current = model.state_dict()
+    ours: dict[str, list[str]] = {}
+    for key, official in official_key_map(model).items():
+        ours.setdefault(official, []).append(key)
+    missing = sorted(set(ours) - set(state))
+    extra = sorted(set(state) - set(ours))
+    if missing or extra:
+        raise CheckpointError(
+            f'{source}: does not fit this model: '
+            + (f'missing {missing[0]} ({len(missing)} in all)' if missing
+               else f'unexpected {extra[0]} ({len(extra)} in all)'))
+    weights = {}
+    for official, keys in ours.items():
+        shapes = [current[key].shape for key in keys]
+        expected = (sum(shape[0] for shape in shapes), *shapes[0][1:])
+        if tuple(state[official].shape) != tuple(expected):
+            raise CheckpointError(
+                f'{source}: {official} has shape '
+                f'{tuple(state[official].shape)}, this model needs '
+                f'{tuple(expected)}')
+        parts = state[official].split([shape[0] for shape in shapes])
+        weights.update(zip(keys, parts, strict=True))
+    model.load_state_dict(weights, strict=True)
+
+
+def load_adapter_into(model: nn.Module, path: str) -> None:
+    """Read, check and load any adapter file into the model: one line when it
+    was made for another family, image encoder or variant."""
+    names = list(model.family.denoiser.attn_processors)
+    state = load_adapter(path, names)
+    compare_adapter(describe_official(state), model.expected_adapter(), path)
+    load_official_state_dict(model, state, path)
