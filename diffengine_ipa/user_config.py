@@ -1,10 +1,12 @@
-"""Read a user's config file: one-line errors, and unknown top-level keys
-refused (MMEngine silently ignores them).
+"""Read a user's config file: one-line errors, unknown top-level keys and
+renamed fields refused (MMEngine silently ignores them), and the reference
+preprocessing linked to the image encoder.
 
 A misspelt ``trian_cfg`` would otherwise train with the defaults. Known keys
 are those ``Runner.from_cfg`` reads, plus the helpers our configs share
 (pipelines, visualizer backends). Own helper variables may start with ``_``.
 """
+import copy
 import difflib
 import os.path as osp
 
@@ -12,7 +14,8 @@ from mmengine.config import Config
 
 from .errors import UserError
 
-__all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys', 'load_user_config']
+__all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys', 'check_renamed_fields',
+           'link_image_preprocessing', 'prepare_config', 'load_user_config']
 
 RUNNER_KEYS = frozenset({
     'model', 'work_dir', 'experiment_name', 'launcher', 'default_scope',
@@ -41,12 +44,73 @@ def check_top_level_keys(cfg: Config, source: str) -> None:
         raise UserError(f"{source}: unknown top-level key '{key}' ({hint})")
 
 
+# Fields of earlier releases, and what replaced them.
+RENAMED_MODEL_FIELDS = {
+    'image_encoder_path': "model.image_encoder=dict(type='CLIPImageEncoder', "
+    "pretrained_model_name_or_path=..., subfolder=...)",
+    'image_encoder_subfolder': 'model.image_encoder.subfolder',
+    'prompt_encoder': "model.family=dict(type='SD15' | 'SDXL' | 'SD3' | 'Flux')",
+    'compile_unet': 'model.compile_denoiser',
+}
+RENAMED_TRANSFORMS = {
+    'CLIPImageProcess': "dict(type='PreprocessReference'), which takes its "
+    'settings from model.image_encoder (no size=)',
+}
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _pipelines(cfg: Config) -> list[list]:
+    """The transform lists of the config's datasets."""
+    pipelines = []
+    for name in DATALOADERS:
+        dataset = (cfg.get(name) or {}).get('dataset') or {}
+        if isinstance(dataset.get('pipeline'), list):
+            pipelines.append(dataset['pipeline'])
+    return pipelines
+
+
+def check_renamed_fields(cfg: Config, source: str) -> None:
+    """One line naming the field that replaced an old one."""
+    model = cfg.get('model') or {}
+    for old, new in RENAMED_MODEL_FIELDS.items():
+        if old in model:
+            raise UserError(f'{source}: model.{old} was replaced by {new}')
+    for pipeline in _pipelines(cfg):
+        for transform in pipeline:
+            kind = transform.get('type')
+            if kind in RENAMED_TRANSFORMS:
+                raise UserError(f'{source}: the {kind} transform was replaced '
+                                f'by {RENAMED_TRANSFORMS[kind]}')
+
+
+def link_image_preprocessing(cfg: Config) -> None:
+    """Give every ``PreprocessReference`` without an encoder the model's
+    ``image_encoder``, after ``--cfg-options``: the reference is preprocessed
+    as the configured encoder's own processor does, whatever encoder that is."""
+    encoder = (cfg.get('model') or {}).get('image_encoder')
+    if encoder is None:
+        return
+    for pipeline in _pipelines(cfg):
+        for transform in pipeline:
+            if transform.get('type') == 'PreprocessReference' and (
+                    transform.get('image_encoder') is None):
+                transform['image_encoder'] = copy.deepcopy(encoder)
+
+
+def prepare_config(cfg: Config, source: str) -> Config:
+    """Check a loaded config and link its preprocessing (what every tool
+    does before building anything)."""
+    check_top_level_keys(cfg, source)
+    check_renamed_fields(cfg, source)
+    link_image_preprocessing(cfg)
+    return cfg
+
+
 def load_user_config(path: str, cfg_options: dict | None = None) -> Config:
-    """The config file with ``--cfg-options`` merged, its keys checked."""
+    """The config file with ``--cfg-options`` merged, checked and linked."""
     if not osp.isfile(path):
         raise UserError(f'{path}: no such config file')
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    check_top_level_keys(cfg, path)
-    return cfg
+    return prepare_config(cfg, path)

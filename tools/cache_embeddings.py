@@ -3,6 +3,9 @@
     python tools/cache_embeddings.py CONFIG [--out DIR] [--batch-size 8]
         [--dtype fp32|bf16] [--cfg-options KEY=VALUE ...]
 
+``--dtype`` is the storage precision: by default fp32 for SD1.5/SDXL and bf16
+for SD3.5/FLUX.1, whose T5 states make an entry several MB.
+
 Writes to ``--out``, else to the config's
 ``train_dataloader.dataset.embedding_cache``, else to
 ``work_dirs/embedding_cache/<config>``. Train from it by setting
@@ -27,8 +30,9 @@ def main() -> None:
     parser.add_argument('config')
     parser.add_argument('--out', help='cache folder')
     parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--dtype', default='fp32', choices=['fp32', 'bf16'],
-                        help='storage precision (bf16 halves the disk space)')
+    parser.add_argument('--dtype', choices=['fp32', 'bf16'],
+                        help='storage precision (default: the family\'s; '
+                        'bf16 halves the disk space)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
     cfg = load_user_config(args.config, args.cfg_options)
@@ -41,8 +45,9 @@ def main() -> None:
                for root, _, files in os.walk(folder) for f in files)
     per_image = summary['seconds'] / max(summary['written'], 1)
     print(f'{folder}: {summary["records"]} records, {summary["written"]} '
-          f'encoded now ({per_image:.3f} s/image on {summary["device"]}), '
-          f'{size / 2**20:.1f} MiB on disk')
+          f'encoded now ({per_image:.3f} s/image on {summary["device"]}, '
+          f'{summary["dtype"]}, {summary["entry_bytes"] / 2**10:.1f} KiB an '
+          f'entry), {size / 2**20:.1f} MiB on disk')
 
 
 if __name__ == '__main__':

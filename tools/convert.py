@@ -1,4 +1,4 @@
-"""Convert a training checkpoint to the official IP-Adapter file, or describe one.
+"""Convert a checkpoint to its family's official adapter file, or describe one.
 
     python tools/convert.py CKPT [--out PATH] [--format safetensors|bin]
                             [--dtype fp16|bf16|fp32] [--config CONFIG]
@@ -7,32 +7,30 @@
 CKPT is a checkpoint of this kit (``iter_50.pth``) or a work dir (its last
 checkpoint); or what the official ``tutorial_train*.py`` scripts leave
 (``checkpoint-N/`` with ``pytorch_model.bin`` or ``model.safetensors``). The
-result loads unchanged with diffusers'
-``pipe.load_ip_adapter(folder, subfolder="", weight_name=FILE)``, in ComfyUI
-and in the official IP-Adapter code; it is read back and checked after it is
-written. ``--dtype`` casts the weights (default: keep theirs). ``--config``
-is needed only for an official-script checkpoint saved without its
-``adapter_modules.*`` keys: the layers are then numbered from that config's
-UNet. ``--info`` prints what any official-layout file is.
+result is in the layout its family's loaders read: tencent-ailab's for
+SD1.5/SDXL (diffusers' ``load_ip_adapter``, ComfyUI, the official code),
+InstantX's for SD3.5, XLabs' for FLUX.1; it is read back and checked after it
+is written. ``--dtype`` casts the weights (default: keep theirs).
+``--config`` is needed only for an official-script checkpoint saved without
+its ``adapter_modules.*`` keys: the layers are then numbered from that
+config's UNet. ``--info`` prints what any official-layout file is: its
+family, layout, loader, variant and sizes.
 """
 import argparse
 import os.path as osp
 
-import torch
-
 from diffengine_ipa import __version__
-from diffengine_ipa.adapter_files import (
+from diffengine_ipa.dtypes import DTYPE_NAMES, to_dtype
+from diffengine_ipa.errors import CheckpointError, run_tool
+from diffengine_ipa.official_format import (
+    LAYOUTS,
     describe_official,
-    family_name,
     find_checkpoint,
     load_weights_file,
     save_official,
     to_official,
     validate_official,
 )
-from diffengine_ipa.errors import CheckpointError, run_tool
-
-DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,7 +41,7 @@ def parse_args() -> argparse.Namespace:
                         'ip_adapter.<format> beside the checkpoint)')
     parser.add_argument('--format', choices=['safetensors', 'bin'],
                         help='default: from --out, else safetensors')
-    parser.add_argument('--dtype', choices=sorted(DTYPES),
+    parser.add_argument('--dtype', choices=DTYPE_NAMES,
                         help='cast the weights (default: keep their dtype)')
     parser.add_argument('--config', help='config of the base model, to number '
                         'the layers of an official-script checkpoint')
@@ -64,11 +62,19 @@ def processor_names(config: str | None) -> list[str] | None:
 
     from diffengine_ipa.models.model_sources import load_component
     from diffengine_ipa.user_config import load_user_config
-    source = load_user_config(config).model.pretrained_model_name_or_path
+    model = load_user_config(config).model
+    if model.get('family', {}).get('type', 'SD15') not in ('SD15', 'SDXL'):
+        raise CheckpointError(f'--config {config}: the official scripts train '
+                              'SD1.5 and SDXL adapters only')
+    source = model.pretrained_model_name_or_path
     with init_empty_weights():
         unet = load_component(UNet2DConditionModel, source, 'unet',
                               low_cpu_mem_usage=True)
     return list(unet.attn_processors)
+
+
+VARIANTS = {'base': 'linear projection', 'plus': 'Resampler',
+            'time-resampler': 'timestep-aware Resampler'}
 
 
 def print_info(path: str) -> None:
@@ -76,15 +82,17 @@ def print_info(path: str) -> None:
     state = to_official(contents, path)
     validate_official(state, path)
     info = describe_official(state)
+    pooled = info['variant'] == 'base'
     print(f'{path}\n'
-          f'  variant:         {info["variant"]} ('
-          f'{"Resampler" if info["variant"] == "plus" else "linear projection"})\n'
-          f'  family:          {family_name(info["cross_attention_dim"])} '
-          f'(cross-attention {info["cross_attention_dim"]}-d)\n'
-          f'  layers:          {info["layers"]} cross-attention layers\n'
+          f'  family:          {info["family"]} '
+          f'({info["cross_attention_dim"]}-d image tokens)\n'
+          f'  layout:          {info["layout"]}, loaded by '
+          f'{LAYOUTS[info["layout"]].loader}\n'
+          f'  variant:         {info["variant"]} ({VARIANTS[info["variant"]]})\n'
+          f'  layers:          {info["layers"]} adapter layers\n'
           f'  image tokens:    {info["tokens"]}\n'
           f'  image features:  {info["image_embed_dim"]}-d '
-          f'{"hidden states" if info["variant"] == "plus" else "image embeddings"}\n'
+          f'{"pooled image embeddings" if pooled else "hidden states"}\n'
           f'  parameters:      {info["parameters"]:,}\n'
           f'  dtype:           {info["dtype"]}')
     for key, value in sorted(metadata.items()):
@@ -108,14 +116,15 @@ def main() -> None:
     state = to_official(contents, source, processor_names(args.config))
     validate_official(state, source)
     if args.dtype:
-        state = {k: v.to(DTYPES[args.dtype]) for k, v in state.items()}
+        state = {k: v.to(to_dtype(args.dtype)) for k, v in state.items()}
     meta = contents.get('meta', {}) if isinstance(contents, dict) else {}
     info = {k: v for k, v in meta.get('ip_adapter', {}).items()
             if k != 'key_map' and v is not None}
     summary = describe_official(state)
     metadata = dict(info, variant=summary['variant'],
                     num_tokens=summary['tokens'],
-                    family=family_name(summary['cross_attention_dim']),
+                    layout=summary['layout'],
+                    family=info.get('family', summary['family']),
                     cross_attention_dim=summary['cross_attention_dim'],
                     image_embed_dim=summary['image_embed_dim'],
                     kit=f'diffengine_ipa {__version__}')
@@ -130,8 +139,8 @@ def main() -> None:
             not check[k].equal(state[k]) for k in state):
         raise CheckpointError(f'{out}: read back differs from what was written')
     print(f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB): '
-          f'{summary["variant"]} adapter for {metadata["family"]}, '
-          f'{summary["layers"]} cross-attention layers, '
+          f'{summary["variant"]} adapter for {summary["family"]} '
+          f'({summary["layout"]} layout), {summary["layers"]} adapter layers, '
           f'{summary["tokens"]} image tokens, '
           f'{summary["image_embed_dim"]}-d image features, '
           f'{summary["parameters"]:,} parameters ({summary["dtype"]})')

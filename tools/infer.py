@@ -7,9 +7,12 @@
 
 CKPT is a training checkpoint, a work dir (its last checkpoint), a
 converted or published ``.safetensors``/``.bin``, or a checkpoint-N folder of
-the official tutorial_train*.py scripts. CONFIG names the base model and image
-encoder. The image comes from a plain diffusers pipeline with the adapter
-loaded by ``load_ip_adapter``; the safety checker is not loaded.
+the official tutorial_train*.py scripts. CONFIG names the model family, base
+model and image encoder. The image comes from the family's plain diffusers
+pipeline (StableDiffusion(XL)Pipeline, StableDiffusion3Pipeline, FluxPipeline)
+with the adapter loaded by ``load_ip_adapter``; the safety checker is not
+loaded. Steps, guidance, negative prompt and size default to the config's
+``model.generation_cfg``, else the family's defaults.
 """
 import argparse
 import os
@@ -18,13 +21,13 @@ import os.path as osp
 import torch
 from mmengine.config import DictAction
 
-from diffengine_ipa.apis import build_pipeline, generate
+from diffengine_ipa.apis import build_pipeline, generation_settings
+from diffengine_ipa.dtypes import DTYPE_NAMES, to_dtype
 from diffengine_ipa.errors import run_tool
 from diffengine_ipa.image_io import read_rgb_image
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.registry import MODELS
 from diffengine_ipa.user_config import load_user_config
-
-DTYPES = dict(fp32=torch.float32, fp16=torch.float16, bf16=torch.bfloat16)
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,13 +36,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
     parser.add_argument('--image', required=True, help='reference image')
     parser.add_argument('--prompt', default='best quality, high quality')
-    parser.add_argument(
-        '--negative-prompt',
-        default='monochrome, lowres, bad anatomy, worst quality, low quality')
+    parser.add_argument('--negative-prompt',
+                        help="default: the config's or family's")
     parser.add_argument('--scale', type=float, default=1.0,
                         help='image-prompt strength (0 = text only)')
-    parser.add_argument('--steps', type=int, default=50)
-    parser.add_argument('--guidance-scale', type=float, default=7.5)
+    parser.add_argument('--steps', type=int,
+                        help="denoising steps (default: the config's or "
+                        "family's: 30 SD1.5/SDXL, 28 SD3.5/FLUX.1)")
+    parser.add_argument('--guidance-scale', type=float,
+                        help="default: the config's or family's (7.5 SD, "
+                        '7.0 SD3.5, 3.5 FLUX.1 distilled guidance)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-images', type=int, default=1)
     parser.add_argument('--height', type=int)
@@ -48,8 +54,9 @@ def parse_args() -> argparse.Namespace:
                         '<reference>_seed<seed>.png)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
                         else 'cpu')
-    parser.add_argument('--dtype', choices=sorted(DTYPES),
-                        help='default: fp16 on CUDA, fp32 on CPU')
+    parser.add_argument('--dtype', choices=DTYPE_NAMES,
+                        help="default: the family's on CUDA (fp16 SD1.5/SDXL, "
+                        'bf16 SD3.5/FLUX.1), fp32 on a CPU')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
     return parser.parse_args()
@@ -68,15 +75,20 @@ def output_paths(args: argparse.Namespace) -> list[str]:
 def main() -> None:
     args = parse_args()
     cfg = load_user_config(args.config, args.cfg_options)
-    dtype = DTYPES[args.dtype or ('fp16' if args.device.startswith('cuda')
-                                  else 'fp32')]
+    family = MODELS.get(cfg.model.get('family', dict(type='SD15'))['type'])
+    dtype = to_dtype(args.dtype or (family.inference_dtype if
+                                    args.device.startswith('cuda') else 'fp32'))
     reference = read_rgb_image(args.image)
+    settings = generation_settings(
+        cfg.model, steps=args.steps, guidance_scale=args.guidance_scale,
+        negative_prompt=args.negative_prompt, height=args.height,
+        width=args.width)
     disable_progress_bars()
     pipe = build_pipeline(cfg.model, args.checkpoint, args.device, dtype)
-    images = generate(
-        pipe, reference, args.prompt, args.negative_prompt, args.scale,
-        args.steps, args.guidance_scale, args.seed, args.num_images,
-        args.height, args.width)
+    images = pipe(reference, args.prompt, settings['negative_prompt'],
+                  args.scale, settings['steps'], settings['guidance_scale'],
+                  args.seed, args.num_images, settings['height'],
+                  settings['width'])
     for image, path in zip(images, output_paths(args), strict=True):
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         image.save(path)

@@ -19,10 +19,9 @@ import time
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from diffengine_ipa.adapter_files import compare_adapter, describe_official
-from diffengine_ipa.apis import load_adapter
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.official_format import load_adapter_into
 from diffengine_ipa.user_config import load_user_config
 
 
@@ -74,10 +73,7 @@ def main() -> None:
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if hasattr(runner.model,
                                            'module') else runner.model
-    adapter = load_adapter(args.checkpoint, list(model.unet.attn_processors))
-    compare_adapter(describe_official(adapter), model.expected_adapter(),
-                    args.checkpoint)
-    model.load_official_state_dict(adapter, args.checkpoint)
+    load_adapter_into(model, args.checkpoint)
     runner.test()
 
 

@@ -3,8 +3,8 @@
 _base_ = ['./sd15_mini_dataset.py']
 
 model = dict(
-    image_encoder_path='h94/IP-Adapter',
-    image_encoder_subfolder='models/image_encoder',
+    image_encoder=dict(pretrained_model_name_or_path='h94/IP-Adapter',
+                       subfolder='models/image_encoder'),
     image_projection=dict(
         _delete_=True,
         type='IPAdapterPlusImageProjection',

@@ -4,8 +4,7 @@
 _base_ = ['./sdxl_mini_dataset.py']
 
 model = dict(
-    image_encoder_path='h94/IP-Adapter',
-    image_encoder_subfolder='models/image_encoder',
+    image_encoder=dict(subfolder='models/image_encoder'),
     image_projection=dict(
         _delete_=True,
         type='IPAdapterPlusImageProjection',

@@ -11,12 +11,13 @@ _base_ = [
 
 model = dict(
     pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15',
-    image_encoder_path='work_dirs/tiny_models/tiny_sd15/image_encoder',
+    image_encoder=dict(
+        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15/image_encoder'),
     generation_cfg=dict(steps=4))
 
 train_pipeline = [
     dict(type='LoadImage'),
-    dict(type='CLIPImageProcess', size=224),
+    dict(type='PreprocessReference'),
     dict(type='ResizeShortEdge', size=64),
     dict(type='CenterCrop', size=64),
     dict(type='ToVAEInput'),

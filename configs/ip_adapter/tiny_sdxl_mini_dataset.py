@@ -11,20 +11,22 @@ _base_ = [
 
 model = dict(
     pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sdxl',
-    image_encoder_path='work_dirs/tiny_models/tiny_sdxl/image_encoder',
-    generation_cfg=dict(steps=4),
-    image_encoder_subfolder=None)
+    image_encoder=dict(
+        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sdxl/image_encoder',
+        subfolder=None),
+    generation_cfg=dict(steps=4))
 
 train_pipeline = [
     dict(type='LoadImage'),
-    dict(type='CLIPImageProcess', size=224),
+    dict(type='PreprocessReference'),
     dict(type='ResizeShortEdge', size=64),
     dict(type='CenterCrop', size=64),
     dict(type='ComputeTimeIds'),
     dict(type='ToVAEInput'),
     dict(
         type='PackInputs',
-        input_keys=('pixel_values', 'clip_pixel_values', 'text', 'time_ids')),
+        input_keys=('pixel_values', 'reference_pixel_values', 'text',
+                    'time_ids')),
 ]
 train_dataloader = dict(
     num_workers=0,

@@ -1,8 +1,7 @@
 """High-level entry points used by the command-line tools."""
+from ..official_format import load_adapter
 from .embedding_cache import build_embedding_cache
-from .inference import build_pipeline, check_adapter_fits, generate, load_adapter
+from .inference import build_pipeline, generation_settings
 
-__all__ = [
-    'build_embedding_cache', 'build_pipeline', 'check_adapter_fits',
-    'generate', 'load_adapter'
-]
+__all__ = ['build_embedding_cache', 'build_pipeline', 'generation_settings',
+           'load_adapter']

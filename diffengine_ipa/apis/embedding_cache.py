@@ -1,5 +1,6 @@
 """Build an embedding cache: run the frozen encoders once per sample."""
 import copy
+import os
 import os.path as osp
 import time
 from typing import Any
@@ -10,12 +11,10 @@ from mmengine.dataset import Compose, default_collate
 from mmengine.registry import init_default_scope
 
 from ..datasets.embedding_cache import EmbeddingCache, cacheable_pipeline, settings_of
-from ..errors import UserError
+from ..dtypes import to_dtype
 from ..registry import DATASETS, MODELS
 
 __all__ = ['build_embedding_cache']
-
-DTYPES = dict(fp32=torch.float32, bf16=torch.bfloat16, fp16=torch.float16)
 
 
 def _pipelines(pipeline: list[dict]) -> list[tuple[str, Compose]]:
@@ -23,7 +22,7 @@ def _pipelines(pipeline: list[dict]) -> list[tuple[str, Compose]]:
     pipeline flips: the same transforms with the flip off, then always on."""
     cacheable_pipeline(pipeline)  # refuses what cannot be cached
     steps = [dict(t) for t in pipeline if t['type'] != 'PackInputs']
-    keys = ['pixel_values', 'clip_pixel_values', 'text']
+    keys = ['pixel_values', 'reference_pixel_values', 'text']
     if any(step['type'] == 'ComputeTimeIds' for step in steps):
         keys.append('time_ids')
     pack = dict(type='PackInputs', input_keys=tuple(keys))
@@ -41,19 +40,19 @@ def _stored(name: str, value: torch.Tensor, dtype: str) -> torch.Tensor:
     """Encoder outputs in the storage precision; sizes (time ids) exact."""
     if name == 'time_ids' or not value.is_floating_point():
         return value.float()
-    return value.to(DTYPES[dtype])
+    return value.to(to_dtype(dtype, '--dtype'))
 
 
 @torch.no_grad()
 def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
-                          dtype: str = 'fp32',
+                          dtype: str | None = None,
                           device: str | None = None) -> dict[str, Any]:
     """Write the cache for ``cfg``'s training set and model into ``folder``.
 
-    Incremental: entries that exist are kept. Returns counts and timings.
+    Incremental: entries that exist are kept. ``dtype`` is the storage
+    precision (default: the family's, bf16 where T5 states make entries
+    large). Returns counts, timings and the bytes per entry.
     """
-    if dtype not in DTYPES:
-        raise UserError(f'--dtype must be one of {sorted(DTYPES)}, got {dtype}')
     init_default_scope(cfg.get('default_scope', 'diffengine_ipa'))
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
@@ -62,6 +61,8 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
     dataset_cfg.pipeline = []
     dataset = DATASETS.build(dataset_cfg)  # records, checked; no transforms
     model = MODELS.build(cfg.model).to(device).eval()
+    dtype = dtype or model.family.cache_dtype
+    to_dtype(dtype, '--dtype')
 
     cache = EmbeddingCache(folder)
     settings = settings_of(pipeline, dtype)
@@ -83,15 +84,16 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
             batch = default_collate([
                 transforms(dict(img_path=info['img_path'], text=info['text']))
                 for _, info in chunk])['inputs']
-            mean, std = model.latent_distribution(
+            mean, std = model.family.latent_distribution(
                 batch['pixel_values'].to(device))
             outputs = dict(latent_mean=mean, latent_std=std)
             if 'time_ids' in batch:
                 outputs['time_ids'] = batch['time_ids']
             if not suffix:  # prompt and reference do not flip
-                outputs.update(model.prompt_encoder(batch['text']))
-                outputs['image_features'] = model.encode_image(
-                    batch['clip_pixel_values'].to(device))
+                outputs.update(model.family.encode_prompt(batch['text']))
+                outputs['image_features'] = model.image_encoder(
+                    batch['reference_pixel_values'].to(device),
+                    model.image_projection.image_features)
             for entry, row in zip(entries, range(len(chunk)), strict=True):
                 entry.update({f'{name}{suffix}': _stored(name, value[row], dtype)
                               for name, value in outputs.items()})
@@ -99,5 +101,8 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
             cache.write_entry(key, entry)
     seconds = time.perf_counter() - start
     cache.write_manifest(settings, fingerprint, dict(model.sources))
+    entry_bytes = sum(os.path.getsize(cache.entry_path(key))
+                      for key, _ in todo[:1])
     return dict(folder=folder, records=len(dataset), written=len(todo),
-                seconds=seconds, device=device)
+                seconds=seconds, device=device, dtype=dtype,
+                entry_bytes=entry_bytes)

@@ -3,10 +3,10 @@ from .ip_adapter_dataset import IPAdapterDataset, read_records
 from .ip_adapter_eval_dataset import IPAdapterEvalDataset
 from .transforms import (
                          CenterCrop,
-                         CLIPImageProcess,
                          ComputeTimeIds,
                          LoadImage,
                          PackInputs,
+                         PreprocessReference,
                          RandomCrop,
                          RandomHorizontalFlip,
                          ResizeShortEdge,
@@ -15,6 +15,6 @@ from .transforms import (
 
 __all__ = [
     'IPAdapterDataset', 'IPAdapterEvalDataset', 'read_records', 'LoadImage',
-    'CLIPImageProcess', 'ResizeShortEdge', 'CenterCrop', 'RandomCrop',
+    'PreprocessReference', 'ResizeShortEdge', 'CenterCrop', 'RandomCrop',
     'RandomHorizontalFlip', 'ToVAEInput', 'ComputeTimeIds', 'PackInputs'
 ]

@@ -1,7 +1,7 @@
-# The 5-image dataset that ships in data/mini_dataset, at 512 px.
+# The 5-image dataset that ships in data/mini_dataset, at 512 px (SD1.5).
 train_pipeline = [
     dict(type='LoadImage'),
-    dict(type='CLIPImageProcess', size=224),
+    dict(type='PreprocessReference'),  # as the image encoder's processor
     dict(type='ResizeShortEdge', size=512),
     dict(type='CenterCrop', size=512),
     dict(type='ToVAEInput'),

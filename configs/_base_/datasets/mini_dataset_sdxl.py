@@ -1,14 +1,15 @@
 # The mini dataset at SDXL's 1024 px, with the per-sample size/crop time ids.
 train_pipeline = [
     dict(type='LoadImage'),
-    dict(type='CLIPImageProcess', size=224),
+    dict(type='PreprocessReference'),  # as the image encoder's processor
     dict(type='ResizeShortEdge', size=1024),
     dict(type='CenterCrop', size=1024),
     dict(type='ComputeTimeIds'),
     dict(type='ToVAEInput'),
     dict(
         type='PackInputs',
-        input_keys=('pixel_values', 'clip_pixel_values', 'text', 'time_ids')),
+        input_keys=('pixel_values', 'reference_pixel_values', 'text',
+                    'time_ids')),
 ]
 train_dataloader = dict(
     batch_size=1,

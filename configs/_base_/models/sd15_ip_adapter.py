@@ -2,8 +2,11 @@
 model = dict(
     type='IPAdapter',
     pretrained_model_name_or_path='stable-diffusion-v1-5/stable-diffusion-v1-5',
-    image_encoder_path='openai/clip-vit-large-patch14',
-    prompt_encoder=dict(type='SD15PromptEncoder'),
+    family=dict(type='SD15'),
+    image_encoder=dict(
+        type='CLIPImageEncoder',
+        pretrained_model_name_or_path='openai/clip-vit-large-patch14',
+        subfolder=None),
     image_projection=dict(type='IPAdapterImageProjection', num_tokens=4),
     text_drop_rate=0.05,
     image_drop_rate=0.05,

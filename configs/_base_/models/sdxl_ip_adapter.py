@@ -3,9 +3,11 @@
 model = dict(
     type='IPAdapter',
     pretrained_model_name_or_path='stabilityai/stable-diffusion-xl-base-1.0',
-    image_encoder_path='h94/IP-Adapter',
-    image_encoder_subfolder='sdxl_models/image_encoder',
-    prompt_encoder=dict(type='SDXLPromptEncoder'),
+    family=dict(type='SDXL'),
+    image_encoder=dict(
+        type='CLIPImageEncoder',
+        pretrained_model_name_or_path='h94/IP-Adapter',
+        subfolder='sdxl_models/image_encoder'),
     image_projection=dict(type='IPAdapterImageProjection', num_tokens=4),
     text_drop_rate=0.05,
     image_drop_rate=0.05,

@@ -50,7 +50,7 @@ class PackInputs(BaseTransform):
     """
 
     def __init__(self,
-                 input_keys: tuple = ('pixel_values', 'clip_pixel_values',
+                 input_keys: tuple = ('pixel_values', 'reference_pixel_values',
                                       'text'),
                  meta_keys: tuple = ('img_path', 'sample_idx', 'ori_shape',
                                      'crop_top_left')) -> None:

@@ -77,7 +77,7 @@ class RandomCrop(_Crop):
 class RandomHorizontalFlip(BaseTransform):
     """Mirror the training image with probability ``prob``.
 
-    Only the VAE image is flipped; run it after ``CLIPImageProcess`` so the
+    Only the VAE image is flipped; run it after ``PreprocessReference`` so the
     reference the adapter sees stays as it is. A recorded crop is mirrored
     too, as SDXL's time ids expect.
     """

@@ -1,0 +1,19 @@
+# The mini dataset at 1024 px (SD3.5, FLUX.1): square centre crops.
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='PreprocessReference'),  # as the image encoder's processor
+    dict(type='ResizeShortEdge', size=1024),
+    dict(type='CenterCrop', size=1024),
+    dict(type='ToVAEInput'),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(
+        type='IPAdapterDataset',
+        ann_file='data/mini_dataset/data.json',
+        pipeline=train_pipeline))

@@ -1,0 +1,14 @@
+# FLUX.1 [dev] + CLIP ViT-L/14 (XLabs' layout), the mini dataset, 10 epochs,
+# batch 1, 1024 px. The 12B frozen model in bf16 under bf16 autocast, with
+# gradient checkpointing: see the README for what one GPU fits, and
+# flux_mini_dataset_fsdp.py to shard it over several.
+_base_ = [
+    '../_base_/models/flux_ip_adapter.py',
+    '../_base_/datasets/mini_dataset_1024.py',
+    '../_base_/datasets/eval_set.py',
+    '../_base_/schedules/adamw_10e.py',
+    '../_base_/default_runtime.py',
+]
+
+model = dict(frozen_dtype='bf16', gradient_checkpointing=True)
+optim_wrapper = dict(type='AutocastOptimWrapper', dtype='bfloat16')
