@@ -16,33 +16,41 @@ import pytest  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FAMILIES = ('sd15', 'sdxl')
-# The tiny configs by variant: each family, base and Plus.
-TINY_CONFIGS = {
-    name: osp.join(REPO, f'configs/ip_adapter/tiny_{name.split("_")[0]}'
-                   f'_mini_dataset{"_plus" if "plus" in name else ""}.py')
-    for name in ('sd15', 'sdxl', 'sd15_plus', 'sdxl_plus')
-}
+FAMILIES = ('sd15', 'sdxl', 'sd3', 'flux')
+# The tiny configs by variant: each family, and Plus for SD1.5 and SDXL.
+TINY_CONFIGS = dict(
+    sd15='tiny_sd15_mini_dataset.py',
+    sdxl='tiny_sdxl_mini_dataset.py',
+    sd15_plus='tiny_sd15_mini_dataset_plus.py',
+    sdxl_plus='tiny_sdxl_mini_dataset_plus.py',
+    sd3='tiny_sd35_mini_dataset.py',
+    flux='tiny_flux_mini_dataset.py')
+TINY_CONFIGS = {name: osp.join(REPO, 'configs/ip_adapter', file)
+                for name, file in TINY_CONFIGS.items()}
 TINY_CONFIG = TINY_CONFIGS['sd15']
 
 
 def family_of(variant: str) -> str:
-    """'sd15' or 'sdxl' for a variant name or config path."""
-    return 'sdxl' if 'sdxl' in variant else 'sd15'
+    """'sd15', 'sdxl', 'sd3' or 'flux' for a variant name or config path."""
+    name = osp.basename(variant)
+    for family in ('sdxl', 'sd3', 'flux'):
+        if family in name:
+            return family
+    return 'sd15'
 
 
 @pytest.fixture(scope='session')
 def tiny_families(tmp_path_factory) -> dict:
-    """``{'sd15' | 'sdxl': {'base': folder, 'image_encoder': folder}}``: the
-    tiny families, written once and loaded through ``from_pretrained``."""
-    from diffengine_ipa.models.model_families import write_clip_judge, write_family
+    """``{family: {'base': folder, 'image_encoder': folder, 'judge': folder}}``:
+    the tiny families, written once and loaded through ``from_pretrained``."""
     from diffengine_ipa.models.model_sources import disable_progress_bars
+    from diffengine_ipa.testing import write_base_model, write_clip_judge
     disable_progress_bars()
     out = str(tmp_path_factory.mktemp('tiny_models'))
     judge = write_clip_judge('tiny_clip', out)
     families = {}
     for name in FAMILIES:
-        base, encoder = write_family(f'tiny_{name}', 'tiny_clip_vision', out)
+        base, encoder = write_base_model(f'tiny_{name}', out)
         families[name] = dict(base=base, image_encoder=encoder, judge=judge)
     return families
 
@@ -59,8 +67,9 @@ def tiny_overrides(tiny_family: dict) -> dict:
     data = osp.join(REPO, 'data')
     return {
         'model.pretrained_model_name_or_path': tiny_family['base'],
-        'model.image_encoder_path': tiny_family['image_encoder'],
-        'model.image_encoder_subfolder': None,
+        'model.image_encoder.pretrained_model_name_or_path':
+        tiny_family['image_encoder'],
+        'model.image_encoder.subfolder': None,
         'val_evaluator.clip_model': tiny_family['judge'],
         'test_evaluator.clip_model': tiny_family['judge'],
         'val_dataloader.dataset.data_root': data,
@@ -70,7 +79,9 @@ def tiny_overrides(tiny_family: dict) -> dict:
 
 def load_tiny_config(tiny_family: dict, work_dir: str,
                      config: str = TINY_CONFIG, **options) -> Config:
-    """A tiny config with the session's tiny family and the repo's data."""
+    """A tiny config with the session's tiny family and the repo's data,
+    checked and linked as the tools load configs."""
+    from diffengine_ipa.user_config import prepare_config
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(tiny_overrides(tiny_family))
     cfg.train_dataloader.dataset.ann_file = osp.join(
@@ -78,7 +89,7 @@ def load_tiny_config(tiny_family: dict, work_dir: str,
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'
     cfg.merge_from_dict(options)
-    return cfg
+    return prepare_config(cfg, config)
 
 
 @pytest.fixture

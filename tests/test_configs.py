@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 from diffengine_ipa.apis import build_embedding_cache
 from diffengine_ipa.registry import DATASETS, MODELS
 
-from .conftest import REPO, tiny_overrides
+from .conftest import REPO, family_of, tiny_overrides
 
 CONFIG_ROOT = osp.join(REPO, 'configs')
 LEAVES = sorted(glob.glob(osp.join(CONFIG_ROOT, 'ip_adapter', '*.py')))
@@ -41,16 +41,18 @@ def test_names_unique_and_depth_at_most_two():
 
 @pytest.mark.parametrize('path', LEAVES, ids=osp.basename)
 def test_config_builds_with_tiny_family(path, tiny_families, tmp_path):
+    from diffengine_ipa.official_format import official_state_dict
+    from diffengine_ipa.user_config import prepare_config
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'diffengine_ipa'
-    family = 'sdxl' if 'sdxl' in osp.basename(path) else 'sd15'
-    cfg.merge_from_dict(tiny_overrides(tiny_families[family]))
+    cfg.merge_from_dict(tiny_overrides(tiny_families[family_of(path)]))
+    prepare_config(cfg, path)
     if cfg.model.get('pretrained_ip_adapter'):  # the *_finetune configs
         from safetensors.torch import save_file
         init_default_scope('diffengine_ipa')
         published = MODELS.build(dict(cfg.model, pretrained_ip_adapter=None))
         cfg.model.pretrained_ip_adapter = str(tmp_path / 'published.safetensors')
-        save_file(published.official_state_dict(), cfg.model.pretrained_ip_adapter)
+        save_file(official_state_dict(published), cfg.model.pretrained_ip_adapter)
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
     dataset_cfg = cfg.train_dataloader.dataset
@@ -60,26 +62,33 @@ def test_config_builds_with_tiny_family(path, tiny_families, tmp_path):
         build_embedding_cache(cfg, dataset_cfg.embedding_cache)
     dataset = DATASETS.build(dataset_cfg)
     sample = dataset[0]
+    size = model.image_encoder.image_size
     assert ('image_features' in sample['inputs'] if dataset_cfg.get(
-        'embedding_cache') else sample['inputs']['clip_pixel_values'].shape
-            == (3, 224, 224))
+        'embedding_cache') else sample['inputs']['reference_pixel_values'].shape
+            == (3, size, size))
     if osp.basename(path).startswith('tiny_'):
         batch = model.data_preprocessor(default_collate([sample]), True)
         assert torch.isfinite(model(**batch)['loss'])
 
 
-@pytest.mark.parametrize('name, base, encoder, resolution', [
-    ('sd15_mini_dataset', 'stable-diffusion-v1-5/stable-diffusion-v1-5',
+@pytest.mark.parametrize('name, base, family, encoder, resolution', [
+    ('sd15_mini_dataset', 'stable-diffusion-v1-5/stable-diffusion-v1-5', 'SD15',
      'openai/clip-vit-large-patch14', 512),
-    ('sdxl_mini_dataset', 'stabilityai/stable-diffusion-xl-base-1.0',
+    ('sdxl_mini_dataset', 'stabilityai/stable-diffusion-xl-base-1.0', 'SDXL',
      'h94/IP-Adapter', 1024),
     ('sd15_mini_dataset_finetune', 'stable-diffusion-v1-5/stable-diffusion-v1-5',
-     'h94/IP-Adapter', 512),
+     'SD15', 'h94/IP-Adapter', 512),
+    ('sd35_mini_dataset', 'stabilityai/stable-diffusion-3.5-large', 'SD3',
+     'google/siglip-so400m-patch14-384', 1024),
+    ('flux_mini_dataset', 'black-forest-labs/FLUX.1-dev', 'Flux',
+     'openai/clip-vit-large-patch14', 1024),
 ])
-def test_real_configs_point_at_real_models(name, base, encoder, resolution):
+def test_real_configs_point_at_real_models(name, base, family, encoder,
+                                           resolution):
     cfg = Config.fromfile(osp.join(CONFIG_ROOT, f'ip_adapter/{name}.py'))
     assert cfg.model.pretrained_model_name_or_path == base
-    assert cfg.model.image_encoder_path == encoder
+    assert cfg.model.family.type == family
+    assert cfg.model.image_encoder.pretrained_model_name_or_path == encoder
     crop = next(t for t in cfg.train_dataloader.dataset.pipeline
                 if t.type == 'CenterCrop')
     assert crop.size == resolution
@@ -90,13 +99,53 @@ def test_real_configs_point_at_real_models(name, base, encoder, resolution):
     assert cfg.default_hooks.checkpoint.interval == 5
 
 
-def test_sdxl_differs_from_sd15_by_components_only():
-    sd15 = Config.fromfile(osp.join(CONFIG_ROOT, 'ip_adapter/sd15_mini_dataset.py'))
-    sdxl = Config.fromfile(osp.join(CONFIG_ROOT, 'ip_adapter/sdxl_mini_dataset.py'))
-    assert sd15.model.type == sdxl.model.type == 'IPAdapter'
-    assert sd15.model.prompt_encoder.type == 'SD15PromptEncoder'
-    assert sdxl.model.prompt_encoder.type == 'SDXLPromptEncoder'
-    assert sdxl.optim_wrapper == sd15.optim_wrapper
+def test_families_differ_by_the_model_base():
+    """One model class; the family, its sources and its encoder come from the
+    model base a leaf lists (and the dataset base sets the resolution)."""
+    leaves = {name: Config.fromfile(osp.join(
+        CONFIG_ROOT, f'ip_adapter/{name}_mini_dataset.py'))
+        for name in ('sd15', 'sdxl', 'sd35', 'flux')}
+    assert {cfg.model.type for cfg in leaves.values()} == {'IPAdapter'}
+    assert [cfg.model.family.type for cfg in leaves.values()] == [
+        'SD15', 'SDXL', 'SD3', 'Flux']
+    assert leaves['sdxl'].optim_wrapper == leaves['sd15'].optim_wrapper
+    bases = {name: [line for line in open(osp.join(
+        CONFIG_ROOT, f'ip_adapter/{name}_mini_dataset.py')) if '_base_/' in line]
+        for name in leaves}
+    assert all(sum('models/' in line for line in lines) == 1
+               for lines in bases.values())
+
+
+def test_no_config_states_the_image_encoders_size():
+    """Preprocessing comes from the encoder: no config says 224 (or any size
+    for the reference), and loading fills in each PreprocessReference."""
+    from diffengine_ipa.user_config import load_user_config
+    for path in ALL:
+        assert '224' not in open(path).read(), path
+    cfg = load_user_config(osp.join(CONFIG_ROOT, 'ip_adapter/sd35_mini_dataset.py'))
+    step = cfg.train_dataloader.dataset.pipeline[1]
+    assert step.type == 'PreprocessReference'
+    assert step.image_encoder == cfg.model.image_encoder
+
+
+@pytest.mark.parametrize('option, replacement', [
+    ('model.image_encoder_path=/x', 'model.image_encoder=dict'),
+    ('model.image_encoder_subfolder=y', 'model.image_encoder.subfolder'),
+    ('model.prompt_encoder.type=SD15PromptEncoder', 'model.family=dict'),
+    ('model.compile_unet=True', 'model.compile_denoiser'),
+])
+def test_old_fields_name_their_replacement(option, replacement):
+    from mmengine.config import DictAction
+
+    from diffengine_ipa.errors import UserError
+    from diffengine_ipa.user_config import load_user_config
+    key, value = option.split('=')
+    options = {key: DictAction._parse_iterable(value)}
+    with pytest.raises(UserError, match='was replaced by ' +
+                       replacement.replace('(', r'\(')) as err:
+        load_user_config(osp.join(CONFIG_ROOT, 'ip_adapter/sd15_mini_dataset.py'),
+                         options)
+    assert '\n' not in str(err.value)
 
 
 def test_shipped_configs_use_only_known_top_level_keys():

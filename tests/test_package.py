@@ -14,8 +14,9 @@ def test_import_is_light():
 
 def test_classes_register_in_our_scope():
     from diffengine_ipa.registry import (
+        ARCHITECTURES,
         DATASETS,
-        FAMILIES,
+        FUNCTIONS,
         HOOKS,
         LOOPS,
         MODELS,
@@ -23,17 +24,21 @@ def test_classes_register_in_our_scope():
     )
     expected = {
         MODELS: ['IPAdapter', 'IPAdapterDataPreprocessor',
-                 'IPAdapterImageProjection', 'SD15PromptEncoder',
-                 'SDXLPromptEncoder'],
+                 'IPAdapterImageProjection', 'IPAdapterPlusImageProjection',
+                 'IPAdapterTimeImageProjection', 'SD15', 'SDXL', 'SD3', 'Flux',
+                 'CLIPImageEncoder', 'SiglipImageEncoder', 'Dinov2ImageEncoder'],
         DATASETS: ['IPAdapterDataset'],
-        TRANSFORMS: ['LoadImage', 'CLIPImageProcess', 'ResizeShortEdge',
+        TRANSFORMS: ['LoadImage', 'PreprocessReference', 'ResizeShortEdge',
                      'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip',
                      'ToVAEInput', 'ComputeTimeIds', 'PackInputs'],
         HOOKS: ['AdapterCheckpointHook'],
         LOOPS: ['ResumableEpochBasedTrainLoop'],
-        FAMILIES: ['sd15', 'tiny_sd15', 'sdxl', 'tiny_sdxl',
-                   'clip-vit-large-patch14', 'clip-vit-huge-patch14',
-                   'clip-vit-bigg-patch14', 'tiny_clip_vision'],
+        FUNCTIONS: ['block_wrap_policy'],
+        ARCHITECTURES: ['sd15', 'tiny_sd15', 'sdxl', 'tiny_sdxl', 'sd35_large',
+                        'tiny_sd3', 'flux1_dev', 'tiny_flux',
+                        'clip-vit-large-patch14', 'clip-vit-huge-patch14',
+                        'clip-vit-bigg-patch14', 'siglip-so400m-patch14-384',
+                        'tiny_clip_vision', 'tiny_siglip_384'],
     }
     for registry, names in expected.items():
         for name in names:

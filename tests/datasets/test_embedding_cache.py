@@ -12,7 +12,7 @@ from diffengine_ipa.apis import build_embedding_cache
 from diffengine_ipa.datasets import IPAdapterDataset
 from diffengine_ipa.errors import DatasetError, UserError
 from diffengine_ipa.models import IPAdapter
-from diffengine_ipa.models.model_families import write_family
+from diffengine_ipa.testing import write_base_model
 
 from ..conftest import REPO, load_tiny_config
 
@@ -116,8 +116,7 @@ def test_missing_cache_says_how_to_build_it(cached, tmp_path):
 
 def test_changed_model_is_detected(cached, tmp_path):
     from mmengine.dataset import default_collate
-    other, encoder = write_family('tiny_sd15', 'tiny_clip_vision',
-                                  str(tmp_path), seed=1)
+    other, encoder = write_base_model('tiny_sd15', str(tmp_path), seed=1)
     model = IPAdapter(other, encoder)
     batch = model.data_preprocessor(default_collate([cached_dataset(cached)[0]]),
                                     True)
@@ -146,16 +145,47 @@ def test_flip_is_cached_both_ways(tiny_family, cached, tmp_path):
 def test_plus_caches_patch_features(tiny_families, tmp_path):
     """Plus reads the penultimate hidden states: the cache stores those
     (1 + 7 × 7 tokens for the tiny encoder), in bf16 if asked."""
-    from mmengine.config import Config
     from safetensors.torch import load_file
 
-    from ..conftest import TINY_CONFIGS, tiny_overrides
-    cfg = Config.fromfile(TINY_CONFIGS['sd15_plus'])
-    cfg.merge_from_dict(tiny_overrides(tiny_families['sd15']))
-    cfg.train_dataloader.dataset.ann_file = f'{MINI}/data.json'
+    from ..conftest import TINY_CONFIGS
+    cfg = load_tiny_config(tiny_families['sd15'], tmp_path / 'work_dir',
+                           TINY_CONFIGS['sd15_plus'])
     build_embedding_cache(cfg, str(tmp_path), dtype='bf16')
     dataset = cached_dataset(dict(cfg=cfg, folder=str(tmp_path)))
     entry = load_file(dataset.get_data_info(0)['cache_file'])
     assert entry['image_features'].shape == (50, 32)
     assert entry['image_features'].dtype == torch.bfloat16
     assert entry['text_states'].dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize('variant', ['sd3', 'flux'])
+def test_dit_families_cache_t5_states_in_bf16(tiny_families, variant, tmp_path):
+    """By default an SD3/FLUX cache stores its entries (T5 states above all)
+    in bf16; in fp32 a cached batch gives the uncached loss exactly."""
+    from mmengine.dataset import default_collate
+    from safetensors.torch import load_file
+
+    from diffengine_ipa.registry import MODELS
+
+    from ..conftest import TINY_CONFIGS
+    cfg = load_tiny_config(tiny_families[variant], tmp_path / 'work_dir',
+                           TINY_CONFIGS[variant])
+    summary = build_embedding_cache(cfg, str(tmp_path / 'bf16'))
+    assert summary['dtype'] == 'bf16' and summary['entry_bytes'] > 0
+    dataset = cached_dataset(dict(cfg=cfg, folder=str(tmp_path / 'bf16')))
+    entry = load_file(dataset.get_data_info(0)['cache_file'])
+    tokens = 77 + 32 if variant == 'sd3' else 32  # CLIP + T5 / T5 only
+    assert entry['prompt_embeds'].shape[0] == tokens
+    assert entry['prompt_embeds'].dtype == torch.bfloat16
+    build_embedding_cache(cfg, str(tmp_path / 'fp32'), dtype='fp32')
+    fast = cached_dataset(dict(cfg=cfg, folder=str(tmp_path / 'fp32')))
+    plain = IPAdapterDataset(ann_file=cfg.train_dataloader.dataset.ann_file,
+                             pipeline=cfg.train_dataloader.dataset.pipeline)
+    model = MODELS.build(cfg.model)
+    losses = []
+    for data in (plain, fast):
+        batch = model.data_preprocessor(default_collate([data[0], data[2]]),
+                                        True)
+        torch.manual_seed(0)
+        losses.append(model(**batch)['loss'].item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

@@ -1,5 +1,5 @@
-"""The training pipeline: shapes, ranges, crops, and CLIP preprocessing equal
-to what diffusers' pipeline feeds the image encoder."""
+"""The training pipeline: shapes, ranges, crops, and reference preprocessing
+equal to what diffusers' pipelines feed the image encoder."""
 import os.path as osp
 
 import numpy as np
@@ -7,14 +7,14 @@ import pytest
 import torch
 from mmengine.dataset import Compose
 from PIL import Image
-from transformers import CLIPImageProcessor
+from transformers import CLIPImageProcessor, SiglipImageProcessor
 
 from diffengine_ipa.datasets.transforms import (
     CenterCrop,
-    CLIPImageProcess,
     ComputeTimeIds,
     LoadImage,
     PackInputs,
+    PreprocessReference,
     RandomCrop,
     RandomHorizontalFlip,
     ResizeShortEdge,
@@ -25,17 +25,19 @@ from diffengine_ipa.errors import DatasetError
 from ..conftest import REPO
 
 CAT = osp.join(REPO, 'data/mini_dataset/images/cat.jpg')
+TINY_CLIP = dict(type='CLIPImageEncoder',
+                 pretrained_model_name_or_path='random:tiny_clip_vision')
 
 
 def test_pipeline_packs_model_inputs():
     pipeline = Compose([
-        LoadImage(), CLIPImageProcess(224), ResizeShortEdge(64),
+        LoadImage(), PreprocessReference(TINY_CLIP), ResizeShortEdge(64),
         CenterCrop(64), ToVAEInput(), PackInputs()])
     out = pipeline(dict(img_path=CAT, text='a cat'))
     inputs = out['inputs']
     assert inputs['pixel_values'].shape == (3, 64, 64)
     assert -1 <= inputs['pixel_values'].min() < inputs['pixel_values'].max() <= 1
-    assert inputs['clip_pixel_values'].shape == (3, 224, 224)
+    assert inputs['reference_pixel_values'].shape == (3, 224, 224)
     assert inputs['text'] == 'a cat'
     assert out['data_samples'] == dict(img_path=CAT, ori_shape=(512, 512),
                                        crop_top_left=(0, 0))
@@ -43,11 +45,41 @@ def test_pipeline_packs_model_inputs():
 
 def test_clip_preprocessing_matches_diffusers_feature_extractor():
     image = Image.open(CAT).convert('RGB').resize((300, 200))
-    ours = CLIPImageProcess(224)(dict(img=image))['clip_pixel_values']
+    ours = PreprocessReference(TINY_CLIP)(dict(img=image))
     # What StableDiffusionPipeline / load_ip_adapter use by default.
     reference = CLIPImageProcessor(size=224, crop_size=224)(
         image, return_tensors='pt').pixel_values[0]
-    assert torch.equal(ours, reference)
+    assert torch.equal(ours['reference_pixel_values'], reference)
+
+
+@pytest.mark.parametrize('architecture, size', [
+    ('tiny_clip_vision_32', 32), ('tiny_siglip_384', 384),
+    ('tiny_dinov2_32', 32)])
+def test_preprocessing_comes_from_the_encoders_own_config(
+        architecture, size, tmp_path):
+    """The processor saved beside the encoder decides the size (no config
+    states it), and a folder without one gets the processor class's defaults
+    at the model's image size, as diffusers' load_ip_adapter does."""
+    from diffengine_ipa.registry import MODELS
+    from diffengine_ipa.testing import write_image_encoder
+    folder = write_image_encoder(architecture, str(tmp_path / 'encoder'))
+    kind = MODELS.get('Dinov2ImageEncoder' if 'dinov2' in architecture else
+                      'SiglipImageEncoder' if 'siglip' in architecture else
+                      'CLIPImageEncoder')
+    image = Image.open(CAT).convert('RGB').resize((300, 200))
+    encoder = dict(type=kind.__name__, pretrained_model_name_or_path=folder)
+    pixels = PreprocessReference(encoder)(dict(img=image))['reference_pixel_values']
+    assert pixels.shape == (3, size, size)
+    if 'siglip' in architecture:  # SD3IPAdapterMixin's processor
+        expected = SiglipImageProcessor.from_pretrained(folder)(
+            image, return_tensors='pt').pixel_values[0]
+        assert torch.equal(pixels, expected)
+    (tmp_path / 'encoder' / 'preprocessor_config.json').unlink()
+    fallback = PreprocessReference(encoder)(dict(img=image))
+    assert fallback['reference_pixel_values'].shape == (3, size, size)
+    bigger = PreprocessReference(dict(encoder, preprocess=dict(
+        size=dict(height=48, width=48), crop_size=dict(height=48, width=48))))
+    assert bigger(dict(img=image))['reference_pixel_values'].shape == (3, 48, 48)
 
 
 def test_resize_short_edge_and_crops_record_position():

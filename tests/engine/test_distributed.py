@@ -27,7 +27,8 @@ def write_config(folder, tiny_family: dict, ann_file: str, batch_size: int,
         f.write(f'''
 _base_ = [{TINY_CONFIG!r}]
 model = dict(pretrained_model_name_or_path={tiny_family['base']!r},
-             image_encoder_path={tiny_family['image_encoder']!r})
+             image_encoder=dict(
+                 pretrained_model_name_or_path={tiny_family['image_encoder']!r}))
 train_dataloader = dict(batch_size={batch_size},
                         dataset=dict(ann_file={ann_file!r},
                                      data_root={MINI_DATASET!r}))
@@ -184,6 +185,13 @@ def test_strategy_configs_use_flexible_runner():
     assert fsdp.strategy.type == 'FSDPStrategy'
     assert fsdp.strategy.model_wrapper.use_orig_params
     assert fsdp.model.adapter_only_state_dict is False
+    flux = Config.fromfile(osp.join(REPO, 'configs/ip_adapter/'
+                                    'flux_mini_dataset_fsdp.py'))
+    assert flux.runner_type == 'FlexibleRunner'
+    assert flux.strategy.model_wrapper.auto_wrap_policy == dict(
+        type='block_wrap_policy',
+        block_names=['FluxTransformerBlock', 'FluxSingleTransformerBlock'])
+    assert flux.model.frozen_dtype == 'bf16' and flux.model.gradient_checkpointing
     deepspeed = Config.fromfile(osp.join(REPO, 'configs/ip_adapter/'
                                          'sdxl_mini_dataset_deepspeed.py'))
     assert deepspeed.strategy.zero_optimization.stage == 2
@@ -191,3 +199,20 @@ def test_strategy_configs_use_flexible_runner():
     assert deepspeed.optim_wrapper == dict(
         type='DeepSpeedOptimWrapper',
         optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+
+
+def test_block_wrap_policy_shards_each_transformer_block():
+    """FSDP's auto-wrap visits every module (recurse) and makes a unit of
+    each block named in the config: FLUX's 19 + 38 blocks at full size."""
+    from functools import partial
+
+    from diffengine_ipa.registry import FUNCTIONS
+    from diffengine_ipa.testing import build_component
+    policy = partial(FUNCTIONS.get('block_wrap_policy'), block_names=[
+        'FluxTransformerBlock', 'FluxSingleTransformerBlock'])
+    transformer = build_component('tiny_flux', 'transformer')
+    units = [name for name, module in transformer.named_modules()
+             if policy(module, recurse=False, nonwrapped_numel=0)]
+    assert units == ['transformer_blocks.0', 'transformer_blocks.1',
+                     'single_transformer_blocks.0']
+    assert policy(transformer, recurse=True, nonwrapped_numel=0)

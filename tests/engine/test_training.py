@@ -5,6 +5,7 @@ import math
 import os
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -30,14 +31,22 @@ def test_runner_trains_tiny_config(trained_work_dir):
     assert not glob.glob(osp.join(trained_work_dir, '.*tmp*'))  # atomic
 
 
-def test_runner_trains_tiny_sdxl(train_tiny):
-    losses = read_losses(train_tiny('sdxl'))
+@pytest.mark.parametrize('variant, family, layout, width, weights', [
+    ('sdxl', 'SDXL', 'ip-adapter', 64, 20),
+    # Resampler 63 + 2 blocks × (AdaLN 2, K, V, 3 RMS norms)
+    ('sd3', 'SD3', 'instantx-sd3', 32, 63 + 2 * 7),
+    ('flux', 'Flux', 'xlabs-flux', 48, 4 + 2 * 4),  # K/V with biases
+])
+def test_runner_trains_every_family(train_tiny, variant, family, layout, width,
+                                    weights):
+    losses = read_losses(train_tiny(variant))
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
-    checkpoint = torch.load(osp.join(train_tiny('sdxl'), 'iter_10.pth'),
+    checkpoint = torch.load(osp.join(train_tiny(variant), 'iter_10.pth'),
                             weights_only=True)
     info = checkpoint['meta']['ip_adapter']
-    assert info['pipeline_class'] == 'StableDiffusionXLPipeline'
-    assert info['cross_attention_dim'] == 64 and len(info['key_map']) == 20
+    assert (info['family'], info['layout']) == (family, layout)
+    assert info['cross_attention_dim'] == width
+    assert len(info['key_map']) == len(checkpoint['state_dict']) == weights
 
 
 def test_checkpoint_is_adapter_only_plain_data(trained_work_dir):
@@ -204,3 +213,36 @@ def test_killed_pointer_write_keeps_previous_pointer(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         hook._save_checkpoint_with_step(runner, 4, {})
     assert pointer.read_text() == str(tmp_path / 'iter_3.pth')
+
+
+@pytest.mark.parametrize('variant, encoder, kind, size', [
+    ('sd15', 'tiny_clip_vision_32', 'CLIPImageEncoder', 32),
+    ('sd15', 'tiny_dinov2_32', 'Dinov2ImageEncoder', 32),
+    ('sdxl', 'tiny_clip_vision_384', 'CLIPImageEncoder', 384),
+    ('sd3', 'tiny_siglip_32', 'SiglipImageEncoder', 32),
+    ('sd3', 'tiny_clip_vision_384', 'CLIPImageEncoder', 384),
+    ('flux', 'tiny_clip_vision_32', 'CLIPImageEncoder', 32),
+    ('flux', 'tiny_siglip_384', 'SiglipImageEncoder', 384),
+])
+def test_any_image_encoder_trains_with_no_pipeline_edit(
+        tiny_families, tmp_path, variant, encoder, kind, size):
+    """Only the config's image encoder changes (type and folder): the data
+    pipeline preprocesses at the encoder's own size, training runs, and
+    validation generates through the family's pipeline with its features."""
+    from diffengine_ipa.testing import write_image_encoder
+
+    from ..conftest import TINY_CONFIGS
+    folder = write_image_encoder(encoder, str(tmp_path / encoder))
+    cfg = load_tiny_config(
+        tiny_families[variant], tmp_path / 'run', TINY_CONFIGS[variant], **{
+            'model.image_encoder.type': kind,
+            'model.image_encoder.pretrained_model_name_or_path': folder,
+            'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+            'custom_hooks.3.interval': 100})
+    runner = Runner.from_cfg(cfg)
+    batch = next(iter(runner.train_dataloader))
+    assert batch['inputs']['reference_pixel_values'].shape[-1] == size
+    runner.train()
+    (loss, ) = read_losses(str(tmp_path / 'run'))
+    assert math.isfinite(loss)
+    assert runner.message_hub.get_scalar('val/ipa/clip_i').current() > -1

@@ -5,7 +5,8 @@ from accelerate import init_empty_weights
 
 from diffengine_ipa.errors import UserError
 from diffengine_ipa.models import IPAdapter, condition_drops
-from diffengine_ipa.models.unet_surgery import cross_attention_layers
+from diffengine_ipa.models.families import cross_attention_layers
+from diffengine_ipa.official_format import official_key_map
 
 
 def trainable(model) -> int:
@@ -15,9 +16,10 @@ def trainable(model) -> int:
 def expected_trainable(model) -> int:
     """2 · D_ctx · Σ hidden over the UNet's own cross-attention layers, plus
     the projection Linear(D_img, 4·D_ctx) and its LayerNorm(D_ctx)."""
-    layers = cross_attention_layers(model.unet).values()
-    cross = model.unet.config.cross_attention_dim
-    embed = model.image_encoder.config.projection_dim
+    unet = model.family.unet
+    layers = cross_attention_layers(unet).values()
+    cross = unet.config.cross_attention_dim
+    embed = model.image_encoder.feature_dim('pooled')
     kv = sum(2 * cross * layer.to_k.out_features for layer in layers)
     return kv + embed * 4 * cross + 4 * cross + 2 * cross
 
@@ -29,32 +31,33 @@ def expected_trainable(model) -> int:
 def test_full_size_sd15_trainable_parameters(image_encoder, count):
     with init_empty_weights():  # full-size architecture, no weights
         model = IPAdapter('random:sd15', f'random:{image_encoder}')
-    assert len(cross_attention_layers(model.unet)) == 16
+    assert len(cross_attention_layers(model.family.unet)) == 16
     assert trainable(model) == expected_trainable(model) == count
 
 
-@pytest.mark.parametrize('base, prompt_encoder, hidden, resampler, total', [
-    ('sd15', 'SD15PromptEncoder', 768, 29_918_208, 49_087_488),
-    ('sdxl', 'SDXLPromptEncoder', 1280, 82_961_664, 423_748_864),
+@pytest.mark.parametrize('base, family, hidden, resampler, total', [
+    ('sd15', 'SD15', 768, 29_918_208, 49_087_488),
+    ('sdxl', 'SDXL', 1280, 82_961_664, 423_748_864),
 ])
-def test_full_size_plus_trainable_parameters(base, prompt_encoder, hidden,
+def test_full_size_plus_trainable_parameters(base, family, hidden,
                                              resampler, total):
     """Plus with OpenCLIP ViT-H/14 (1280-d hidden states), as published."""
     with init_empty_weights():
         model = IPAdapter(
             f'random:{base}', 'random:clip-vit-huge-patch14',
-            prompt_encoder=dict(type=prompt_encoder),
+            family=dict(type=family),
             image_projection=dict(type='IPAdapterPlusImageProjection',
                                   hidden_dims=hidden))
+    unet = model.family.unet
     projection = model.image_projection
     assert projection.latents.shape == (1, 16, hidden)
     assert projection.proj_in.in_features == 1280  # from the encoder
-    assert projection.proj_out.out_features == model.unet.config.cross_attention_dim
+    assert projection.proj_out.out_features == unet.config.cross_attention_dim
     assert len(projection.layers) == 4
     assert all(layer.attn.heads == hidden // 64 for layer in projection.layers)
     assert sum(p.numel() for p in projection.parameters()) == resampler
-    kv = sum(2 * model.unet.config.cross_attention_dim * layer.to_k.out_features
-             for layer in cross_attention_layers(model.unet).values())
+    kv = sum(2 * unet.config.cross_attention_dim * layer.to_k.out_features
+             for layer in cross_attention_layers(unet).values())
     assert trainable(model) == resampler + kv == total
 
 
@@ -64,13 +67,13 @@ def test_full_size_sdxl_trainable_parameters():
     ip-adapter_sdxl file's 351,285,248 parameters (~703 MB in fp16)."""
     with init_empty_weights():
         model = IPAdapter('random:sdxl', 'random:clip-vit-bigg-patch14',
-                          prompt_encoder=dict(type='SDXLPromptEncoder'))
+                          family=dict(type='SDXL'))
     widths = sorted(layer.to_k.out_features
-                    for layer in cross_attention_layers(model.unet).values())
+                    for layer in cross_attention_layers(model.family.unet).values())
     assert widths == [640] * 10 + [1280] * 60
     assert trainable(model) == expected_trainable(model) == 351_285_248
     numbers = sorted(int(key.split('.')[1])
-                     for key in model.official_key_map().values()
+                     for key in official_key_map(model).values()
                      if key.endswith('to_k_ip.weight'))
     assert numbers == list(range(1, 140, 2))
 
@@ -78,15 +81,17 @@ def test_full_size_sdxl_trainable_parameters():
 def test_full_size_sd15_official_numbering():
     with init_empty_weights():
         model = IPAdapter('random:sd15', 'random:clip-vit-large-patch14')
-    numbers = {int(key.split('.')[1]) for key in model.official_key_map().values()
+    key_map = official_key_map(model)
+    numbers = {int(key.split('.')[1]) for key in key_map.values()
                if key.startswith('ip_adapter.')}
     assert sorted(numbers) == list(range(1, 32, 2))
     # Each number is the layer's position in the UNet's attn_processors.
-    names = list(model.unet.attn_processors)
-    for ours, official in model.official_key_map().items():
+    names = list(model.family.unet.attn_processors)
+    for ours, official in key_map.items():
         if official.startswith('ip_adapter.'):
             index = int(official.split('.')[1])
-            assert ours == f'unet.{names[index]}.{official.split(".")[2]}.0.weight'
+            kind = official.split('.')[2]
+            assert ours == f'family.unet.{names[index]}.{kind}.0.weight'
 
 
 def test_only_adapter_parameters_train(tiny_model):
@@ -98,7 +103,7 @@ def test_only_adapter_parameters_train(tiny_model):
 
 
 def test_kv_starts_as_copy_of_text_kv(tiny_model):
-    for layer in cross_attention_layers(tiny_model.unet).values():
+    for layer in cross_attention_layers(tiny_model.family.unet).values():
         assert torch.equal(layer.processor.to_k_ip[0].weight, layer.to_k.weight)
         assert torch.equal(layer.processor.to_v_ip[0].weight, layer.to_v.weight)
 
@@ -107,7 +112,7 @@ def batch(size=2, resolution=64):
     torch.manual_seed(0)
     return dict(
         pixel_values=torch.rand(size, 3, resolution, resolution) * 2 - 1,
-        clip_pixel_values=torch.randn(size, 3, 224, 224),
+        reference_pixel_values=torch.randn(size, 3, 224, 224),
         text=['a cat', 'a rocket'][:size])
 
 
@@ -155,10 +160,20 @@ def test_drop_rates_over_many_draws():
         assert rate == pytest.approx(0.05, abs=0.003)
 
 
+def record_prompts(model, seen: dict) -> None:
+    """Keep the first texts the model's family encodes in ``seen``."""
+    encode = model.family.encode_prompt
+
+    def recording(texts):
+        seen.setdefault('texts', texts)
+        return encode(texts)
+
+    model.family.encode_prompt = recording
+
+
 def test_dropped_samples_get_empty_prompt_and_zero_embedding(tiny_model):
     seen = {}
-    tiny_model.prompt_encoder.register_forward_pre_hook(
-        lambda module, args: seen.setdefault('texts', args[0]))
+    record_prompts(tiny_model, seen)
     tiny_model.image_projection.register_forward_pre_hook(
         lambda module, args: seen.setdefault('embeds', args[0]))
     tiny_model.drop_rates = dict(text_rate=0, image_rate=0, both_rate=1.0)
@@ -187,8 +202,9 @@ def test_bad_drop_rates_and_image_size(tiny_family, tiny_model):
         IPAdapter(tiny_family['base'], tiny_family['image_encoder'],
                   text_drop_rate=0.6, image_drop_rate=0.6)
     inputs = batch()
-    inputs['clip_pixel_values'] = torch.randn(2, 3, 64, 64)
-    with pytest.raises(UserError, match='224 px images'):
+    inputs['reference_pixel_values'] = torch.randn(2, 3, 64, 64)
+    with pytest.raises(UserError, match='takes 224 px images but the data '
+                       'gives 64 px'):
         tiny_model(inputs)
 
 
@@ -201,8 +217,8 @@ def test_plus_drops_to_the_features_of_a_zero_image(tiny_families):
     model.drop_rates = dict(text_rate=0, image_rate=1.0, both_rate=0)
     model(batch())
     zero_image = torch.zeros(1, 3, 224, 224)
-    expected = model.image_encoder(zero_image,
-                                   output_hidden_states=True).hidden_states[-2]
+    expected = model.image_encoder.model(
+        zero_image, output_hidden_states=True).hidden_states[-2]
     assert seen['features'].shape == (2, 50, 32)  # 7 × 7 patches + CLS
     assert expected.abs().sum() > 0  # not zero features
     assert torch.allclose(seen['features'], expected.expand(2, -1, -1), atol=1e-6)

@@ -8,7 +8,7 @@ from transformers import CLIPVisionModelWithProjection
 
 from diffengine_ipa.errors import ModelSourceError
 from diffengine_ipa.models import load_component
-from diffengine_ipa.models.model_families import write_family
+from diffengine_ipa.testing import write_base_model
 
 
 def test_missing_local_folder_names_path_and_fix(tmp_path):
@@ -26,11 +26,12 @@ def test_hub_id_offline_says_so():
     with pytest.raises(ModelSourceError) as err:
         load_component(CLIPVisionModelWithProjection,
                        'openai/clip-vit-large-patch14',
-                       field='model.image_encoder_path')
+                       field='model.image_encoder.pretrained_model_name_or_path')
     message = str(err.value)
     assert "'openai/clip-vit-large-patch14'" in message
     assert 'HF_HUB_OFFLINE=1' in message
-    assert '--cfg-options model.image_encoder_path=' in message
+    assert ('--cfg-options model.image_encoder.pretrained_model_name_or_path='
+            in message)
     assert '\n' not in message
 
 
@@ -40,8 +41,8 @@ def test_folder_without_the_component(tiny_family, tmp_path):
         load_component(UNet2DConditionModel, str(tmp_path), 'unet')
 
 
-def test_unknown_family():
-    with pytest.raises(ModelSourceError, match="unknown model family 'sd99'"):
+def test_unknown_architecture():
+    with pytest.raises(ModelSourceError, match="unknown architecture 'sd99'"):
         load_component(UNet2DConditionModel, 'random:sd99', 'unet')
 
 
@@ -58,9 +59,9 @@ def test_tiny_folder_is_a_real_diffusers_pipeline(tiny_family):
     assert encoder.config.projection_dim == 16
 
 
-def test_family_weights_are_seeded(tmp_path):
-    first, _ = write_family('tiny_sd15', 'tiny_clip_vision', str(tmp_path / 'a'))
-    second, _ = write_family('tiny_sd15', 'tiny_clip_vision', str(tmp_path / 'b'))
+def test_architecture_weights_are_seeded(tmp_path):
+    first, _ = write_base_model('tiny_sd15', str(tmp_path / 'a'))
+    second, _ = write_base_model('tiny_sd15', str(tmp_path / 'b'))
     unets = [UNet2DConditionModel.from_pretrained(f, subfolder='unet')
              for f in (first, second)]
     for (name, a), b in zip(unets[0].state_dict().items(),

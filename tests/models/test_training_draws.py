@@ -2,15 +2,18 @@
 import torch
 from mmengine.logging import MessageHub
 
+from diffengine_ipa.models.objectives import NoisePrediction
 from diffengine_ipa.models.training_draws import draw_training_randomness
+from diffengine_ipa.testing.architectures import SD15_SCHEDULER
 
 SHAPE = (4, 8, 8)
+TIMESTEP = NoisePrediction(SD15_SCHEDULER).sample_timestep
 
 
 def draws(indices, epoch=0, seed=0):
     torch.manual_seed(seed)
     MessageHub.get_current_instance().update_info('epoch', epoch)
-    return draw_training_randomness((len(indices), *SHAPE), 1000, indices,
+    return draw_training_randomness((len(indices), *SHAPE), TIMESTEP, indices,
                                     torch.device('cpu'), with_offset=True)
 
 
@@ -34,8 +37,8 @@ def test_epoch_and_seed_change_the_draws():
 
 def test_without_indices_the_global_generator_draws():
     torch.manual_seed(0)
-    a = draw_training_randomness((2, *SHAPE), 1000, None, torch.device('cpu'))
+    a = draw_training_randomness((2, *SHAPE), TIMESTEP, None, torch.device('cpu'))
     torch.manual_seed(0)
-    b = draw_training_randomness((2, *SHAPE), 1000, None, torch.device('cpu'))
+    b = draw_training_randomness((2, *SHAPE), TIMESTEP, None, torch.device('cpu'))
     assert torch.equal(a.noise, b.noise) and a.offset is None
     assert 0 <= int(a.timesteps.min()) and int(a.timesteps.max()) < 1000

@@ -45,6 +45,21 @@ def test_quick_evaluation_runs_the_three_quick_cases(tiny_family, converted,
     assert 'overall' in result.stdout + result.stderr  # the console table
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('variant', ['sd3', 'flux'])
+def test_quick_evaluation_of_dit_families(tiny_families, convert_tiny, variant,
+                                          tmp_path):
+    from ..conftest import TINY_CONFIGS
+    out_dir = tmp_path / 'quick'
+    run_tool('test.py', TINY_CONFIGS[variant],
+             convert_tiny(variant)['safetensors'], '--quick', '--work-dir',
+             tmp_path, '--out-dir', out_dir, *options(tiny_families[variant]))
+    report = read_report(out_dir)
+    assert [case['id'] for case in report['cases']] == [
+        'cat', 'mountains', 'rocket']
+    assert len(list((out_dir / 'images').iterdir())) == 3
+
+
 def test_full_evaluation_sweeps_scales_and_seeds(tiny_family, converted,
                                                  tmp_path):
     out_dir = tmp_path / 'full'
@@ -75,13 +90,13 @@ def test_scale_zero_equals_the_base_pipeline(tiny_family, converted):
     seed, gives the same image."""
     from mmengine.config import Config
 
-    from diffengine_ipa.apis import build_pipeline, generate
+    from diffengine_ipa.apis import build_pipeline
     cfg = Config.fromfile(TINY_CONFIG)
     cfg.merge_from_dict(tiny_overrides(tiny_family))
     pipe = build_pipeline(cfg.model, converted['safetensors'])
     reference = Image.open(osp.join(REPO, 'data/mini_dataset/images/cat.jpg'))
-    ours = generate(pipe, reference.convert('RGB'), 'a cat', scale=0.0,
-                    steps=4, seed=5)[0]
+    ours = pipe(reference.convert('RGB'), 'a cat', scale=0.0, steps=4,
+                seed=5)[0]
     base = StableDiffusionPipeline.from_pretrained(
         tiny_family['base'], safety_checker=None, requires_safety_checker=False)
     base.set_progress_bar_config(disable=True)
@@ -89,8 +104,8 @@ def test_scale_zero_equals_the_base_pipeline(tiny_family, converted):
                   generator=torch.Generator('cpu').manual_seed(5)).images[0]
     difference = np.abs(np.asarray(ours, np.int16) - np.asarray(theirs, np.int16))
     assert difference.max() <= 1
-    with_adapter = generate(pipe, reference.convert('RGB'), 'a cat', scale=1.0,
-                            steps=4, seed=5)[0]
+    with_adapter = pipe(reference.convert('RGB'), 'a cat', scale=1.0, steps=4,
+                        seed=5)[0]
     assert not np.array_equal(np.asarray(with_adapter), np.asarray(ours))
 
 

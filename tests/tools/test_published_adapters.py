@@ -21,6 +21,7 @@ from ..conftest import (
     load_tiny_config,
     tiny_overrides,
 )
+from .diffusers_side import denoiser_outputs, diffusers_pipeline
 from .helpers import one_line_error, run_tool
 
 VARIANTS = tuple(TINY_CONFIGS)
@@ -35,45 +36,88 @@ def cross_attention(unet) -> list[tuple[int, int]]:
             if name.endswith('attn2.processor')]
 
 
+def resampler(rand, prefix: str, width: int, hidden: int, out: int,
+              queries: int, time_aware: bool = False) -> dict:
+    """A Resampler under the official (tencent-ailab / InstantX) names."""
+    state = {prefix + 'latents': rand(1, queries, width),
+             prefix + 'proj_in.weight': rand(width, hidden),
+             prefix + 'proj_in.bias': rand(width),
+             prefix + 'proj_out.weight': rand(out, width),
+             prefix + 'proj_out.bias': rand(out),
+             prefix + 'norm_out.weight': rand(out),
+             prefix + 'norm_out.bias': rand(out)}
+    if time_aware:  # InstantX: a timestep embedding and AdaLN per block
+        state.update({prefix + 'time_embedding.linear_1.weight': rand(width, 32),
+                      prefix + 'time_embedding.linear_1.bias': rand(width),
+                      prefix + 'time_embedding.linear_2.weight': rand(width, width),
+                      prefix + 'time_embedding.linear_2.bias': rand(width)})
+    for d in range(4):
+        layer = f'{prefix}layers.{d}.'
+        state.update({
+            layer + '0.norm1.weight': rand(width),
+            layer + '0.norm1.bias': rand(width),
+            layer + '0.norm2.weight': rand(width),
+            layer + '0.norm2.bias': rand(width),
+            layer + '0.to_q.weight': rand(width, width),
+            layer + '0.to_kv.weight': rand(2 * width, width),
+            layer + '0.to_out.weight': rand(width, width),
+            layer + '1.0.weight': rand(width),
+            layer + '1.0.bias': rand(width),
+            layer + '1.1.weight': rand(4 * width, width),
+            layer + '1.3.weight': rand(width, 4 * width)})
+        if time_aware:
+            state.update({layer + '2.1.weight': rand(4 * width, width),
+                          layer + '2.1.bias': rand(4 * width)})
+    return state
+
+
 def official_file(tiny_families, variant, path, dtype=torch.float32, seed=0):
-    """An official-layout adapter for the variant's tiny models."""
+    """An adapter for the variant's tiny models in its family's published
+    layout: tencent-ailab's (SD1.5/SDXL), InstantX's (SD3.5) or XLabs' own
+    names (FLUX.1)."""
     folders = tiny_families[family_of(variant)]
-    unet = UNet2DConditionModel.from_pretrained(folders['base'], subfolder='unet')
-    cross = unet.config.cross_attention_dim
     generator = torch.Generator().manual_seed(seed)
 
     def rand(*shape):
         return torch.randn(*shape, generator=generator).to(dtype)
 
-    state = {}
+    if family_of(variant) == 'sd3':  # tiny SD3: 2 blocks of 4 heads × 8
+        inner, head, resampler_width = 32, 8, 64
+        state = resampler(rand, 'image_proj.', resampler_width, 32, inner, 16,
+                          time_aware=True)  # SigLIP's 32-d states
+        for i in range(2):
+            state.update({f'ip_adapter.{i}.norm_ip.linear.weight':
+                          rand(2 * inner, resampler_width),
+                          f'ip_adapter.{i}.norm_ip.linear.bias': rand(2 * inner),
+                          f'ip_adapter.{i}.to_k_ip.weight': rand(inner, inner),
+                          f'ip_adapter.{i}.to_v_ip.weight': rand(inner, inner),
+                          f'ip_adapter.{i}.norm_q.weight': rand(head),
+                          f'ip_adapter.{i}.norm_k.weight': rand(head),
+                          f'ip_adapter.{i}.norm_ip_k.weight': rand(head)})
+        save_file(state, str(path))
+        return state
+    if family_of(variant) == 'flux':  # tiny FLUX: 2 double blocks of 32
+        inner, tokens = 32, 48  # T5's width
+        state = {'ip_adapter_proj_model.proj.weight': rand(4 * tokens, 16),
+                 'ip_adapter_proj_model.proj.bias': rand(4 * tokens),
+                 'ip_adapter_proj_model.norm.weight': rand(tokens),
+                 'ip_adapter_proj_model.norm.bias': rand(tokens)}
+        for i in range(2):
+            for kind in ('k', 'v'):
+                name = f'double_blocks.{i}.processor.ip_adapter_double_stream_'
+                state[f'{name}{kind}_proj.weight'] = rand(inner, tokens)
+                state[f'{name}{kind}_proj.bias'] = rand(inner)
+        save_file(state, str(path))
+        return state
+    unet = UNet2DConditionModel.from_pretrained(folders['base'], subfolder='unet')
+    cross = unet.config.cross_attention_dim
     if 'plus' in variant:  # the Resampler: width 64 (one head), depth 4
-        width, hidden = 64, 32  # tiny CLIP hidden states are 32-d
-        state.update({'image_proj.latents': rand(1, 16, width),
-                      'image_proj.proj_in.weight': rand(width, hidden),
-                      'image_proj.proj_in.bias': rand(width),
-                      'image_proj.proj_out.weight': rand(cross, width),
-                      'image_proj.proj_out.bias': rand(cross),
-                      'image_proj.norm_out.weight': rand(cross),
-                      'image_proj.norm_out.bias': rand(cross)})
-        for d in range(4):
-            layer = f'image_proj.layers.{d}.'
-            state.update({
-                layer + '0.norm1.weight': rand(width),
-                layer + '0.norm1.bias': rand(width),
-                layer + '0.norm2.weight': rand(width),
-                layer + '0.norm2.bias': rand(width),
-                layer + '0.to_q.weight': rand(width, width),
-                layer + '0.to_kv.weight': rand(2 * width, width),
-                layer + '0.to_out.weight': rand(width, width),
-                layer + '1.0.weight': rand(width),
-                layer + '1.0.bias': rand(width),
-                layer + '1.1.weight': rand(4 * width, width),
-                layer + '1.3.weight': rand(width, 4 * width)})
+        state = resampler(rand, 'image_proj.', 64, 32, cross, 16)
     else:  # Linear(16 → 4 · cross) + LayerNorm
-        state.update({'image_proj.proj.weight': rand(4 * cross, 16),
-                      'image_proj.proj.bias': rand(4 * cross),
-                      'image_proj.norm.weight': rand(cross),
-                      'image_proj.norm.bias': rand(cross)})
+        state = {'image_proj.proj.weight': rand(4 * cross, 16),
+                 'image_proj.proj.bias': rand(4 * cross),
+                 'image_proj.norm.weight': rand(cross),
+                 'image_proj.norm.bias': rand(cross)}
     for index, width in cross_attention(unet):
         state[f'ip_adapter.{index}.to_k_ip.weight'] = rand(width, cross)
         state[f'ip_adapter.{index}.to_v_ip.weight'] = rand(width, cross)
@@ -81,11 +125,14 @@ def official_file(tiny_families, variant, path, dtype=torch.float32, seed=0):
     return state
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('variant, dtype', [
     ('sd15', torch.float16), ('sdxl', torch.float32),
-    ('sd15_plus', torch.float32), ('sdxl_plus', torch.float16)])
+    ('sd15_plus', torch.float32), ('sdxl_plus', torch.float16),
+    ('sd3', torch.bfloat16), ('flux', torch.bfloat16), ('flux', torch.float32)])
 def test_round_trip_is_bit_identical(tiny_families, tmp_path, variant, dtype):
-    """official file → pretrained_ip_adapter → training at lr 0 → convert."""
+    """published file → pretrained_ip_adapter → training at lr 0 → convert:
+    the same names (XLabs' own for FLUX), shapes, dtype and bits."""
     source = tmp_path / 'published.safetensors'
     original = official_file(tiny_families, variant, source, dtype)
     cfg = load_tiny_config(
@@ -95,7 +142,8 @@ def test_round_trip_is_bit_identical(tiny_families, tmp_path, variant, dtype):
     cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
     Runner.from_cfg(cfg).train()
     out = tmp_path / 'back.safetensors'
-    name = {torch.float16: 'fp16', torch.float32: 'fp32'}[dtype]
+    name = {torch.float16: 'fp16', torch.float32: 'fp32',
+            torch.bfloat16: 'bf16'}[dtype]
     run_tool('convert.py', tmp_path / 'run/iter_5.pth', '--out', out,
              '--dtype', name)
     back = load_file(str(out))
@@ -106,35 +154,19 @@ def test_round_trip_is_bit_identical(tiny_families, tmp_path, variant, dtype):
 
 
 @pytest.mark.parametrize('variant', VARIANTS)
-def test_imported_unet_equals_diffusers(tiny_families, tmp_path, variant):
-    import diffusers
-    from transformers import CLIPVisionModelWithProjection
+def test_imported_adapter_equals_diffusers(tiny_families, tmp_path, variant):
+    """A published file in our model and in diffusers: the same prediction."""
     source = tmp_path / 'published.safetensors'
     official_file(tiny_families, variant, source)
     folders = tiny_families[family_of(variant)]
-    model = build_tiny_model(tiny_families, variant)
+    model = build_tiny_model(tiny_families, variant).eval()
     model.load_pretrained_ip_adapter(str(source))
-    pipeline = getattr(diffusers, 'StableDiffusionXLPipeline' if family_of(
-        variant) == 'sdxl' else 'StableDiffusionPipeline')
-    pipe = pipeline.from_pretrained(
-        folders['base'], image_encoder=CLIPVisionModelWithProjection
-        .from_pretrained(folders['image_encoder']))
-    pipe.load_ip_adapter(str(tmp_path), subfolder='', weight_name=source.name)
-    torch.manual_seed(0)
-    cross = model.unet.config.cross_attention_dim
-    latents, timesteps = torch.randn(2, 4, 32, 32), torch.tensor([3, 800])
-    text = torch.randn(2, 77, cross)
-    features = model.encode_image(torch.randn(2, 3, 224, 224))
-    added = (dict(text_embeds=torch.randn(2, 32),
-                  time_ids=torch.tensor([[64., 64, 0, 0, 64, 64]] * 2))
-             if family_of(variant) == 'sdxl' else {})
-    with torch.no_grad():
-        ours = model.unet(latents, timesteps, encoder_hidden_states=(
-            text, [model.image_projection(features)]),
-            added_cond_kwargs=added or None).sample
-        theirs = pipe.unet(latents, timesteps, encoder_hidden_states=text,
-                           added_cond_kwargs=dict(
-                               added, image_embeds=[features[:, None]])).sample
+    pipe = diffusers_pipeline(variant, folders, str(source))
+    side = model.image_encoder.image_size
+    torch.manual_seed(1)
+    features = model.image_encoder(torch.randn(2, 3, side, side),
+                                   model.image_projection.image_features)
+    ours, theirs = denoiser_outputs(model, pipe, family_of(variant), features)
     assert (ours - theirs).abs().max() <= 1e-5
 
 
@@ -189,13 +221,26 @@ def test_official_script_checkpoints_convert(tiny_family, tmp_path):
         assert all(torch.equal(converted[k], v) for k, v in expected.items())
 
 
-def test_info_describes_any_official_file(tiny_families, tmp_path):
+@pytest.mark.parametrize('variant, lines', [
+    ('sdxl_plus', ('layout:          ip-adapter, loaded by diffusers\' '
+                   'IPAdapterMixin', 'variant:         plus (Resampler)',
+                   'layers:          8 adapter layers', 'image tokens:    16',
+                   '32-d hidden states', 'dtype:           float16')),
+    ('sd3', ('layout:          instantx-sd3, loaded by diffusers\' '
+             'SD3IPAdapterMixin', 'variant:         time-resampler',
+             'layers:          2 adapter layers', 'image tokens:    16',
+             'family:          unknown (32-d image tokens)')),
+    ('flux', ('layout:          xlabs-flux, loaded by diffusers\' '
+              'FluxIPAdapterMixin', 'variant:         base (linear projection)',
+              'layers:          2 adapter layers', 'image tokens:    4',
+              '16-d pooled image embeddings')),
+])
+def test_info_describes_any_official_file(tiny_families, tmp_path, variant,
+                                          lines):
     path = tmp_path / 'published.safetensors'
-    official_file(tiny_families, 'sdxl_plus', path, torch.float16)
+    official_file(tiny_families, variant, path, torch.float16)
     out = run_tool('convert.py', '--info', path).stdout
-    assert 'variant:         plus' in out and 'image tokens:    16' in out
-    assert 'layers:          8 cross-attention layers' in out
-    assert '32-d hidden states' in out and 'dtype:           float16' in out
+    assert all(line in out for line in lines), out
 
 
 @pytest.mark.parametrize('file_variant, config_variant, message', [
@@ -203,8 +248,10 @@ def test_info_describes_any_official_file(tiny_families, tmp_path):
      'base adapter: use a *_plus config'),
     ('sd15', 'sd15_plus', 'an IP-Adapter base file, but the config builds a '
      'plus adapter'),
-    ('sdxl', 'sd15', 'trained for a 64-d cross-attention (other) but the '
+    ('sdxl', 'sd15', 'trained for a 64-d cross-attention (unknown) but the '
      'configured base model has 32'),
+    ('sd3', 'flux', 'an adapter in the instantx-sd3 layout'),
+    ('flux', 'sd3', 'an adapter in the xlabs-flux layout'),
 ])
 def test_wrong_files_are_one_line(tiny_families, tmp_path, file_variant,
                                   config_variant, message):

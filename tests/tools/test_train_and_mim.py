@@ -6,7 +6,9 @@ import os.path as osp
 import subprocess
 import sys
 
-from ..conftest import REPO, TINY_CONFIG, tiny_overrides
+import pytest
+
+from ..conftest import REPO, TINY_CONFIG, TINY_CONFIGS, tiny_overrides
 from .helpers import one_line_error, run_tool
 
 
@@ -18,27 +20,51 @@ def test_train_without_base_model_is_one_line(tmp_path):
     assert f'{tmp_path}/missing' in error and 'make_tiny_models.py' in error
 
 
-def test_mim_train_after_pip_install(tiny_family, tmp_path):
-    site = tmp_path / 'site'
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory) -> str:
+    """The package after a real ``pip install`` (into a folder of its own)."""
+    site = tmp_path_factory.mktemp('site')
     subprocess.run(
         [sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
          '--no-build-isolation', '--target', str(site), REPO],
         check=True, capture_output=True)
     assert (site / 'diffengine_ipa/.mim/tools/train.py').is_file()
-    assert (site / 'diffengine_ipa/.mim/configs/ip_adapter/'
-            'tiny_sd15_mini_dataset.py').is_file()
+    return str(site)
 
+
+def mim_train(site: str, config: str, family: dict, work_dir
+              ) -> subprocess.CompletedProcess:
+    """``mim train diffengine_ipa CONFIG`` for one epoch on a tiny family."""
+    options = [f'{k}={v}' for k, v in tiny_overrides(family).items()]
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    return subprocess.run(
+        [mim, 'train', 'diffengine_ipa', config, '--work-dir', str(work_dir),
+         '--cfg-options', *options, 'train_cfg.max_epochs=1'],
+        cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=site))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('variant', ['sd3', 'flux'])
+def test_mim_trains_the_dit_families(installed, tiny_families, tmp_path,
+                                     variant):
+    config = osp.relpath(TINY_CONFIGS[variant], REPO)
+    assert osp.isfile(osp.join(installed, 'diffengine_ipa/.mim', config))
+    result = mim_train(installed, config, tiny_families[variant], tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / 'iter_5.pth').is_file()
+
+
+@pytest.mark.slow
+def test_mim_train_after_pip_install(installed, tiny_family, tmp_path):
+    site = installed
     work_dir = tmp_path / 'work_dir'
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     mim = osp.join(osp.dirname(sys.executable), 'mim')
-    result = subprocess.run(
-        [mim, 'train', 'diffengine_ipa',
-         'configs/ip_adapter/tiny_sd15_mini_dataset.py', '--work-dir',
-         str(work_dir), '--cfg-options', *options, 'train_cfg.max_epochs=1'],
-        cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=str(site)))
+    result = mim_train(site, 'configs/ip_adapter/tiny_sd15_mini_dataset.py',
+                       tiny_family, work_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert str(site / 'diffengine_ipa/.mim/tools/train.py') in result.stdout
+    assert osp.join(site, 'diffengine_ipa/.mim/tools/train.py') in result.stdout
     assert (work_dir / 'iter_5.pth').is_file()
     (log, ) = glob.glob(str(work_dir / '*' / '*.log'))  # <timestamp>/<ts>.log
     with open(log) as f:
@@ -52,7 +78,7 @@ def test_mim_train_after_pip_install(tiny_family, tmp_path):
          str(work_dir / 'iter_5.pth'), '--quick', '--work-dir', str(work_dir),
          '--out-dir', str(out_dir), '--cfg-options', *options],
         cwd=REPO, capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=str(site)))
+        env=dict(os.environ, PYTHONPATH=site))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (out_dir / 'eval_report.json').is_file()
 
