@@ -1,0 +1,34 @@
+"""The memory estimate: a step on fake tensors, every allocation counted."""
+import pytest
+import torch
+
+from diffengine_ipa.testing.memory_estimate import (
+    StorageCounter,
+    estimate_training_memory,
+)
+
+
+def test_counter_sees_allocations_and_frees():
+    with StorageCounter() as counter:
+        a = torch.empty(256, 1024)  # 1 MiB
+        b = a * 2  # another
+        del a
+        c = torch.empty(128, 1024)  # 0.5 MiB, after a is gone
+    assert counter.peak == 2 * 2**20
+    assert counter.current == b.nbytes + c.nbytes
+
+
+def test_estimate_of_a_tiny_step_grows_with_the_batch():
+    one = estimate_training_memory('tiny_sd15', 1)
+    two = estimate_training_memory('tiny_sd15', 2)
+    assert one['trainable'] == 12_480
+    assert one['weight_bytes'] < one['peak_bytes'] < two['peak_bytes']
+    # Frozen weights in bf16 (the VAE, force_upcast, and the adapter in fp32).
+    fp32 = estimate_training_memory('tiny_sd15', 1, frozen_dtype='fp32')
+    assert fp32['weight_bytes'] > 1.5 * one['weight_bytes']
+
+
+@pytest.mark.parametrize('architecture', ['tiny_sd3', 'tiny_flux'])
+def test_dit_families_estimate(architecture):
+    result = estimate_training_memory(architecture, 1)
+    assert result['peak_bytes'] > result['weight_bytes'] > 0
