@@ -78,6 +78,7 @@ def write_base_model(architecture: str, out_dir: str, seed: int = 0,
 
     import diffusers
 
+    from ..models.generation import pipeline_extras
     from ..registry import MODELS
     spec = architecture_spec(architecture)
     base_dir = osp.join(out_dir, architecture)
@@ -88,8 +89,8 @@ def write_base_model(architecture: str, out_dir: str, seed: int = 0,
     components = {name: build_component(architecture, name, seed=seed)
                   for name in (*family.components, 'scheduler')}
     accepted = inspect.signature(pipeline_class).parameters
-    optional = dict(safety_checker=None, requires_safety_checker=False,
-                    image_encoder=None, feature_extractor=None)
+    optional = dict(pipeline_extras(pipeline_class), image_encoder=None,
+                    feature_extractor=None)
     if family.denoiser_name == 'unet':  # SD1.5 / SDXL folders ship one
         optional['feature_extractor'] = _processor(spec['paired_encoder'])
     components.update({k: v for k, v in optional.items() if k in accepted})
