@@ -118,6 +118,34 @@ def train_tiny(tiny_families, tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def convert_tiny(train_tiny):
+    """``convert_tiny(variant)``: that variant's trained work dir converted
+    with tools/convert.py to both official formats (once per session)."""
+    from .tools.helpers import run_tool
+    results = {}
+
+    def convert(variant: str) -> dict:
+        if variant not in results:
+            work_dir = train_tiny(variant)
+            run_tool('convert.py', work_dir)  # default: its last checkpoint
+            run_tool('convert.py', osp.join(work_dir, 'iter_10.pth'),
+                     '--format', 'bin')
+            results[variant] = dict(
+                safetensors=osp.join(work_dir, 'ip_adapter.safetensors'),
+                bin=osp.join(work_dir, 'ip_adapter.bin'),
+                checkpoint=osp.join(work_dir, 'iter_10.pth'))
+        return results[variant]
+
+    return convert
+
+
+@pytest.fixture(scope='session')
+def converted(convert_tiny) -> dict:
+    """The tiny SD1.5 run, converted."""
+    return convert_tiny('sd15')
+
+
+@pytest.fixture(scope='session')
 def trained_work_dir(train_tiny) -> str:
     """The tiny SD1.5 work dir after 10 iterations."""
     return train_tiny('sd15')

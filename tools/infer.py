@@ -1,45 +1,65 @@
-"""Generate images with a trained IP-Adapter.
+"""Generate images with trained IP-Adapters (any family), from the command line.
 
-    python tools/infer.py CONFIG CKPT --image ref.jpg [--prompt TEXT]
-        [--negative-prompt TEXT] [--scale 1.0] [--steps 50]
-        [--guidance-scale 7.5] [--seed 0] [--num-images 1]
-        [--height H --width W] [--out PATH] [--cfg-options ...]
+    python tools/infer.py CONFIG CKPT --image REF[,REF...] [--image ...]
+        [--adapter PATH[:SCALE][@ENCODER] ...] [--prompt TEXT]
+        [--negative-prompt TEXT] [--scale S | S,S | style | layout | JSON]
+        [--negative-image IMG[,IMG]] [--mask MASK[,MASK]] [--embeds FILE]
+        [--save-embeds FILE] [--base-model PATH] [--controlnet PATH
+        --control-image IMG [--control-scale 1.0]] [--jobs JOBS.jsonl]
+        [--steps N] [--guidance-scale G] [--seed 0] [--num-images 1]
+        [--height H --width W] [--out PATH | --out-dir DIR] [--device D]
+        [--dtype fp32|fp16|bf16] [--cfg-options ...]
 
-CKPT is a training checkpoint, a work dir (its last checkpoint), a
-converted or published ``.safetensors``/``.bin``, or a checkpoint-N folder of
-the official tutorial_train*.py scripts. CONFIG names the model family, base
-model and image encoder. The image comes from the family's plain diffusers
-pipeline (StableDiffusion(XL)Pipeline, StableDiffusion3Pipeline, FluxPipeline)
-with the adapter loaded by ``load_ip_adapter``; the safety checker is not
-loaded. Steps, guidance, negative prompt and size default to the config's
-``model.generation_cfg``, else the family's defaults.
+CKPT (and each ``--adapter``) is a training checkpoint, a work dir, a
+converted or published file, or an official script's checkpoint-N folder.
+CONFIG names the family (and so its pipeline), the base model and the image
+encoder; steps, guidance, negative prompt and size default to its
+``model.generation_cfg``, else the family's. Each ``--image`` gives one
+adapter's references (commas between several), in adapter order; so do
+``--negative-image`` and ``--mask``. The images come from the family's plain
+diffusers pipeline with the adapters loaded by ``load_ip_adapter``; the
+safety checker is not loaded. ``--jobs`` runs one generation per line of a
+JSON Lines file (see diffengine_ipa.apis.batch_jobs) and writes a contact
+sheet.
 """
 import argparse
+import json
 import os
 import os.path as osp
-
-import torch
-from mmengine.config import DictAction
-
-from diffengine_ipa.apis import build_pipeline, generation_settings
-from diffengine_ipa.dtypes import DTYPE_NAMES, to_dtype
-from diffengine_ipa.errors import run_tool
-from diffengine_ipa.image_io import read_rgb_image
-from diffengine_ipa.models.model_sources import disable_progress_bars
-from diffengine_ipa.registry import MODELS
-from diffengine_ipa.user_config import load_user_config
+import sys
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training config (names the models)')
     parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
-    parser.add_argument('--image', required=True, help='reference image')
+    parser.add_argument('--adapter', action='append', default=[],
+                        help='another adapter: PATH[:SCALE][@ENCODER] (ENCODER '
+                        'a Hub id or folder, //SUBFOLDER after it)')
+    parser.add_argument('--image', action='append',
+                        help="an adapter's reference image(s), commas between")
     parser.add_argument('--prompt', default='best quality, high quality')
     parser.add_argument('--negative-prompt',
-                        help="default: the config's or family's")
-    parser.add_argument('--scale', type=float, default=1.0,
-                        help='image-prompt strength (0 = text only)')
+                        help="default: the config's or the family's")
+    parser.add_argument('--scale', default=None,
+                        help='image-prompt strength: a number (0 = text only), '
+                        'one per adapter (0.6,0.8), a preset (style, layout, '
+                        'style_and_layout: SDXL) or per-block JSON')
+    parser.add_argument('--negative-image', action='append',
+                        help='images whose features are the unconditional '
+                        'image prompt, per adapter')
+    parser.add_argument('--mask', action='append',
+                        help='region masks, one per reference, per adapter')
+    parser.add_argument('--embeds', help='precomputed image embeddings '
+                        '(.safetensors from --save-embeds) instead of --image')
+    parser.add_argument('--save-embeds', help='save the references\' image '
+                        'embeddings to this .safetensors')
+    parser.add_argument('--base-model', help='another base checkpoint of the '
+                        'family: folder, Hub id or single .safetensors')
+    parser.add_argument('--controlnet', help='a ControlNet of the family')
+    parser.add_argument('--control-image', help="the ControlNet's condition")
+    parser.add_argument('--control-scale', type=float, default=1.0)
+    parser.add_argument('--jobs', help='JSON Lines file, one generation a line')
     parser.add_argument('--steps', type=int,
                         help="denoising steps (default: the config's or "
                         "family's: 30 SD1.5/SDXL, 28 SD3.5/FLUX.1)")
@@ -52,20 +72,52 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--width', type=int)
     parser.add_argument('--out', help='output PNG (default: outputs/infer/'
                         '<reference>_seed<seed>.png)')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available()
-                        else 'cpu')
-    parser.add_argument('--dtype', choices=DTYPE_NAMES,
+    parser.add_argument('--out-dir', help='with --jobs: where images go '
+                        '(default: outputs/jobs/<jobs file name>)')
+    parser.add_argument('--device', help='default: CUDA, MPS or the CPU')
+    parser.add_argument('--dtype', choices=['fp32', 'fp16', 'bf16'],
                         help="default: the family's on CUDA (fp16 SD1.5/SDXL, "
-                        'bf16 SD3.5/FLUX.1), fp32 on a CPU')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        'bf16 SD3.5/FLUX.1), fp32 elsewhere')
+    parser.add_argument('--cfg-options', nargs='+', action=_dict_action(),
                         help='override config entries')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if not (args.image or args.embeds or args.jobs):
+        parser.error('give --image, --embeds or --jobs')
+    if args.controlnet and not (args.control_image or args.jobs):
+        parser.error('--controlnet needs --control-image')
+    return args
 
 
-def output_paths(args: argparse.Namespace) -> list[str]:
+def _dict_action():
+    from mmengine.config import DictAction
+    return DictAction
+
+
+def per_adapter(values: list[str] | None) -> list[list[str]] | None:
+    """Each occurrence of a repeated option: one adapter's comma list."""
+    if not values:
+        return None
+    return [[path for path in value.split(',') if path] for value in values]
+
+
+def parse_scale(text: str | None):
+    """A number, one per adapter, per-block JSON, or a preset's name."""
+    if text is None:
+        return None
+    if text.lstrip().startswith(('{', '[')):
+        return json.loads(text)
+    try:
+        values = [float(part) for part in text.split(',')]
+    except ValueError:
+        return text  # a preset
+    return values[0] if len(values) == 1 else values
+
+
+def output_paths(args: argparse.Namespace, references: list | None) -> list[str]:
+    first = references[0][0] if references else 'embeds'
     out = args.out or osp.join(
         'outputs', 'infer',
-        f'{osp.splitext(osp.basename(args.image))[0]}_seed{args.seed}.png')
+        f'{osp.splitext(osp.basename(first))[0]}_seed{args.seed}.png')
     if args.num_images == 1:
         return [out]
     stem, ext = osp.splitext(out)
@@ -73,27 +125,50 @@ def output_paths(args: argparse.Namespace) -> list[str]:
 
 
 def main() -> None:
+    from diffengine_ipa.apis import (
+        IPAdapterInferencer,
+        load_image_embeds,
+        run_jobs,
+        save_image_embeds,
+    )
+    from diffengine_ipa.models.model_sources import disable_progress_bars
     args = parse_args()
-    cfg = load_user_config(args.config, args.cfg_options)
-    family = MODELS.get(cfg.model.get('family', dict(type='SD15'))['type'])
-    dtype = to_dtype(args.dtype or (family.inference_dtype if
-                                    args.device.startswith('cuda') else 'fp32'))
-    reference = read_rgb_image(args.image)
-    settings = generation_settings(
-        cfg.model, steps=args.steps, guidance_scale=args.guidance_scale,
-        negative_prompt=args.negative_prompt, height=args.height,
-        width=args.width)
     disable_progress_bars()
-    pipe = build_pipeline(cfg.model, args.checkpoint, args.device, dtype)
-    images = pipe(reference, args.prompt, settings['negative_prompt'],
-                  args.scale, settings['steps'], settings['guidance_scale'],
-                  args.seed, args.num_images, settings['height'],
-                  settings['width'])
-    for image, path in zip(images, output_paths(args), strict=True):
+    inferencer = IPAdapterInferencer(
+        args.config, [args.checkpoint, *args.adapter], args.base_model,
+        args.controlnet, args.device, args.dtype, args.cfg_options)
+    if args.jobs:
+        out_dir = args.out_dir or osp.join(
+            'outputs', 'jobs', osp.splitext(osp.basename(args.jobs))[0])
+        summary = run_jobs(inferencer, args.jobs, out_dir)
+        print(f'\nwrote {len(summary["images"])} images and '
+              f'{summary["contact_sheet"]} for {summary["jobs"]} jobs')
+        for error in summary['errors']:
+            print(f'error: {error}', file=sys.stderr)
+        if summary['errors']:
+            raise SystemExit(2)
+        return
+    references = per_adapter(args.image)
+    embeds = load_image_embeds(args.embeds) if args.embeds else None
+    if args.save_embeds:
+        embeds = [inferencer.encode(images, i)
+                  for i, images in enumerate(references)]
+        save_image_embeds(args.save_embeds, embeds)
+        print(f'wrote {args.save_embeds}')
+    images = inferencer(
+        args.prompt, references, scale=parse_scale(args.scale),
+        negative_prompt=args.negative_prompt,
+        negative_images=per_adapter(args.negative_image),
+        masks=per_adapter(args.mask), image_embeds=embeds,
+        control_image=args.control_image, control_scale=args.control_scale,
+        steps=args.steps, guidance_scale=args.guidance_scale, seed=args.seed,
+        num_images=args.num_images, height=args.height, width=args.width)
+    for image, path in zip(images, output_paths(args, references), strict=True):
         os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
         image.save(path)
         print(f'wrote {path}')
 
 
 if __name__ == '__main__':
+    from diffengine_ipa.errors import run_tool
     run_tool(main)

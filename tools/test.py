@@ -1,15 +1,19 @@
-"""Evaluate an IP-Adapter: generate for the evaluation cases, score with CLIP.
+"""Evaluate IP-Adapters: generate for the evaluation cases, score with CLIP.
 
-    python tools/test.py CONFIG CKPT [--quick] [--work-dir DIR] [--out-dir DIR]
-                         [--cfg-options KEY=VALUE ...] [--launcher ...]
+    python tools/test.py CONFIG CKPT [CKPT ...] [--quick] [--work-dir DIR]
+                         [--out-dir DIR] [--cfg-options KEY=VALUE ...]
+                         [--launcher ...]
 
 ``mim test diffengine_ipa CONFIG --checkpoint CKPT`` runs this same script.
 CKPT is a training checkpoint, a work dir (its last checkpoint), a
 converted or published ``.safetensors``/``.bin``, or a checkpoint-N folder of
 the official tutorial_train*.py scripts. ``--quick``: the 3 quick cases at scale
 1.0 with one seed; otherwise every case at each configured scale and seed.
-Writes ``eval_report.json``, the images and one grid per seed, and prints a
-table.
+Writes ``eval_report.json``, the images, one grid per seed and (with several
+scales) the CLIP-I / CLIP-T trade-off plot, and prints a table. Given two or
+more adapters, evaluates each on the same cases (under ``<out-dir>/<name>``)
+and adds one comparison: a table, side-by-side grids per scale, one
+trade-off plot and ``comparison.json``.
 """
 import argparse
 import os
@@ -28,7 +32,9 @@ from diffengine_ipa.user_config import load_user_config
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
+    parser.add_argument('checkpoint', nargs='+',
+                        help='checkpoint, work dir or adapter; several to '
+                        'compare them')
     parser.add_argument('--quick', action='store_true',
                         help='the 3 quick cases, scale 1.0, one seed')
     parser.add_argument('--work-dir', help='where logs go')
@@ -61,20 +67,51 @@ def build_config(args: argparse.Namespace) -> Config:
     out_dir = args.out_dir or osp.join(
         cfg.work_dir, f'eval_{mode}_{time.strftime("%Y%m%d_%H%M%S")}')
     cfg.test_evaluator.update(out_dir=out_dir, report_meta=dict(
-        config=args.config, checkpoint=args.checkpoint, mode=mode))
+        config=args.config, mode=mode))
     cfg.load_from = None  # the adapter is loaded below, in any format
     return cfg
 
 
+def names_of(checkpoints: list[str]) -> list[str]:
+    """Short, distinct names of the adapters (their file or folder names)."""
+    names: list[str] = []
+    for path in checkpoints:
+        path = osp.normpath(path)
+        stem = osp.splitext(osp.basename(path))[0] or 'adapter'
+        parent = osp.basename(osp.dirname(osp.abspath(path)))
+        name = stem if stem not in names else f'{parent}_{stem}'
+        while name in names:
+            name += '_'
+        names.append(name)
+    return names
+
+
 def main() -> None:
+    import json
+
+    from diffengine_ipa.evaluation import compare_reports, format_comparison
     args = parse_args()
     cfg = build_config(args)
     disable_progress_bars()
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if hasattr(runner.model,
                                            'module') else runner.model
-    load_adapter_into(model, args.checkpoint)
-    runner.test()
+    out_dir = cfg.test_evaluator.out_dir
+    several = len(args.checkpoint) > 1
+    (metric, ) = runner.test_loop.evaluator.metrics
+    reports = {}
+    for name, checkpoint in zip(names_of(args.checkpoint), args.checkpoint,
+                                strict=True):
+        load_adapter_into(model, checkpoint)
+        metric.out_dir = osp.join(out_dir, name) if several else out_dir
+        metric.report_meta.update(checkpoint=checkpoint)
+        runner.test()
+        with open(osp.join(metric.out_dir, 'eval_report.json')) as f:
+            reports[name] = json.load(f)
+    if several:
+        comparison = compare_reports(reports, out_dir)
+        print(format_comparison(comparison))
+        print(f'comparison: {osp.join(out_dir, "comparison.json")}')
 
 
 if __name__ == '__main__':

@@ -1,16 +1,22 @@
-"""Generate with a trained adapter through a plain diffusers pipeline.
+"""Load a family's diffusers pipeline with trained adapters, as a diffusers
+user would.
 
-The pipeline is the one a diffusers user builds (``from_pretrained`` of the
-base model, then ``load_ip_adapter``), with the config's image encoder
-registered in it, so the same seed gives the same image as diffusers with the
-converted file loaded.
+The pipeline comes from ``from_pretrained`` of the base model (or
+``from_single_file`` of a fine-tuned checkpoint, or a ControlNet pipeline),
+then ``load_ip_adapter`` of each adapter; each adapter's image encoder is
+registered beside it. The same seed therefore gives the same image as
+diffusers with the converted files loaded.
 """
+import os.path as osp
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from ..models.generation import AdapterPipeline, pipeline_extras
-from ..models.ip_adapter import image_encoder_config
+from ..errors import UserError
+from ..models.generation import AdapterPipeline, ImagePrompt, pipeline_extras
+from ..models.image_encoders import image_encoder_config
+from ..models.image_projections import PROJECTIONS_BY_VARIANT
 from ..models.model_sources import load_component
 from ..official_format import (
     compare_adapter,
@@ -21,53 +27,146 @@ from ..official_format import (
 )
 from ..registry import MODELS
 
-__all__ = ['build_pipeline']
+__all__ = ['AdapterSpec', 'load_pipeline', 'build_pipeline',
+           'generation_settings']
+
+SINGLE_FILES = ('.safetensors', '.ckpt')
 
 
-def build_pipeline(model_cfg: dict,
-                   adapter_path: str,
-                   device: str = 'cpu',
-                   dtype: torch.dtype = torch.float32) -> AdapterPipeline:
-    """The config's family pipeline with the adapter loaded.
+@dataclass
+class AdapterSpec:
+    """One adapter to load.
 
     Args:
-        model_cfg: The config's ``model`` (sources, family, image encoder,
-            projection).
-        adapter_path: A training checkpoint, a work dir, an official file, or
-            an official script's checkpoint folder.
+        path: A training checkpoint, a work dir, an official file, or an
+            official script's checkpoint folder.
+        scale: Its default strength (a float, or the family's per-block
+            form, or a preset name such as ``'style'``).
+        image_encoder: Its image encoder's config entry (default: the
+            config's ``model.image_encoder``), or a path (its type is read
+            from its ``config.json``).
+    """
+
+    path: str
+    scale: Any = 1.0
+    image_encoder: dict | str | None = field(default=None)
+
+    @classmethod
+    def parse(cls, text: str) -> 'AdapterSpec':
+        """``PATH[:SCALE][@ENCODER]``: an adapter on the command line; the
+        encoder a Hub id or folder, ``//`` before a subfolder."""
+        encoder = None
+        if '@' in text:
+            text, encoder = text.rsplit('@', 1)
+            if '//' in encoder:
+                path, subfolder = encoder.split('//', 1)
+                encoder = dict(pretrained_model_name_or_path=path,
+                               subfolder=subfolder)
+        scale: Any = 1.0
+        head, _, tail = text.rpartition(':')
+        if head:
+            try:
+                scale = float(tail)
+                text = head
+            except ValueError:  # a colon of the path itself
+                pass
+        return cls(text, scale, encoder)
+
+
+def _load_base(family: Any, model_cfg: dict, base_model: str | None,
+               controlnet: str | None, dtype: torch.dtype) -> Any:
+    """The family's pipeline (or its ControlNet pipeline) of the base model:
+    the config's, a folder or Hub id, or a single-file checkpoint."""
+    import diffusers
+    name = family.controlnet_pipeline_class if controlnet else family.pipeline_class
+    pipeline_class = getattr(diffusers, name)
+    extra = dict(pipeline_extras(pipeline_class))
+    if controlnet:
+        extra['controlnet'] = load_component(
+            getattr(diffusers, family.controlnet_model_class), controlnet,
+            field='--controlnet', dtype=dtype)
+    source = base_model or model_cfg['pretrained_model_name_or_path']
+    if source.endswith(SINGLE_FILES):
+        if not osp.isfile(source):
+            raise UserError(f'--base-model: no file {osp.abspath(source)}')
+        try:  # the configs of the config's base model, the weights of the file
+            return pipeline_class.from_single_file(
+                source, config=model_cfg['pretrained_model_name_or_path'],
+                torch_dtype=dtype, **extra)
+        except (OSError, ValueError, KeyError) as err:
+            raise UserError(
+                f'--base-model {source}: not a {family.__name__} checkpoint that '
+                f'diffusers reads ({str(err).splitlines()[0][:200]})') from None
+    return load_component(pipeline_class, source, dtype=dtype,
+                          field='--base-model' if base_model else
+                          'model.pretrained_model_name_or_path', **extra)
+
+
+def load_pipeline(model_cfg: dict,
+                  adapters: list[AdapterSpec],
+                  device: str = 'cpu',
+                  dtype: torch.dtype = torch.float32,
+                  base_model: str | None = None,
+                  controlnet: str | None = None) -> AdapterPipeline:
+    """The config's family pipeline with ``adapters`` loaded.
+
+    Args:
+        model_cfg: The config's ``model`` (family, base model, encoder).
+        adapters: What to load, in order.
         device: Where to run.
         dtype: Weights' dtype.
+        base_model: Another base checkpoint of the same family (a folder, a
+            Hub id, or a single ``.safetensors`` fine-tuned from the base).
+        controlnet: A ControlNet (folder or Hub id) of the family.
 
     Raises:
-        CheckpointError: one line when the adapter was made for another
-            family, base model, image encoder or variant.
+        UserError: one line when an adapter was made for another family,
+            base model, image encoder or variant, or the family's pipeline
+            cannot take what is asked (e.g. two adapters for SD3.5).
     """
-    import diffusers
-
     settings = dict(model_cfg.get('family', dict(type='SD15')))
     family = MODELS.get(settings.pop('type'))
-    encoder = MODELS.build(image_encoder_config(model_cfg['image_encoder']))
-    encoder.to(dtype=dtype)
-    pipeline_class = getattr(diffusers, family.pipeline_class)
-    pipe = load_component(pipeline_class,
-                          model_cfg['pretrained_model_name_or_path'],
-                          dtype=dtype, **pipeline_extras(pipeline_class))
+    family.check_image_prompts([1] * len(adapters))
+    pipe = _load_base(family, model_cfg, base_model, controlnet, dtype)
     denoiser = getattr(pipe, family.denoiser_name)
-    projection_cfg = dict(model_cfg.get('image_projection') or {})
-    projection = MODELS.get(projection_cfg.get('type',
-                                               'IPAdapterImageProjection'))
-    adapter = load_adapter(adapter_path, list(denoiser.attn_processors))
-    expected = expected_adapter(family, denoiser, encoder, projection,
-                                tokens=projection_cfg.get('num_tokens'))
-    compare_adapter(describe_official(adapter), expected, adapter_path)
-    pipe.register_modules(image_encoder=encoder.model,
-                          feature_extractor=encoder.processor)
-    weights = {k: v.to(dtype) for k, v in adapter.items()}
-    family.load_ip_adapter(pipe, nest_official(weights))
+    names = list(denoiser.attn_processors)
+    configured = image_encoder_config(model_cfg['image_encoder'])
+    projection_cfg = dict(model_cfg.get('image_projection')
+                          or family.default_projection)
+    encoders: dict[str, Any] = {}
+    prompts, states = [], []
+    for index, spec in enumerate(adapters):
+        state = load_adapter(spec.path, names)
+        found = describe_official(state)
+        encoder_cfg = (image_encoder_config(spec.image_encoder)
+                       if spec.image_encoder else configured)
+        key = repr(sorted(encoder_cfg.items()))
+        if key not in encoders:
+            encoders[key] = MODELS.build(encoder_cfg).to(dtype=dtype)
+        if index == 0:  # the config's adapter: its projection, checked
+            projection = MODELS.get(projection_cfg['type'])
+            tokens = projection_cfg.get('num_tokens')
+        else:  # another: the file's own variant
+            projection, tokens = PROJECTIONS_BY_VARIANT[found['variant']], None
+        compare_adapter(found, expected_adapter(
+            family, denoiser, encoders[key], projection, tokens), spec.path)
+        prompts.append(ImagePrompt(encoders[key], projection.image_features))
+        states.append(nest_official({k: v.to(dtype) for k, v in state.items()}))
+    first = prompts[0].image_encoder
+    pipe.register_modules(image_encoder=first.model,
+                          feature_extractor=first.processor)
+    family.load_ip_adapter(pipe, states)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
-    return AdapterPipeline(pipe, family, encoder, projection.image_features,
-                           settings)
+    for encoder in encoders.values():
+        encoder.to(device)
+    return AdapterPipeline(pipe, family, prompts, settings)
+
+
+def build_pipeline(model_cfg: dict, adapter_path: str, device: str = 'cpu',
+                   dtype: torch.dtype = torch.float32) -> AdapterPipeline:
+    """The config's family pipeline with one adapter loaded."""
+    return load_pipeline(model_cfg, [AdapterSpec(adapter_path)], device, dtype)
 
 
 def generation_settings(model_cfg: dict, **given: Any) -> dict[str, Any]:

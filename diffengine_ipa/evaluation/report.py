@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from ..fileio import atomic_write_bytes
 from ..image_io import read_rgb_image
 from . import scores
+from .tradeoff_plot import plot_tradeoff
 
 __all__ = ['summarize', 'write_report', 'format_table', 'PERCENT_NOTE']
 
@@ -109,7 +110,8 @@ def _grid(rows: list[dict], seed: int, cell: int = 256,
 
 def write_report(rows: list[dict], images: list[Image.Image], out_dir: str,
                  meta: dict | None = None) -> dict[str, Any]:
-    """Save the images, one grid per seed and ``eval_report.json``."""
+    """Save the images, one grid per seed, the scale trade-off plot (with
+    several scales) and ``eval_report.json``."""
     image_dir = osp.join(out_dir, 'images')
     os.makedirs(image_dir, exist_ok=True)
     for row, image in zip(rows, images, strict=True):
@@ -122,6 +124,9 @@ def write_report(rows: list[dict], images: list[Image.Image], out_dir: str,
         grids.append(osp.join(out_dir, f'grid_seed{seed}.png'))
         _grid(rows, seed).save(grids[-1])
     report = summarize(rows, dict(meta or {}, grids=grids))
+    if len(report['per_scale']) > 1:  # a full evaluation: the trade-off plot
+        report['tradeoff_plot'] = plot_tradeoff(
+            {'adapter': report}, osp.join(out_dir, 'tradeoff.png'))
     atomic_write_bytes(osp.join(out_dir, 'eval_report.json'),
                        json.dumps(report, indent=2).encode())
     return report

@@ -1,22 +1,26 @@
 """Generate images with diffusers' pipelines, from files or from a live model.
 
-:class:`AdapterPipeline` is the one place that calls a pipeline: the image
-encoder of the config turns the reference into features, and the family's
+:class:`AdapterPipeline` is the one place that calls a pipeline: each loaded
+adapter's image encoder turns its references into features, and the family's
 pipeline gets them (and the unconditional image prompt its own
-``encode_image`` would make) as precomputed ``ip_adapter_image_embeds`` — so
-any image encoder generates, and for the encoders diffusers knows the images
-equal diffusers' own. :func:`live_pipeline` wraps a model that is being
-trained in its family's pipeline without copying or re-loading anything.
+``encode_image`` would make, or a negative image's features) as precomputed
+``ip_adapter_image_embeds`` — so any image encoder generates, and for the
+encoders diffusers knows the images equal diffusers' own.
+:func:`live_pipeline` wraps a model that is being trained in its family's
+pipeline without copying or re-loading anything.
 """
 import contextlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from PIL import Image
 
-__all__ = ['AdapterPipeline', 'live_pipeline', 'make_pipeline',
+from ..errors import UserError
+
+__all__ = ['AdapterPipeline', 'ImagePrompt', 'live_pipeline', 'make_pipeline',
            'pipeline_extras']
 
 
@@ -38,54 +42,132 @@ def make_pipeline(pipeline_class: type, components: dict[str, Any]) -> Any:
     return pipe
 
 
+@dataclass
+class ImagePrompt:
+    """What one loaded adapter reads: its image encoder and which features."""
+
+    image_encoder: Any  # ImageEncoder
+    features: str  # 'pooled' or 'hidden_states'
+
+
+def _per_adapter(value: Any, count: int, what: str) -> list:
+    """One entry per adapter: a single value for one adapter, or a list of
+    ``count`` entries."""
+    if count == 1 and not (isinstance(value, (list, tuple)) and len(value) == 1
+                           and isinstance(value[0], (list, tuple))):
+        return [value]
+    if not isinstance(value, (list, tuple)) or len(value) != count:
+        raise UserError(f'{what}: give one entry per adapter ({count} adapters)')
+    return list(value)
+
+
+def _images(value: Any) -> list[Image.Image]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 class AdapterPipeline:
-    """A family's diffusers pipeline with an IP-Adapter loaded, fed by the
-    configured image encoder.
+    """A family's diffusers pipeline with one or more IP-Adapters loaded, each
+    fed by its own image encoder.
 
     Args:
-        pipe: The diffusers pipeline (adapter loaded or attached).
+        pipe: The diffusers pipeline (adapters loaded or attached).
         family: The family (class or instance).
-        image_encoder: The :class:`ImageEncoder`.
-        features: What the projection reads: ``'pooled'`` or
-            ``'hidden_states'``.
+        prompts: One :class:`ImagePrompt` per adapter, in loading order.
         settings: The family's config entry (e.g. ``max_sequence_length``).
     """
 
-    def __init__(self, pipe: Any, family: Any, image_encoder: Any,
-                 features: str, settings: dict | None = None) -> None:
+    def __init__(self, pipe: Any, family: Any, prompts: Sequence[ImagePrompt],
+                 settings: dict | None = None) -> None:
         self.pipe = pipe
         self.family = family
-        self.image_encoder = image_encoder
-        self.features = features
+        self.prompts = list(prompts)
         self.settings = dict(settings or {})
 
     @torch.no_grad()
-    def image_embeds(self, reference: Image.Image
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Features (1, ...) of the reference and of "no image"."""
-        encoder = self.image_encoder
-        image = encoder(encoder.preprocess([reference]), self.features)
-        rule = self.family.null_image[self.features]
-        return image, encoder.null_features(rule, self.features).to(image.dtype)
+    def encode(self, images: Image.Image | Sequence[Image.Image],
+               adapter: int = 0) -> torch.Tensor:
+        """The features (N, ...) adapter ``adapter`` reads from N references:
+        what ``image_embeds`` takes, and what can be saved and reused."""
+        prompt = self.prompts[adapter]
+        encoder = prompt.image_encoder
+        return encoder(encoder.preprocess(_images(images)), prompt.features)
+
+    @torch.no_grad()
+    def null(self, adapter: int = 0, count: int = 1) -> torch.Tensor:
+        """The family pipeline's "no image" for ``count`` references."""
+        prompt = self.prompts[adapter]
+        rule = self.family.null_image[prompt.features]
+        null = prompt.image_encoder.null_features(rule, prompt.features)
+        return null.expand(count, *null.shape[1:])
 
     def __call__(self,
-                 reference: Image.Image,
+                 reference: Any = None,
                  prompt: str = '',
                  negative_prompt: str | None = None,
-                 scale: float = 1.0,
+                 scale: Any = 1.0,
                  steps: int = 50,
                  guidance_scale: float = 7.5,
                  seed: int = 0,
                  num_images: int = 1,
                  height: int | None = None,
-                 width: int | None = None) -> list[Image.Image]:
-        """Images for ``prompt`` guided by the reference image.
+                 width: int | None = None,
+                 *,
+                 image_embeds: Sequence[torch.Tensor] | None = None,
+                 negative_reference: Any = None,
+                 masks: Any = None,
+                 control_image: Image.Image | None = None,
+                 control_scale: float = 1.0) -> list[Image.Image]:
+        """Images for ``prompt`` guided by the references.
+
+        Args:
+            reference: A PIL image or a list of them (several references for
+                one adapter); with several adapters, one of those per adapter.
+            scale: A float; with several adapters, one per adapter; or the
+                family's per-block form (a dict for SD1.5/SDXL, a list per
+                layer for FLUX.1) or preset name (``'style'``, ``'layout'``,
+                ``'style_and_layout'``: InstantStyle's SDXL blocks).
+            image_embeds: Precomputed features, one tensor (N, ...) per
+                adapter (from :meth:`encode`), instead of ``reference``.
+            negative_reference: Images whose features replace the
+                unconditional image prompt (per adapter, like ``reference``).
+            masks: Region masks (PIL, white = where the reference applies),
+                one per reference, per adapter like ``reference``.
+            control_image: The ControlNet's condition (a pipeline loaded
+                with a ControlNet).
+            control_scale: The ControlNet's conditioning scale.
 
         Seeded the standard diffusers way:
         ``generator=torch.Generator(device).manual_seed(seed)``.
         """
-        self.pipe.set_ip_adapter_scale(scale)
-        image, null = self.image_embeds(reference)
+        count = len(self.prompts)
+        if image_embeds is None:
+            if reference is None:
+                raise UserError('give reference images or image_embeds')
+            image_embeds = [self.encode(images, i) for i, images in enumerate(
+                _per_adapter(reference, count, 'reference'))]
+        elif isinstance(image_embeds, torch.Tensor):
+            image_embeds = [image_embeds]
+        if len(image_embeds) != count:
+            raise UserError(f'image_embeds: give one tensor per adapter ({count} '
+                            f'adapters, {len(image_embeds)} tensors)')
+        device, dtype = self.pipe.device, self.pipe.dtype
+        image_embeds = [e.to(device=device, dtype=dtype) for e in image_embeds]
+        if negative_reference is None:
+            nulls = [self.null(i, len(e)) for i, e in enumerate(image_embeds)]
+        else:
+            nulls = [self.encode(images, i) for i, images in enumerate(
+                _per_adapter(negative_reference, count, 'negative_reference'))]
+        family = self.family
+        family.check_image_prompts([len(e) for e in image_embeds])
+        self.pipe.set_ip_adapter_scale(family.adapter_scale(scale, count))
+        kwargs = dict(family.image_prompt_kwargs(image_embeds, nulls,
+                                                 guidance_scale))
+        if masks is not None:
+            kwargs.update(family.mask_kwargs(
+                [_images(m) for m in _per_adapter(masks, count, 'masks')],
+                self.pipe, height, width))
+        if control_image is not None:
+            kwargs.update(family.control_kwargs(control_image, control_scale))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)
         return self.pipe(
             prompt=prompt,
@@ -96,8 +178,8 @@ class AdapterPipeline:
             height=height,
             width=width,
             generator=generator,
-            **self.family.image_prompt_kwargs(image, null, guidance_scale),
-            **self.family.pipeline_call_kwargs(self.settings)).images
+            **kwargs,
+            **family.pipeline_call_kwargs(self.settings)).images
 
 
 @contextlib.contextmanager
@@ -116,6 +198,7 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
         family.pipeline_components(), image_encoder=encoder.model,
         feature_extractor=encoder.processor))
     with family.attached_projection(model.image_projection):
-        yield AdapterPipeline(pipe, family, encoder,
-                              model.image_projection.image_features,
-                              family.settings())
+        yield AdapterPipeline(
+            pipe, family,
+            [ImagePrompt(encoder, model.image_projection.image_features)],
+            family.settings())

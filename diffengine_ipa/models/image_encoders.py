@@ -27,7 +27,8 @@ from .model_sources import RANDOM_PREFIX, load_component
 
 __all__ = [
     'ImageEncoder', 'CLIPImageEncoder', 'SiglipImageEncoder',
-    'Dinov2ImageEncoder', 'FEATURE_KINDS', 'processor_image_size'
+    'Dinov2ImageEncoder', 'FEATURE_KINDS', 'processor_image_size',
+    'image_encoder_config'
 ]
 
 FEATURE_KINDS = ('pooled', 'hidden_states')
@@ -217,6 +218,37 @@ class Dinov2ImageEncoder(ImageEncoder):
         return dict(size=dict(shortest_edge=image_size * 256 // 224),
                     crop_size=dict(height=image_size, width=image_size),
                     image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+
+
+# transformers' model_type → the encoder that reads it.
+ENCODER_TYPES = dict(clip='CLIPImageEncoder', clip_vision_model='CLIPImageEncoder',
+                     siglip='SiglipImageEncoder',
+                     siglip_vision_model='SiglipImageEncoder',
+                     dinov2='Dinov2ImageEncoder')
+
+
+def image_encoder_config(image_encoder: dict | str) -> dict:
+    """An image encoder's config entry; a bare path (or an entry without a
+    type) gets the type its ``config.json`` names (for ``random:<name>``,
+    the architecture's)."""
+    entry = (dict(image_encoder) if isinstance(image_encoder, dict) else
+             dict(pretrained_model_name_or_path=image_encoder))
+    if 'type' in entry:
+        return entry
+    source = entry['pretrained_model_name_or_path']
+    if source.startswith(RANDOM_PREFIX):
+        from ..testing.architectures import architecture_spec
+        spec = architecture_spec(source[len(RANDOM_PREFIX):])
+        return dict(entry, type=spec.get('encoder', 'CLIPImageEncoder'))
+    from transformers import AutoConfig
+    subfolder = entry.get('subfolder')
+    try:
+        config = AutoConfig.from_pretrained(
+            source, **(dict(subfolder=subfolder) if subfolder else {}))
+        kind = ENCODER_TYPES.get(config.model_type, 'CLIPImageEncoder')
+    except (OSError, ValueError):  # loading it says what is wrong, in one line
+        kind = 'CLIPImageEncoder'
+    return dict(entry, type=kind)
 
 
 def _transformers_class(name: str) -> type:

@@ -20,7 +20,7 @@ from ..registry import MODELS
 
 __all__ = [
     'IPAdapterImageProjection', 'IPAdapterPlusImageProjection',
-    'IPAdapterTimeImageProjection'
+    'IPAdapterTimeImageProjection', 'PROJECTIONS_BY_VARIANT'
 ]
 
 HEAD_DIM = 64  # diffusers and ComfyUI infer Resampler heads as rows / 64
@@ -170,3 +170,9 @@ class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
         if timesteps is None:
             raise ValueError('IPAdapterTimeImageProjection needs timesteps')
         return super().forward(hidden_states, timesteps)
+
+
+# The projection that reads an official file of each variant.
+PROJECTIONS_BY_VARIANT = {cls.variant: cls for cls in (
+    IPAdapterImageProjection, IPAdapterPlusImageProjection,
+    IPAdapterTimeImageProjection)}

@@ -18,9 +18,10 @@ from ..errors import UserError
 from ..registry import MODELS
 from .fingerprint import fingerprint_modules
 from .generation import live_pipeline
+from .image_encoders import image_encoder_config
 from .training_draws import draw_training_randomness
 
-__all__ = ['IPAdapter', 'condition_drops', 'image_encoder_config']
+__all__ = ['IPAdapter', 'condition_drops']
 
 
 def condition_drops(u: torch.Tensor, text_rate: float, image_rate: float,
@@ -38,20 +39,6 @@ def condition_drops(u: torch.Tensor, text_rate: float, image_rate: float,
     both = (u >= image_rate + text_rate) & (
         u < image_rate + text_rate + both_rate)
     return text_only | both, image_only | both
-
-
-def image_encoder_config(image_encoder: dict | str) -> dict:
-    """The image encoder's config entry; a bare path is shorthand for a CLIP
-    encoder there (or, for ``random:<architecture>``, the encoder type the
-    architecture declares)."""
-    if isinstance(image_encoder, dict):
-        return dict(image_encoder)
-    kind = 'CLIPImageEncoder'
-    if image_encoder.startswith('random:'):
-        from ..testing.architectures import architecture_spec
-        kind = architecture_spec(image_encoder[len('random:'):]).get(
-            'encoder', kind)
-    return dict(type=kind, pretrained_model_name_or_path=image_encoder)
 
 
 def _per_sample(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -85,8 +72,9 @@ class IPAdapter(BaseModel):
             Hub id, or ``random:<architecture>`` (random weights).
         image_encoder: The image encoder's config entry, e.g.
             ``dict(type='CLIPImageEncoder', pretrained_model_name_or_path=
-            'openai/clip-vit-large-patch14', subfolder=None)``; its
-            preprocessing comes from the encoder (see ``image_encoders``).
+            'openai/clip-vit-large-patch14', subfolder=None)`` (a bare path:
+            the type its config names); its preprocessing comes from the
+            encoder (see ``image_encoders``).
         family: The model family's config entry (``SD15``, ``SDXL``, ``SD3``,
             ``Flux``, with their settings); it decides everything that
             differs between kinds of model.

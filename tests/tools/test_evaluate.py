@@ -73,7 +73,30 @@ def test_full_evaluation_sweeps_scales_and_seeds(tiny_family, converted,
     assert report['overall']['diversity'] > 0  # seeds give different images
     assert sorted(osp.basename(p) for p in report['grids']) == [
         'grid_seed0.png', 'grid_seed1.png']
+    assert report['tradeoff_plot'] == str(out_dir / 'tradeoff.png')
+    assert Image.open(report['tradeoff_plot']).size[0] > 300
     assert len(list((out_dir / 'images').iterdir())) == 6 * 2 * 2
+
+
+@pytest.mark.slow
+def test_two_adapters_are_compared_on_the_same_cases(tiny_families, tmp_path,
+                                                     converted):
+    from .published_files import official_file
+    other = tmp_path / 'published.safetensors'
+    official_file(tiny_families, 'sd15', other, seed=3)
+    out_dir = tmp_path / 'compare'
+    result = run_tool('test.py', TINY_CONFIG, converted['safetensors'], other,
+                      '--quick', '--work-dir', tmp_path, '--out-dir', out_dir,
+                      *options(tiny_families['sd15']))
+    comparison = json.loads((out_dir / 'comparison.json').read_text())
+    assert list(comparison['overall']) == ['ip_adapter', 'published']
+    assert comparison['grids'] == [str(out_dir / 'comparison_grid_scale1.png')]
+    grid = Image.open(comparison['grids'][0])
+    assert grid.size == (3 * 256, 28 + 3 * 256)  # reference | two adapters
+    assert (out_dir / 'ip_adapter/eval_report.json').is_file()
+    assert (out_dir / 'published/eval_report.json').is_file()
+    assert (out_dir / 'comparison_tradeoff.png').is_file()
+    assert 'published' in result.stdout and 'CLIP-I' in result.stdout
 
 
 def test_wrong_adapter_stops_evaluation_with_one_line(tiny_families, converted,

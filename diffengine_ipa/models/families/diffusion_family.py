@@ -190,18 +190,61 @@ class DiffusionFamily(nn.Module):
 
     # --- the pipeline ---------------------------------------------------------
 
-    @classmethod
-    def load_ip_adapter(cls, pipe: Any, nested: dict[str, dict]) -> None:
-        """Load an adapter (``{'image_proj': ..., 'ip_adapter': ...}``, the
-        official names) the way a diffusers user does."""
-        pipe.load_ip_adapter(nested, subfolder='', weight_name='ip_adapter')
+    # The family's ControlNet pipeline and model classes (diffusers).
+    controlnet_pipeline_class = ''
+    controlnet_model_class = ''
+    # Named per-block scales (InstantStyle's style / layout blocks).
+    scale_presets: dict = {}
 
     @classmethod
-    def image_prompt_kwargs(cls, image: torch.Tensor, null: torch.Tensor,
+    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
+        """Load adapters (each ``{'image_proj': ..., 'ip_adapter': ...}``, the
+        official names) the way a diffusers user does."""
+        count = len(nested)
+        pipe.load_ip_adapter(nested, subfolder=[''] * count,
+                             weight_name=['ip_adapter'] * count)
+
+    @classmethod
+    def check_image_prompts(cls, counts: list[int]) -> None:
+        """One line when the family's pipeline cannot take this many adapters
+        (``len(counts)``) or references per adapter."""
+
+    @classmethod
+    def adapter_scale(cls, scale: Any, count: int) -> Any:
+        """``scale`` as the pipeline's ``set_ip_adapter_scale`` takes it: a
+        float, one per adapter, the per-block form, or a preset's name."""
+        if isinstance(scale, str):
+            if scale not in cls.scale_presets:
+                raise UserError(
+                    f'scale preset {scale!r}: {cls.__name__} has '
+                    + (f'{", ".join(sorted(cls.scale_presets))}' if
+                       cls.scale_presets else 'none (InstantStyle\'s style and '
+                       'layout blocks are SDXL\'s); give per-block scales'))
+            preset = cls.scale_presets[scale]
+            return preset if count == 1 else [preset] * count
+        return scale
+
+    @classmethod
+    def image_prompt_kwargs(cls, images: list[torch.Tensor],
+                            nulls: list[torch.Tensor],
                             guidance_scale: float) -> dict[str, Any]:
-        """The pipeline's arguments for precomputed image features (1, ...)
-        of the reference and of "no image"."""
+        """The pipeline's arguments for precomputed image features: per
+        adapter, those (N, ...) of its N references and of "no image"."""
         raise NotImplementedError
+
+    @classmethod
+    def mask_kwargs(cls, masks: list[list], pipe: Any, height: int | None,
+                    width: int | None) -> dict[str, Any]:
+        """The pipeline's arguments for region masks (per adapter, one per
+        reference)."""
+        raise UserError(f'region masks: {cls.pipeline_class}\'s IP-Adapter '
+                        'attention takes none (diffusers 0.42); the SD1.5 and '
+                        'SDXL pipelines do')
+
+    @classmethod
+    def control_kwargs(cls, image: Any, scale: float) -> dict[str, Any]:
+        """The ControlNet pipeline's arguments for its condition."""
+        return dict(control_image=image, controlnet_conditioning_scale=scale)
 
     @classmethod
     def pipeline_call_kwargs(cls, settings: dict) -> dict[str, Any]:

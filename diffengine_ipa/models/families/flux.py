@@ -43,6 +43,8 @@ class Flux(DiffusionFamily):
         tokenizer_2=('transformers', 'T5TokenizerFast'))
     denoiser_name = 'transformer'
     pipeline_class = 'FluxPipeline'
+    controlnet_pipeline_class = 'FluxControlNetPipeline'
+    controlnet_model_class = 'FluxControlNetModel'
     layout = 'xlabs-flux'
     # FluxPipeline's unconditional image prompt: a black image, encoded.
     null_image = dict(pooled='black_image', hidden_states='black_image')
@@ -144,14 +146,17 @@ class Flux(DiffusionFamily):
                                             width * scale, scale)
 
     @classmethod
-    def load_ip_adapter(cls, pipe: Any, nested: dict[str, dict]) -> None:
-        pipe.load_ip_adapter(nested, weight_name='ip_adapter')
+    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
+        pipe.load_ip_adapter(nested, weight_name=['ip_adapter'] * len(nested))
 
     @classmethod
-    def image_prompt_kwargs(cls, image: torch.Tensor, null: torch.Tensor,
+    def image_prompt_kwargs(cls, images: list[torch.Tensor],
+                            nulls: list[torch.Tensor],
                             guidance_scale: float) -> dict[str, Any]:
-        return dict(ip_adapter_image_embeds=[image[:, None]],
-                    negative_ip_adapter_image_embeds=[null[:, None]])
+        """Per adapter (1, N, D); the null images as the negative prompt's."""
+        return dict(ip_adapter_image_embeds=[image[None] for image in images],
+                    negative_ip_adapter_image_embeds=[null[None]
+                                                      for null in nulls])
 
     @classmethod
     def pipeline_call_kwargs(cls, settings: dict) -> dict[str, Any]:

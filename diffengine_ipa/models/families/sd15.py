@@ -34,6 +34,8 @@ class SD15(UNetAdapterMixin, DiffusionFamily):
         text_encoder=('transformers', 'CLIPTextModel'),
         tokenizer=('transformers', 'CLIPTokenizer'))
     pipeline_class = 'StableDiffusionPipeline'
+    controlnet_pipeline_class = 'StableDiffusionControlNetPipeline'
+    controlnet_model_class = 'ControlNetModel'
 
     def encode_prompt(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """``text_states`` (B, 77, D_ctx): the last hidden states."""

@@ -45,6 +45,8 @@ class SD3(DiffusionFamily):
         tokenizer_3=('transformers', 'T5TokenizerFast'))
     denoiser_name = 'transformer'
     pipeline_class = 'StableDiffusion3Pipeline'
+    controlnet_pipeline_class = 'StableDiffusion3ControlNetPipeline'
+    controlnet_model_class = 'SD3ControlNetModel'
     layout = 'instantx-sd3'
     default_projection = dict(type='IPAdapterTimeImageProjection',
                               hidden_dims=1280, num_tokens=64,
@@ -134,12 +136,32 @@ class SD3(DiffusionFamily):
                                         temb=time_embedding)).sample
 
     @classmethod
-    def load_ip_adapter(cls, pipe: Any, nested: dict[str, dict]) -> None:
-        pipe.load_ip_adapter(nested)
+    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
+        cls.check_image_prompts([1] * len(nested))
+        pipe.load_ip_adapter(nested[0])
 
     @classmethod
-    def image_prompt_kwargs(cls, image: torch.Tensor, null: torch.Tensor,
+    def check_image_prompts(cls, counts: list[int]) -> None:
+        if len(counts) > 1 or counts[0] > 1:
+            what = ('several adapters' if len(counts) > 1 else
+                    'several reference images')
+            raise UserError(f'{what}: StableDiffusion3Pipeline takes one '
+                            'IP-Adapter reading one image (diffusers\' '
+                            'SD3IPAdapterMixin)')
+
+    @classmethod
+    def adapter_scale(cls, scale: Any, count: int) -> Any:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise UserError(f'scale {scale!r}: StableDiffusion3Pipeline takes '
+                            'one number (no per-block scales or presets)')
+        return scale
+
+    @classmethod
+    def image_prompt_kwargs(cls, images: list[torch.Tensor],
+                            nulls: list[torch.Tensor],
                             guidance_scale: float) -> dict[str, Any]:
+        """(2, T, D), the null first when the pipeline guides."""
+        (image, ), (null, ) = images, nulls
         embeds = torch.cat([null, image]) if guidance_scale > 1 else image
         return dict(ip_adapter_image_embeds=embeds)
 

@@ -32,6 +32,15 @@ class SDXL(UNetAdapterMixin, DiffusionFamily):
         tokenizer=('transformers', 'CLIPTokenizer'),
         tokenizer_2=('transformers', 'CLIPTokenizer'))
     pipeline_class = 'StableDiffusionXLPipeline'
+    controlnet_pipeline_class = 'StableDiffusionXLControlNetPipeline'
+    controlnet_model_class = 'ControlNetModel'
+    # InstantStyle: up_blocks.0.attentions.1 carries style, down_blocks.2
+    # .attentions.1 layout (arXiv 2404.02733).
+    scale_presets = dict(
+        style={'up': {'block_0': [0.0, 1.0, 0.0]}},
+        layout={'down': {'block_2': [0.0, 1.0]}},
+        style_and_layout={'down': {'block_2': [0.0, 1.0]},
+                          'up': {'block_0': [0.0, 1.0, 0.0]}})
 
     def encode_prompt(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """``text_states`` (B, 77, D_ctx): the penultimate hidden states of

@@ -89,9 +89,29 @@ class UNetAdapterMixin:
             added_cond_kwargs=added or None).sample
 
     @classmethod
-    def image_prompt_kwargs(cls, image: torch.Tensor, null: torch.Tensor,
+    def image_prompt_kwargs(cls, images: list[torch.Tensor],
+                            nulls: list[torch.Tensor],
                             guidance_scale: float) -> dict[str, Any]:
-        """One adapter, one image: (2, 1, ...) with the null image first when
-        the pipeline guides (as its own ``encode_image`` makes them)."""
-        embeds = torch.cat([null, image]) if guidance_scale > 1 else image
-        return dict(ip_adapter_image_embeds=[embeds[:, None]])
+        """Per adapter (2, N, ...): the null images first when the pipeline
+        guides, as its own ``encode_image`` makes them."""
+        embeds = [torch.stack([null, image]) if guidance_scale > 1 else
+                  image[None] for image, null in zip(images, nulls, strict=True)]
+        return dict(ip_adapter_image_embeds=embeds)
+
+    @classmethod
+    def mask_kwargs(cls, masks: list[list], pipe: Any, height: int | None,
+                    width: int | None) -> dict[str, Any]:
+        """diffusers' ``IPAdapterMaskProcessor``, one (1, N, H, W) per adapter."""
+        from diffusers.image_processor import IPAdapterMaskProcessor
+        height = height or pipe.unet.config.sample_size * pipe.vae_scale_factor
+        width = width or pipe.unet.config.sample_size * pipe.vae_scale_factor
+        processor = IPAdapterMaskProcessor()
+        tensors = []
+        for images in masks:
+            mask = processor.preprocess(images, height=height, width=width)
+            tensors.append(mask.reshape(1, mask.shape[0], *mask.shape[2:]))
+        return dict(cross_attention_kwargs=dict(ip_adapter_masks=tensors))
+
+    @classmethod
+    def control_kwargs(cls, image: Any, scale: float) -> dict[str, Any]:
+        return dict(image=image, controlnet_conditioning_scale=scale)
