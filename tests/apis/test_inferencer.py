@@ -171,28 +171,57 @@ def test_saved_embeddings_give_the_same_image(tiny_families, convert_tiny,
     assert np.array_equal(pixels(direct), pixels(reused))
 
 
-def test_controlnet(tiny_families, converted, tmp_path):
-    base = tiny_families['sd15']['base']
-    unet = diffusers.UNet2DConditionModel.from_pretrained(base, subfolder='unet')
-    # Its condition downsampled 2× (to the tiny VAE latents), not 8×.
-    controlnet = diffusers.ControlNetModel.from_unet(
-        unet, conditioning_embedding_out_channels=(16, 32))
-    controlnet.save_pretrained(tmp_path / 'controlnet')
+def tiny_controlnet(tiny_families, variant, folder) -> str:
+    """A ControlNet of the tiny family, built from its denoiser."""
+    base = tiny_families[variant]['base']
+    if variant == 'flux':
+        transformer = diffusers.FluxTransformer2DModel.from_pretrained(
+            base, subfolder='transformer')
+        controlnet = diffusers.FluxControlNetModel.from_transformer(
+            transformer, num_layers=1, num_single_layers=1,
+            attention_head_dim=16, num_attention_heads=2)
+    else:
+        unet = diffusers.UNet2DConditionModel.from_pretrained(
+            base, subfolder='unet')
+        # Its condition downsampled 2× (to the tiny VAE latents), not 8×.
+        controlnet = diffusers.ControlNetModel.from_unet(
+            unet, conditioning_embedding_out_channels=(16, 32))
+    controlnet.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize('variant', ['sd15', 'flux'])
+def test_controlnet(tiny_families, convert_tiny, variant, tmp_path):
+    files = convert_tiny(variant)
+    folder = tiny_controlnet(tiny_families, variant, tmp_path / 'controlnet')
     edges = Image.new('RGB', (64, 64))
     edges.paste((255, 255, 255), (16, 16, 48, 48))
-    ours = inferencer(tiny_families, 'sd15', converted['safetensors'],
-                      controlnet=str(tmp_path / 'controlnet'))(
+    ours = inferencer(tiny_families, variant, files['safetensors'],
+                      controlnet=folder)(
         PROMPT, CAT, control_image=edges, control_scale=0.5, steps=4, seed=3)[0]
-    pipe = diffusers.StableDiffusionControlNetPipeline.from_pretrained(
-        base, controlnet=diffusers.ControlNetModel.from_pretrained(
-            tmp_path / 'controlnet'), safety_checker=None,
-        requires_safety_checker=False)
+    if variant == 'flux':
+        pipe = diffusers.FluxControlNetPipeline.from_pretrained(
+            tiny_families['flux']['base'],
+            controlnet=diffusers.FluxControlNetModel.from_pretrained(folder))
+        pipe.load_ip_adapter(
+            osp.dirname(files['safetensors']),
+            weight_name='ip_adapter.safetensors',
+            image_encoder_pretrained_model_name_or_path=tiny_families['flux'][
+                'image_encoder'], image_encoder_dtype=torch.float32)
+        control = dict(control_image=edges)
+    else:
+        pipe = diffusers.StableDiffusionControlNetPipeline.from_pretrained(
+            tiny_families['sd15']['base'],
+            controlnet=diffusers.ControlNetModel.from_pretrained(folder),
+            safety_checker=None, requires_safety_checker=False)
+        pipe.load_ip_adapter(
+            osp.dirname(files['safetensors']), subfolder='',
+            weight_name='ip_adapter.safetensors',
+            image_encoder_folder=tiny_families['sd15']['image_encoder'])
+        control = dict(image=edges)
     pipe.set_progress_bar_config(disable=True)
-    pipe.load_ip_adapter(osp.dirname(converted['safetensors']), subfolder='',
-                         weight_name='ip_adapter.safetensors',
-                         image_encoder_folder=tiny_families['sd15']['image_encoder'])
-    assert same(ours, theirs(pipe, 'sd15', ip_adapter_image=rgb(CAT),
-                             image=edges, controlnet_conditioning_scale=0.5))
+    assert same(ours, theirs(pipe, variant, ip_adapter_image=rgb(CAT),
+                             controlnet_conditioning_scale=0.5, **control))
 
 
 def test_another_base_checkpoint(tiny_families, converted, tmp_path):
