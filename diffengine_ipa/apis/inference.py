@@ -9,10 +9,13 @@ from typing import Any
 
 import torch
 
+from ..errors import CheckpointError
 from ..models.generation import AdapterPipeline, pipeline_extras
 from ..models.ip_adapter import image_encoder_config
 from ..models.model_sources import load_component
 from ..official_format import (
+    NeedsLayerOrder,
+    cast_adapter,
     compare_adapter,
     describe_official,
     expected_adapter,
@@ -44,6 +47,10 @@ def build_pipeline(model_cfg: dict,
     """
     import diffusers
 
+    try:  # read and check the file before any model loads
+        adapter = load_adapter(adapter_path)
+    except NeedsLayerOrder:
+        adapter = None  # numbered from the UNet below
     settings = dict(model_cfg.get('family', dict(type='SD15')))
     family = MODELS.get(settings.pop('type'))
     encoder = MODELS.build(image_encoder_config(model_cfg['image_encoder']))
@@ -56,14 +63,22 @@ def build_pipeline(model_cfg: dict,
     projection_cfg = dict(model_cfg.get('image_projection') or {})
     projection = MODELS.get(projection_cfg.get('type',
                                                'IPAdapterImageProjection'))
-    adapter = load_adapter(adapter_path, list(denoiser.attn_processors))
+    if adapter is None:
+        adapter = load_adapter(adapter_path, list(denoiser.attn_processors))
     expected = expected_adapter(family, denoiser, encoder, projection,
                                 tokens=projection_cfg.get('num_tokens'))
     compare_adapter(describe_official(adapter), expected, adapter_path)
     pipe.register_modules(image_encoder=encoder.model,
                           feature_extractor=encoder.processor)
-    weights = {k: v.to(dtype) for k, v in adapter.items()}
-    family.load_ip_adapter(pipe, nest_official(weights))
+    weights = cast_adapter(adapter, dtype, adapter_path)
+    try:
+        family.load_ip_adapter(pipe, nest_official(weights))
+    except (RuntimeError, ValueError, KeyError, IndexError) as err:
+        # What the checks above cannot see: a layer sized for another model.
+        detail = str(err).strip().splitlines()
+        raise CheckpointError(
+            f'{adapter_path}: does not fit the configured base model '
+            f'({detail[-1] if detail else type(err).__name__})') from None
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     return AdapterPipeline(pipe, family, encoder, projection.image_features,
