@@ -17,9 +17,18 @@ from collections.abc import Callable, Iterator
 from .errors import StorageError
 
 __all__ = ['atomic_path', 'atomic_write_bytes', 'stale_temporaries',
-           'sync_folder']
+           'sync_folder', 'safe_file_name']
 
 _TEMPORARY = re.compile(r'^\..+\.tmp-(\d+)(\.[^.]*)?$')
+_UNSAFE = re.compile(r'[^\w.-]+')
+
+
+def safe_file_name(text: str, limit: int = 80) -> str:
+    """``text`` (an id, a caption, a file's stem: data the user does not
+    type as a path) as one file-name component that stays inside its
+    folder: no separators, no leading dots, no control characters."""
+    name = _UNSAFE.sub('_', str(text)).lstrip('._')[:limit].rstrip('_')
+    return name or '_'
 
 
 def sync_folder(folder: str) -> None:
