@@ -1,9 +1,11 @@
 """Malformed adapter files are one line wherever they are read, and a failed
 conversion never replaces a good file."""
+import os
+
 import pytest
 import torch
 
-from diffengine_ipa.errors import CheckpointError
+from diffengine_ipa.errors import CheckpointError, StorageError
 from diffengine_ipa.official_format import (
     load_adapter,
     nest_official,
@@ -93,6 +95,14 @@ def test_convert_checks_before_it_replaces(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert good_file.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if '.tmp-' in p.name] == []
+
+    # A full disk: one line, the file that was there intact.
+    if os.path.exists('/dev/full'):
+        os.symlink('/dev/full', tmp_path / f'.ip_adapter.tmp-{os.getpid()}'
+                   '.safetensors')
+        with pytest.raises(StorageError, match='No space left on device'):
+            save_official(good_state('base'), str(good_file))
+        assert good_file.read_bytes() == before
 
     # --dtype without --out never replaces its own input.
     error = one_line_error(run_tool_in_process('convert.py', good_file,
