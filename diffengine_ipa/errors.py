@@ -1,9 +1,10 @@
 """Errors whose message tells the user what to fix, printed as one line."""
+import errno
 import sys
 from typing import Callable
 
 __all__ = ['UserError', 'ModelSourceError', 'DatasetError', 'ImageError',
-           'CheckpointError', 'TrainingError', 'run_tool']
+           'CheckpointError', 'TrainingError', 'StorageError', 'run_tool']
 
 
 class UserError(Exception):
@@ -37,12 +38,30 @@ class TrainingError(UserError):
     """Training cannot go on (e.g. the loss stays non-finite)."""
 
 
+class StorageError(UserError):
+    """A file could not be written (a full disk, no permission)."""
+
+
+# Faults of the machine rather than of the program: one line, not a traceback.
+_MACHINE_FAULTS = {errno.ENOSPC: 'the disk is full',
+                   errno.EDQUOT: 'the disk quota is exceeded',
+                   errno.EROFS: 'the file system is read-only'}
+
+
 def run_tool(main: Callable[[], object]) -> None:
-    """Run a command-line ``main``; a :class:`UserError` exits 2 with one line."""
+    """Run a command-line ``main``; a :class:`UserError`, or a full or
+    read-only disk, exits 2 with one line."""
     try:
         main()
     except UserError as err:
         print(f'error: {_without_worker_traceback(str(err))}', file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as err:
+        if err.errno not in _MACHINE_FAULTS:
+            raise
+        print(f'error: {err.filename or "a file"}: could not be written: '
+              f'{_MACHINE_FAULTS[err.errno]} (free some space, then run '
+              'again)', file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -1,10 +1,13 @@
 """Read a user's config file: one-line errors, unknown top-level keys and
-renamed fields refused (MMEngine silently ignores them), and the reference
-preprocessing linked to the image encoder.
+renamed fields refused (MMEngine silently ignores them), nested keys checked
+against the classes they build, and the reference preprocessing linked to the
+image encoder.
 
 A misspelt ``trian_cfg`` would otherwise train with the defaults. Known keys
 are those ``Runner.from_cfg`` reads, plus the helpers our configs share
 (pipelines, visualizer backends). Own helper variables may start with ``_``.
+Configs are Python files and run as code when read: a syntax error, a missing
+``_base_`` file or an exception in the file is one line naming it.
 """
 import copy
 import difflib
@@ -12,10 +15,12 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from .config_arguments import check_config_arguments
 from .errors import UserError
 
 __all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys', 'check_renamed_fields',
-           'link_image_preprocessing', 'prepare_config', 'load_user_config']
+           'link_image_preprocessing', 'prepare_config', 'read_config_file',
+           'load_user_config']
 
 RUNNER_KEYS = frozenset({
     'model', 'work_dir', 'experiment_name', 'launcher', 'default_scope',
@@ -103,14 +108,34 @@ def prepare_config(cfg: Config, source: str) -> Config:
     check_top_level_keys(cfg, source)
     check_renamed_fields(cfg, source)
     link_image_preprocessing(cfg)
+    check_config_arguments(cfg, source)
     return cfg
+
+
+def read_config_file(path: str) -> Config:
+    """``Config.fromfile`` with what can go wrong in a config file (it is
+    Python, run as code) as one line."""
+    if not osp.isfile(path):
+        raise UserError(f'{path}: no such config file')
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:
+        where = (err.filename if err.filename and err.filename != '<unknown>'
+                 else path)
+        raise UserError(f'{where}: syntax error in the config: {err.msg} '
+                        f'(line {err.lineno})') from None
+    except FileNotFoundError as err:
+        raise UserError(f'{path}: a _base_ file of the config does not exist: '
+                        f'{err.filename or err}') from None
+    except (ImportError, NameError, TypeError, ValueError, KeyError,
+            AttributeError, AssertionError) as err:
+        raise UserError(f'{path}: the config failed to run: '
+                        f'{type(err).__name__}: {err}') from None
 
 
 def load_user_config(path: str, cfg_options: dict | None = None) -> Config:
     """The config file with ``--cfg-options`` merged, checked and linked."""
-    if not osp.isfile(path):
-        raise UserError(f'{path}: no such config file')
-    cfg = Config.fromfile(path)
+    cfg = read_config_file(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return prepare_config(cfg, path)

@@ -14,11 +14,11 @@ this kit's path (precomputed encoder outputs, channels-last denoiser,
 optional torch.compile). Prints a table and writes (appends to) a JSON list
 of rows.
 """
-import argparse
 import json
 import os
 import os.path as osp
 
+from diffengine_ipa.cli import ToolParser, check_device, int_at_least, output_file
 from diffengine_ipa.dtypes import DTYPE_NAMES
 from diffengine_ipa.errors import run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
@@ -31,24 +31,30 @@ from diffengine_ipa.testing.benchmark import (
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('--family', default='tiny_sd15',
                         choices=benchmark_architectures(),
                         help='the architecture (random weights)')
-    parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument('--resolution', type=int,
+    parser.add_argument('--batch', type=int_at_least(1), default=1)
+    parser.add_argument('--resolution', type=int_at_least(8),
                         help="default: the architecture's training resolution")
     parser.add_argument('--dtype', default='fp32', choices=DTYPE_NAMES)
-    parser.add_argument('--steps', type=int, default=5,
+    parser.add_argument('--steps', type=int_at_least(1), default=5,
                         help='timed training steps per loop')
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--infer-steps', type=int, default=30,
+    parser.add_argument('--warmup', type=int_at_least(0), default=1)
+    parser.add_argument('--infer-steps', type=int_at_least(0), default=30,
                         help='denoising steps of the timed generation (0: skip)')
     parser.add_argument('--compile', action='store_true',
                         help='torch.compile the denoiser in our path')
     parser.add_argument('--device', help='default: cuda if available, else cpu')
-    parser.add_argument('--out', help='JSON file; rows are appended')
+    parser.add_argument('--out', type=output_file('.json'),
+                        help='JSON file; rows are appended')
     args = parser.parse_args()
+    if args.resolution is not None and args.resolution % 8:
+        parser.error(f'argument --resolution: must be a multiple of 8, got '
+                     f'{args.resolution}')
+    if args.device is not None:
+        check_device(args.device)
     disable_progress_bars()
     row = run_benchmark(args.family, args.batch, args.resolution, args.dtype,
                         args.steps, args.warmup, args.infer_steps, args.compile,

@@ -13,27 +13,25 @@ Writes to ``--out``, else to the config's
 configs do). Entries that exist are kept, so re-running after adding images
 only encodes the new ones.
 """
-import argparse
 import os
 import os.path as osp
 
-from mmengine.config import DictAction
-
 from diffengine_ipa.apis import build_embedding_cache
+from diffengine_ipa.cli import ConfigOptions, ToolParser, int_at_least, output_folder
 from diffengine_ipa.errors import run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
 from diffengine_ipa.user_config import load_user_config
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('--out', help='cache folder')
-    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--out', type=output_folder, help='cache folder')
+    parser.add_argument('--batch-size', type=int_at_least(1), default=8)
     parser.add_argument('--dtype', choices=['fp32', 'bf16'],
                         help='storage precision (default: the family\'s; '
                         'bf16 halves the disk space)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions)
     args = parser.parse_args()
     cfg = load_user_config(args.config, args.cfg_options)
     name = osp.splitext(osp.basename(args.config))[0]

@@ -12,6 +12,7 @@ import argparse
 import os.path as osp
 import time
 
+from diffengine_ipa.cli import ToolParser, int_at_least
 from diffengine_ipa.datasets import read_records
 from diffengine_ipa.datasets.record_check import (
     check_records,
@@ -21,11 +22,11 @@ from diffengine_ipa.errors import DatasetError, run_tool
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('data_json', help='annotation file (JSON or JSONL)')
     parser.add_argument('--data-root', help='folder image paths are relative '
                         "to (default: the annotation file's folder)")
-    parser.add_argument('--min-image-side', type=int, default=64,
+    parser.add_argument('--min-image-side', type=int_at_least(1), default=64,
                         help='shortest usable image side in pixels '
                         '(default: 64, as IPAdapterDataset)')
     return parser.parse_args()

@@ -10,7 +10,9 @@ checkpoint); or what the official ``tutorial_train*.py`` scripts leave
 result is in the layout its family's loaders read: tencent-ailab's for
 SD1.5/SDXL (diffusers' ``load_ip_adapter``, ComfyUI, the official code),
 InstantX's for SD3.5, XLabs' for FLUX.1; it is read back and checked after it
-is written. ``--dtype`` casts the weights (default: keep theirs).
+is written, and replaces ``--out`` only after that check: a failed
+conversion leaves an existing file as it was. The input is never replaced.
+``--dtype`` casts the weights (default: keep theirs).
 ``--config`` is needed only for an official-script checkpoint saved without
 its ``adapter_modules.*`` keys: the layers are then numbered from that
 config's UNet. ``--info`` prints what any official-layout file is: its
@@ -20,10 +22,12 @@ import argparse
 import os.path as osp
 
 from diffengine_ipa import __version__
+from diffengine_ipa.cli import ToolParser, output_file
 from diffengine_ipa.dtypes import DTYPE_NAMES, to_dtype
 from diffengine_ipa.errors import CheckpointError, run_tool
 from diffengine_ipa.official_format import (
     LAYOUTS,
+    cast_adapter,
     describe_official,
     find_checkpoint,
     load_weights_file,
@@ -34,11 +38,12 @@ from diffengine_ipa.official_format import (
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('checkpoint', nargs='?',
                         help='training checkpoint, work dir or checkpoint-N')
-    parser.add_argument('--out', help='output file (default: '
-                        'ip_adapter.<format> beside the checkpoint)')
+    parser.add_argument('--out', type=output_file('.safetensors', '.bin'),
+                        help='output file (default: ip_adapter.<format> '
+                        'beside the checkpoint)')
     parser.add_argument('--format', choices=['safetensors', 'bin'],
                         help='default: from --out, else safetensors')
     parser.add_argument('--dtype', choices=DTYPE_NAMES,
@@ -100,25 +105,39 @@ def print_info(path: str) -> None:
             print(f'  metadata {key}: {value}')
 
 
+def output_path(args: argparse.Namespace, source: str) -> tuple[str, str]:
+    """``(out, format)``; never the input file itself."""
+    fmt = args.format or ('bin' if args.out and args.out.endswith('.bin')
+                          else 'safetensors')
+    out = args.out or osp.join(osp.dirname(source), f'ip_adapter.{fmt}')
+    if not out.endswith(f'.{fmt}'):
+        raise CheckpointError(f'--out {out}: a {fmt} file must end in .{fmt}')
+    if osp.exists(out) and osp.samefile(out, source):
+        raise CheckpointError(
+            f'{out}: is the input file; converting it would replace it. Pass '
+            '--out with another file name')
+    return out, fmt
+
+
 def main() -> None:
     args = parse_args()
     if args.info:
         print_info(args.info)
         return
     source = find_checkpoint(args.checkpoint)
-    fmt = args.format or ('bin' if args.out and args.out.endswith('.bin')
-                          else 'safetensors')
-    out = args.out or osp.join(osp.dirname(source), f'ip_adapter.{fmt}')
-    if not out.endswith(f'.{fmt}'):
-        raise CheckpointError(f'--out {out}: a {fmt} file must end in .{fmt}')
+    out, _ = output_path(args, source)
 
+    # Every check before anything is written: the file is read, converted
+    # and validated (finite, shapes, keys), cast, and only then saved; the
+    # save is read back and compared before it replaces ``out``.
     contents, _ = load_weights_file(source)
     state = to_official(contents, source, processor_names(args.config))
     validate_official(state, source)
     if args.dtype:
-        state = {k: v.to(to_dtype(args.dtype)) for k, v in state.items()}
+        state = cast_adapter(state, to_dtype(args.dtype), source)
     meta = contents.get('meta', {}) if isinstance(contents, dict) else {}
-    info = {k: v for k, v in meta.get('ip_adapter', {}).items()
+    info = meta.get('ip_adapter', {}) if isinstance(meta, dict) else {}
+    info = {k: v for k, v in info.items()
             if k != 'key_map' and v is not None}
     summary = describe_official(state)
     metadata = dict(info, variant=summary['variant'],
@@ -128,16 +147,9 @@ def main() -> None:
                     cross_attention_dim=summary['cross_attention_dim'],
                     image_embed_dim=summary['image_embed_dim'],
                     kit=f'diffengine_ipa {__version__}')
-    if meta.get('experiment_name'):
+    if isinstance(meta, dict) and meta.get('experiment_name'):
         metadata['config'] = meta['experiment_name']
     save_official(state, out, metadata)
-
-    written, _ = load_weights_file(out)  # read back: what a loader will see
-    check = to_official(written, out)
-    validate_official(check, out)
-    if set(check) != set(state) or any(
-            not check[k].equal(state[k]) for k in state):
-        raise CheckpointError(f'{out}: read back differs from what was written')
     print(f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB): '
           f'{summary["variant"]} adapter for {summary["family"]} '
           f'({summary["layout"]} layout), {summary["layers"]} adapter layers, '

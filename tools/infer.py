@@ -24,13 +24,22 @@ sheet.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
+from diffengine_ipa.cli import (
+    ConfigOptions,
+    ToolParser,
+    float_at_least,
+    int_at_least,
+    output_folder,
+    output_image,
+    seed,
+)
+
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training config (names the models)')
     parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
     parser.add_argument('--adapter', action='append', default=[],
@@ -58,27 +67,31 @@ def parse_args() -> argparse.Namespace:
                         'family: folder, Hub id or single .safetensors')
     parser.add_argument('--controlnet', help='a ControlNet of the family')
     parser.add_argument('--control-image', help="the ControlNet's condition")
-    parser.add_argument('--control-scale', type=float, default=1.0)
+    parser.add_argument('--control-scale', type=float_at_least(0), default=1.0)
     parser.add_argument('--jobs', help='JSON Lines file, one generation a line')
-    parser.add_argument('--steps', type=int,
+    parser.add_argument('--steps', type=int_at_least(1),
                         help="denoising steps (default: the config's or "
                         "family's: 30 SD1.5/SDXL, 28 SD3.5/FLUX.1)")
-    parser.add_argument('--guidance-scale', type=float,
+    parser.add_argument('--guidance-scale', type=float_at_least(0),
                         help="default: the config's or family's (7.5 SD, "
                         '7.0 SD3.5, 3.5 FLUX.1 distilled guidance)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--num-images', type=int, default=1)
-    parser.add_argument('--height', type=int)
-    parser.add_argument('--width', type=int)
-    parser.add_argument('--out', help='output PNG (default: outputs/infer/'
-                        '<reference>_seed<seed>.png)')
-    parser.add_argument('--out-dir', help='with --jobs: where images go '
-                        '(default: outputs/jobs/<jobs file name>)')
+    parser.add_argument('--seed', type=seed, default=0)
+    parser.add_argument('--num-images', type=int_at_least(1), default=1)
+    parser.add_argument('--height', type=int_at_least(1),
+                        help='a multiple of 8 (SD1.5/SDXL) or 16 (SD3.5, '
+                        'FLUX.1)')
+    parser.add_argument('--width', type=int_at_least(1))
+    parser.add_argument('--out', type=output_image,
+                        help='output image (.png, .jpg, ...; default: '
+                        'outputs/infer/<reference>_seed<seed>.png)')
+    parser.add_argument('--out-dir', type=output_folder,
+                        help='with --jobs: where images go (default: '
+                        'outputs/jobs/<jobs file name>)')
     parser.add_argument('--device', help='default: CUDA, MPS or the CPU')
     parser.add_argument('--dtype', choices=['fp32', 'fp16', 'bf16'],
                         help="default: the family's on CUDA (fp16 SD1.5/SDXL, "
                         'bf16 SD3.5/FLUX.1), fp32 elsewhere')
-    parser.add_argument('--cfg-options', nargs='+', action=_dict_action(),
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
                         help='override config entries')
     args = parser.parse_args()
     if not (args.image or args.embeds or args.jobs):
@@ -86,11 +99,6 @@ def parse_args() -> argparse.Namespace:
     if args.controlnet and not (args.control_image or args.jobs):
         parser.error('--controlnet needs --control-image')
     return args
-
-
-def _dict_action():
-    from mmengine.config import DictAction
-    return DictAction
 
 
 def per_adapter(values: list[str] | None) -> list[list[str]] | None:
@@ -102,14 +110,20 @@ def per_adapter(values: list[str] | None) -> list[list[str]] | None:
 
 def parse_scale(text: str | None):
     """A number, one per adapter, per-block JSON, or a preset's name."""
+    from diffengine_ipa.errors import UserError
     if text is None:
         return None
     if text.lstrip().startswith(('{', '[')):
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f'--scale {text}: not JSON ({err.msg})') from None
     try:
         values = [float(part) for part in text.split(',')]
     except ValueError:
         return text  # a preset
+    if any(value < 0 for value in values):
+        raise UserError(f'--scale {text}: scales are 0 or more')
     return values[0] if len(values) == 1 else values
 
 
@@ -121,22 +135,40 @@ def output_paths(args: argparse.Namespace, references: list | None) -> list[str]
     if args.num_images == 1:
         return [out]
     stem, ext = osp.splitext(out)
-    return [f'{stem}_{i}{ext or ".png"}' for i in range(args.num_images)]
+    return [f'{stem}_{i}{ext}' for i in range(args.num_images)]
 
 
 def main() -> None:
+    from PIL import Image
+
     from diffengine_ipa.apis import (
         IPAdapterInferencer,
+        generation_settings,
         load_image_embeds,
         run_jobs,
         save_image_embeds,
     )
+    from diffengine_ipa.cli import check_device, check_image_size
+    from diffengine_ipa.fileio import atomic_path
     from diffengine_ipa.models.model_sources import disable_progress_bars
+    from diffengine_ipa.registry import MODELS
+    from diffengine_ipa.user_config import load_user_config
     args = parse_args()
+    if args.device:
+        check_device(args.device)
+    scale = parse_scale(args.scale)
+    cfg = load_user_config(args.config, args.cfg_options)
+    family = MODELS.get(cfg.model.get('family', dict(type='SD15'))['type'])
+    settings = generation_settings(cfg.model, height=args.height,
+                                   width=args.width)
+    check_image_size(settings['height'], settings['width'],
+                     family.size_multiple, family.__name__)
+    references = per_adapter(args.image)
+    paths = output_paths(args, references)
     disable_progress_bars()
     inferencer = IPAdapterInferencer(
-        args.config, [args.checkpoint, *args.adapter], args.base_model,
-        args.controlnet, args.device, args.dtype, args.cfg_options)
+        cfg, [args.checkpoint, *args.adapter], args.base_model,
+        args.controlnet, args.device, args.dtype)
     if args.jobs:
         out_dir = args.out_dir or osp.join(
             'outputs', 'jobs', osp.splitext(osp.basename(args.jobs))[0])
@@ -148,7 +180,6 @@ def main() -> None:
         if summary['errors']:
             raise SystemExit(2)
         return
-    references = per_adapter(args.image)
     embeds = load_image_embeds(args.embeds) if args.embeds else None
     if args.save_embeds:
         embeds = [inferencer.encode(images, i)
@@ -156,16 +187,17 @@ def main() -> None:
         save_image_embeds(args.save_embeds, embeds)
         print(f'wrote {args.save_embeds}')
     images = inferencer(
-        args.prompt, references, scale=parse_scale(args.scale),
+        args.prompt, references, scale=scale,
         negative_prompt=args.negative_prompt,
         negative_images=per_adapter(args.negative_image),
         masks=per_adapter(args.mask), image_embeds=embeds,
         control_image=args.control_image, control_scale=args.control_scale,
         steps=args.steps, guidance_scale=args.guidance_scale, seed=args.seed,
         num_images=args.num_images, height=args.height, width=args.width)
-    for image, path in zip(images, output_paths(args, references), strict=True):
-        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-        image.save(path)
+    for image, path in zip(images, paths, strict=True):
+        with atomic_path(path) as tmp:
+            image.save(tmp, format=Image.registered_extensions()[
+                osp.splitext(path)[1].lower()])
         print(f'wrote {path}')
 
 

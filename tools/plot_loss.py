@@ -6,11 +6,11 @@ Reads every ``<WORK_DIR>/<timestamp>/vis_data/scalars.json`` (a resumed run
 writes a new one; later runs win for the same step) and writes
 ``<WORK_DIR>/loss_curve.png``.
 """
-import argparse
 import glob
 import json
 import os.path as osp
 
+from diffengine_ipa.cli import ToolParser, int_at_least, output_file
 from diffengine_ipa.errors import UserError, run_tool
 
 
@@ -42,10 +42,11 @@ def moving_average(values: list[float], window: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('work_dir')
-    parser.add_argument('--out', help='PNG path (default: WORK_DIR/loss_curve.png)')
-    parser.add_argument('--smooth', type=int, default=10,
+    parser.add_argument('--out', type=output_file('.png', '.svg', '.pdf'),
+                        help='PNG path (default: WORK_DIR/loss_curve.png)')
+    parser.add_argument('--smooth', type=int_at_least(1), default=10,
                         help='moving-average window, in logged steps')
     args = parser.parse_args()
     records = read_scalars(args.work_dir)

@@ -20,27 +20,33 @@ import os
 import os.path as osp
 import time
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
+from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
-from diffengine_ipa.official_format import load_adapter_into
+from diffengine_ipa.official_format import (
+    NeedsLayerOrder,
+    load_adapter,
+    load_adapter_into,
+)
 from diffengine_ipa.user_config import load_user_config
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', nargs='+',
                         help='checkpoint, work dir or adapter; several to '
                         'compare them')
     parser.add_argument('--quick', action='store_true',
                         help='the 3 quick cases, scale 1.0, one seed')
-    parser.add_argument('--work-dir', help='where logs go')
-    parser.add_argument('--out-dir', help='where the report and images go '
-                        '(default: <work-dir>/eval_<mode>_<time>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--work-dir', type=output_folder, help='where logs go')
+    parser.add_argument('--out-dir', type=output_folder,
+                        help='where the report and images go (default: '
+                        '<work-dir>/eval_<mode>_<time>)')
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
                         help='override config entries')
     parser.add_argument('--launcher', default='none',
                         choices=['none', 'pytorch', 'slurm', 'mpi'])
@@ -93,6 +99,10 @@ def main() -> None:
     args = parse_args()
     cfg = build_config(args)
     disable_progress_bars()
+    try:  # read and check the adapter file before any model loads
+        load_adapter(args.checkpoint)
+    except NeedsLayerOrder:
+        pass  # numbered from the configured UNet below
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if hasattr(runner.model,
                                            'module') else runner.model

@@ -10,21 +10,26 @@
 ``mim train diffengine_ipa CONFIG --gpus N --launcher pytorch|slurm``.
 """
 import argparse
+import contextlib
 import os
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
+from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.official_format import find_checkpoint
 from diffengine_ipa.user_config import load_user_config
+from diffengine_ipa.work_dir import last_checkpoint, work_dir_lock
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file path')
-    parser.add_argument('--work-dir', help='where logs and checkpoints go')
+    parser.add_argument('--work-dir', type=output_folder,
+                        help='where logs and checkpoints go')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -45,7 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=ConfigOptions,
         help='override config entries, e.g. '
         'model.pretrained_model_name_or_path=/path/to/sd15')
     parser.add_argument(
@@ -79,10 +84,10 @@ def build_config(args: argparse.Namespace) -> Config:
             cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+    if args.resume == 'auto':  # the work dir's pointer, read relative to it
+        cfg.resume, cfg.load_from = True, last_checkpoint(cfg.work_dir)
     elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
+        cfg.resume, cfg.load_from = True, find_checkpoint(args.resume)
     return cfg
 
 
@@ -128,13 +133,25 @@ def build_runner(cfg: Config):
     return RUNNERS.build(cfg)
 
 
+def is_first_process() -> bool:
+    """Rank 0 of a distributed launch (torchrun, slurm, MPI), or no launch."""
+    for name in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK', 'PMI_RANK'):
+        if name in os.environ:
+            return os.environ[name] == '0'
+    return True
+
+
 def main() -> None:
     args = parse_args()
     cfg = build_config(args)
-    if args.launcher != 'none':
-        use_gloo_without_cuda(cfg, args.launcher)
-    disable_progress_bars()
-    build_runner(cfg).train()
+    # One training per work dir: a second stops here, before any model loads.
+    lock = (work_dir_lock(cfg.work_dir) if is_first_process() else
+            contextlib.nullcontext())
+    with lock:
+        if args.launcher != 'none':
+            use_gloo_without_cuda(cfg, args.launcher)
+        disable_progress_bars()
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

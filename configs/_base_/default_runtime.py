@@ -24,6 +24,10 @@ custom_hooks = [
     dict(type='RandomStateHook'),
     # Sample images of the first validation cases, every 5 epochs.
     dict(type='IPAdapterVisualizationHook', interval=5),
+    # --resume / load_from: the file checked as every adapter file is; a
+    # changed learning rate followed, a changed batch size or process count
+    # refused with one line.
+    dict(type='ResumeCheckHook'),
 ]
 
 # Data-parallel training (--launcher pytorch|slurm|mpi): DDP wraps the model

@@ -13,12 +13,14 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
+from ..errors import CheckpointError, UserError
 from ..models.generation import AdapterPipeline, ImagePrompt, pipeline_extras
 from ..models.image_encoders import image_encoder_config
 from ..models.image_projections import PROJECTIONS_BY_VARIANT
 from ..models.model_sources import load_component
 from ..official_format import (
+    NeedsLayerOrder,
+    cast_adapter,
     compare_adapter,
     describe_official,
     expected_adapter,
@@ -127,6 +129,12 @@ def load_pipeline(model_cfg: dict,
     settings = dict(model_cfg.get('family', dict(type='SD15')))
     family = MODELS.get(settings.pop('type'))
     family.check_image_prompts([1] * len(adapters))
+    files = {}
+    for spec in adapters:  # read and check the files before any model loads
+        try:
+            files[spec.path] = load_adapter(spec.path)
+        except NeedsLayerOrder:
+            files[spec.path] = None  # numbered from the UNet below
     pipe = _load_base(family, model_cfg, base_model, controlnet, dtype)
     denoiser = getattr(pipe, family.denoiser_name)
     names = list(denoiser.attn_processors)
@@ -136,7 +144,7 @@ def load_pipeline(model_cfg: dict,
     encoders: dict[str, Any] = {}
     prompts, states = [], []
     for index, spec in enumerate(adapters):
-        state = load_adapter(spec.path, names)
+        state = files[spec.path] or load_adapter(spec.path, names)
         found = describe_official(state)
         encoder_cfg = (image_encoder_config(spec.image_encoder)
                        if spec.image_encoder else configured)
@@ -151,11 +159,19 @@ def load_pipeline(model_cfg: dict,
         compare_adapter(found, expected_adapter(
             family, denoiser, encoders[key], projection, tokens), spec.path)
         prompts.append(ImagePrompt(encoders[key], projection.image_features))
-        states.append(nest_official({k: v.to(dtype) for k, v in state.items()}))
+        states.append(nest_official(cast_adapter(state, dtype, spec.path)))
     first = prompts[0].image_encoder
     pipe.register_modules(image_encoder=first.model,
                           feature_extractor=first.processor)
-    family.load_ip_adapter(pipe, states)
+    try:
+        family.load_ip_adapter(pipe, states)
+    except (RuntimeError, ValueError, KeyError, IndexError) as err:
+        # What the checks above cannot see: a layer sized for another model.
+        detail = str(err).strip().splitlines()
+        raise CheckpointError(
+            f'{", ".join(spec.path for spec in adapters)}: does not fit the '
+            f'configured base model ({detail[-1] if detail else type(err).__name__})'
+        ) from None
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     for encoder in encoders.values():

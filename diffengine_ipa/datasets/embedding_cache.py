@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
-from ..fileio import atomic_path, atomic_write_bytes
+from ..fileio import atomic_write_bytes
 
 __all__ = [
     'CACHE_VERSION', 'EmbeddingCache', 'cacheable_pipeline', 'settings_of'
@@ -114,11 +114,10 @@ class EmbeddingCache:
     # --- writing (tools/cache_embeddings.py) ----------------------------------
 
     def write_entry(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
-        from safetensors.torch import save_file
-        path = self.entry_path(key)
-        with atomic_path(path) as tmp:
-            save_file({k: v.detach().cpu().contiguous()
-                       for k, v in tensors.items()}, tmp)
+        from safetensors.torch import save
+        data = save({k: v.detach().cpu().contiguous()
+                     for k, v in tensors.items()})
+        atomic_write_bytes(self.entry_path(key), data)  # full disk: one line
 
     def write_manifest(self, settings: dict, fingerprint: str,
                        sources: dict) -> None:

@@ -1,4 +1,5 @@
 """Image–caption records from a ``data.json`` annotation file."""
+import codecs
 import json
 import logging
 import os.path as osp
@@ -8,31 +9,65 @@ from mmengine.logging import print_log
 
 from ..errors import DatasetError
 from ..registry import DATASETS
+from ..sample_generators import DrawKey, sample_generator
 from .embedding_cache import EmbeddingCache
 from .record_check import check_records, describe_bad_records
 
-__all__ = ['IPAdapterDataset', 'read_records']
+__all__ = ['IPAdapterDataset', 'read_records', 'decode_annotations']
+
+
+_BOMS = ((codecs.BOM_UTF32_LE, 'utf-32'), (codecs.BOM_UTF32_BE, 'utf-32'),
+         (codecs.BOM_UTF8, 'utf-8-sig'), (codecs.BOM_UTF16_LE, 'utf-16'),
+         (codecs.BOM_UTF16_BE, 'utf-16'))
+
+
+def decode_annotations(raw: bytes, ann_file: str) -> str:
+    """The text of an annotation file in any encoding an editor writes:
+    UTF-8 with or without a BOM, UTF-16 or UTF-32 with a BOM, UTF-16
+    without one; anything else is one line naming the first bad byte."""
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)),
+                    None)
+    if encoding is None and len(raw) >= 2 and b'\x00' in raw[:200]:
+        head = raw[:200]  # ASCII text in UTF-16 has a NUL every other byte
+        if head[1::2].count(0) > len(head) // 4:
+            encoding = 'utf-16-le'
+        elif head[0::2].count(0) > len(head) // 4:
+            encoding = 'utf-16-be'
+    try:
+        return raw.decode(encoding or 'utf-8')
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b'\n') + 1
+        raise DatasetError(
+            f'{ann_file}: not {encoding or "UTF-8"} text (byte '
+            f'0x{raw[err.start]:02x} at line {line} cannot be decoded); save '
+            'it as UTF-8') from None
 
 
 def read_records(ann_file: str) -> list:
     """Parse a JSON list (or JSON Lines) of records; one-line errors."""
     try:
-        with open(ann_file, encoding='utf-8-sig') as f:
-            text = f.read()
+        with open(ann_file, 'rb') as f:
+            raw = f.read()
     except OSError as err:
         raise DatasetError(
             f'{ann_file}: cannot read the annotation file ({err.strerror})'
         ) from None
+    text = decode_annotations(raw, ann_file)
     try:
         records = json.loads(text)
+    except RecursionError:
+        raise DatasetError(f'{ann_file}: JSON nested too deeply to be '
+                           'records') from None
     except json.JSONDecodeError as err:
         lines = [line for line in text.splitlines() if line.strip()]
         try:  # JSON Lines: one object per line
             records = [json.loads(line) for line in lines]
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise DatasetError(f'{ann_file}: not valid JSON or JSON Lines '
                                f'({err.msg} at line {err.lineno}, column '
                                f'{err.colno})') from None
+    if isinstance(records, dict) and {'image_file', 'text'} & set(records):
+        records = [records]  # JSON Lines of one record, or one JSON object
     if not isinstance(records, list):
         raise DatasetError(
             f'{ann_file}: expected a JSON list of {{"image_file", "text"}} '
@@ -81,6 +116,7 @@ class IPAdapterDataset(BaseDataset):
         self.pipeline_cfg = list(pipeline)
         self.embedding_cache = (EmbeddingCache(embedding_cache)
                                 if embedding_cache else None)
+        self.draw_key = DrawKey()
         super().__init__(
             ann_file=ann_file,
             data_root=data_root or '',
@@ -115,16 +151,28 @@ class IPAdapterDataset(BaseDataset):
                                        self.ann_file)
         return data_list
 
+    def set_draw_epoch(self, seed: int, epoch: int) -> None:
+        """Key the samples' random transforms by the run's seed and this
+        epoch (``RandomStateHook`` calls it before each training epoch; the
+        DataLoader workers, persistent ones included, see it)."""
+        self.draw_key.set(seed, epoch)
+
     def prepare_data(self, idx: int) -> dict | None:
         """The sample through the pipeline, or from the embedding cache.
 
-        In skip mode a record that fails now (its file changed since the
-        check) gives ``None``, and MMEngine's dataset fetches another.
+        The pipeline's random transforms draw from ``generator``, the
+        sample's own (seed, epoch, sample index). In skip mode a record that
+        fails now (its file changed since the check) gives ``None``, and
+        MMEngine's dataset fetches another.
         """
         try:
-            if self.embedding_cache is None:
-                return super().prepare_data(idx)
-            return self.embedding_cache.load(self.get_data_info(idx))
+            info = self.get_data_info(idx)
+            if self.embedding_cache is not None:
+                return self.embedding_cache.load(info)
+            seed, epoch = self.draw_key.get()
+            info['generator'] = sample_generator(
+                seed, epoch, info['sample_idx'], stream='data')
+            return self.pipeline(info)
         except DatasetError as err:
             if self.on_bad_record == 'strict':
                 raise

@@ -3,6 +3,7 @@ each scale with each seed."""
 import os.path as osp
 
 from ..errors import DatasetError
+from ..fileio import safe_file_name
 from ..registry import DATASETS
 from .ip_adapter_dataset import IPAdapterDataset
 
@@ -13,6 +14,10 @@ __all__ = ['IPAdapterEvalDataset']
 class IPAdapterEvalDataset(IPAdapterDataset):
     """``data.json`` records plus ``"prompt"`` (and optional ``"id"``,
     ``"quick"``), expanded to one sample per case × scale × seed.
+
+    A case's id (its ``"id"``, else its image file's name) names its output
+    files, so it is made a safe file name (no path separators, no leading
+    dots) and must be unique.
 
     Args:
         ann_file: The cases file (see ``data/eval_set/cases.json``).
@@ -34,15 +39,22 @@ class IPAdapterEvalDataset(IPAdapterDataset):
         super().__init__(ann_file=ann_file, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        samples = []
+        samples, ids = [], {}
         for case in super().load_data_list():
             if not isinstance(case.get('prompt'), str) or not case['prompt']:
                 raise DatasetError(f'{self.ann_file}: case {case["image_file"]}'
                                    ' needs a non-empty "prompt"')
+            # The id names output files: made safe, and unique.
+            case_id = safe_file_name(case.get('id') or osp.splitext(
+                osp.basename(case['img_path']))[0])
+            if case_id in ids:
+                raise DatasetError(
+                    f'{self.ann_file}: cases {ids[case_id]} and '
+                    f'{case["image_file"]} have the same id {case_id!r}, which '
+                    'names their output files; give each case its own "id"')
+            ids[case_id] = case['image_file']
             if self.quick and not case.get('quick', False):
                 continue
-            case_id = case.get('id') or osp.splitext(
-                osp.basename(case['img_path']))[0]
             for scale in self.scales:
                 for seed in self.seeds:
                     samples.append(dict(case, case_id=case_id, scale=scale,

@@ -1,5 +1,5 @@
 """Runtime pieces plugged into MMEngine: hooks, the training loop, the
-atomic file backend and FSDP's wrap policy."""
+atomic file backend, the safe checkpoint loader and FSDP's wrap policy."""
 from .atomic_local_backend import AtomicLocalBackend
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .block_wrap_policy import block_wrap_policy
@@ -9,12 +9,14 @@ from .hooks import (
     IPAdapterVisualizationHook,
     NonFiniteLossGuardHook,
     RandomStateHook,
+    ResumeCheckHook,
 )
 from .resumable_epoch_loop import ResumableEpochBasedTrainLoop
+from .safe_checkpoint_loader import load_from_safe_local
 
 __all__ = [
     'AtomicLocalBackend', 'AutocastOptimWrapper', 'AdapterCheckpointHook',
     'AtomicCheckpointHook', 'IPAdapterVisualizationHook',
     'NonFiniteLossGuardHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
-    'block_wrap_policy'
+    'ResumeCheckHook', 'block_wrap_policy', 'load_from_safe_local'
 ]

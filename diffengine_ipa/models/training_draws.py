@@ -2,17 +2,20 @@
 
 Each sample's draws (condition drop, timestep, latent sample, noise) come
 from its own generator, seeded by the run's seed, the epoch and the sample's
-index in the dataset. A sample therefore gets the same numbers whichever
-batch, gradient-accumulation step or data-parallel rank it lands on: N
-accumulated steps at batch B, or N ranks at batch B, equal one step at batch
-N·B, and a resumed run draws what an uninterrupted one would.
+index in the dataset (:mod:`diffengine_ipa.sample_generators`; the data
+pipeline's random crop and flip draw from the same key, in another stream).
+A sample therefore gets the same numbers whichever batch, gradient-
+accumulation step or data-parallel rank it lands on: N accumulated steps at
+batch B, or N ranks at batch B, equal one step at batch N·B, and a resumed
+run draws what an uninterrupted one would.
 """
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from mmengine.logging import MessageHub
+
+from ..sample_generators import sample_generator
 
 __all__ = ['TrainingDraws', 'draw_training_randomness', 'sample_generator']
 
@@ -26,16 +29,6 @@ class TrainingDraws:
     latent_eps: torch.Tensor  # (B, C, h, w): the VAE latent sample
     noise: torch.Tensor  # (B, C, h, w)
     offset: torch.Tensor | None  # (B, C, 1, 1) offset noise, if asked for
-
-
-def sample_generator(seed: int, epoch: int, sample_idx: int,
-                     device: torch.device) -> torch.Generator:
-    """A generator for one sample of one epoch of a run."""
-    key = hashlib.blake2b(f'{seed}:{epoch}:{sample_idx}'.encode(),
-                          digest_size=8).digest()
-    generator = torch.Generator(device=device)
-    generator.manual_seed(int.from_bytes(key, 'little') >> 1)
-    return generator
 
 
 def _current_epoch() -> int:

@@ -6,6 +6,7 @@ Inputs: a training checkpoint of this kit (``state_dict`` plus
 official dict (XLabs' FLUX names included), or what the official
 ``tutorial_train*.py`` scripts save.
 """
+import re
 from typing import Any
 
 import torch
@@ -23,10 +24,17 @@ from .layouts import (
 )
 
 __all__ = [
-    'to_official', 'rename_to_official', 'load_adapter', 'compare_adapter',
+    'NeedsLayerOrder', 'cast_adapter', 'to_official', 'rename_to_official',
+    'load_adapter', 'compare_adapter',
     'expected_adapter', 'official_key_map', 'adapter_metadata',
-    'official_state_dict', 'load_official_state_dict', 'load_adapter_into'
+    'official_state_dict', 'adapter_weights', 'load_official_state_dict',
+    'load_adapter_into'
 ]
+
+
+class NeedsLayerOrder(CheckpointError):
+    """An official-script checkpoint whose layers can be numbered only from
+    the base model's ``attn_processors`` order."""
 
 
 def rename_to_official(state: dict[str, torch.Tensor],
@@ -39,6 +47,36 @@ def rename_to_official(state: dict[str, torch.Tensor],
         groups.setdefault(official, []).append(state[ours])
     return {official: parts[0] if len(parts) == 1 else torch.cat(parts)
             for official, parts in groups.items()}
+
+
+_OFFICIAL_KEY = re.compile(r'^(image_proj\.[\w.]+|ip_adapter\.\d+\.[\w.]+)$')
+
+
+def _check_key_map(key_map: Any, state: Any, source: str) -> None:
+    """The checkpoint's ``meta['ip_adapter']['key_map']`` maps weights it
+    holds to official names; parts stacked into one name fit together."""
+    if not isinstance(key_map, dict) or not key_map or not isinstance(
+            state, dict):
+        raise CheckpointError(f'{source}: meta[\'ip_adapter\'][\'key_map\'] '
+                              'is not a map of the adapter weights')
+    groups: dict[str, list] = {}
+    for ours, official in key_map.items():
+        if not (isinstance(ours, str) and isinstance(official, str)
+                and _OFFICIAL_KEY.match(official)):
+            raise CheckpointError(f'{source}: the key map sends {ours!r} to '
+                                  f'{official!r}, not an official key name')
+        if ours not in state:
+            missing = [key for key in key_map if key not in state]
+            raise CheckpointError(f'{source}: adapter weight {missing[0]} is '
+                                  f'missing ({len(missing)} in all)')
+        if not isinstance(state[ours], torch.Tensor):
+            raise CheckpointError(f'{source}: {ours} is a '
+                                  f'{type(state[ours]).__name__}, not a tensor')
+        groups.setdefault(official, []).append(state[ours])
+    for official, parts in groups.items():
+        if len({(p.dim(), tuple(p.shape[1:])) for p in parts}) > 1:
+            raise CheckpointError(f'{source}: the key map stacks weights of '
+                                  f'different shapes into {official}')
 
 
 def _tutorial_to_official(contents: dict, source: str,
@@ -63,7 +101,7 @@ def _tutorial_to_official(contents: dict, source: str,
                               'adapter weights (no adapter_modules.* and no '
                               'unet.*.processor.to_k_ip.weight keys)')
     if processor_names is None:
-        raise CheckpointError(
+        raise NeedsLayerOrder(
             f'{source}: the adapter_modules.* keys are missing (safetensors '
             'drops tensors that alias the UNet\'s); pass --config CONFIG (the '
             'base model it was trained on) so the layers are numbered from '
@@ -89,6 +127,9 @@ def to_official(contents: dict, source: str,
     if not isinstance(contents, dict):
         raise CheckpointError(f'{source}: holds a {type(contents).__name__}, '
                               'not a checkpoint dict')
+    if not all(isinstance(key, str) for key in contents):
+        raise CheckpointError(f'{source}: not a checkpoint: its keys are not '
+                              'all names')
     meta = contents.get('meta')
     if isinstance(meta, dict) and 'state_dict' in contents:
         info = meta.get('ip_adapter')
@@ -98,10 +139,7 @@ def to_official(contents: dict, source: str,
                 "adapter metadata (meta['ip_adapter']); was it written by a "
                 'config with AdapterCheckpointHook?')
         state = contents['state_dict']
-        missing = [key for key in info['key_map'] if key not in state]
-        if missing:
-            raise CheckpointError(f'{source}: adapter weight {missing[0]} is '
-                                  f'missing ({len(missing)} in all)')
+        _check_key_map(info['key_map'], state, source)
         return rename_to_official(state, info['key_map'])
     if set(contents) >= {'image_proj', 'ip_adapter'} and all(
             isinstance(contents[k], dict) for k in ('image_proj', 'ip_adapter')):
@@ -109,7 +147,7 @@ def to_official(contents: dict, source: str,
             f'{part}.{key}': value
             for part in ('image_proj', 'ip_adapter')
             for key, value in contents[part].items()
-        }
+        }  # odd names and values are caught by validate_official
     flat = FluxLayout.from_file(contents)
     if any(key.startswith(('image_proj.', 'ip_adapter.')) for key in flat):
         return dict(flat)
@@ -119,6 +157,21 @@ def to_official(contents: dict, source: str,
     raise CheckpointError(
         f"{source}: not an IP-Adapter checkpoint: no 'image_proj'/"
         f"'ip_adapter' keys and no diffengine_ipa metadata (keys: {keys})")
+
+
+def cast_adapter(state: dict[str, torch.Tensor], dtype: torch.dtype,
+                 source: str) -> dict[str, torch.Tensor]:
+    """The weights in ``dtype``; one line when a weight does not fit in it
+    (fp16 overflows above 65504 and would generate black images)."""
+    cast = {key: value.to(dtype) for key, value in state.items()}
+    for key, value in cast.items():
+        if not bool(torch.isfinite(value).all()):
+            largest = float(state[key].abs().max())
+            raise CheckpointError(
+                f'{source}: {key} does not fit in '
+                f'{str(dtype).replace("torch.", "")} (largest value '
+                f'{largest:.3g}); use bf16 or fp32')
+    return cast
 
 
 def load_adapter(path: str, processor_names: list[str] | None = None
@@ -242,9 +295,10 @@ def official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return rename_to_official(weights, official_key_map(model))
 
 
-def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor],
-                             source: str = 'adapter') -> None:
-    """Load a canonical state into the model. Strict: a missing, extra or
+def adapter_weights(model: nn.Module, state: dict[str, torch.Tensor],
+                    source: str = 'adapter') -> dict[str, torch.Tensor]:
+    """A canonical state under the model's own parameter names (Plus's
+    ``to_kv`` split back into K and V). Strict: a missing, extra or
     mis-shaped weight stops with one line."""
     current = model.state_dict()
     ours: dict[str, list[str]] = {}
@@ -268,7 +322,14 @@ def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor],
                 f'{tuple(expected)}')
         parts = state[official].split([shape[0] for shape in shapes])
         weights.update(zip(keys, parts, strict=True))
-    model.load_state_dict(weights, strict=True)
+    return weights
+
+
+def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor],
+                             source: str = 'adapter') -> None:
+    """Load a canonical state into the model (strict, see
+    :func:`adapter_weights`)."""
+    model.load_state_dict(adapter_weights(model, state, source), strict=True)
 
 
 def load_adapter_into(model: nn.Module, path: str) -> None:

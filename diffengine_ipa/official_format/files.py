@@ -8,6 +8,7 @@
 Files a user hands us are read with safetensors or ``torch.load(...,
 weights_only=True)``: a pickle that would run code is refused, not run.
 """
+import io
 import os.path as osp
 import pickle
 import re
@@ -16,7 +17,8 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
-from ..fileio import atomic_path
+from ..fileio import atomic_write_bytes
+from ..work_dir import POINTER, read_pointer
 from .layouts import layout_of
 
 __all__ = ['load_weights_file', 'find_checkpoint', 'nest_official',
@@ -26,7 +28,8 @@ __all__ = ['load_weights_file', 'find_checkpoint', 'nest_official',
 TUTORIAL_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
-def load_weights_file(path: str) -> tuple[dict, dict]:
+def load_weights_file(path: str, map_location: Any = 'cpu'
+                      ) -> tuple[dict, dict]:
     """Read a ``.safetensors`` or a torch pickle without running code.
 
     Returns:
@@ -44,7 +47,8 @@ def load_weights_file(path: str) -> tuple[dict, dict]:
             raise CheckpointError(f'{path}: not a readable safetensors file '
                                   f'({err})') from None
     try:
-        return torch.load(path, map_location='cpu', weights_only=True), {}
+        return torch.load(path, map_location=map_location,
+                          weights_only=True), {}
     except Exception as err:  # torch raises many kinds for a non-checkpoint
         found = re.search(r'GLOBAL ([\w.]+)', str(err))
         if isinstance(err, pickle.UnpicklingError) and found:
@@ -58,22 +62,21 @@ def load_weights_file(path: str) -> tuple[dict, dict]:
 
 
 def find_checkpoint(path: str) -> str:
-    """A checkpoint file; the last checkpoint of a work dir; or the weights in
-    an official script's ``checkpoint-N`` folder."""
+    """A checkpoint file; the last checkpoint of a work dir (its pointer read
+    relative to it); or the weights in an official script's ``checkpoint-N``
+    folder. One line when there is none."""
+    if not osp.isdir(path):
+        if not osp.isfile(path):
+            raise CheckpointError(f'{path}: no such file or folder')
+        return path
     for name in TUTORIAL_FILES:
-        if osp.isdir(path) and osp.isfile(osp.join(path, name)):
+        if osp.isfile(osp.join(path, name)):
             return osp.join(path, name)
-    if osp.isdir(path):
-        pointer = osp.join(path, 'last_checkpoint')
-        if not osp.isfile(pointer):
-            raise CheckpointError(f'{path}: a folder without a '
-                                  '`last_checkpoint` file; pass a checkpoint')
-        with open(pointer) as f:
-            last = f.read().strip()
-        # The runner stores an absolute path; a moved work dir still works.
-        candidate = osp.join(path, osp.basename(last))
-        return candidate if osp.isfile(candidate) else last
-    return path
+    found = read_pointer(path)
+    if found is None:
+        raise CheckpointError(f'{path}: a folder without a `{POINTER}` file; '
+                              'pass a checkpoint')
+    return found
 
 
 def nest_official(state: dict[str, torch.Tensor]) -> dict[str, dict]:
@@ -88,14 +91,27 @@ def nest_official(state: dict[str, torch.Tensor]) -> dict[str, dict]:
 def save_official(state: dict[str, torch.Tensor],
                   path: str,
                   metadata: dict[str, Any] | None = None) -> None:
-    """Write a canonical state atomically: ``.safetensors`` in the layout's
-    file names, or the nested ``.bin``."""
+    """Write a canonical state: ``.safetensors`` in the layout's file names,
+    or the nested ``.bin``. Written to a temporary file, read back and
+    compared, and only then renamed over ``path``: a failed write or check
+    leaves what was at ``path`` as it was."""
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    with atomic_path(path) as tmp:
-        if path.endswith('.safetensors'):
-            from safetensors.torch import save_file
-            meta = {k: str(v) for k, v in (metadata or {}).items()}
-            save_file(layout_of(state).to_file(state), tmp,
-                      metadata={'format': 'pt', **meta})
-        else:
-            torch.save(nest_official(state), tmp)
+    if path.endswith('.safetensors'):
+        from safetensors.torch import save
+        meta = {k: str(v) for k, v in (metadata or {}).items()}
+        data = save(layout_of(state).to_file(state),
+                    metadata={'format': 'pt', **meta})
+    else:
+        buffer = io.BytesIO()
+        torch.save(nest_official(state), buffer)
+        data = buffer.getvalue()
+
+    def same_as_written(tmp: str) -> None:
+        from .conversion import to_official
+        written = to_official(load_weights_file(tmp)[0], path)
+        if set(written) != set(state) or any(
+                not written[k].equal(state[k]) for k in state):
+            raise CheckpointError(f'{path}: read back differs from what was '
+                                  'written; nothing was replaced')
+
+    atomic_write_bytes(path, data, verify=same_as_written)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
+from .weight_checks import check_weights
 
 __all__ = ['LAYOUTS', 'layout_of', 'projection_key_map', 'attention_key_map',
            'describe_official', 'validate_official']
@@ -98,11 +99,36 @@ def _layers(state: dict[str, torch.Tensor], source: str
     return layers
 
 
-def _require(found: dict, needed: set, where: str, source: str) -> None:
+def _require(found: dict, needed: set, where: str, source: str,
+             exact: bool = False) -> None:
+    """``found`` has every key of ``needed`` (and, if ``exact``, no other)."""
     if not needed <= set(found):
         raise CheckpointError(f'{source}: {where} lacks '
                               f'{sorted(needed - set(found))[0]} (has '
                               f'{sorted(found)[:4]})')
+    if exact and set(found) - needed:
+        raise CheckpointError(f'{source}: {where} has an unexpected '
+                              f'{sorted(set(found) - needed)[0]}')
+
+
+_BASE_PROJECTION = {'proj.weight', 'proj.bias', 'norm.weight', 'norm.bias'}
+_PLUS_PROJECTION = {'latents', 'proj_in.weight', 'proj_in.bias',
+                    'proj_out.weight', 'proj_out.bias', 'norm_out.weight',
+                    'norm_out.bias'}
+
+
+def _check_resampler(proj: dict[str, torch.Tensor], source: str) -> None:
+    """The Resampler's widths agree: latents, ``proj_in`` and ``proj_out``
+    share the hidden width, ``norm_out`` the output width."""
+    hidden = proj['latents'].shape[2]
+    widths = (('proj_in.weight', 0, hidden), ('proj_out.weight', 1, hidden),
+              ('norm_out.weight', 0, proj['proj_out.weight'].shape[0]))
+    for key, dim, width in widths:
+        if proj[key].shape[dim] != width:
+            raise CheckpointError(
+                f'{source}: image_proj.{key} has shape '
+                f'{tuple(proj[key].shape)}, but the Resampler is {width} wide '
+                'there')
 
 
 class AdapterLayout:
@@ -138,9 +164,10 @@ class UNetLayout(AdapterLayout):
     def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
         proj = _projection(state)
         plus = 'latents' in proj
-        _require(proj, {'latents', 'proj_in.weight', 'proj_out.weight',
-                        'norm_out.weight'} if plus else
-                 {'proj.weight', 'norm.weight'}, 'image_proj', source)
+        _require(proj, _PLUS_PROJECTION if plus else _BASE_PROJECTION,
+                 'image_proj', source)
+        if plus:
+            _check_resampler(proj, source)
         width = self.describe(state)['cross_attention_dim']
         if not plus and proj['proj.weight'].shape[0] % width:
             raise CheckpointError(
@@ -148,18 +175,23 @@ class UNetLayout(AdapterLayout):
                 f'{proj["proj.weight"].shape[0]} are not a multiple of the '
                 f'cross-attention width {width}')
         layers = _layers(state, source)
-        for index, params in layers.items():
-            for key, value in params.items():
-                if value.shape[1] != width:
-                    raise CheckpointError(
-                        f'{source}: ip_adapter.{index}.{key} reads '
-                        f'{value.shape[1]}-d tokens, image_proj makes {width}-d')
         kinds = {'to_k_ip.weight', 'to_v_ip.weight'}
         if sorted(layers) != list(range(1, 2 * len(layers), 2)) or any(
                 set(params) != kinds for params in layers.values()):
             raise CheckpointError(
                 f'{source}: ip_adapter layers must be numbered 1, 3, 5, ... '
                 f'with to_k_ip and to_v_ip each; got {sorted(layers)[:6]}')
+        for index, params in layers.items():
+            for key, value in params.items():
+                if value.shape[1] != width:
+                    raise CheckpointError(
+                        f'{source}: ip_adapter.{index}.{key} reads '
+                        f'{value.shape[1]}-d tokens, image_proj makes {width}-d')
+            if params['to_k_ip.weight'].shape != params['to_v_ip.weight'].shape:
+                raise CheckpointError(
+                    f'{source}: ip_adapter.{index}.to_k_ip and to_v_ip differ '
+                    f'in shape ({tuple(params["to_k_ip.weight"].shape)} and '
+                    f'{tuple(params["to_v_ip.weight"].shape)})')
 
     def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
         proj = _projection(state)
@@ -188,9 +220,10 @@ class SD3Layout(AdapterLayout):
 
     def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
         proj = _projection(state)
-        _require(proj, {'latents', 'proj_in.weight', 'proj_out.weight',
-                        'norm_out.weight', 'time_embedding.linear_1.weight',
-                        'layers.0.0.to_q.weight'}, 'image_proj', source)
+        _require(proj, _PLUS_PROJECTION | {'time_embedding.linear_1.weight',
+                                           'layers.0.0.to_q.weight'},
+                 'image_proj', source)
+        _check_resampler(proj, source)
         info = self.describe(state)
         width, hidden = info['cross_attention_dim'], proj['latents'].shape[2]
         layers = _layers(state, source)
@@ -198,7 +231,8 @@ class SD3Layout(AdapterLayout):
             raise CheckpointError(f'{source}: ip_adapter layers must be '
                                   f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}')
         for index, params in layers.items():
-            _require(params, self.BLOCK, f'ip_adapter.{index}', source)
+            _require(params, self.BLOCK, f'ip_adapter.{index}', source,
+                     exact=True)
             if params['to_k_ip.weight'].shape[1] != width:
                 raise CheckpointError(
                     f'{source}: ip_adapter.{index}.to_k_ip.weight reads '
@@ -263,8 +297,7 @@ class FluxLayout(AdapterLayout):
 
     def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
         proj = _projection(state)
-        _require(proj, {'proj.weight', 'proj.bias', 'norm.weight', 'norm.bias'},
-                 'image_proj', source)
+        _require(proj, _BASE_PROJECTION, 'image_proj', source)
         width = proj['norm.weight'].shape[0]
         if proj['proj.weight'].shape[0] % width:
             raise CheckpointError(
@@ -277,12 +310,14 @@ class FluxLayout(AdapterLayout):
                                   f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}')
         needed = {f'{kv}.{p}' for kv in self.KV for p in ('weight', 'bias')}
         for index, params in layers.items():
-            _require(params, needed, f'ip_adapter.{index}', source)
-            if params['to_k_ip.weight'].shape[1] != width:
-                raise CheckpointError(
-                    f'{source}: ip_adapter.{index}.to_k_ip.weight reads '
-                    f'{params["to_k_ip.weight"].shape[1]}-d tokens, image_proj '
-                    f'makes {width}-d')
+            _require(params, needed, f'ip_adapter.{index}', source,
+                     exact=True)
+            for kind in self.KV:
+                if params[f'{kind}.weight'].shape[1] != width:
+                    raise CheckpointError(
+                        f'{source}: ip_adapter.{index}.{kind}.weight reads '
+                        f'{params[f"{kind}.weight"].shape[1]}-d tokens, '
+                        f'image_proj makes {width}-d')
 
     def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
         proj = _projection(state)
@@ -323,7 +358,12 @@ def layout_of(state: dict[str, torch.Tensor]) -> AdapterLayout:
 
 
 def validate_official(state: dict[str, torch.Tensor], source: str) -> None:
-    """Check what the layout's loader relies on; raise one line if it's off."""
+    """Check every weight (finite floats of the right rank, see
+    :mod:`.weight_checks`) and what the layout's loader relies on; raise one
+    line if anything is off. Every reader of adapter files calls this:
+    convert, infer, test, ``pretrained_ip_adapter``, ``--resume`` and
+    ``load_from``."""
+    check_weights(state, source)
     layout_of(state).validate(state, source)
 
 

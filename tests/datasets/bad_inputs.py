@@ -1,5 +1,6 @@
 """A corpus of bad and unusual inputs, generated on the fly."""
 import io
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -63,6 +64,53 @@ def good_jpeg(path: Path) -> None:
     noise().save(path, 'JPEG')
 
 
+def _jpeg_until_scan(path: Path, tail: bytes) -> None:
+    """A good JPEG's headers up to its scan header, then ``tail``."""
+    data = io.BytesIO()
+    noise().save(data, 'JPEG')
+    data = data.getvalue()
+    scan = data.index(b'\xff\xda')
+    length = int.from_bytes(data[scan + 2:scan + 4], 'big')
+    path.write_bytes(data[:scan + 2 + length] + tail)
+
+
+def header_only_jpeg(path: Path) -> None:
+    _jpeg_until_scan(path, b'\xff\xd9')  # PIL decodes it to flat gray
+
+
+def zero_padded_jpeg(path: Path) -> None:
+    """A download cut short into a preallocated file: data, then zeros."""
+    data = io.BytesIO()
+    noise().save(data, 'JPEG')
+    data = data.getvalue()
+    keep = len(data) // 3
+    path.write_bytes(data[:keep] + bytes(len(data) - keep))
+
+
+def garbage_jpeg(path: Path) -> None:
+    rng = np.random.default_rng(2)
+    _jpeg_until_scan(path, rng.bytes(4000) + b'\xff\xd9')
+
+
+def float_tiff(path: Path, values=None) -> None:
+    """A 32-bit float TIFF with values in [0, 1] (a gradient)."""
+    if values is None:
+        values = np.tile(np.linspace(0, 1, 96, dtype=np.float32), (96, 1))
+    Image.fromarray(values).save(path)
+
+
+def int32_tiff(path: Path) -> None:
+    """A 32-bit integer TIFF using the full range (a gradient)."""
+    values = np.tile(np.linspace(0, 2**31 - 1, 96), (96, 1)).astype(np.int32)
+    Image.fromarray(values).save(path)
+
+
+def symlink_to(target: str):
+    def write(path: Path) -> None:
+        path.symlink_to(target)
+    return write
+
+
 # name → (how to write images/<file>, file name, caption, expected reason or
 # None for a usable record). '@same' re-uses the good record.
 CASES = {
@@ -89,7 +137,37 @@ CASES = {
     'EXIF-rotated JPEG': (exif_rotated_jpeg, 'rotated.jpg', 'x', None),
     'unicode name and caption': (good_jpeg, 'chat_été_猫.jpg',
                                  'un chat en été, 猫 🐱', None),
+    'header-only JPEG': (header_only_jpeg, 'header.jpg', 'x',
+                         'corrupt JPEG: no image data'),
+    'zero-padded JPEG': (zero_padded_jpeg, 'padded.jpg', 'x',
+                         'corrupt JPEG: no end-of-image marker'),
+    'garbage-filled JPEG': (garbage_jpeg, 'garbage.jpg', 'x', 'corrupt JPEG'),
+    'float TIFF': (float_tiff, 'float.tif', 'x', None),
+    '32-bit TIFF': (int32_tiff, 'int32.tif', 'x', None),
+    'NaN float TIFF': (lambda p: float_tiff(p, np.full((96, 96), np.nan,
+                                                       np.float32)),
+                       'nan.tif', 'x', 'pixel values are NaN/Inf'),
+    'caption with a lone surrogate': (good_jpeg, 'd.jpg', 'a \ud800 cat',
+                                      'contains an invalid character'),
+    'caption with a NUL byte': (good_jpeg, 'e.jpg', 'a\x00cat',
+                                'caption ("text") contains a NUL byte'),
+    'path with a NUL byte': (None, 'good\x00.jpg', 'x',
+                             '"image_file" contains a NUL byte'),
+    'symlink out of the root': (symlink_to('../../outside.jpg'), 'link.jpg',
+                                'x', 'a symlink that leads out of the image'),
+    'symlink within the root': (symlink_to('good.jpg'), 'alias.jpg', 'y',
+                                None),
 }
+
+
+def write_records(path: Path, records: list) -> None:
+    """``records`` as UTF-8 JSON; what UTF-8 cannot hold (a lone surrogate)
+    as a JSON escape, as a JSON writer would."""
+    text = json.dumps(records, ensure_ascii=False)
+    try:
+        path.write_text(text, encoding='utf-8')
+    except UnicodeEncodeError:
+        path.write_text(json.dumps(records), encoding='utf-8')
 
 
 def write_case(root: Path, name: str) -> list[dict]:

@@ -49,7 +49,7 @@ def test_json_lines(tmp_path):
 
 
 @pytest.mark.parametrize('records, message', [
-    ('{"image_file": "a.jpg", "text": "x"}', 'expected a JSON list'),
+    ('{"images": ["a.jpg"]}', 'expected a JSON list'),
     ('[{"image_file": "a.jpg"', 'not valid JSON or JSON Lines'),
     ([{'image': 'a.jpg', 'text': 'x'}],
      r'record 0 \(-\): needs "image_file" and "text" keys'),

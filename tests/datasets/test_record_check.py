@@ -11,10 +11,17 @@ from mmengine.logging import MMLogger
 from PIL import Image
 
 from diffengine_ipa.datasets import IPAdapterDataset, LoadImage
+from diffengine_ipa.datasets.record_check import printable
 from diffengine_ipa.errors import DatasetError
 from diffengine_ipa.image_io import read_rgb_image
 
-from .bad_inputs import CASES, good_jpeg, huge_header_png, write_case
+from .bad_inputs import (
+    CASES,
+    good_jpeg,
+    huge_header_png,
+    write_case,
+    write_records,
+)
 from .test_ip_adapter_dataset import MINI
 
 
@@ -35,8 +42,7 @@ def mm_log():
 def test_bad_input_table(tmp_path, name, mode, mm_log):
     root = tmp_path / 'data'
     records = write_case(root, name)
-    (root / 'data.json').write_text(json.dumps(records, ensure_ascii=False),
-                                    encoding='utf-8')
+    write_records(root / 'data.json', records)
     reason = CASES[name][3]
 
     def build():
@@ -52,7 +58,7 @@ def test_bad_input_table(tmp_path, name, mode, mm_log):
             build()
         message = str(err.value)
         assert message.startswith(f'{root / "data.json"}: 1 of 2 records')
-        assert f'record 1 ({records[1]["image_file"]}): ' in message
+        assert f'record 1 ({printable(records[1]["image_file"])}): ' in message
         assert reason in message and 'on_bad_record="skip"' in message
     else:
         dataset = build()
@@ -60,7 +66,7 @@ def test_bad_input_table(tmp_path, name, mode, mm_log):
         assert len(dataset) == 1
         assert dataset.get_data_info(0)['text'] == 'a good caption'
         assert 'WARNING' in log and 'skipped 1 of 2 unusable records' in log
-        assert f'record 1 ({records[1]["image_file"]}): ' in log
+        assert f'record 1 ({printable(records[1]["image_file"])}): ' in log
         assert reason in log
 
 
@@ -74,7 +80,9 @@ def test_file_level_problems(tmp_path, mode):
     ann = tmp_path / 'data.json'
     write_json(ann, [{'image_file': 'a.jpg', 'text': 'x'}], prefix='\ufeff')
     assert len(IPAdapterDataset(ann_file=str(ann), on_bad_record=mode)) == 1
-    write_json(ann, {'image_file': 'a.jpg', 'text': 'x'})
+    write_json(ann, {'image_file': 'a.jpg', 'text': 'x'})  # one record
+    assert len(IPAdapterDataset(ann_file=str(ann), on_bad_record=mode)) == 1
+    write_json(ann, {'images': ['a.jpg']})
     with pytest.raises(DatasetError, match='expected a JSON list'):
         IPAdapterDataset(ann_file=str(ann), on_bad_record=mode)
     write_json(ann, [{'image_file': 'missing.jpg', 'text': 'x'}])

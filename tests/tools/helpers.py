@@ -29,3 +29,30 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
               if line.startswith('error: ')]
     assert len(errors) == 1, result.stderr[-2000:]
     return errors[0]
+
+
+def run_tool_in_process(name: str, *args: str) -> subprocess.CompletedProcess:
+    """``python tools/<name> ARGS`` run inside this process (``runpy``), for
+    corpora of invocations that must fail before any model loads: the exit
+    code, stdout and stderr a user would see, without a process start each.
+    An uncaught exception is returned as its traceback on stderr."""
+    import contextlib
+    import io
+    import runpy
+    import traceback
+    script = osp.join(REPO, 'tools', name)
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, [script, *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(script, run_name='__main__')
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except Exception:  # noqa: BLE001 - what a user would see as a traceback
+        err.write(traceback.format_exc())
+        code = 1
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(sys.argv, code, out.getvalue(),
+                                       err.getvalue())

@@ -1,9 +1,13 @@
 """Resize, crop and flip the training image; crops are recorded.
 
 ``crop_top_left`` (top, left) in the resized image is what SDXL's time ids
-need, so every crop records it and the flip updates it.
+need, so every crop records it and the flip updates it. The random ones draw
+from the sample's own generator (``results['generator']``, keyed by seed,
+epoch and sample index, see :mod:`diffengine_ipa.sample_generators`), so the
+same sample is cropped and flipped alike whatever DataLoader worker, rank or
+resume it comes through.
 """
-import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 from PIL import Image
 
@@ -40,7 +44,8 @@ class _Crop(BaseTransform):
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def position(self, height: int, width: int) -> tuple[int, int]:
+    def position(self, height: int, width: int,
+                 generator: torch.Generator | None) -> tuple[int, int]:
         raise NotImplementedError
 
     def transform(self, results: dict) -> dict:
@@ -49,7 +54,8 @@ class _Crop(BaseTransform):
             raise DatasetError(f'{results.get("img_path")}: image of '
                              f'{image.width}×{image.height} is smaller than '
                              f'the {self.size} px crop; resize it first')
-        top, left = self.position(image.height, image.width)
+        top, left = self.position(image.height, image.width,
+                                  results.get('generator'))
         results['img'] = image.crop(
             (left, top, left + self.size, top + self.size))
         results['crop_top_left'] = (top, left)
@@ -60,7 +66,8 @@ class _Crop(BaseTransform):
 class CenterCrop(_Crop):
     """Crop the centre square of side ``size`` (the reference recipe)."""
 
-    def position(self, height: int, width: int) -> tuple[int, int]:
+    def position(self, height: int, width: int,
+                 generator: torch.Generator | None) -> tuple[int, int]:
         return (height - self.size) // 2, (width - self.size) // 2
 
 
@@ -68,9 +75,12 @@ class CenterCrop(_Crop):
 class RandomCrop(_Crop):
     """Crop a square of side ``size`` at a random position."""
 
-    def position(self, height: int, width: int) -> tuple[int, int]:
-        return (np.random.randint(0, height - self.size + 1),
-                np.random.randint(0, width - self.size + 1))
+    def position(self, height: int, width: int,
+                 generator: torch.Generator | None) -> tuple[int, int]:
+        top, left = (int(torch.randint(0, side - self.size + 1, (),
+                                       generator=generator))
+                     for side in (height, width))
+        return top, left
 
 
 @TRANSFORMS.register_module()
@@ -86,7 +96,8 @@ class RandomHorizontalFlip(BaseTransform):
         self.prob = prob
 
     def transform(self, results: dict) -> dict:
-        if np.random.rand() >= self.prob:
+        if float(torch.rand((), generator=results.get('generator'))
+                 ) >= self.prob:
             return results
         image = results['img']
         results['img'] = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

@@ -1,14 +1,15 @@
 """Skip updates of a non-finite loss; stop after too many in a row."""
 import logging
-import os.path as osp
 
 import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from ...errors import TrainingError
+from ...errors import TrainingError, UserError
 from ...registry import HOOKS
+from ...work_dir import read_pointer
+from .atomic_checkpoint_hook import STREAK_INFO
 
 __all__ = ['NonFiniteLossGuardHook']
 
@@ -23,8 +24,14 @@ class NonFiniteLossGuardHook(Hook):
     fp16 (MMEngine's ``AmpOptimWrapper``) the loss scaler besides skips steps
     whose *gradients* overflow and lowers the scale. After
     ``max_consecutive`` non-finite losses in a row the run stops with one
-    line naming the last good checkpoint. A checkpoint is never written
-    with non-finite weights.
+    line naming the last good checkpoint and how to go on.
+
+    A good checkpoint has finite weights *and* was written before the streak
+    of non-finite losses began: no checkpoint is written with NaN/Inf
+    weights, nor while a streak lasts (:class:`AtomicCheckpointHook` skips
+    it), so a diverged one (weights of ~1e30, finite) never replaces the last
+    good one. Resuming from it with a lower ``optim_wrapper.optimizer.lr``
+    trains at that rate (:class:`ResumeCheckHook`).
 
     Args:
         max_consecutive: Non-finite losses in a row that stop the run.
@@ -44,9 +51,9 @@ class NonFiniteLossGuardHook(Hook):
             finite = torch.isfinite(loss.detach()).all().float().reshape(1)
             all_reduce(finite, op='min')  # every rank skips, or none
             if finite.item():
-                self.consecutive = 0
+                self._set_streak(runner, 0)
                 return update(loss, *args, **kwargs)
-            self.consecutive += 1
+            self._set_streak(runner, self.consecutive + 1)
             wrapper.zero_grad()
             print_log(f'iteration {runner.iter + 1}: loss is {loss.item()}; '
                       f'update skipped ({self.consecutive} in a row, the run '
@@ -56,6 +63,10 @@ class NonFiniteLossGuardHook(Hook):
                 raise TrainingError(self._stop_message(runner))
 
         wrapper.update_params = guarded_update
+
+    def _set_streak(self, runner, count: int) -> None:
+        self.consecutive = count
+        runner.message_hub.update_info(STREAK_INFO, count)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         bad = [name for name, value in checkpoint['state_dict'].items()
@@ -72,9 +83,15 @@ class NonFiniteLossGuardHook(Hook):
 
     @staticmethod
     def _advice(runner) -> str:
-        pointer = osp.join(runner.work_dir, 'last_checkpoint')
-        last = open(pointer).read().strip() if osp.isfile(pointer) else None
-        kept = (f'the last good checkpoint is {last}' if last else
-                'no checkpoint was written yet')
-        return (f'{kept}. Lower the learning rate, train in bf16 rather than '
-                'fp16, or check the data, then --resume')
+        try:
+            last = read_pointer(runner.work_dir)
+        except UserError:
+            last = None
+        if last is None:
+            return ('no checkpoint was written yet. Lower the learning rate '
+                    '(optim_wrapper.optimizer.lr), train in bf16 rather than '
+                    'fp16, or check the data, then train again')
+        return (f'the last good checkpoint is {last}. Lower the learning '
+                'rate (--cfg-options optim_wrapper.optimizer.lr=...), train '
+                'in bf16 rather than fp16, or check the data, then --resume '
+                f'{last}')

@@ -14,8 +14,11 @@ class RandomStateHook(Hook):
     Each checkpoint's message hub gets ``random_state``: the generators'
     state now, and torch's at the start of the epoch (which decides the
     DataLoader workers' seeds); ``ResumableEpochBasedTrainLoop`` restores
-    them on ``--resume``. Validation runs inside a saved-and-restored state,
-    so its sampling does not shift the training stream.
+    them on ``--resume``. Before each epoch it keys the dataset's random
+    transforms by the run's seed and the epoch, so they do not depend on
+    the worker or on where the run was resumed. Validation runs inside a
+    saved-and-restored state, so its sampling does not shift the training
+    stream.
     """
 
     priority = 'NORMAL'  # before AdapterCheckpointHook makes it plain data
@@ -26,6 +29,9 @@ class RandomStateHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         self.epoch_start = get_random_state()['torch']
+        dataset = getattr(runner.train_dataloader, 'dataset', None)
+        if hasattr(dataset, 'set_draw_epoch'):  # the data pipeline's draws
+            dataset.set_draw_epoch(runner.seed, runner.epoch)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['message_hub']['runtime_info']['random_state'] = dict(

@@ -52,6 +52,8 @@ class DiffusionFamily(nn.Module):
     # generation, when the user names none.
     cache_dtype = 'fp32'
     inference_dtype = 'fp16'
+    # Generated image sides are multiples of this (VAE factor × patch size).
+    size_multiple = 8
     # Where a live pipeline looks for the image projection: the attribute of
     # the denoiser, and whether it is wrapped in MultiIPAdapterImageProjection.
     projection_slot = ('encoder_hid_proj', True)

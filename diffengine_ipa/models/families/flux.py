@@ -52,6 +52,7 @@ class Flux(DiffusionFamily):
                                negative_prompt=None)
     cache_dtype = 'bf16'  # T5 states: (512, 4096) per caption
     inference_dtype = 'bf16'
+    size_multiple = 16  # 8× VAE, 2×2 patches
 
     def __init__(self, pretrained_model_name_or_path: str,
                  objective: dict | None = None,

@@ -57,6 +57,7 @@ class SD3(DiffusionFamily):
                                negative_prompt=None)
     cache_dtype = 'bf16'  # T5 states: (333, 4096) per caption
     inference_dtype = 'bf16'
+    size_multiple = 16  # 8× VAE, 2×2 patches
     projection_slot = ('image_proj', False)
 
     def __init__(self, pretrained_model_name_or_path: str,
