@@ -24,6 +24,7 @@ sheet.
 """
 import argparse
 import json
+import math
 import os.path as osp
 import sys
 
@@ -122,8 +123,8 @@ def parse_scale(text: str | None):
         values = [float(part) for part in text.split(',')]
     except ValueError:
         return text  # a preset
-    if any(value < 0 for value in values):
-        raise UserError(f'--scale {text}: scales are 0 or more')
+    if not all(math.isfinite(value) and value >= 0 for value in values):
+        raise UserError(f'--scale {text}: scales are finite numbers, 0 or more')
     return values[0] if len(values) == 1 else values
 
 
@@ -150,6 +151,7 @@ def main() -> None:
     )
     from diffengine_ipa.cli import check_device, check_image_size
     from diffengine_ipa.fileio import atomic_path
+    from diffengine_ipa.image_io import read_rgb_image
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.registry import MODELS
     from diffengine_ipa.user_config import load_user_config
@@ -165,6 +167,11 @@ def main() -> None:
                      family.size_multiple, family.__name__)
     references = per_adapter(args.image)
     paths = output_paths(args, references)
+    images = {path: read_rgb_image(path) for option in (
+        references, per_adapter(args.negative_image), per_adapter(args.mask))
+        for adapter in option or [] for path in adapter}
+    if args.control_image:
+        images[args.control_image] = read_rgb_image(args.control_image)
     disable_progress_bars()
     inferencer = IPAdapterInferencer(
         cfg, [args.checkpoint, *args.adapter], args.base_model,
@@ -186,15 +193,19 @@ def main() -> None:
                   for i, images in enumerate(references)]
         save_image_embeds(args.save_embeds, embeds)
         print(f'wrote {args.save_embeds}')
-    images = inferencer(
-        args.prompt, references, scale=scale,
+    def read(option: list[list[str]] | None) -> list | None:
+        return option and [[images[path] for path in adapter] for adapter in option]
+
+    results = inferencer(
+        args.prompt, read(references), scale=scale,
         negative_prompt=args.negative_prompt,
-        negative_images=per_adapter(args.negative_image),
-        masks=per_adapter(args.mask), image_embeds=embeds,
-        control_image=args.control_image, control_scale=args.control_scale,
+        negative_images=read(per_adapter(args.negative_image)),
+        masks=read(per_adapter(args.mask)), image_embeds=embeds,
+        control_image=images.get(args.control_image),
+        control_scale=args.control_scale,
         steps=args.steps, guidance_scale=args.guidance_scale, seed=args.seed,
         num_images=args.num_images, height=args.height, width=args.width)
-    for image, path in zip(images, paths, strict=True):
+    for image, path in zip(results, paths, strict=True):
         with atomic_path(path) as tmp:
             image.save(tmp, format=Image.registered_extensions()[
                 osp.splitext(path)[1].lower()])

@@ -99,10 +99,11 @@ def main() -> None:
     args = parse_args()
     cfg = build_config(args)
     disable_progress_bars()
-    try:  # read and check the adapter file before any model loads
-        load_adapter(args.checkpoint)
-    except NeedsLayerOrder:
-        pass  # numbered from the configured UNet below
+    for checkpoint in args.checkpoint:  # check the files before models load
+        try:
+            load_adapter(checkpoint)
+        except NeedsLayerOrder:
+            pass  # numbered from the configured UNet below
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if hasattr(runner.model,
                                            'module') else runner.model

@@ -6,7 +6,7 @@ be refused with one line containing its ``message``.
 """
 import torch
 
-from ..tools.test_published_adapters import resampler
+from ..tools.published_files import resampler
 
 
 def good_state(kind: str) -> dict[str, torch.Tensor]:
