@@ -1,7 +1,9 @@
 """Resize, crop and flip the training image; crops are recorded.
 
 ``crop_top_left`` (top, left) in the resized image is what SDXL's time ids
-need, so every crop records it and the flip updates it.
+need, so every crop records it and the flip updates it. A resize or crop
+without ``size`` takes the dataset's ``resolution`` (:func:`fill_resolution`),
+so a config changes the training resolution in one place.
 """
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -10,7 +12,32 @@ from PIL import Image
 from ...errors import DatasetError
 from ...registry import TRANSFORMS
 
-__all__ = ['ResizeShortEdge', 'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip']
+__all__ = ['ResizeShortEdge', 'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip',
+           'fill_resolution']
+
+SIZED = ('ResizeShortEdge', 'CenterCrop', 'RandomCrop')
+
+
+def fill_resolution(pipeline: list, resolution: int | None) -> list:
+    """The pipeline with ``size=resolution`` given to each resize or crop
+    that has no size of its own."""
+    if resolution is None:
+        return list(pipeline)
+    filled = []
+    for transform in pipeline:
+        kind = transform.get('type') if isinstance(transform, dict) else None
+        name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+        if name in SIZED and transform.get('size') is None:
+            transform = dict(transform, size=resolution)
+        filled.append(transform)
+    return filled
+
+
+def _require_size(size: int | None, name: str) -> int:
+    if size is None:
+        raise DatasetError(f'{name} has no size: give it size=, or the '
+                           'dataset resolution=')
+    return size
 
 
 @TRANSFORMS.register_module()
@@ -20,8 +47,9 @@ class ResizeShortEdge(BaseTransform):
     Adds ``resized_shape`` (height, width).
     """
 
-    def __init__(self, size: int, interpolation: str = 'bilinear') -> None:
-        self.size = size
+    def __init__(self, size: int | None = None,
+                 interpolation: str = 'bilinear') -> None:
+        self.size = _require_size(size, type(self).__name__)
         self.interpolation = Image.Resampling[interpolation.upper()]
 
     def transform(self, results: dict) -> dict:
@@ -37,8 +65,8 @@ class ResizeShortEdge(BaseTransform):
 class _Crop(BaseTransform):
     """Crop ``size`` × ``size`` at a position chosen by the subclass."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int | None = None) -> None:
+        self.size = _require_size(size, type(self).__name__)
 
     def position(self, height: int, width: int) -> tuple[int, int]:
         raise NotImplementedError
