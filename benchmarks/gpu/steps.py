@@ -234,6 +234,7 @@ def largest_family(ctx: Context) -> None:
     """One training step of the largest family that fits (FLUX.1-dev, else
     SD3.5-Large) at 1024 px, batch 1, bf16 with gradient checkpointing."""
     from diffengine_ipa.testing.measurements import (
+        free_memory,
         is_out_of_memory,
         train_step_memory,
     )
@@ -249,6 +250,7 @@ def largest_family(ctx: Context) -> None:
             if not is_out_of_memory(err):
                 raise
             ctx.save(f'{arch}_error', 'out of memory while building')
+            free_memory()
             continue
         ctx.save('family', arch)
         ctx.save('rows', rows)

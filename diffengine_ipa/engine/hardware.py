@@ -22,7 +22,8 @@ from typing import Any
 from ..errors import UserError
 
 __all__ = ['Capabilities', 'Decision', 'SETTINGS', 'AMP_MODES',
-           'ATTENTION_BACKENDS', 'detect', 'decide', 'requested_settings',
+           'ATTENTION_BACKENDS', 'NATIVE_BF16_FLAGS', 'read_cpuinfo', 'detect',
+           'decide', 'requested_settings',
            'denoiser_is_unet', 'apply_to_config', 'apply_to_process', 'report',
            'configure']
 

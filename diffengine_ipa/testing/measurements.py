@@ -31,7 +31,7 @@ __all__ = ['largest_batch', 'train_step_memory', 'inference_latency',
 
 def is_out_of_memory(err: BaseException) -> bool:
     """A CUDA (or host) allocation failure."""
-    return isinstance(err, torch.cuda.OutOfMemoryError) or (
+    return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or (
         isinstance(err, RuntimeError) and 'out of memory' in str(err).lower())
 
 
