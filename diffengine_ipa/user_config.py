@@ -1,7 +1,8 @@
 """Read a user's config file: one-line errors, unknown top-level keys and
 renamed fields refused (MMEngine silently ignores them), nested keys checked
-against the classes they build, and the reference preprocessing linked to the
-image encoder.
+against the classes they build, the reference preprocessing linked to the
+image encoder, the dataset's ``resolution`` given to its resizes and crops,
+and ``validate=False`` turning validation and sample images off in one place.
 
 A misspelt ``trian_cfg`` would otherwise train with the defaults. Known keys
 are those ``Runner.from_cfg`` reads, plus the helpers our configs share
@@ -19,7 +20,8 @@ from .config_arguments import check_config_arguments
 from .errors import UserError
 
 __all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys', 'check_renamed_fields',
-           'link_image_preprocessing', 'prepare_config', 'read_config_file',
+           'link_image_preprocessing', 'fill_dataset_resolutions',
+           'apply_validate_switch', 'prepare_config', 'read_config_file',
            'load_user_config']
 
 RUNNER_KEYS = frozenset({
@@ -33,7 +35,9 @@ RUNNER_KEYS = frozenset({
     # FlexibleRunner (FSDP, DeepSpeed)
     'runner_type', 'strategy'})
 HELPER_KEYS = frozenset({'train_pipeline', 'eval_pipeline', 'val_pipeline',
-                         'test_pipeline', 'vis_backends'})
+                         'test_pipeline', 'vis_backends',
+                         # ours: engine/hardware.py, apply_validate_switch
+                         'hardware', 'validate'})
 KNOWN_TOP_LEVEL_KEYS = RUNNER_KEYS | HELPER_KEYS
 
 
@@ -102,12 +106,40 @@ def link_image_preprocessing(cfg: Config) -> None:
                 transform['image_encoder'] = copy.deepcopy(encoder)
 
 
+VISUALIZATION_HOOKS = ('IPAdapterVisualizationHook', )
+
+
+def fill_dataset_resolutions(cfg: Config) -> None:
+    """Give each resize and crop without a size its dataset's
+    ``resolution`` (the dataset does so too; here the loaded config shows
+    the sizes to every tool and script that reads its pipeline)."""
+    from .datasets.transforms.geometric import fill_resolution
+    for name in DATALOADERS:
+        dataset = (cfg.get(name) or {}).get('dataset') or {}
+        if dataset.get('resolution') and isinstance(dataset.get('pipeline'),
+                                                    list):
+            dataset['pipeline'] = fill_resolution(dataset['pipeline'],
+                                                  dataset['resolution'])
+
+
+def apply_validate_switch(cfg: Config) -> None:
+    """``validate=False``: no validation loop (MMEngine's would still run at
+    the last epoch whatever ``val_interval`` says) and no sample images."""
+    if cfg.get('validate', True):
+        return
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks') or []
+                        if hook.get('type') not in VISUALIZATION_HOOKS]
+
+
 def prepare_config(cfg: Config, source: str) -> Config:
-    """Check a loaded config and link its preprocessing (what every tool
-    does before building anything)."""
+    """Check a loaded config, link its preprocessing and apply its switches
+    (what every tool does before building anything)."""
     check_top_level_keys(cfg, source)
     check_renamed_fields(cfg, source)
     link_image_preprocessing(cfg)
+    fill_dataset_resolutions(cfg)
+    apply_validate_switch(cfg)
     check_config_arguments(cfg, source)
     return cfg
 

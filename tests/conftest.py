@@ -30,6 +30,17 @@ TINY_CONFIGS = {name: osp.join(REPO, 'configs/ip_adapter', file)
 TINY_CONFIG = TINY_CONFIGS['sd15']
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the ``cuda``-marked tests where there is no CUDA GPU."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA GPU (benchmarks/gpu/run.sh)')
+    for item in items:
+        if item.get_closest_marker('cuda') is not None:
+            item.add_marker(skip)
+
+
 def family_of(variant: str) -> str:
     """'sd15', 'sdxl', 'sd3' or 'flux' for a variant name or config path."""
     name = osp.basename(variant)

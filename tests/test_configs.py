@@ -89,9 +89,7 @@ def test_real_configs_point_at_real_models(name, base, family, encoder,
     assert cfg.model.pretrained_model_name_or_path == base
     assert cfg.model.family.type == family
     assert cfg.model.image_encoder.pretrained_model_name_or_path == encoder
-    crop = next(t for t in cfg.train_dataloader.dataset.pipeline
-                if t.type == 'CenterCrop')
-    assert crop.size == resolution
+    assert cfg.train_dataloader.dataset.resolution == resolution
     assert cfg.train_cfg.max_epochs == 10 and cfg.train_dataloader.batch_size == 1
     lr = 1e-5 if name.endswith('finetune') else 1e-4
     assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=lr,
@@ -152,3 +150,55 @@ def test_shipped_configs_use_only_known_top_level_keys():
     from diffengine_ipa.user_config import check_top_level_keys
     for path in glob.glob(osp.join(REPO, 'configs/ip_adapter/*.py')):
         check_top_level_keys(Config.fromfile(path), path)
+
+
+def test_resolution_is_one_knob(tiny_family):
+    """The tiny leaves change the resolution with one value: every resize
+    and crop of the (shared) pipeline follows it."""
+    from diffengine_ipa.user_config import load_user_config
+    tiny = Config.fromfile(osp.join(CONFIG_ROOT,
+                                    'ip_adapter/tiny_sd15_mini_dataset.py'))
+    real = Config.fromfile(osp.join(CONFIG_ROOT, 'ip_adapter/sd15_mini_dataset.py'))
+    assert tiny.train_dataloader.dataset.pipeline == \
+        real.train_dataloader.dataset.pipeline
+    cfg = load_user_config(
+        osp.join(CONFIG_ROOT, 'ip_adapter/tiny_sd15_mini_dataset.py'),
+        dict(tiny_overrides(tiny_family),
+             **{'train_dataloader.dataset.resolution': 48}))
+    init_default_scope('diffengine_ipa')
+    dataset_cfg = cfg.train_dataloader.dataset
+    dataset_cfg.ann_file = osp.join(REPO, dataset_cfg.ann_file)
+    sample = DATASETS.build(dataset_cfg)[0]
+    assert sample['inputs']['pixel_values'].shape == (3, 48, 48)
+
+
+def test_validate_false_turns_validation_and_samples_off():
+    from diffengine_ipa.user_config import load_user_config
+    path = osp.join(CONFIG_ROOT, 'ip_adapter/sd15_mini_dataset.py')
+    on = load_user_config(path)
+    assert on.validate is True and on.val_dataloader is not None
+    off = load_user_config(path, dict(validate=False))
+    assert off.val_dataloader is None and off.val_cfg is None
+    assert off.val_evaluator is None and off.test_dataloader is not None
+    assert [h.type for h in off.custom_hooks] == [
+        h.type for h in on.custom_hooks if h.type != 'IPAdapterVisualizationHook']
+
+
+def test_fast_config_chooses_for_the_machine():
+    """The *_fast config asks for every hardware setting (no hard-coded
+    bf16): on a CPU without native bf16 it trains in fp32."""
+    from diffengine_ipa.engine import hardware
+    from diffengine_ipa.user_config import load_user_config
+    cfg = load_user_config(osp.join(CONFIG_ROOT,
+                                    'ip_adapter/sd15_mini_dataset_fast.py'))
+    assert cfg.hardware == {name: 'auto' for name in hardware.SETTINGS}
+    assert cfg.optim_wrapper.type == 'OptimWrapper'
+    assert cfg.model.get('frozen_dtype') is None
+    caps = hardware.Capabilities('cpu', 'x', cpu_flags=frozenset({'avx2'}))
+    decisions = hardware.decide(caps, cfg.hardware)
+    hardware.apply_to_config(cfg, decisions, caps)
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and cfg.model.channels_last
+    h100 = hardware.Capabilities('cuda', 'H100', (9, 0), cpu_cores=16)
+    hardware.apply_to_config(cfg, hardware.decide(h100, cfg.hardware), h100)
+    assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
+    assert cfg.model.frozen_dtype == 'bf16'

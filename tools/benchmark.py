@@ -1,8 +1,9 @@
 """Benchmark training throughput: the reference loop against this kit's path.
 
     python tools/benchmark.py --family ARCHITECTURE [--batch B]
-        [--resolution R] [--dtype fp32|bf16|fp16] [--steps N]
-        [--infer-steps 30] [--compile] [--out FILE.json]
+        [--resolution R] [--dtype auto|fp32|bf16|fp16] [--steps N]
+        [--infer-steps 30] [--compile] [--channels-last auto|on|off]
+        [--gradient-checkpointing] [--out FILE.json]
 
 ARCHITECTURE is a registered base architecture with random weights: the
 full-size sd15, sdxl, sd35_large, flux1_dev, the mid_sd15 CPU stand-in, or a
@@ -11,8 +12,10 @@ with its paired image encoder, at its training resolution unless
 ``--resolution``), batch and precision through (a) a loop that runs the
 frozen encoders every step, as the official tutorial_train.py does, and (b)
 this kit's path (precomputed encoder outputs, channels-last denoiser,
-optional torch.compile). Prints a table and writes (appends to) a JSON list
-of rows.
+optional torch.compile). ``--dtype auto`` and ``--channels-last auto`` (the
+defaults) take what the train script's hardware settings choose for this
+machine (diffengine_ipa/engine/hardware.py), as do the threads. Prints a
+table and writes (appends to) a JSON list of rows.
 """
 import json
 import os
@@ -20,14 +23,36 @@ import os.path as osp
 
 from diffengine_ipa.cli import ToolParser, check_device, int_at_least, output_file
 from diffengine_ipa.dtypes import DTYPE_NAMES
+from diffengine_ipa.engine import hardware
 from diffengine_ipa.errors import run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
 from diffengine_ipa.models.model_sources import disable_progress_bars
+from diffengine_ipa.testing.architectures import architecture_spec
 from diffengine_ipa.testing.benchmark import (
     benchmark_architectures,
     format_rows,
     run_benchmark,
 )
+
+
+def hardware_choices(args: argparse.Namespace) -> tuple[str, bool]:
+    """``--dtype`` and ``--channels-last``, with 'auto' decided as the train
+    script decides (threads too); the decisions are printed."""
+    caps = hardware.detect(args.device)
+    requested = dict(threads='auto')
+    if args.dtype == 'auto':
+        requested['amp'] = 'auto'
+    if args.channels_last == 'auto':
+        requested['channels_last'] = 'auto'
+    unet = hardware.denoiser_is_unet(
+        dict(family=dict(type=architecture_spec(args.family)['family'])))
+    decisions = hardware.decide(caps, requested, unet)
+    hardware.apply_to_process(decisions)
+    print('\n'.join(hardware.report(caps, decisions)))
+    dtype = decisions['amp'].value if 'amp' in decisions else args.dtype
+    channels_last = (decisions['channels_last'].value if 'channels_last' in
+                     decisions else args.channels_last == 'on')
+    return dtype, channels_last
 
 
 def main() -> None:
@@ -38,7 +63,13 @@ def main() -> None:
     parser.add_argument('--batch', type=int_at_least(1), default=1)
     parser.add_argument('--resolution', type=int_at_least(8),
                         help="default: the architecture's training resolution")
-    parser.add_argument('--dtype', default='fp32', choices=DTYPE_NAMES)
+    parser.add_argument('--dtype', default='auto', choices=['auto', *DTYPE_NAMES])
+    parser.add_argument('--channels-last', default='auto',
+                        choices=['auto', 'on', 'off'],
+                        help='our path channels-last (auto: for UNets)')
+    parser.add_argument('--gradient-checkpointing', action='store_true')
+    parser.add_argument('--on-device', action='store_true',
+                        help='initialise the random weights on the device')
     parser.add_argument('--steps', type=int_at_least(1), default=5,
                         help='timed training steps per loop')
     parser.add_argument('--warmup', type=int_at_least(0), default=1)
@@ -56,9 +87,11 @@ def main() -> None:
     if args.device is not None:
         check_device(args.device)
     disable_progress_bars()
-    row = run_benchmark(args.family, args.batch, args.resolution, args.dtype,
+    dtype, channels_last = hardware_choices(args)
+    row = run_benchmark(args.family, args.batch, args.resolution, dtype,
                         args.steps, args.warmup, args.infer_steps, args.compile,
-                        args.device)
+                        args.device, args.gradient_checkpointing,
+                        args.on_device, channels_last)
     print(format_rows([row]))
     if args.out:
         rows = []

@@ -18,6 +18,7 @@ import os.path as osp
 
 from diffengine_ipa.apis import build_embedding_cache
 from diffengine_ipa.cli import ConfigOptions, ToolParser, int_at_least, output_folder
+from diffengine_ipa.engine import hardware
 from diffengine_ipa.errors import run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
 from diffengine_ipa.user_config import load_user_config
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions)
     args = parser.parse_args()
     cfg = load_user_config(args.config, args.cfg_options)
+    # The frozen weights in the precision training will give them (the
+    # cache's fingerprint includes it).
+    print('\n'.join(hardware.configure(cfg)))
     name = osp.splitext(osp.basename(args.config))[0]
     folder = (args.out or cfg.train_dataloader.dataset.get('embedding_cache')
               or osp.join('work_dirs', 'embedding_cache', name))

@@ -1,6 +1,7 @@
 """Train an IP-Adapter from a config.
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]]
+                                 [--amp [auto|bf16|fp16|fp32]]
                                  [--auto-scale-lr]
                                  [--cfg-options KEY=VALUE ...]
                                  [--launcher {none,pytorch,slurm,mpi}]
@@ -18,6 +19,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
+from diffengine_ipa.engine import hardware
+from diffengine_ipa.engine.hardware import AMP_MODES
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.models.model_sources import disable_progress_bars
 from diffengine_ipa.official_format import find_checkpoint
@@ -38,9 +41,15 @@ def parse_args() -> argparse.Namespace:
         'when no CKPT is given')
     parser.add_argument(
         '--amp',
-        action='store_true',
-        help='mixed precision: fp16 with loss scaling (mmengine\'s '
-        'AmpOptimWrapper) on CUDA, bf16 autocast on a CPU')
+        nargs='?',
+        const='mixed',
+        choices=['mixed', *AMP_MODES],
+        help='precision. auto: chosen for this machine (bf16 autocast on '
+        'GPUs with bf16 and CPUs with native bf16, fp16 with loss scaling '
+        'on older GPUs, else fp32), the frozen weights following; bf16, '
+        'fp16, fp32: that one. Bare --amp: fp16 with loss scaling '
+        "(MMEngine's AmpOptimWrapper) on CUDA, bf16 autocast elsewhere. "
+        'hardware.* in --cfg-options overrides any single choice')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -65,8 +74,9 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    """The config file with the command line applied."""
+def build_config(args: argparse.Namespace) -> tuple[Config, list[str]]:
+    """The config file with the command line and the hardware settings
+    applied, and the report of those settings."""
     cfg = load_user_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir:
@@ -74,21 +84,14 @@ def build_config(args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir') is None:
         name = osp.splitext(osp.basename(args.config))[0]
         cfg.work_dir = osp.join('./work_dirs', name)
-    if args.amp:
-        import torch
-        if torch.cuda.is_available():
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-        else:  # MMEngine's AmpOptimWrapper is CUDA-only; bf16 needs no scaler
-            cfg.optim_wrapper.type = 'AutocastOptimWrapper'
-            cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+    settings = hardware.configure(cfg, args.amp)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
     if args.resume == 'auto':  # the work dir's pointer, read relative to it
         cfg.resume, cfg.load_from = True, last_checkpoint(cfg.work_dir)
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, find_checkpoint(args.resume)
-    return cfg
+    return cfg, settings
 
 
 def enable_auto_scale_lr(cfg: Config) -> None:
@@ -143,7 +146,9 @@ def is_first_process() -> bool:
 
 def main() -> None:
     args = parse_args()
-    cfg = build_config(args)
+    cfg, settings = build_config(args)
+    if is_first_process():  # before anything of MMEngine's
+        print('\n'.join(settings), flush=True)
     # One training per work dir: a second stops here, before any model loads.
     lock = (work_dir_lock(cfg.work_dir) if is_first_process() else
             contextlib.nullcontext())
@@ -151,7 +156,9 @@ def main() -> None:
         if args.launcher != 'none':
             use_gloo_without_cuda(cfg, args.launcher)
         disable_progress_bars()
-        build_runner(cfg).train()
+        runner = build_runner(cfg)
+        runner.logger.info('Hardware settings:\n' + '\n'.join(settings))
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -1,11 +1,11 @@
 # sd15_mini_dataset, fast: the frozen encoders' outputs come from an embedding
-# cache, frozen weights in bf16 under bf16 autocast, channels-last UNet.
+# cache; precision, frozen-weight dtype, memory format, attention kernels,
+# loader workers and threads chosen for the machine (bf16 on GPUs with bf16 and
+# CPUs with native bf16, fp16 with loss scaling on older GPUs, else fp32).
 # Build the cache first: python tools/cache_embeddings.py <this config>
 _base_ = ['./sd15_mini_dataset.py']
 
-model = dict(frozen_dtype='bf16', channels_last=True)
-optim_wrapper = dict(type='AutocastOptimWrapper', dtype='bfloat16')
-train_dataloader = dict(
-    pin_memory=True,
-    dataset=dict(
-        embedding_cache='work_dirs/embedding_cache/sd15_mini_dataset_fast'))
+hardware = dict(amp='auto', frozen_dtype='auto', channels_last='auto',
+                attention='auto', num_workers='auto', threads='auto')
+train_dataloader = dict(dataset=dict(
+    embedding_cache='work_dirs/embedding_cache/sd15_mini_dataset_fast'))

@@ -14,17 +14,7 @@ model = dict(
 optim_wrapper = dict(_delete_=True, type='OptimWrapper',
                      optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
 
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='PreprocessReference'),
-    dict(type='ResizeShortEdge', size=64),
-    dict(type='CenterCrop', size=64),
-    dict(type='ToVAEInput'),
-    dict(type='PackInputs'),
-]
 train_dataloader = dict(
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
+    num_workers=0, persistent_workers=False, dataset=dict(resolution=64))
 val_evaluator = dict(clip_model='work_dirs/tiny_models/tiny_clip')
 test_evaluator = val_evaluator

@@ -15,17 +15,7 @@ model = dict(
         pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15/image_encoder'),
     generation_cfg=dict(steps=4))
 
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='PreprocessReference'),
-    dict(type='ResizeShortEdge', size=64),
-    dict(type='CenterCrop', size=64),
-    dict(type='ToVAEInput'),
-    dict(type='PackInputs'),
-]
 train_dataloader = dict(
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
+    num_workers=0, persistent_workers=False, dataset=dict(resolution=64))
 val_evaluator = dict(clip_model='work_dirs/tiny_models/tiny_clip')
 test_evaluator = val_evaluator

@@ -16,21 +16,7 @@ model = dict(
         subfolder=None),
     generation_cfg=dict(steps=4))
 
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='PreprocessReference'),
-    dict(type='ResizeShortEdge', size=64),
-    dict(type='CenterCrop', size=64),
-    dict(type='ComputeTimeIds'),
-    dict(type='ToVAEInput'),
-    dict(
-        type='PackInputs',
-        input_keys=('pixel_values', 'reference_pixel_values', 'text',
-                    'time_ids')),
-]
 train_dataloader = dict(
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(pipeline=train_pipeline))
+    num_workers=0, persistent_workers=False, dataset=dict(resolution=64))
 val_evaluator = dict(clip_model='work_dirs/tiny_models/tiny_clip')
 test_evaluator = val_evaluator

@@ -11,6 +11,7 @@ from mmengine.dataset import Compose, default_collate
 from mmengine.registry import init_default_scope
 
 from ..datasets.embedding_cache import EmbeddingCache, cacheable_pipeline, settings_of
+from ..datasets.transforms import fill_resolution
 from ..dtypes import to_dtype
 from ..registry import DATASETS, MODELS
 
@@ -57,7 +58,8 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
     dataset_cfg.embedding_cache = None
-    pipeline = list(dataset_cfg.pipeline)
+    pipeline = fill_resolution(dataset_cfg.pipeline,
+                               dataset_cfg.get('resolution'))
     dataset_cfg.pipeline = []
     dataset = DATASETS.build(dataset_cfg)  # records, checked; no transforms
     model = MODELS.build(cfg.model).to(device).eval()

@@ -12,6 +12,7 @@ from ..registry import DATASETS
 from ..sample_generators import DrawKey, sample_generator
 from .embedding_cache import EmbeddingCache
 from .record_check import check_records, describe_bad_records
+from .transforms.geometric import fill_resolution
 
 __all__ = ['IPAdapterDataset', 'read_records', 'decode_annotations']
 
@@ -89,6 +90,8 @@ class IPAdapterDataset(BaseDataset):
             ``data_root`` if that is set.
         data_root: Folder that image paths (and ``ann_file``) are relative to.
         pipeline: Transforms applied to each sample.
+        resolution: The training resolution: the size of every resize and
+            crop in ``pipeline`` that gives none (one knob for a config).
         embedding_cache: A folder written by ``tools/cache_embeddings.py``:
             samples then come from it (the frozen encoders' outputs) instead
             of the images; see :mod:`.embedding_cache`.
@@ -103,6 +106,7 @@ class IPAdapterDataset(BaseDataset):
                  ann_file: str,
                  data_root: str | None = None,
                  pipeline: tuple = (),
+                 resolution: int | None = None,
                  embedding_cache: str | None = None,
                  on_bad_record: str = 'strict',
                  min_image_side: int = 64,
@@ -113,14 +117,15 @@ class IPAdapterDataset(BaseDataset):
         self.on_bad_record = on_bad_record
         self.min_image_side = min_image_side
         self._images_relative_to_ann = not data_root
-        self.pipeline_cfg = list(pipeline)
+        self.resolution = resolution
+        self.pipeline_cfg = fill_resolution(pipeline, resolution)
         self.embedding_cache = (EmbeddingCache(embedding_cache)
                                 if embedding_cache else None)
         self.draw_key = DrawKey()
         super().__init__(
             ann_file=ann_file,
             data_root=data_root or '',
-            pipeline=list(pipeline),
+            pipeline=list(self.pipeline_cfg),
             **kwargs)
 
     def load_data_list(self) -> list[dict]:

@@ -62,7 +62,8 @@ def load_component(cls: type,
 
     Args:
         cls: The class to load, e.g. ``UNet2DConditionModel``.
-        source: Hub id, local folder, or ``random:<family>``.
+        source: Hub id, local folder, or ``random:<architecture>`` (a
+            component, or for a pipeline class all of them).
         subfolder: The component's folder inside a diffusers layout
             (``unet``, ``vae``, ...); None for a model folder of its own.
         field: The config field that holds ``source``, named in errors.
@@ -74,9 +75,12 @@ def load_component(cls: type,
         ModelSourceError: one line naming the path tried and how to fix it.
     """
     if source.startswith(RANDOM_PREFIX):
-        from ..testing.builders import build_component
+        from ..testing.builders import build_component, build_pipeline
         architecture = source[len(RANDOM_PREFIX):]
         try:
+            if component is None and subfolder is None and hasattr(
+                    cls, 'from_pipe'):  # a whole diffusers pipeline
+                return build_pipeline(architecture, cls, kwargs.get('dtype'))
             return build_component(architecture, component or subfolder, cls)
         except KeyError as err:
             raise ModelSourceError(f'{field}: {err.args[0]}') from None

@@ -5,14 +5,13 @@ Both run the same model, batch and precision in one process:
 * reference: the frozen VAE, text and image encoders run every step, as the
   official ``tutorial_train.py`` (and diffengine) do;
 * ours: the encoders' outputs come precomputed (as from an embedding cache),
-  the UNet runs channels-last (and compiled, if asked).
+  the UNet runs channels-last (unless asked not to; and compiled, if asked).
 
 Models are the registered architectures with random weights (same shapes and
 FLOPs as the real ones), each with the image encoder it is paired with, at its
 training resolution; FLOPs are counted by ``torch.utils.flop_counter``.
 """
 import contextlib
-import platform
 import statistics
 import threading
 import time
@@ -23,12 +22,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..dtypes import to_dtype
+from ..engine.hardware import read_cpuinfo
 from ..models import IPAdapter
 from ..models.generation import live_pipeline
 from ..registry import ARCHITECTURES
 from .architectures import architecture_spec
+from .device_peaks import dense_bf16_peak_tflops
 
-__all__ = ['benchmark_architectures', 'run_benchmark', 'format_rows']
+__all__ = ['benchmark_architectures', 'build_benchmark_model', 'make_inputs',
+           'cached_inputs', 'timed_steps', 'run_benchmark', 'format_rows',
+           'PeakMemory', 'device_name', 'sync']
 
 
 def benchmark_architectures() -> list[str]:
@@ -40,8 +43,8 @@ def benchmark_architectures() -> list[str]:
 def device_name(device: str) -> str:
     if device.startswith('cuda'):
         return torch.cuda.get_device_name(device)
-    return f'{platform.processor() or platform.machine()} CPU ' \
-           f'({torch.get_num_threads()} threads)'
+    name, _ = read_cpuinfo()
+    return f'{name} ({torch.get_num_threads()} threads)'
 
 
 class PeakMemory:
@@ -87,20 +90,20 @@ def measured_matmul_peak(device: str, dtype: torch.dtype) -> float:
     for _ in range(3):
         a @ b
     runs = 20 if device.startswith('cuda') else 5
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(runs):
         a @ b
-    _sync(device)
+    sync(device)
     return 2 * size**3 * runs / (time.perf_counter() - start) / 1e12
 
 
-def _sync(device: str) -> None:
+def sync(device: str) -> None:
     if device.startswith('cuda'):
         torch.cuda.synchronize()
 
 
-def _inputs(model: IPAdapter, batch: int, resolution: int,
+def make_inputs(model: IPAdapter, batch: int, resolution: int,
             device: str) -> dict[str, Any]:
     """A batch as the data pipeline makes it (SDXL's time ids included,
     which the other families ignore)."""
@@ -117,7 +120,7 @@ def _inputs(model: IPAdapter, batch: int, resolution: int,
 
 
 @torch.no_grad()
-def _cached(model: IPAdapter, inputs: dict) -> dict[str, Any]:
+def cached_inputs(model: IPAdapter, inputs: dict) -> dict[str, Any]:
     """What an embedding cache would hold for this batch."""
     mean, std = model.family.latent_distribution(inputs['pixel_values'])
     features = model.image_encoder(inputs['reference_pixel_values'],
@@ -127,7 +130,7 @@ def _cached(model: IPAdapter, inputs: dict) -> dict[str, Any]:
                 **model.family.encode_prompt(inputs['text']))
 
 
-def _timed_steps(model: IPAdapter, optimizer: torch.optim.Optimizer,
+def timed_steps(model: IPAdapter, optimizer: torch.optim.Optimizer,
                  inputs: dict, steps: int, warmup: int, dtype: torch.dtype,
                  device: str) -> tuple[float, float, float]:
     """``(seconds per step, FLOPs per step, peak memory GB)``; the median
@@ -150,50 +153,109 @@ def _timed_steps(model: IPAdapter, optimizer: torch.optim.Optimizer,
     times = []
     with memory.measure():
         for _ in range(steps):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             step()
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - start)
     return statistics.median(times), counter.get_total_flops(), memory.peak_gb
+
+
+@contextlib.contextmanager
+def _building(device: str | None, dtype: torch.dtype | None) -> Iterator[None]:
+    """Create tensors on ``device`` and in ``dtype`` (default: as torch does)."""
+    previous = torch.get_default_dtype()
+    if dtype is not None:
+        torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device) if device else contextlib.nullcontext():
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def build_benchmark_model(architecture: str, dtype: str = 'fp32',
+                          device: str = 'cpu',
+                          gradient_checkpointing: bool = False,
+                          on_device: bool = False,
+                          build_dtype: str | None = None) -> IPAdapter:
+    """The architecture with its paired encoder, random weights, frozen in
+    ``dtype``, in training mode on ``device``.
+
+    Args:
+        on_device: Initialise the weights on ``device`` (seconds on a GPU
+            for what takes minutes on a CPU); falls back to the CPU if that
+            fails.
+        build_dtype: Create the frozen weights in this precision (``'bf16'``:
+            half the memory while building a 12B model); the adapter is then
+            cast to fp32.
+    """
+    spec = architecture_spec(architecture)
+
+    def build(where: str | None) -> IPAdapter:
+        torch.manual_seed(0)
+        cast = to_dtype(build_dtype) if build_dtype else None
+        with _building(where, cast):
+            model = IPAdapter(
+                f'random:{architecture}', f'random:{spec["paired_encoder"]}',
+                family=dict(type=spec['family'],
+                            **spec.get('family_settings', {})),
+                image_projection=spec.get('projection'),
+                gradient_checkpointing=gradient_checkpointing,
+                frozen_dtype=None if dtype == 'fp32' else dtype)
+        for param in model.parameters():
+            if param.requires_grad:
+                param.data = param.data.float()
+        return model
+
+    model = None
+    if on_device:
+        try:
+            model = build(device)
+        except (RuntimeError, NotImplementedError, TypeError) as err:
+            print(f'building on {device} failed ({err}); building on the CPU')
+    if model is None:
+        model = build(None)
+    return model.to(device).train()
 
 
 def run_benchmark(architecture: str = 'tiny_sd15', batch: int = 1,
                   resolution: int | None = None, dtype: str = 'fp32',
                   steps: int = 5, warmup: int = 1, infer_steps: int = 30,
                   compile_denoiser: bool = False,
-                  device: str | None = None) -> dict[str, Any]:
-    """One row of the results table (see the module docstring)."""
+                  device: str | None = None,
+                  gradient_checkpointing: bool = False,
+                  on_device: bool = False,
+                  channels_last: bool = True) -> dict[str, Any]:
+    """One row of the results table (see the module docstring); our path
+    channels-last unless ``channels_last=False``."""
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     spec = architecture_spec(architecture)
     resolution = resolution or spec['resolution']
     cast = to_dtype(dtype)
-    torch.manual_seed(0)
-    model = IPAdapter(
-        f'random:{architecture}', f'random:{spec["paired_encoder"]}',
-        family=dict(type=spec['family'], **spec.get('family_settings', {})),
-        image_projection=spec.get('projection'),
-        frozen_dtype=None if dtype == 'fp32' else dtype).to(device).train()
+    model = build_benchmark_model(architecture, dtype, device,
+                                  gradient_checkpointing, on_device)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    inputs = _inputs(model, batch, resolution, device)
+    inputs = make_inputs(model, batch, resolution, device)
 
-    reference = _timed_steps(model, optimizer, inputs, steps, warmup, cast,
+    reference = timed_steps(model, optimizer, inputs, steps, warmup, cast,
                              device)
 
     autocast = (torch.autocast(device.split(':')[0], dtype=cast)
                 if cast != torch.float32 else contextlib.nullcontext())
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     with autocast:
-        cached = _cached(model, inputs)
-    _sync(device)
+        cached = cached_inputs(model, inputs)
+    sync(device)
     cache_seconds = (time.perf_counter() - start) / batch
-    model.channels_last = True
-    model.family.denoiser.to(memory_format=torch.channels_last)
+    if channels_last:
+        model.channels_last = True
+        model.family.denoiser.to(memory_format=torch.channels_last)
     if compile_denoiser:
         model.family.denoiser.compile()
-    ours = _timed_steps(model, optimizer, cached, steps, warmup, cast, device)
+    ours = timed_steps(model, optimizer, cached, steps, warmup, cast, device)
 
     latency = None
     if infer_steps:
@@ -203,15 +265,16 @@ def run_benchmark(architecture: str = 'tiny_sd15', batch: int = 1,
         with torch.no_grad(), live_pipeline(model) as pipe, autocast:
             pipe(reference_image, 'a cat', steps=2, height=resolution,
                  width=resolution)  # warm-up
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             pipe(reference_image, 'a cat', steps=infer_steps,
                  height=resolution, width=resolution)
-            _sync(device)
+            sync(device)
             latency = time.perf_counter() - start
 
     peak = measured_matmul_peak(device, cast)
     achieved = ours[1] / ours[0] / 1e12
+    spec_peak = dense_bf16_peak_tflops(device_name(device))
     return dict(
         device=device_name(device),
         family=architecture,
@@ -230,8 +293,12 @@ def run_benchmark(architecture: str = 'tiny_sd15', batch: int = 1,
         achieved_tflops=achieved,
         device_matmul_peak_tflops=peak,
         fraction_of_matmul_peak=achieved / peak,
+        spec_bf16_peak_tflops=spec_peak,
+        mfu=achieved / spec_peak if spec_peak else None,
+        gradient_checkpointing=gradient_checkpointing,
         cache_build_s_per_image=cache_seconds,
         compile_denoiser=compile_denoiser,
+        channels_last=channels_last,
         inference_steps=infer_steps or None,
         inference_latency_s=latency,
         torch=torch.__version__)
@@ -241,17 +308,18 @@ def format_rows(rows: list[dict]) -> str:
     """The results as a Markdown table."""
     lines = ['| device | family | dtype | batch | res | reference img/s | '
              'ours img/s | speedup | ref. peak GB | ours peak GB | '
-             'TFLOP/step | achieved TFLOP/s | % of matmul peak | '
+             'TFLOP/step | achieved TFLOP/s | % of matmul peak | MFU | '
              f'{"infer s":>7} |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in rows:
         latency = ('-' if r['inference_latency_s'] is None
                    else f'{r["inference_latency_s"]:.2f}')
+        mfu = '-' if r.get('mfu') is None else f'{100 * r["mfu"]:.0f} %'
         lines.append(
             f'| {r["device"]} | {r["family"]} | {r["dtype"]} | {r["batch"]} | '
             f'{r["resolution"]} | {r["reference_imgs_per_s"]:.3g} | '
             f'{r["ours_imgs_per_s"]:.3g} | {r["speedup"]:.2f}× | '
             f'{r["reference_peak_mem_gb"]:.2f} | {r["ours_peak_mem_gb"]:.2f} | '
             f'{r["model_tflops_per_step"]:.3g} | {r["achieved_tflops"]:.3g} | '
-            f'{100 * r["fraction_of_matmul_peak"]:.0f} % | {latency} |')
+            f'{100 * r["fraction_of_matmul_peak"]:.0f} % | {mfu} | {latency} |')
     return '\n'.join(lines)

@@ -6,9 +6,8 @@ from typing import Any
 from .architectures import architecture_spec
 from .tokenizers import build_tiny_clip_tokenizer, build_tiny_t5_tokenizer
 
-__all__ = ['build_component', 'component_class', 'write_base_model',
-           'write_image_encoder', 'write_clip_judge']
-
+__all__ = ['build_component', 'build_pipeline', 'component_class',
+           'write_base_model', 'write_image_encoder', 'write_clip_judge']
 
 
 def component_class(architecture: str, component: str) -> type:
@@ -53,6 +52,25 @@ def build_component(architecture: str, component: str, cls: type | None = None,
         if hasattr(cls, 'config_class'):  # transformers
             return cls(cls.config_class(**config)).eval()
         return cls.from_config(config).eval()  # diffusers
+
+
+def build_pipeline(architecture: str, pipeline_class: type,
+                   dtype: Any = None, seed: int = 0) -> Any:
+    """A base architecture as its family's diffusers pipeline (no image
+    encoder), the weights in ``dtype`` (default: fp32), built in memory."""
+    import torch
+
+    from ..models.generation import make_pipeline
+    from ..registry import MODELS
+    family = MODELS.get(architecture_spec(architecture)['family'])
+    components = {name: build_component(architecture, name, seed=seed)
+                  for name in (*family.components, 'scheduler')}
+    if dtype is not None:
+        for part in components.values():
+            if isinstance(part, torch.nn.Module):
+                part.to(dtype)
+    return make_pipeline(pipeline_class, dict(
+        components, image_encoder=None, feature_extractor=None))
 
 
 def write_image_encoder(architecture: str, folder: str, seed: int = 0) -> str:

@@ -143,3 +143,15 @@ def test_time_ids_follow_the_crop_actually_applied(tmp_path):
         assert np.allclose(pixels, expected, atol=1e-6)
         seen.add((top, left))
     assert len(seen) > 1
+
+
+def test_sizeless_resize_and_crop_take_the_resolution():
+    from diffengine_ipa.datasets.transforms import fill_resolution
+    pipeline = [dict(type='LoadImage'), dict(type='ResizeShortEdge'),
+                dict(type='RandomCrop'), dict(type='CenterCrop', size=32)]
+    assert fill_resolution(pipeline, 48) == [
+        dict(type='LoadImage'), dict(type='ResizeShortEdge', size=48),
+        dict(type='RandomCrop', size=48), dict(type='CenterCrop', size=32)]
+    assert fill_resolution(pipeline, None) == pipeline
+    with pytest.raises(DatasetError, match='CenterCrop has no size'):
+        CenterCrop()

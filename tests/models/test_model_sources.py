@@ -67,3 +67,13 @@ def test_architecture_weights_are_seeded(tmp_path):
     for (name, a), b in zip(unets[0].state_dict().items(),
                             unets[1].state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_random_source_builds_a_whole_pipeline():
+    """``random:<architecture>`` for a pipeline class: every component, in
+    the asked precision (what the inference benchmark loads)."""
+    pipe = load_component(StableDiffusionPipeline, 'random:tiny_sd15',
+                          dtype=torch.bfloat16)
+    assert isinstance(pipe, StableDiffusionPipeline)
+    assert pipe.unet.dtype == pipe.vae.dtype == torch.bfloat16
+    assert pipe.image_encoder is None and pipe.safety_checker is None

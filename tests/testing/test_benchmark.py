@@ -16,7 +16,8 @@ FIELDS = {'device', 'family', 'batch', 'resolution', 'dtype',
 def test_benchmark_tiny_emits_json(tmp_path):
     out = tmp_path / 'bench.json'
     result = run_tool('benchmark.py', '--family', 'tiny_sd15', '--steps', '2',
-                      '--infer-steps', '2', '--out', out)
+                      '--infer-steps', '2', '--dtype', 'fp32', '--out', out)
+    assert result.stdout.startswith('hardware: ')  # what auto chose (threads)
     assert '| tiny_sd15 |' in result.stdout
     (row, ) = json.loads(out.read_text())
     assert FIELDS <= set(row)
@@ -34,3 +35,13 @@ def test_benchmark_tiny_emits_json(tmp_path):
     assert rows[1]['inference_latency_s'] is None
     assert 0 < rows[1]['model_tflops_per_step'] < rows[1][
         'reference_tflops_per_step']
+
+
+def test_dense_bf16_peaks_by_card_name():
+    from diffengine_ipa.testing.device_peaks import dense_bf16_peak_tflops
+    assert dense_bf16_peak_tflops('NVIDIA H100 80GB HBM3') == 989.0
+    assert dense_bf16_peak_tflops('NVIDIA H100 PCIe') == 756.0
+    assert dense_bf16_peak_tflops('NVIDIA H200') == 989.0
+    assert dense_bf16_peak_tflops('NVIDIA A100-SXM4-80GB') == 312.0
+    assert dense_bf16_peak_tflops('NVIDIA L4') == 121.0
+    assert dense_bf16_peak_tflops('AMD EPYC (2 threads)') is None

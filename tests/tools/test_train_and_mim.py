@@ -94,3 +94,24 @@ def test_config_typo_is_one_line(tmp_path):
         'test_evaluatr.clip_model=x', check=False))
     assert "unknown top-level key 'test_evaluatr' (did you mean " \
         "'test_evaluator'?)" in error
+
+
+@pytest.mark.slow
+def test_train_reports_the_hardware_settings_first(tiny_family, tmp_path):
+    """`--amp auto`: the first lines say what was chosen and why, the log
+    file has them too; `validate=False` leaves no validation or samples."""
+    options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
+    result = run_tool('train.py', TINY_CONFIG, '--work-dir', tmp_path,
+                      '--amp', 'auto', '--cfg-options', *options,
+                      'train_cfg.max_epochs=1', 'validate=False',
+                      'hardware.threads=auto')
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith('hardware: cpu (')
+    assert lines[1].startswith("hardware.amp = '")
+    assert lines[2].startswith('hardware.frozen_dtype = ')
+    assert lines[3].startswith('hardware.threads = ')
+    (log, ) = glob.glob(str(tmp_path / '*' / '*.log'))
+    text = open(log).read()
+    assert 'Hardware settings:\nhardware: cpu' in text
+    assert 'loss:' in text and 'ipa/clip_i' not in text
+    assert not glob.glob(str(tmp_path / '*' / 'vis_data' / 'vis_image'))

@@ -2,8 +2,8 @@
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='PreprocessReference'),  # as the image encoder's processor
-    dict(type='ResizeShortEdge', size=512),
-    dict(type='CenterCrop', size=512),
+    dict(type='ResizeShortEdge'),  # to the dataset's resolution
+    dict(type='CenterCrop'),
     dict(type='ToVAEInput'),
     dict(type='PackInputs'),
 ]
@@ -16,4 +16,5 @@ train_dataloader = dict(
     dataset=dict(
         type='IPAdapterDataset',
         ann_file='data/mini_dataset/data.json',
+        resolution=512,  # the one knob: every resize and crop
         pipeline=train_pipeline))

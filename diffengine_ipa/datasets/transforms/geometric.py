@@ -5,7 +5,9 @@ need, so every crop records it and the flip updates it. The random ones draw
 from the sample's own generator (``results['generator']``, keyed by seed,
 epoch and sample index, see :mod:`diffengine_ipa.sample_generators`), so the
 same sample is cropped and flipped alike whatever DataLoader worker, rank or
-resume it comes through.
+resume it comes through. A resize or crop without ``size`` takes the
+dataset's ``resolution`` (:func:`fill_resolution`), so a config changes the
+training resolution in one place.
 """
 import torch
 from mmcv.transforms import BaseTransform
@@ -14,7 +16,32 @@ from PIL import Image
 from ...errors import DatasetError
 from ...registry import TRANSFORMS
 
-__all__ = ['ResizeShortEdge', 'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip']
+__all__ = ['ResizeShortEdge', 'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip',
+           'fill_resolution']
+
+SIZED = ('ResizeShortEdge', 'CenterCrop', 'RandomCrop')
+
+
+def fill_resolution(pipeline: list, resolution: int | None) -> list:
+    """The pipeline with ``size=resolution`` given to each resize or crop
+    that has no size of its own."""
+    if resolution is None:
+        return list(pipeline)
+    filled = []
+    for transform in pipeline:
+        kind = transform.get('type') if isinstance(transform, dict) else None
+        name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+        if name in SIZED and transform.get('size') is None:
+            transform = dict(transform, size=resolution)
+        filled.append(transform)
+    return filled
+
+
+def _require_size(size: int | None, name: str) -> int:
+    if size is None:
+        raise DatasetError(f'{name} has no size: give it size=, or the '
+                           'dataset resolution=')
+    return size
 
 
 @TRANSFORMS.register_module()
@@ -24,8 +51,9 @@ class ResizeShortEdge(BaseTransform):
     Adds ``resized_shape`` (height, width).
     """
 
-    def __init__(self, size: int, interpolation: str = 'bilinear') -> None:
-        self.size = size
+    def __init__(self, size: int | None = None,
+                 interpolation: str = 'bilinear') -> None:
+        self.size = _require_size(size, type(self).__name__)
         self.interpolation = Image.Resampling[interpolation.upper()]
 
     def transform(self, results: dict) -> dict:
@@ -41,8 +69,8 @@ class ResizeShortEdge(BaseTransform):
 class _Crop(BaseTransform):
     """Crop ``size`` × ``size`` at a position chosen by the subclass."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, size: int | None = None) -> None:
+        self.size = _require_size(size, type(self).__name__)
 
     def position(self, height: int, width: int,
                  generator: torch.Generator | None) -> tuple[int, int]:

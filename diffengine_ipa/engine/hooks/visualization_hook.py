@@ -48,9 +48,9 @@ class IPAdapterVisualizationHook(Hook):
     @torch.no_grad()
     def render(self, runner, step: int) -> None:
         """Generate the panels and hand them to the visualizer."""
+        if runner.val_loop is None or not runner.rank == 0:
+            return  # no validation set (e.g. validate=False): nothing to render
         dataloader = runner.val_dataloader
-        if dataloader is None or not runner.rank == 0:
-            return
         dataset = dataloader.dataset if hasattr(dataloader, 'dataset') else None
         if dataset is None:
             return
