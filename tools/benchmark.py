@@ -17,6 +17,7 @@ defaults) take what the train script's hardware settings choose for this
 machine (diffengine_ipa/engine/hardware.py), as do the threads. Prints a
 table and writes (appends to) a JSON list of rows.
 """
+import argparse
 import json
 import os
 import os.path as osp
