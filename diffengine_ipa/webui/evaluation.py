@@ -110,4 +110,4 @@ def run_evaluation(ws: Workspace, config: str, adapter: str, quick: bool = True,
 
 def _tail(path: str) -> str:
     with open(path, encoding='utf-8', errors='replace') as f:
-        return log_tail(f.read(), 30)
+        return log_tail(f.read())

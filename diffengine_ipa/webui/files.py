@@ -58,15 +58,19 @@ def _output(result) -> str:
 
 def convert(ws: Workspace, checkpoint: str, fmt: str = 'safetensors',
             dtype: str = '') -> tuple[str, str | None]:
-    """``tools/convert.py CKPT --out <run>/ip_adapter_<ckpt>.<fmt>``: its
-    output, and the written file (None when it failed)."""
+    """``tools/convert.py CKPT --out <folder>/ip_adapter_<ckpt>.<fmt>`` (for
+    a work dir, its last checkpoint to ``ip_adapter.<fmt>`` in it): the
+    tool's output, and the written file (None when it failed)."""
     if fmt not in ('safetensors', 'bin'):
         raise UserError(f'format {fmt!r}: safetensors or bin')
     source = ws.resolve(checkpoint, must_exist=True)
     stem = osp.splitext(osp.basename(source))[0]
     folder = source if osp.isdir(source) else osp.dirname(source)
-    out = osp.join(folder, f'ip_adapter_{stem}.{fmt}' if osp.isfile(source)
-                   else f'ip_adapter.{fmt}')
+    if osp.isdir(source) or stem.startswith('ip_adapter'):
+        stem = stem if osp.isfile(source) else 'ip_adapter'
+    else:
+        stem = f'ip_adapter_{stem}'
+    out = osp.join(folder, f'{stem}.{fmt}')
     args = [source, '--out', out]
     if dtype:
         args += ['--dtype', dtype]

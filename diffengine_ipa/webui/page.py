@@ -98,10 +98,12 @@ class Page:
         settings = self.settings(*knobs)
         note = self.write_tiny(settings.config) + '\n' if is_tiny(
             settings.config) else ''
-        return note + '$ ' + self.runs.start(self.ws, run, settings)
+        self.runs.start(self.ws, run, settings)
+        return f'{note}started runs/{run}: tools/train.py (the command is below)'
 
     def resume(self, run: str, *knobs) -> str:
-        return '$ ' + self.runs.resume(self.ws, run, self.settings(*knobs))
+        self.runs.resume(self.ws, run, self.settings(*knobs))
+        return f'resumed runs/{run} from its last checkpoint (--resume)'
 
     def stop(self, run: str) -> str:
         return self.runs.stop(self.ws, run)
@@ -241,7 +243,7 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
                 start = gr.Button('Start', variant='primary', elem_id='start')
                 stop = gr.Button('Stop', variant='stop', elem_id='stop')
                 resume = gr.Button('Resume', elem_id='resume')
-            message = gr.Textbox(label='Command', lines=2, elem_id='train-message')
+            message = gr.Textbox(label='Message', lines=2, elem_id='train-message')
             status = gr.Markdown(elem_id='train-status')
             progress = gr.HTML(views.progress_html(TrainStatus()),
                                elem_id='train-progress')
@@ -251,8 +253,8 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
                 samples = gr.Gallery(label='Latest samples (reference | '
                                      'generated)', columns=3, height=260,
                                      elem_id='train-samples')
-            log = gr.Textbox(label='Log', lines=12, max_lines=12,
-                             autoscroll=True, elem_id='train-log')
+            log = gr.Textbox(label='Log (the last lines)', lines=15,
+                             max_lines=15, autoscroll=True, elem_id='train-log')
             command = gr.Textbox(label='The same run from a shell', lines=2)
         with gr.Tab('Generate', id='generate') as generate_tab:
             with gr.Row():
@@ -301,7 +303,8 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
                                    columns=1, height=320)
                 tradeoff = gr.Image(label='Scale trade-off (full mode)',
                                     type='filepath', height=320)
-            ev_log = gr.Textbox(label='Log', lines=10, max_lines=10)
+            ev_log = gr.Textbox(label='Log (the last lines)', lines=15,
+                                max_lines=15)
         with gr.Tab('Files', id='files') as files_tab:
             with gr.Row():
                 checkpoint = gr.Dropdown([], label='Checkpoint')

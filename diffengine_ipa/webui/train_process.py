@@ -43,7 +43,7 @@ ETA = re.compile(r'eta: (\S+)')
 # MMEngine's table of hooks by stage, printed when a runner is built.
 HOOK_TABLE = re.compile(r'^(\((VERY_HIGH|HIGHEST|HIGH|ABOVE_NORMAL|NORMAL|'
                         r'BELOW_NORMAL|LOW|VERY_LOW|LOWEST)\s*\)\s+\w+|'
-                        r'\s*-{10,}\s*|(before|after)_\w+:)$')
+                        r'\s*-{10,}|(before|after)_\w+:)\s*$')
 
 
 @dataclass
@@ -79,7 +79,7 @@ def parse_progress(log_text: str, max_epochs: int | None
     return done, total, eta
 
 
-def log_tail(text: str, lines: int = 40) -> str:
+def log_tail(text: str, lines: int = 15) -> str:
     """The last ``lines`` lines of a tool's console output, without
     MMEngine's hook table."""
     kept = [line for line in text.splitlines() if not HOOK_TABLE.match(line)]

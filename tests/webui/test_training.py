@@ -104,7 +104,9 @@ def test_progress_and_eta_from_the_runners_log_lines():
     assert parse_progress('Iter(train) [ 70/100]  eta: 0:01:00', None) == (
         70, 100, '0:01:00')
     assert parse_progress('loading models\n', 10) == (0, None, None)
-    table = 'before_run:\n(VERY_HIGH   ) RuntimeInfoHook\n -------------------- \n'
+    table = ('before_run:\n(VERY_HIGH   ) RuntimeInfoHook   \n'
+             '(NORMAL      ) IterTimerHook                      \n'
+             ' -------------------- \n')
     assert log_tail(table + 'Epoch(train) [1][1/1]\n') == 'Epoch(train) [1][1/1]'
 
 
