@@ -58,9 +58,12 @@ def status_markdown(run: str, status: TrainStatus) -> str:
 
 
 def loss_table(status: TrainStatus):
-    """The loss curve as a DataFrame (``iteration``, ``loss``)."""
+    """The loss curve as a DataFrame (``iteration``, ``loss``), numeric even
+    when empty (the plot reads its axes' types from the columns)."""
     import pandas as pd
-    return pd.DataFrame(status.losses, columns=['iteration', 'loss'])
+    return pd.DataFrame({
+        'iteration': pd.Series([s for s, _ in status.losses], dtype='int64'),
+        'loss': pd.Series([v for _, v in status.losses], dtype='float64')})
 
 
 def sample_gallery(status: TrainStatus) -> list[tuple[str, str]]:
