@@ -61,5 +61,6 @@ setup(
     include_package_data=False,
     package_data={'diffengine_ipa': ['.mim/**/*']},
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt')},
+    extras_require={'tests': read_requirements('tests.txt'),
+                    'webui': read_requirements('webui.txt')},
     zip_safe=False)

@@ -6,31 +6,11 @@ Reads every ``<WORK_DIR>/<timestamp>/vis_data/scalars.json`` (a resumed run
 writes a new one; later runs win for the same step) and writes
 ``<WORK_DIR>/loss_curve.png``.
 """
-import glob
-import json
 import os.path as osp
 
 from diffengine_ipa.cli import ToolParser, int_at_least, output_file
-from diffengine_ipa.errors import UserError, run_tool
-
-
-def read_scalars(work_dir: str) -> dict[int, dict]:
-    """``{step: record}`` of training records, merged over all runs."""
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
-                                      'scalars.json')))
-    if not files:
-        raise UserError(f'{work_dir}: no */vis_data/scalars.json; is it a '
-                        'work dir of tools/train.py?')
-    records: dict[int, dict] = {}
-    for path in files:
-        with open(path) as f:
-            for line in f:
-                record = json.loads(line)
-                if 'loss' in record:
-                    records[int(record['step'])] = record
-    if not records:
-        raise UserError(f'{work_dir}: the logs hold no training loss yet')
-    return dict(sorted(records.items()))
+from diffengine_ipa.errors import run_tool
+from diffengine_ipa.run_logs import read_scalars
 
 
 def moving_average(values: list[float], window: int) -> list[float]:

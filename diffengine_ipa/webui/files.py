@@ -1,0 +1,84 @@
+"""The Files tab, and the adapter lists of the other tabs: checkpoints and
+adapter files in the workspace, ``tools/convert.py CKPT`` and
+``tools/convert.py --info FILE``.
+"""
+import os.path as osp
+
+from ..errors import UserError
+from . import kit
+from .train_options import read_run_info
+from .workspace import Workspace
+
+__all__ = ['checkpoints', 'adapter_files', 'adapters', 'convert', 'info',
+           'run_of', 'run_models']
+
+ADAPTER_PATTERNS = ('runs/**/*.safetensors', 'runs/**/*.bin',
+                    'adapters/**/*.safetensors', 'adapters/**/*.bin')
+
+
+def checkpoints(ws: Workspace) -> list[str]:
+    """Training checkpoints (``runs/<run>/iter_N.pth``), newest first."""
+    return ws.find('runs/*/iter_*.pth', 'runs/*/epoch_*.pth')
+
+
+def adapter_files(ws: Workspace) -> list[str]:
+    """Converted or published adapter files, newest first."""
+    return ws.find(*ADAPTER_PATTERNS)
+
+
+def adapters(ws: Workspace) -> list[str]:
+    """Everything an adapter can be loaded from: files, then checkpoints."""
+    return adapter_files(ws) + checkpoints(ws)
+
+
+def run_of(ws: Workspace, path: str) -> str | None:
+    """The run a path belongs to (``runs/<run>/...``), if any."""
+    parts = ws.relative(path).split(osp.sep)
+    return parts[1] if len(parts) > 2 and parts[0] == 'runs' else None
+
+
+def run_models(ws: Workspace, path: str) -> dict | None:
+    """The config and model folders of the run that made ``path``, if the
+    page started it: ``{'config', 'base_model', 'image_encoder'}``."""
+    run = run_of(ws, path)
+    info = read_run_info(ws, run) if run else None
+    if not info:
+        return None
+    settings = info['settings']
+    return {k: settings.get(k, '') for k in ('config', 'base_model',
+                                             'image_encoder')}
+
+
+def _output(result) -> str:
+    text = (result.stdout + result.stderr).strip()
+    lines = [line for line in text.splitlines()
+             if not line.startswith('[transformers]')]
+    return '\n'.join(lines)
+
+
+def convert(ws: Workspace, checkpoint: str, fmt: str = 'safetensors',
+            dtype: str = '') -> tuple[str, str | None]:
+    """``tools/convert.py CKPT --out <folder>/ip_adapter_<ckpt>.<fmt>`` (for
+    a work dir, its last checkpoint to ``ip_adapter.<fmt>`` in it): the
+    tool's output, and the written file (None when it failed)."""
+    if fmt not in ('safetensors', 'bin'):
+        raise UserError(f'format {fmt!r}: safetensors or bin')
+    source = ws.resolve(checkpoint, must_exist=True)
+    stem = osp.splitext(osp.basename(source))[0]
+    folder = source if osp.isdir(source) else osp.dirname(source)
+    if osp.isdir(source) or stem.startswith('ip_adapter'):
+        stem = stem if osp.isfile(source) else 'ip_adapter'
+    else:
+        stem = f'ip_adapter_{stem}'
+    out = osp.join(folder, f'{stem}.{fmt}')
+    args = [source, '--out', out]
+    if dtype:
+        args += ['--dtype', dtype]
+    result = kit.run_tool('convert', *args, cwd=ws.root)
+    return _output(result), (out if result.returncode == 0 else None)
+
+
+def info(ws: Workspace, path: str) -> str:
+    """``tools/convert.py --info FILE``."""
+    return _output(kit.run_tool('convert', '--info',
+                                ws.resolve(path, must_exist=True), cwd=ws.root))

@@ -1,0 +1,123 @@
+"""The Generate tab: :class:`~diffengine_ipa.apis.IPAdapterInferencer`, one
+per (config, adapter, options), loaded once and called many times.
+
+With the same inputs and seed the page's image is ``tools/infer.py``'s: both
+are the inferencer's call with the same arguments.
+"""
+import os.path as osp
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from ..errors import UserError
+from . import kit
+from .base_models import model_options
+from .workspace import Workspace
+
+__all__ = ['PRESETS', 'InferencerCache', 'generate', 'scale_argument',
+           'generation_defaults']
+
+# InstantStyle's presets (SDXL); 'scale' = the slider's number.
+PRESETS = ('scale', 'style', 'layout', 'style_and_layout')
+
+
+def scale_argument(scale: float, preset: str = 'scale') -> Any:
+    """The inferencer's ``scale``: the slider's float, or a preset's name."""
+    if preset in (None, '', 'scale'):
+        return float(scale)
+    if preset not in PRESETS:
+        raise UserError(f'preset {preset!r}: one of {", ".join(PRESETS)}')
+    return preset
+
+
+def generation_defaults(config: str) -> dict[str, Any]:
+    """Steps, guidance, negative prompt and size that ``config`` generates
+    with (its ``generation_cfg``, else its family's)."""
+    from ..apis.inference import generation_settings
+    return generation_settings(kit.read_config(config).model)
+
+
+class InferencerCache:
+    """Inferencers by (config, adapter file and its mtime, options); the
+    least recently used goes when more than ``size`` are loaded. One
+    generation at a time (they share the CPU or GPU)."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self.lock = threading.Lock()
+        self.loads = 0  # how many inferencers were built
+
+    def get(self, config: str, adapter: str, options: dict[str, Any]) -> Any:
+        """The inferencer for these, built on first use."""
+        key = (config, adapter, osp.getmtime(adapter),
+               tuple(sorted((k, repr(v)) for k, v in options.items())))
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        from ..apis import IPAdapterInferencer
+        from ..apis.inference import AdapterSpec
+        while len(self._items) >= self.size:
+            self._items.popitem(last=False)
+        inferencer = IPAdapterInferencer(kit.config_path(config),
+                                         [AdapterSpec(adapter)],
+                                         cfg_options=options)
+        self.loads += 1
+        self._items[key] = inferencer
+        return inferencer
+
+
+def generate(ws: Workspace, cache: InferencerCache, config: str, adapter: str,
+             references: list[str], prompt: str = '',
+             negative_prompt: str = '', scale: float = 1.0,
+             preset: str = 'scale', steps: int | None = None,
+             guidance_scale: float | None = None, seed: int = 0,
+             num_images: int = 1, base_model: str = '',
+             image_encoder: str = '') -> list[str]:
+    """Generate and save PNGs under ``outputs/generate/``; their paths.
+
+    Args:
+        ws: The workspace.
+        cache: Where the inferencers stay loaded.
+        config: A config name (the family, base model, image encoder).
+        adapter: A checkpoint, work dir or adapter file in the workspace.
+        references: Reference images in the workspace (one adapter's).
+        prompt: The text prompt.
+        negative_prompt: '' = the config's or family's.
+        scale: The image prompt's strength (0 = text only).
+        preset: ``'scale'`` (use ``scale``), or ``'style'``, ``'layout'``,
+            ``'style_and_layout'`` (InstantStyle, SDXL).
+        steps, guidance_scale: ``None`` = the config's or family's.
+        seed: The generator's seed.
+        num_images: How many images.
+        base_model, image_encoder: Local model folders in the workspace
+            ('' = the config's).
+    """
+    if not adapter:
+        raise UserError('choose an adapter (train one, or put a file under '
+                        'adapters/)')
+    if not references:
+        raise UserError('give at least one reference image')
+    adapter_path = ws.resolve(adapter, must_exist=True)
+    images = [ws.resolve(r, must_exist=True) for r in references]
+    options = model_options(ws, config, base_model, image_encoder)
+    with cache.lock:
+        inferencer = cache.get(config, adapter_path, options)
+        outputs = inferencer(
+            prompt or '', [images], scale=scale_argument(scale, preset),
+            negative_prompt=negative_prompt or None, steps=steps or None,
+            guidance_scale=guidance_scale, seed=int(seed),
+            num_images=int(num_images))
+    out_dir = ws.folder('outputs', 'generate')
+    stamp = time.strftime('%Y%m%d_%H%M%S')
+    paths = []
+    for i, image in enumerate(outputs):
+        path = osp.join(out_dir, f'{stamp}_seed{int(seed)}_{i}.png')
+        n = 1
+        while osp.exists(path):
+            path = osp.join(out_dir, f'{stamp}_seed{int(seed)}_{i}_{n}.png')
+            n += 1
+        image.save(path)
+        paths.append(path)
+    return paths

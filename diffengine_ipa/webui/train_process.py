@@ -1,0 +1,238 @@
+"""Training runs as processes: start, stop, resume, and what they report.
+
+A run is ``tools/train.py`` in a subprocess, so it is the run a shell would
+start: same work dir, checkpoints and ``--resume``. Its console output goes
+to ``<work_dir>/webui_train.log``; progress and ETA come from the runner's log
+lines there, the loss curve from ``vis_data/scalars.json`` and the samples
+from ``vis_data/vis_image/``.
+
+One training per work dir: the page takes an exclusive ``flock`` on
+``<work_dir>/.webui_train.lock`` and hands it to the training process, which
+holds it as long as it lives (also after the page is closed or restarted;
+another page server sees it too).
+"""
+import fcntl
+import os
+import os.path as osp
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+from ..run_logs import sample_images, training_records
+from . import kit
+from .train_options import (
+    TrainSettings,
+    read_run_info,
+    train_command,
+    write_run_info,
+)
+from .workspace import Workspace
+
+__all__ = ['TrainingRuns', 'TrainStatus', 'CONSOLE_LOG', 'parse_progress',
+           'log_tail']
+
+CONSOLE_LOG = 'webui_train.log'
+LOCK_FILE = '.webui_train.lock'
+EPOCH_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
+ITER_LINE = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
+ETA = re.compile(r'eta: (\S+)')
+# MMEngine's table of hooks by stage, printed when a runner is built.
+HOOK_TABLE = re.compile(r'^(\((VERY_HIGH|HIGHEST|HIGH|ABOVE_NORMAL|NORMAL|'
+                        r'BELOW_NORMAL|LOW|VERY_LOW|LOWEST)\s*\)\s+\w+|'
+                        r'\s*-{10,}|(before|after)_\w+:)\s*$')
+
+
+@dataclass
+class TrainStatus:
+    """What the Train tab shows of a run."""
+    state: str = 'not started'  # not started | running | finished | stopped | failed
+    done: int = 0  # iterations
+    total: int | None = None
+    eta: str | None = None
+    log_tail: str = ''
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)  # the latest step's
+    sample_step: int | None = None
+    command: str = ''
+
+
+def parse_progress(log_text: str, max_epochs: int | None
+                   ) -> tuple[int, int | None, str | None]:
+    """``(iterations done, total, eta)`` from the runner's last train line."""
+    done, total, eta = 0, None, None
+    lines = [line for line in log_text.splitlines() if '(train)' in line]
+    if not lines:
+        return done, total, eta
+    last = lines[-1]
+    if match := EPOCH_LINE.search(last):
+        epoch, step, per_epoch = map(int, match.groups())
+        done = (epoch - 1) * per_epoch + step
+        total = max_epochs * per_epoch if max_epochs else None
+    elif match := ITER_LINE.search(last):
+        done, total = map(int, match.groups())
+    if match := ETA.search(last):
+        eta = match.group(1)
+    return done, total, eta
+
+
+def log_tail(text: str, lines: int = 15) -> str:
+    """The last ``lines`` lines of a tool's console output, without
+    MMEngine's hook table."""
+    kept = [line for line in text.splitlines() if not HOOK_TABLE.match(line)]
+    return '\n'.join(kept[-lines:])
+
+
+def _read_tail(path: str, size: int = 65536) -> str:
+    if not osp.isfile(path):
+        return ''
+    with open(path, 'rb') as f:
+        f.seek(max(0, osp.getsize(path) - size))
+        return f.read().decode('utf-8', errors='replace')
+
+
+def _try_lock(path: str) -> int | None:
+    """An fd holding the exclusive lock on ``path``, or None if it is held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def is_training(work_dir: str) -> bool:
+    """Whether a training started by a page holds the work dir's lock."""
+    lock = osp.join(work_dir, LOCK_FILE)
+    if not osp.isfile(lock):
+        return False
+    fd = _try_lock(lock)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+class TrainingRuns:
+    """The training processes of one page server (any number of work dirs,
+    one process each)."""
+
+    def __init__(self) -> None:
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._stopped: set[str] = set()
+        self._mutex = threading.Lock()
+
+    def start(self, ws: Workspace, run: str, settings: TrainSettings,
+              resume: bool = False) -> str:
+        """Start ``tools/train.py`` for run ``run`` (``--resume``: from the
+        work dir's last checkpoint); the command, as text."""
+        command = train_command(ws, run, settings, resume)
+        work_dir = ws.run_dir(run)
+        os.makedirs(work_dir, exist_ok=True)
+        with self._mutex:
+            fd = _try_lock(osp.join(work_dir, LOCK_FILE))
+            if fd is None:
+                raise UserError(f'runs/{run}: a training is already running in '
+                                'this work dir (stop it first)')
+            try:
+                write_run_info(ws, run, settings, command)
+                with open(osp.join(work_dir, CONSOLE_LOG), 'ab') as log:
+                    log.write(f'$ {subprocess.list2cmdline(command)}\n'.encode())
+                    log.flush()
+                    proc = subprocess.Popen(
+                        command, cwd=ws.root, env=kit.tool_env(), stdout=log,
+                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                        pass_fds=(fd, ), start_new_session=True)
+                os.ftruncate(fd, 0)
+                os.write(fd, str(proc.pid).encode())
+            finally:
+                os.close(fd)  # the training process keeps the lock
+            self._procs[work_dir] = proc
+            self._stopped.discard(work_dir)
+        return subprocess.list2cmdline(command)
+
+    def resume(self, ws: Workspace, run: str,
+               settings: TrainSettings | None = None) -> str:
+        """Start again with ``--resume``, with ``settings`` or the run's own."""
+        if settings is None:
+            info = read_run_info(ws, run)
+            if info is None:
+                raise UserError(f'runs/{run}: not started from this page; give '
+                                'its settings')
+            settings = TrainSettings(**info['settings'])
+        return self.start(ws, run, settings, resume=True)
+
+    def stop(self, ws: Workspace, run: str, timeout: float = 20.0) -> str:
+        """Terminate the run's training (SIGTERM to its process group, SIGKILL
+        after ``timeout`` s). Checkpoints are written atomically, so
+        ``--resume`` goes on from the last complete one."""
+        work_dir = ws.run_dir(run)
+        if not is_training(work_dir):
+            return f'runs/{run}: no training is running'
+        proc = self._procs.get(work_dir)
+        pid = proc.pid if proc else self._lock_pid(work_dir)
+        if pid is None:
+            raise UserError(f'runs/{run}: cannot tell which process trains')
+        self._stopped.add(work_dir)
+        self._signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while is_training(work_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if is_training(work_dir):
+            self._signal(pid, signal.SIGKILL)
+        if proc:
+            proc.wait(timeout=timeout)
+        return f'runs/{run}: stopped'
+
+    @staticmethod
+    def _signal(pid: int, sig: int) -> None:
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def _lock_pid(work_dir: str) -> int | None:
+        with open(osp.join(work_dir, LOCK_FILE)) as f:
+            text = f.read().strip()
+        return int(text) if text.isdigit() else None
+
+    def status(self, ws: Workspace, run: str) -> TrainStatus:
+        """The run's state, progress, ETA, log tail, losses and samples."""
+        work_dir = ws.run_dir(run)
+        if not osp.isdir(work_dir):
+            return TrainStatus()
+        info = read_run_info(ws, run) or {}
+        console = _read_tail(osp.join(work_dir, CONSOLE_LOG))
+        done, total, eta = parse_progress(console, info.get('max_epochs'))
+        samples = sample_images(work_dir)
+        step = max(samples) if samples else None
+        return TrainStatus(
+            state=self._state(work_dir), done=done, total=total, eta=eta,
+            log_tail=log_tail(console),
+            losses=[(s, float(r['loss']))
+                    for s, r in training_records(work_dir).items()],
+            samples=samples.get(step, []), sample_step=step,
+            command=subprocess.list2cmdline(info.get('command', [])))
+
+    def _state(self, work_dir: str) -> str:
+        if is_training(work_dir):
+            return 'running'
+        proc = self._procs.get(work_dir)
+        if proc is None:
+            return 'not running' if osp.isfile(
+                osp.join(work_dir, CONSOLE_LOG)) else 'not started'
+        code = proc.wait()  # it let go of the lock: it has ended
+        if work_dir in self._stopped:
+            return 'stopped'
+        return 'finished' if code == 0 else f'failed (exit {code})'
+
+    def stop_all(self) -> None:
+        """Terminate every training this page started (at its shutdown)."""
+        for proc in list(self._procs.values()):
+            if proc.poll() is None:
+                self._signal(proc.pid, signal.SIGTERM)

@@ -1,0 +1,43 @@
+"""A web page for training, generating and evaluating IP-Adapters.
+
+    python tools/webui.py [--host 127.0.0.1] [--port 7860]
+                          [--workspace work_dirs/webui]
+
+Data (upload images, edit captions, per-image checks), Train (tools/train.py
+in a subprocess: progress, loss curve, samples, Stop, Resume), Generate
+(IPAdapterInferencer), Evaluate (tools/test.py), Files (tools/convert.py).
+Every file the page reads or writes is inside the workspace. Needs the
+``webui`` extra: ``pip install -r requirements/webui.txt``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--host', default='127.0.0.1',
+                        help='address to bind (default: localhost only)')
+    parser.add_argument('--port', type=int, default=7860)
+    parser.add_argument('--workspace', default='work_dirs/webui',
+                        help='the folder the page reads and writes')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()  # before any heavy import: --help answers at once
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        sys.exit('error: the web UI needs Gradio (pip install -c '
+                 'requirements/constraints.txt -r requirements/webui.txt)')
+    if osp.isdir(osp.join(REPO, 'diffengine_ipa')):
+        sys.path.insert(0, REPO)  # a checkout: its package, tools and data
+    from diffengine_ipa.webui.server import serve
+    serve(args.workspace, args.host, args.port)
+
+
+if __name__ == '__main__':
+    main()
