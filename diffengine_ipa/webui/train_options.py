@@ -20,7 +20,6 @@ __all__ = ['TrainSettings', 'PRECISIONS', 'train_options', 'train_command',
 
 PRECISIONS = ('fp32', 'amp')  # amp: fp16 with loss scaling on CUDA, bf16 on CPU
 RUN_INFO = 'webui_run.json'
-CROPS = ('ResizeShortEdge', 'CenterCrop', 'RandomCrop')
 
 
 @dataclass
@@ -32,7 +31,7 @@ class TrainSettings:
         dataset: The dataset folder in the workspace (its ``data.json``).
         epochs: ``train_cfg.max_epochs``.
         lr: ``optim_wrapper.optimizer.lr``.
-        resolution: The training crop (the pipeline's resize and crop size).
+        resolution: The dataset's ``resolution`` (every resize and crop).
         batch_size: ``train_dataloader.batch_size``.
         precision: ``'fp32'`` or ``'amp'`` (``--amp``).
         sample_every: Validate and render sample images every N epochs.
@@ -94,11 +93,8 @@ def train_options(ws: Workspace, settings: TrainSettings) -> dict[str, object]:
             settings.checkpoint_every, 'checkpoint interval'),
         'default_hooks.logger.interval': 1,  # a point of the curve per step
     }
-    resolution = _positive(settings.resolution, 'resolution')
-    if resolution:
-        for i, step in enumerate(cfg.train_dataloader.dataset.pipeline):
-            if step['type'] in CROPS:
-                values[f'train_dataloader.dataset.pipeline.{i}.size'] = resolution
+    values['train_dataloader.dataset.resolution'] = _positive(
+        settings.resolution, 'resolution')  # the one knob of every crop
     sample_every = _positive(settings.sample_every, 'sample interval')
     if sample_every:
         values['train_cfg.val_interval'] = sample_every
@@ -147,14 +143,12 @@ def read_run_info(ws: Workspace, run: str) -> dict | None:
 def config_defaults(config: str) -> dict[str, object]:
     """The knobs' values in config ``config`` (what the Train tab shows)."""
     cfg = kit.read_config(config)
-    pipeline = cfg.train_dataloader.dataset.get('pipeline', [])
-    sizes = [step['size'] for step in pipeline if step['type'] in CROPS]
     hooks = [hook for hook in cfg.get('custom_hooks', [])
              if hook['type'] == 'IPAdapterVisualizationHook']
     return dict(
         epochs=cfg.train_cfg.get('max_epochs'),
         lr=cfg.optim_wrapper.optimizer.get('lr'),
-        resolution=sizes[-1] if sizes else None,
+        resolution=cfg.train_dataloader.dataset.get('resolution'),
         batch_size=cfg.train_dataloader.get('batch_size'),
         sample_every=hooks[0].get('interval') if hooks else None,
         checkpoint_every=cfg.default_hooks.checkpoint.get('interval'))
