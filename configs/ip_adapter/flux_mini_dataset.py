@@ -4,11 +4,12 @@
 # flux_mini_dataset_fsdp.py to shard it over several.
 _base_ = [
     '../_base_/models/flux_ip_adapter.py',
-    '../_base_/datasets/mini_dataset_1024.py',
+    '../_base_/datasets/mini_dataset.py',
     '../_base_/datasets/eval_set.py',
     '../_base_/schedules/adamw_10e.py',
     '../_base_/default_runtime.py',
 ]
 
+train_dataloader = dict(dataset=dict(resolution=1024))
 model = dict(frozen_dtype='bf16', gradient_checkpointing=True)
 optim_wrapper = dict(type='AutocastOptimWrapper', dtype='bfloat16')
