@@ -8,7 +8,7 @@ from mmengine.dataset import default_collate
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from diffengine_ipa.datasets import IPAdapterDataset
+from diffengine_ipa.datasets import IPAdapterDataset, LoadImage
 from diffengine_ipa.datasets.ip_adapter_dataset import draw_reference
 from diffengine_ipa.registry import DATASETS, MODELS
 
@@ -96,7 +96,7 @@ def test_reference_reaches_the_image_encoder_target_the_vae(
 def test_several_references_one_drawn_per_sample_and_epoch(tmp_path):
     dataset = IPAdapterDataset(
         ann_file=paired_folder(tmp_path, [BLUE, GREEN, RED]),
-        pipeline=[dict(type='LoadImage')])
+        pipeline=[LoadImage()])
     colors = set()
     for epoch in range(6):
         dataset.set_draw_epoch(0, epoch)
