@@ -1,11 +1,18 @@
 """Transforms of a training sample: load, CLIP preprocess, resize/crop/flip,
 pack. Each follows mmcv's ``BaseTransform`` contract."""
 from .formatting import ComputeTimeIds, PackInputs, ToVAEInput
-from .geometric import CenterCrop, RandomCrop, RandomHorizontalFlip, ResizeShortEdge
+from .geometric import (
+    CenterCrop,
+    RandomCrop,
+    RandomHorizontalFlip,
+    ResizeCropToBucket,
+    ResizeShortEdge,
+)
 from .loading import LoadImage
 from .preprocess_reference import PreprocessReference
 
 __all__ = [
     'LoadImage', 'PreprocessReference', 'ResizeShortEdge', 'CenterCrop',
-    'RandomCrop', 'RandomHorizontalFlip', 'ToVAEInput', 'ComputeTimeIds', 'PackInputs'
+    'RandomCrop', 'RandomHorizontalFlip', 'ResizeCropToBucket', 'ToVAEInput',
+    'ComputeTimeIds', 'PackInputs'
 ]
