@@ -100,8 +100,14 @@ class RectifiedFlow:
                  logit_mean: float = 0.0,
                  logit_std: float = 1.0,
                  mode_scale: float = 1.29,
-                 precondition_outputs: bool = False) -> None:
+                 precondition_outputs: bool = False,
+                 snr_gamma: float | None = None) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
+        if snr_gamma is not None:
+            raise UserError(
+                'model.family.objective.snr_gamma: min-SNR-γ weights the ε/v '
+                'objective of SD1.5 and SDXL; flow families weight timesteps '
+                "by weighting_scheme ('logit_normal', 'mode', ...) instead")
         if weighting_scheme not in self.SCHEMES:
             raise UserError(f'model.family.objective.weighting_scheme: '
                             f'{weighting_scheme!r} is not one of {self.SCHEMES}')

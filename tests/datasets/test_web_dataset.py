@@ -100,3 +100,24 @@ def test_a_bad_member_is_one_line_naming_shard_and_key(tmp_path):
         list(dataset)
     with pytest.raises(DatasetError, match='no such WebDataset shard'):
         IPAdapterWebDataset(str(tmp_path / 'none-{0..3}.tar'), [Keep()])
+
+
+@pytest.mark.slow  # a Runner training (~30 s on 2 busy CPUs)
+def test_shards_train_through_the_runner(tiny_family, tmp_path):
+    from mmengine.runner import Runner
+
+    from ..conftest import load_tiny_config
+    pattern = write_shards(tmp_path, 2, 2, sizes=((80, 72),))
+    cfg = load_tiny_config(tiny_family, tmp_path / 'work',
+                           **{'train_cfg.max_epochs': 1})
+    cfg.train_dataloader = dict(
+        batch_size=2, num_workers=0, sampler=None,
+        collate_fn=dict(type='default_collate'),
+        dataset=dict(type='IPAdapterWebDataset', shards=pattern,
+                     batch_size=2, pipeline=cfg.train_dataloader.dataset.pipeline))
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.custom_hooks = [h for h in cfg.custom_hooks
+                        if h['type'] != 'IPAdapterVisualizationHook']
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.iter == 2

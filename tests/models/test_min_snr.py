@@ -6,7 +6,7 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
 from diffengine_ipa.errors import UserError
-from diffengine_ipa.models.objectives import NoisePrediction
+from diffengine_ipa.models.objectives import NoisePrediction, RectifiedFlow
 from diffengine_ipa.testing.architectures import SD15_SCHEDULER
 
 TIMESTEPS = torch.tensor([0, 1, 10, 100, 250, 500, 750, 999])
@@ -49,3 +49,5 @@ def test_weights_equal_diffusers_formula(prediction_type):
 def test_bad_gamma_is_one_line():
     with pytest.raises(UserError, match='snr_gamma=0'):
         NoisePrediction(SD15_SCHEDULER, snr_gamma=0)
+    with pytest.raises(UserError, match='flow families weight timesteps'):
+        RectifiedFlow({}, snr_gamma=5.0)
