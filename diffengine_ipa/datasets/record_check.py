@@ -13,6 +13,7 @@ is usable.
 """
 import os
 import os.path as osp
+import re
 import reprlib
 from dataclasses import dataclass
 
@@ -123,10 +124,15 @@ def symlink_problem(path: str, root: str) -> str | None:
 
 
 def problem_kind(reason: str) -> str:
-    """A reason without its particulars (sizes, record numbers, bytes), to
-    count problems by kind."""
-    kind = reason.split(' (')[0].split(': ')[-1]
-    return kind.split(' of record ')[0].rstrip('.')
+    """A reason without its particulars (sizes, record numbers, paths,
+    details after a colon), to count problems by kind."""
+    if reason.startswith('reference_file ') and ': ' in reason:
+        return 'reference_file: ' + problem_kind(reason.split(': ', 1)[1])
+    kind = re.sub(r' \([^()]*\)$', '', reason.split(': ')[0])
+    kind = kind.split(' of record ')[0]
+    if ' the image root' in kind:
+        kind = kind[:kind.index(' the image root') + len(' the image root')]
+    return kind.rstrip('.')
 
 
 def count_problems(bad: list[BadRecord]) -> dict[str, int]:
