@@ -132,6 +132,13 @@ class IPAdapterDataset(BaseDataset):
                            if self.buckets else None)
         self._cache_files = None
         if self.embedding_cache is not None:
+            if len(self.index) and self.index.is_embedded(
+                    self.index.info(0)['img_path']):
+                raise DatasetError(
+                    f'{self.ann_file}: an embedding cache keys entries by '
+                    'image files, and this dataset stores its images inside '
+                    'it; train without embedding_cache, or save the images '
+                    'as files and name them in an image-path column')
             infos = [self._record(i) for i in range(len(self.index))]
             self.embedding_cache.check(infos, self.pipeline_cfg, self.ann_file)
             self._cache_files = [info['cache_file'] for info in infos]

@@ -12,7 +12,7 @@ from diffengine_ipa.datasets import IPAdapterDataset, LoadImage
 from diffengine_ipa.datasets.ip_adapter_dataset import draw_reference
 from diffengine_ipa.registry import DATASETS, MODELS
 
-from ..conftest import TINY_CONFIGS, load_tiny_config
+from ..conftest import TINY_CONFIGS, family_of, load_tiny_config
 
 RED, BLUE, GREEN = (220, 20, 20), (20, 20, 220), (20, 200, 20)
 
@@ -54,11 +54,11 @@ def test_a_bad_reference_makes_the_record_unusable(tmp_path):
     assert '"reference_file" must be a path or a non-empty list' in message
 
 
-@pytest.mark.parametrize('variant', ['sd15', 'sdxl'])
+@pytest.mark.parametrize('variant', ['sd15', 'sdxl', 'sd3', 'flux'])
 def test_reference_reaches_the_image_encoder_target_the_vae(
         variant, tiny_families, tmp_path):
-    cfg = load_tiny_config(tiny_families[variant], tmp_path / 'work',
-                           TINY_CONFIGS[variant])
+    cfg = load_tiny_config(tiny_families[family_of(variant)],
+                           tmp_path / 'work', TINY_CONFIGS[variant])
     init_default_scope('diffengine_ipa')
     dataset = DATASETS.build(dict(
         cfg.train_dataloader.dataset,

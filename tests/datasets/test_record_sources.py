@@ -102,3 +102,19 @@ def test_the_index_is_reused_and_changed_images_rechecked(folder):
     (root / 'img/2.png').write_bytes(b'')  # broken after the first check
     with pytest.raises(DatasetError, match=r'2\.png\): zero-byte file'):
         samples(root / 'data.json')
+
+
+def test_embedded_images_and_an_embedding_cache_are_one_line(folder):
+    datasets = pytest.importorskip('datasets')
+    root, records = folder
+    images = [{'bytes': (root / r['image_file']).read_bytes(), 'path': None}
+              for r in records]
+    datasets.Dataset.from_dict(
+        {'image': images, 'text': [r['text'] for r in records]},
+        features=datasets.Features(image=datasets.Image(),
+                                   text=datasets.Value('string'))
+    ).to_parquet(str(root / 'x.parquet'))
+    expected = samples(root / 'data.json')
+    assert_same(samples(root / 'x.parquet'), expected)  # bytes inside
+    with pytest.raises(DatasetError, match='stores its images inside it'):
+        samples(root / 'x.parquet', embedding_cache=str(root / 'cache'))
