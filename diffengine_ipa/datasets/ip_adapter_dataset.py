@@ -128,6 +128,11 @@ class IPAdapterDataset(BaseDataset):
         self.index = RecordIndex.open(source, self.min_image_side,
                                       self.index_cache, self.check_workers)
         self._report_bad_records()
+        if self._indices is not None:  # BaseDataset's ``indices``: a subset
+            keep = self._indices
+            if isinstance(keep, int):
+                keep = slice(None, keep) if keep >= 0 else slice(keep, None)
+            self.index.usable = np.asarray(self.index.usable)[keep]
         self.bucket_ids = (self.buckets.assign(self.index.image_sizes())
                            if self.buckets else None)
         self._cache_files = None

@@ -118,3 +118,11 @@ def test_embedded_images_and_an_embedding_cache_are_one_line(folder):
     assert_same(samples(root / 'x.parquet'), expected)  # bytes inside
     with pytest.raises(DatasetError, match='stores its images inside it'):
         samples(root / 'x.parquet', embedding_cache=str(root / 'cache'))
+
+
+def test_indices_keep_a_subset_as_base_dataset_does(folder):
+    root, _ = folder
+    texts = [text for text, _ in samples(root / 'data.json')]
+    assert [t for t, _ in samples(root / 'data.json', indices=2)] == texts[:2]
+    assert [t for t, _ in samples(root / 'data.json', indices=[3, 1])] == [
+        texts[3], texts[1]]
