@@ -21,33 +21,30 @@ records whose fields are unusable), the record arrays (``text``, ``target``,
 """
 import hashlib
 import json
-import multiprocessing
 import os
 import os.path as osp
 import shutil
 from array import array
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from ..errors import DatasetError, ImageError
-from ..image_io import check_image
+from ..errors import DatasetError
+from .image_checks import EMBEDDED, check_images
+from .packed_strings import PackedStrings, load_array
 from .record_check import (
     BadRecord,
     field_problem,
     printable,
     reference_files,
     resolve_path,
-    symlink_problem,
 )
 from .record_sources import RecordSource
 
-__all__ = ['PackedStrings', 'RecordIndex', 'default_cache_root']
+__all__ = ['RecordIndex', 'default_cache_root']
 
 INDEX_VERSION = 1
 _UNCHECKED, _OK = -1, 0  # image verdicts; > 0: 1 + index into reasons
-_EMBEDDED = 'row:'  # locator prefix of an image stored inside the source
 
 
 def default_cache_root() -> str:
@@ -56,56 +53,11 @@ def default_cache_root() -> str:
         osp.expanduser('~'), '.cache', 'diffengine_ipa')
 
 
-class PackedStrings:
-    """Strings as one UTF-8 buffer and the end offset of each."""
-
-    def __init__(self, data: np.ndarray, ends: np.ndarray) -> None:
-        self.data, self.ends = data, ends
-
-    @classmethod
-    def pack(cls, strings: Iterable[str]) -> 'PackedStrings':
-        data, ends, total = bytearray(), array('q'), 0
-        for text in strings:
-            raw = text.encode('utf-8', 'surrogatepass')
-            data += raw
-            total += len(raw)
-            ends.append(total)
-        return cls(np.frombuffer(bytes(data), np.uint8),
-                   np.frombuffer(ends, np.int64))
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def __getitem__(self, i: int) -> str:
-        start = int(self.ends[i - 1]) if i else 0
-        return bytes(self.data[start:int(self.ends[i])]).decode(
-            'utf-8', 'surrogatepass')
-
-    def __iter__(self) -> Iterator[str]:
-        return (self[i] for i in range(len(self)))
-
-    def save(self, folder: str, name: str) -> None:
-        np.save(osp.join(folder, f'{name}.npy'), self.data)
-        np.save(osp.join(folder, f'{name}_ends.npy'), self.ends)
-
-    @classmethod
-    def load(cls, folder: str, name: str) -> 'PackedStrings':
-        return cls(_load(folder, name), _load(folder, f'{name}_ends'))
-
-
-def _load(folder: str, name: str) -> np.ndarray:
-    path = osp.join(folder, f'{name}.npy')
-    try:
-        return np.load(path, mmap_mode='r')
-    except ValueError:  # an empty array cannot be mapped
-        return np.load(path)
-
-
 def _locator(value: Any, root: str) -> tuple[str, str | None]:
     """An image of a record as a locator (absolute path, or ``row:`` for
     bytes inside the source) and why its path escapes the root, if it does."""
     if isinstance(value, dict):  # embedded in the source's row
-        return f'{_EMBEDDED}{value["row"]}:{value["column"]}', None
+        return f'{EMBEDDED}{value["row"]}:{value["column"]}', None
     return resolve_path(value, root)
 
 
@@ -120,66 +72,6 @@ def _as_fields(record: Any) -> Any:
         if isinstance(value, dict):
             fields[key] = 'embedded'
     return fields
-
-
-# --- checking images in parallel --------------------------------------------
-
-_WORKER_STATE: dict[str, Any] = {}
-
-
-def _check_one(locator: str) -> tuple[int, int, str | None]:
-    """``(width, height, None)`` of a usable image, or ``(0, 0, reason)``."""
-    source, root = _WORKER_STATE['source'], _WORKER_STATE['root']
-    try:
-        if locator.startswith(_EMBEDDED):
-            row, column = locator[len(_EMBEDDED):].split(':')
-            name = f'{source.name}[row {row}]'
-            width, height = check_image(
-                name, 1, source.image_bytes(int(row), column))
-        else:
-            problem = symlink_problem(locator, root)
-            if problem:
-                return 0, 0, problem
-            width, height = check_image(locator, 1)
-    except ImageError as err:
-        return 0, 0, err.reason
-    return width, height, None
-
-
-def _check_chunk(chunk: list[tuple[int, str]]) -> list[tuple]:
-    return [(i, *_check_one(locator)) for i, locator in chunk]
-
-
-def check_images(todo: list[tuple[int, str]], source: RecordSource,
-                 workers: int, progress: bool) -> Iterator[tuple]:
-    """``(file id, width, height, reason)`` for each ``(file id, locator)``,
-    checked by ``workers`` processes, with a progress bar."""
-    _WORKER_STATE.update(source=source, root=source.image_root)
-    chunks = [todo[i:i + 64] for i in range(0, len(todo), 64)]
-    bar = None
-    if progress and len(todo) >= 256:
-        from tqdm import tqdm
-        bar = tqdm(total=len(todo), desc=f'checking images of {source.name}',
-                   unit='img', smoothing=0.1)
-    try:
-        if workers <= 1 or len(chunks) <= 1:
-            results = map(_check_chunk, chunks)
-            yield from _with_bar(results, bar)
-        else:
-            context = multiprocessing.get_context('fork')
-            with context.Pool(workers) as pool:
-                yield from _with_bar(pool.imap_unordered(_check_chunk, chunks),
-                                     bar)
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _with_bar(results: Iterable[list], bar: Any) -> Iterator[tuple]:
-    for chunk in results:
-        yield from chunk
-        if bar is not None:
-            bar.update(len(chunk))
 
 
 # --- the index -----------------------------------------------------------------
@@ -230,7 +122,7 @@ class RecordIndex:
         self.text = PackedStrings.load(folder, 'text')
         self.files = PackedStrings.load(folder, 'files')
         for name in ('target', 'refs', 'ref_ends', 'record_no', 'dup_of'):
-            setattr(self, name, _load(folder, name))
+            setattr(self, name, load_array(folder, name))
         self.verdicts = {name: np.load(osp.join(folder, f'{name}.npy'))
                          for name in ('size', 'mtime', 'width', 'height',
                                       'verdict')}
@@ -251,7 +143,7 @@ class RecordIndex:
         mtime = np.full(len(self.files), -1, np.int64)
         embedded = np.zeros(len(self.files), bool)
         for i, locator in enumerate(self.files):
-            if locator.startswith(_EMBEDDED):  # unchanged with the source
+            if locator.startswith(EMBEDDED):  # unchanged with the source
                 embedded[i] = True
                 continue
             try:
@@ -310,8 +202,8 @@ class RecordIndex:
 
     def _shown(self, file_id: int) -> str:
         locator = self.files[file_id]
-        if locator.startswith(_EMBEDDED):
-            return f'row {locator[len(_EMBEDDED):].split(":")[0]}'
+        if locator.startswith(EMBEDDED):
+            return f'row {locator[len(EMBEDDED):].split(":")[0]}'
         return printable(osp.relpath(locator, self.source.image_root))
 
     def _image_reason(self, file_id: int) -> str:
@@ -367,11 +259,11 @@ class RecordIndex:
     @staticmethod
     def is_embedded(locator: str) -> bool:
         """Whether an ``img_path`` names bytes inside the source."""
-        return locator.startswith(_EMBEDDED)
+        return locator.startswith(EMBEDDED)
 
     def embedded_bytes(self, locator: str) -> tuple[str, bytes]:
         """The name (for messages) and bytes of an embedded image."""
-        row, column = locator[len(_EMBEDDED):].split(':')
+        row, column = locator[len(EMBEDDED):].split(':')
         return (f'{self.source.name}[row {row}]',
                 self.source.image_bytes(int(row), column))
 
@@ -420,7 +312,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         reasons = _read_meta(folder).get('reasons', [])
         old = {path: tuple(int(arrays[n][i]) for n in arrays)
                for i, path in enumerate(files)
-               if not path.startswith(_EMBEDDED)}
+               if not path.startswith(EMBEDDED)}
     else:
         reasons = []
     file_ids: dict[str, int] = {}
