@@ -11,7 +11,8 @@ def test_ema_of_the_adapter_only_is_saved_and_exported(tiny_family, tmp_path):
     work_dir = tmp_path / 'run'
     cfg = load_tiny_config(tiny_family, work_dir,
                            **{'train_cfg.max_epochs': 1,
-                              'default_hooks.checkpoint.interval': 5})
+                              'train_dataloader.dataset.indices': 2,
+                              'default_hooks.checkpoint.interval': 2})
     cfg.custom_hooks.append(dict(type='AdapterEMAHook', momentum=0.3))
     cfg.custom_hooks = [h for h in cfg.custom_hooks
                         if h['type'] != 'IPAdapterVisualizationHook']
@@ -26,7 +27,7 @@ def test_ema_of_the_adapter_only_is_saved_and_exported(tiny_family, tmp_path):
     assert sum(p.numel() for p in ema.parameters()) == sum(
         p.numel() for n, p in model.named_parameters() if n in adapter)
 
-    checkpoint = torch.load(work_dir / 'iter_5.pth', weights_only=True)
+    checkpoint = torch.load(work_dir / 'iter_2.pth', weights_only=True)
     raw, averaged = checkpoint['state_dict'], checkpoint['ema_state_dict']
     assert set(raw) == adapter
     assert {k[len('module.'):] for k in averaged if k != 'steps'} == adapter
@@ -35,7 +36,7 @@ def test_ema_of_the_adapter_only_is_saved_and_exported(tiny_family, tmp_path):
     plain = tmp_path / 'plain.safetensors'
     smooth = tmp_path / 'ema.safetensors'
     for out, extra in ((plain, ()), (smooth, ('--ema', ))):
-        result = run_tool_in_process('convert.py', work_dir / 'iter_5.pth',
+        result = run_tool_in_process('convert.py', work_dir / 'iter_2.pth',
                                      '--out', out, *extra)
         assert result.returncode == 0, result.stderr
     plain, smooth = load_file(plain), load_file(smooth)
