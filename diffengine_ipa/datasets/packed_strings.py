@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-__all__ = ['PackedStrings', 'load_array']
+__all__ = ['PackedStrings', 'StringPacker', 'load_array']
 
 
 class PackedStrings:
@@ -16,14 +16,10 @@ class PackedStrings:
 
     @classmethod
     def pack(cls, strings: Iterable[str]) -> 'PackedStrings':
-        data, ends, total = bytearray(), array('q'), 0
+        packer = StringPacker()
         for text in strings:
-            raw = text.encode('utf-8', 'surrogatepass')
-            data += raw
-            total += len(raw)
-            ends.append(total)
-        return cls(np.frombuffer(bytes(data), np.uint8),
-                   np.frombuffer(ends, np.int64))
+            packer.append(text)
+        return packer.packed()
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -43,6 +39,22 @@ class PackedStrings:
     @classmethod
     def load(cls, folder: str, name: str) -> 'PackedStrings':
         return cls(load_array(folder, name), load_array(folder, f'{name}_ends'))
+
+
+class StringPacker:
+    """Builds :class:`PackedStrings` one string at a time: no list of the
+    strings is ever held."""
+
+    def __init__(self) -> None:
+        self.data, self.ends = bytearray(), array('q')
+
+    def append(self, text: str) -> None:
+        self.data += text.encode('utf-8', 'surrogatepass')
+        self.ends.append(len(self.data))
+
+    def packed(self) -> PackedStrings:
+        return PackedStrings(np.frombuffer(self.data, np.uint8),
+                             np.frombuffer(self.ends, np.int64))
 
 
 def load_array(folder: str, name: str) -> np.ndarray:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from .image_checks import EMBEDDED, check_images
-from .packed_strings import PackedStrings, load_array
+from .packed_strings import PackedStrings, StringPacker, load_array
 from .record_check import (
     BadRecord,
     field_problem,
@@ -316,8 +316,9 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     else:
         reasons = []
     file_ids: dict[str, int] = {}
-    texts, target, refs, ref_ends = [], array('q'), array('q'), array('q')
-    record_no, keys, field_problems, total = array('q'), [], [], 0
+    texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'),
+                                     array('q'))
+    record_no, keys, field_problems, total = array('q'), array('q'), [], 0
     for number, (record, problem) in enumerate(source):
         total += 1
         shown = _shown_file(record)
@@ -332,7 +333,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
             field_problems.append((number, printable(shown), problem))
             continue
         ids = [file_ids.setdefault(loc, len(file_ids)) for loc in locators]
-        texts.append(record['text'])
+        texts.append(record['text'])  # packed as it comes
         target.append(ids[0])
         refs.extend(ids[1:])
         ref_ends.append(len(refs))
@@ -342,7 +343,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         raise DatasetError(f'{source.name}: no records')
     dup_of = np.full(len(keys), -1, np.int64)
     if keys:
-        _, first, inverse = np.unique(np.asarray(keys, np.int64),
+        _, first, inverse = np.unique(np.frombuffer(keys, np.int64),
                                       return_index=True, return_inverse=True)
         firsts = first[inverse]
         repeated = firsts != np.arange(len(keys))
@@ -353,7 +354,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     tmp = folder + f'.tmp-{os.getpid()}'
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    PackedStrings.pack(texts).save(tmp, 'text')
+    texts.packed().save(tmp, 'text')
     del texts
     locators = list(file_ids)
     PackedStrings.pack(locators).save(tmp, 'files')
