@@ -46,6 +46,8 @@ _ENTRIES = (
     ('*_dataloader.dataset', 'DATASETS', None, (), (), True),
     ('*_dataloader.sampler', 'DATA_SAMPLERS', None, (), ('dataset', 'seed'),
      True),
+    ('*_dataloader.batch_sampler', 'DATA_SAMPLERS', None, (),
+     ('sampler', 'batch_size'), True),
     ('*_dataloader.collate_fn', 'FUNCTIONS', None, (), ('data_batch', ), True),
     ('*_dataloader.dataset.pipeline[]', 'TRANSFORMS', None, (), (), True),
     ('val_evaluator', 'METRICS', None, (), (), False),

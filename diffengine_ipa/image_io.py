@@ -10,6 +10,7 @@ decodes to flat gray), a float image with NaN/Inf or negative values. PIL's
 89-megapixel decompression-bomb guard is replaced, deliberately, by a higher
 cap (:data:`MAX_IMAGE_PIXELS`), checked from the header before any decoding.
 """
+import io
 import os
 import re
 
@@ -29,15 +30,17 @@ _MARKER_IN_SCAN = re.compile(rb'\xff[^\x00\xd0-\xd7\xff]')
 _SEGMENT_MARKERS = set(range(0xC0, 0xD0)) | set(range(0xDA, 0xF0)) | {0xFE}
 
 
-def open_image(path: str) -> Image.Image:
+def open_image(path: str, data: bytes | None = None) -> Image.Image:
     """``path`` opened lazily (header only); :class:`ImageError` if it is
-    missing, empty, not an image or over the pixel cap."""
+    missing, empty, not an image or over the pixel cap. ``data``: the
+    image's bytes (a shard member, a dataset cell), ``path`` then only names
+    it in messages."""
     try:
-        if os.path.getsize(path) == 0:
+        if (len(data) if data is not None else os.path.getsize(path)) == 0:
             raise ImageError(path, 'zero-byte file')
         previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:  # our cap below replaces PIL's guard
-            image = Image.open(path)
+            image = Image.open(path if data is None else io.BytesIO(data))
         finally:
             Image.MAX_IMAGE_PIXELS = previous
     except FileNotFoundError:
@@ -85,10 +88,12 @@ def jpeg_problem(data: bytes) -> str | None:
     return 'truncated or corrupt JPEG: no end-of-image marker'
 
 
-def _check_jpeg(image: Image.Image, path: str) -> None:
+def _check_jpeg(image: Image.Image, path: str, data: bytes | None) -> None:
     if image.format == 'JPEG':
-        with open(path, 'rb') as f:
-            problem = jpeg_problem(f.read())
+        if data is None:
+            with open(path, 'rb') as f:
+                data = f.read()
+        problem = jpeg_problem(data)
         if problem:
             raise ImageError(path, problem)
 
@@ -126,25 +131,34 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert('RGB')
 
 
-def read_rgb_image(path: str) -> Image.Image:
-    """``path`` as an upright (EXIF-rotated) 8-bit RGB image; one-line errors."""
+def read_rgb_image(path: str, data: bytes | None = None) -> Image.Image:
+    """``path`` (or its bytes ``data``) as an upright (EXIF-rotated) 8-bit
+    RGB image; one-line errors."""
     try:
-        with open_image(path) as image:
-            _check_jpeg(image, path)
+        with open_image(path, data) as image:
+            _check_jpeg(image, path, data)
             return to_rgb(ImageOps.exif_transpose(image))
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError(path, f'cannot read image ({err})') from None
 
 
-def check_image(path: str, min_side: int = 1) -> tuple[int, int]:
-    """Decode ``path`` (cheaply: JPEGs at reduced scale) to catch truncated
-    or corrupt files; its ``(width, height)``, or :class:`ImageError`."""
-    with open_image(path) as image:
+# EXIF orientations that swap width and height (rotations by 90 degrees).
+_TRANSPOSED = (5, 6, 7, 8)
+
+
+def check_image(path: str, min_side: int = 1,
+                data: bytes | None = None) -> tuple[int, int]:
+    """Decode ``path`` (or its bytes ``data``; cheaply: JPEGs at reduced
+    scale) to catch truncated or corrupt files; its upright ``(width,
+    height)`` (after the EXIF rotation), or :class:`ImageError`."""
+    with open_image(path, data) as image:
         width, height = image.size
         if min(width, height) < min_side:
             raise ImageError(path, f'too small ({width}x{height} px; '
                              f'min_image_side is {min_side})')
-        _check_jpeg(image, path)
+        _check_jpeg(image, path, data)
+        if image.getexif().get(0x0112) in _TRANSPOSED:
+            width, height = height, width
         try:
             if image.format == 'JPEG':  # DCT scaling still reads every byte
                 image.draft('RGB', (max(min_side, 64), max(min_side, 64)))

@@ -8,6 +8,13 @@ import os
 os.environ['HF_HUB_OFFLINE'] = '1'  # before any Hugging Face import
 os.environ['TRANSFORMERS_OFFLINE'] = '1'
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+if 'DIFFENGINE_IPA_CACHE' not in os.environ:  # dataset indexes: not ~/.cache
+    import atexit
+    import shutil
+    import tempfile
+    os.environ['DIFFENGINE_IPA_CACHE'] = tempfile.mkdtemp(
+        prefix='diffengine_ipa_test_cache_')
+    atexit.register(shutil.rmtree, os.environ['DIFFENGINE_IPA_CACHE'], True)
 
 import os.path as osp  # noqa: E402
 import uuid  # noqa: E402

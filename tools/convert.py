@@ -1,7 +1,7 @@
 """Convert a checkpoint to its family's official adapter file, or describe one.
 
     python tools/convert.py CKPT [--out PATH] [--format safetensors|bin]
-                            [--dtype fp16|bf16|fp32] [--config CONFIG]
+                            [--dtype fp16|bf16|fp32] [--config CONFIG] [--ema]
     python tools/convert.py --info FILE
 
 CKPT is a checkpoint of this kit (``iter_50.pth``) or a work dir (its last
@@ -12,7 +12,8 @@ SD1.5/SDXL (diffusers' ``load_ip_adapter``, ComfyUI, the official code),
 InstantX's for SD3.5, XLabs' for FLUX.1; it is read back and checked after it
 is written, and replaces ``--out`` only after that check: a failed
 conversion leaves an existing file as it was. The input is never replaced.
-``--dtype`` casts the weights (default: keep theirs).
+``--dtype`` casts the weights (default: keep theirs); ``--ema`` exports the
+exponential moving average a run with ``AdapterEMAHook`` keeps.
 ``--config`` is needed only for an official-script checkpoint saved without
 its ``adapter_modules.*`` keys: the layers are then numbered from that
 config's UNet. ``--info`` prints what any official-layout file is: its
@@ -50,6 +51,9 @@ def parse_args() -> argparse.Namespace:
                         help='cast the weights (default: keep their dtype)')
     parser.add_argument('--config', help='config of the base model, to number '
                         'the layers of an official-script checkpoint')
+    parser.add_argument('--ema', action='store_true',
+                        help="export the adapter's moving average "
+                        '(AdapterEMAHook) instead of its weights')
     parser.add_argument('--info', metavar='FILE',
                         help='describe an official-layout file and exit')
     args = parser.parse_args()
@@ -105,6 +109,19 @@ def print_info(path: str) -> None:
             print(f'  metadata {key}: {value}')
 
 
+def with_ema_weights(contents: dict, source: str) -> dict:
+    """The checkpoint with its averaged adapter weights as ``state_dict``."""
+    ema = contents.get('ema_state_dict') if isinstance(contents, dict) else None
+    if not ema:
+        raise CheckpointError(
+            f'{source}: no EMA weights (ema_state_dict); train with '
+            "custom_hooks=[..., dict(type='AdapterEMAHook')] or convert "
+            'without --ema')
+    weights = {k[len('module.'):]: v for k, v in ema.items()
+               if k.startswith('module.')}
+    return dict(contents, state_dict=weights)
+
+
 def output_path(args: argparse.Namespace, source: str) -> tuple[str, str]:
     """``(out, format)``; never the input file itself."""
     fmt = args.format or ('bin' if args.out and args.out.endswith('.bin')
@@ -131,6 +148,8 @@ def main() -> None:
     # and validated (finite, shapes, keys), cast, and only then saved; the
     # save is read back and compared before it replaces ``out``.
     contents, _ = load_weights_file(source)
+    if args.ema:
+        contents = with_ema_weights(contents, source)
     state = to_official(contents, source, processor_names(args.config))
     validate_official(state, source)
     if args.dtype:

@@ -10,7 +10,12 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
 from mmengine.registry import init_default_scope
 
-from ..datasets.embedding_cache import EmbeddingCache, cacheable_pipeline, settings_of
+from ..datasets.embedding_cache import (
+    EmbeddingCache,
+    cacheable_pipeline,
+    cached_reference,
+    settings_of,
+)
 from ..datasets.transforms import fill_resolution
 from ..dtypes import to_dtype
 from ..registry import DATASETS, MODELS
@@ -35,6 +40,17 @@ def _pipelines(pipeline: list[dict]) -> list[tuple[str, Compose]]:
                     for s, flip in zip(steps, is_flip, strict=True)]
         variants.append(('_flipped', Compose(mirrored + [pack])))
     return variants
+
+
+def _sample(info: dict) -> dict:
+    """A record as the cached transforms take it: its bucket, if any, and
+    the reference the entry encodes (see :func:`cached_reference`)."""
+    sample = dict(img_path=info['img_path'], text=info['text'])
+    if info.get('bucket') is not None:
+        sample['bucket'] = info['bucket']
+    if cached_reference(info) is not None:
+        sample['reference_path'] = cached_reference(info)
+    return sample
 
 
 def _stored(name: str, value: torch.Tensor, dtype: str) -> torch.Tensor:
@@ -74,7 +90,8 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
         key = cache.entry_key(info['img_path'], info['text'], settings,
-                              fingerprint)
+                              fingerprint, info.get('bucket'),
+                              cached_reference(info))
         if not osp.isfile(cache.entry_path(key)):
             todo.append((key, info))
 
@@ -84,8 +101,7 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
         entries: list[dict] = [{} for _ in chunk]
         for suffix, transforms in variants:
             batch = default_collate([
-                transforms(dict(img_path=info['img_path'], text=info['text']))
-                for _, info in chunk])['inputs']
+                transforms(_sample(info)) for _, info in chunk])['inputs']
             mean, std = model.family.latent_distribution(
                 batch['pixel_values'].to(device))
             outputs = dict(latent_mean=mean, latent_std=std)

@@ -1,6 +1,9 @@
 """Datasets and their transforms."""
+from .aspect_buckets import AspectRatioBuckets
+from .bucket_batch_sampler import BucketBatchSampler
 from .ip_adapter_dataset import IPAdapterDataset, read_records
 from .ip_adapter_eval_dataset import IPAdapterEvalDataset
+from .ip_adapter_web_dataset import IPAdapterWebDataset
 from .transforms import (
                          CenterCrop,
                          ComputeTimeIds,
@@ -9,12 +12,15 @@ from .transforms import (
                          PreprocessReference,
                          RandomCrop,
                          RandomHorizontalFlip,
+                         ResizeCropToBucket,
                          ResizeShortEdge,
                          ToVAEInput,
 )
 
 __all__ = [
-    'IPAdapterDataset', 'IPAdapterEvalDataset', 'read_records', 'LoadImage',
+    'IPAdapterDataset', 'IPAdapterEvalDataset', 'IPAdapterWebDataset',
+    'AspectRatioBuckets', 'BucketBatchSampler', 'read_records', 'LoadImage',
     'PreprocessReference', 'ResizeShortEdge', 'CenterCrop', 'RandomCrop',
-    'RandomHorizontalFlip', 'ToVAEInput', 'ComputeTimeIds', 'PackInputs'
+    'RandomHorizontalFlip', 'ResizeCropToBucket', 'ToVAEInput', 'ComputeTimeIds',
+    'PackInputs'
 ]

@@ -29,6 +29,7 @@ from ..errors import DatasetError
 from ..fileio import atomic_write_bytes
 
 __all__ = [
+    'cached_reference',
     'CACHE_VERSION', 'EmbeddingCache', 'cacheable_pipeline', 'settings_of'
 ]
 
@@ -48,7 +49,8 @@ def cacheable_pipeline(pipeline: list[dict]) -> tuple[list[dict], float]:
     steps, flip = [], 0.0
     for transform in pipeline:
         kind = _type_name(transform)
-        if kind in _UNCACHEABLE:
+        if kind in _UNCACHEABLE or (kind == 'ResizeCropToBucket'
+                                    and transform.get('random_crop')):
             raise DatasetError(
                 f'the pipeline has {kind}, which an embedding cache cannot '
                 'hold (each epoch would crop elsewhere): use CenterCrop, or '
@@ -68,6 +70,13 @@ def settings_of(pipeline: list[dict], dtype: str) -> dict[str, Any]:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256('\x00'.join(parts).encode()).hexdigest()
+
+
+def cached_reference(info: dict) -> str | None:
+    """The reference a cache entry encodes: the record's first one (the
+    cache holds one image encoding per record), or ``None`` (the target)."""
+    paths = info.get('reference_paths')
+    return paths[0] if paths else None
 
 
 class EmbeddingCache:
@@ -103,10 +112,17 @@ class EmbeddingCache:
         return digest.hexdigest()
 
     def entry_key(self, img_path: str, text: str, settings: dict,
-                  fingerprint: str) -> str:
-        """The key of one sample's entry."""
-        return _digest(self.image_digest(img_path), text,
-                       json.dumps(settings, sort_keys=True), fingerprint)[:40]
+                  fingerprint: str, bucket: tuple | None = None,
+                  reference_path: str | None = None) -> str:
+        """The key of one sample's entry: its image, caption, aspect-ratio
+        bucket and reference (when it has its own) count."""
+        parts = [self.image_digest(img_path), text,
+                 json.dumps(settings, sort_keys=True), fingerprint]
+        if bucket is not None:
+            parts.append(f'bucket {bucket[0]}x{bucket[1]}')
+        if reference_path is not None:
+            parts.append('reference ' + self.image_digest(reference_path))
+        return _digest(*parts)[:40]
 
     def entry_path(self, key: str) -> str:
         return osp.join(self.folder, 'entries', key[:2], f'{key}.safetensors')
@@ -144,7 +160,8 @@ class EmbeddingCache:
         missing = []
         for index, info in enumerate(data_list):
             key = self.entry_key(info['img_path'], info['text'], settings,
-                                 self.manifest['fingerprint'])
+                                 self.manifest['fingerprint'],
+                                 info.get('bucket'), cached_reference(info))
             info['cache_file'] = self.entry_path(key)
             if not osp.isfile(info['cache_file']):
                 missing.append((index, info['img_path']))

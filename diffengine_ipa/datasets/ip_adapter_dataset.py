@@ -1,93 +1,59 @@
-"""Image–caption records from a ``data.json`` annotation file."""
-import codecs
-import json
+"""Image–caption records from a file or folder the user already has."""
 import logging
 import os.path as osp
 
+import numpy as np
+import torch
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
 from ..errors import DatasetError
 from ..registry import DATASETS
 from ..sample_generators import DrawKey, sample_generator
+from .aspect_buckets import AspectRatioBuckets
 from .embedding_cache import EmbeddingCache
-from .record_check import check_records, describe_bad_records
+from .record_check import count_problems, describe_bad_records
+from .record_index import RecordIndex, default_cache_root
+from .record_sources import decode_annotations, open_source, read_records
 from .transforms.geometric import fill_resolution
 
-__all__ = ['IPAdapterDataset', 'read_records', 'decode_annotations']
+__all__ = ['IPAdapterDataset', 'read_records', 'decode_annotations',
+           'draw_reference']
 
 
-_BOMS = ((codecs.BOM_UTF32_LE, 'utf-32'), (codecs.BOM_UTF32_BE, 'utf-32'),
-         (codecs.BOM_UTF8, 'utf-8-sig'), (codecs.BOM_UTF16_LE, 'utf-16'),
-         (codecs.BOM_UTF16_BE, 'utf-16'))
-
-
-def decode_annotations(raw: bytes, ann_file: str) -> str:
-    """The text of an annotation file in any encoding an editor writes:
-    UTF-8 with or without a BOM, UTF-16 or UTF-32 with a BOM, UTF-16
-    without one; anything else is one line naming the first bad byte."""
-    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)),
-                    None)
-    if encoding is None and len(raw) >= 2 and b'\x00' in raw[:200]:
-        head = raw[:200]  # ASCII text in UTF-16 has a NUL every other byte
-        if head[1::2].count(0) > len(head) // 4:
-            encoding = 'utf-16-le'
-        elif head[0::2].count(0) > len(head) // 4:
-            encoding = 'utf-16-be'
-    try:
-        return raw.decode(encoding or 'utf-8')
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b'\n') + 1
-        raise DatasetError(
-            f'{ann_file}: not {encoding or "UTF-8"} text (byte '
-            f'0x{raw[err.start]:02x} at line {line} cannot be decoded); save '
-            'it as UTF-8') from None
-
-
-def read_records(ann_file: str) -> list:
-    """Parse a JSON list (or JSON Lines) of records; one-line errors."""
-    try:
-        with open(ann_file, 'rb') as f:
-            raw = f.read()
-    except OSError as err:
-        raise DatasetError(
-            f'{ann_file}: cannot read the annotation file ({err.strerror})'
-        ) from None
-    text = decode_annotations(raw, ann_file)
-    try:
-        records = json.loads(text)
-    except RecursionError:
-        raise DatasetError(f'{ann_file}: JSON nested too deeply to be '
-                           'records') from None
-    except json.JSONDecodeError as err:
-        lines = [line for line in text.splitlines() if line.strip()]
-        try:  # JSON Lines: one object per line
-            records = [json.loads(line) for line in lines]
-        except (json.JSONDecodeError, RecursionError):
-            raise DatasetError(f'{ann_file}: not valid JSON or JSON Lines '
-                               f'({err.msg} at line {err.lineno}, column '
-                               f'{err.colno})') from None
-    if isinstance(records, dict) and {'image_file', 'text'} & set(records):
-        records = [records]  # JSON Lines of one record, or one JSON object
-    if not isinstance(records, list):
-        raise DatasetError(
-            f'{ann_file}: expected a JSON list of {{"image_file", "text"}} '
-            f'records, got a JSON {type(records).__name__}')
-    return records
+def draw_reference(paths: list[str], seed: int, epoch: int,
+                   sample_idx: int) -> str:
+    """The reference a sample shows the image encoder this epoch: one of
+    its ``paths``, drawn from the sample's own generator (run seed, epoch,
+    sample index; a stream of its own, so the crop and flip draws stay)."""
+    if len(paths) == 1:
+        return paths[0]
+    generator = sample_generator(seed, epoch, sample_idx, stream='reference')
+    return paths[int(torch.randint(len(paths), (), generator=generator))]
 
 
 @DATASETS.register_module()
 class IPAdapterDataset(BaseDataset):
-    """A list of ``{"image_file": "images/x.jpg", "text": "a caption"}``.
+    """Records ``{"image_file", "text", "reference_file"?}`` from any source.
 
-    Image paths are relative to ``data_root`` when it is given, otherwise to
-    the folder of the annotation file. Every record is checked before
-    training starts (see :mod:`.record_check`); ``python
-    tools/check_dataset.py DATA_JSON`` runs the same check alone.
+    ``ann_file`` is a JSON list or JSON Lines file, a folder of images with
+    same-named ``.txt`` captions, a Hugging Face dataset folder
+    (``save_to_disk``) or ``.parquet`` / ``.arrow`` files (see
+    :mod:`.record_sources`). ``reference_file`` (a path or a list) names the
+    image(s) the image encoder reads; without it the target is its own
+    reference. Image paths are relative to ``data_root`` when it is given,
+    otherwise to the annotation file's folder (or the folder itself).
+
+    Every record is checked before training starts (:mod:`.record_check`),
+    images in parallel; the verdicts are cached, keyed by each file's size
+    and modification time, and the records are held packed and
+    memory-mapped (:mod:`.record_index`), so 10⁶ records start in seconds
+    and every DataLoader worker shares them. ``python
+    tools/check_dataset.py ANN_FILE`` runs the same check alone.
 
     Args:
-        ann_file: The annotation file (JSON list or JSON Lines), relative to
-            ``data_root`` if that is set.
+        ann_file: The records (see above), relative to ``data_root`` if that
+            is set.
         data_root: Folder that image paths (and ``ann_file``) are relative to.
         pipeline: Transforms applied to each sample.
         resolution: The training resolution: the size of every resize and
@@ -99,6 +65,17 @@ class IPAdapterDataset(BaseDataset):
             ``'skip'`` trains without them (logged), and also replaces a
             sample whose image becomes unreadable during training.
         min_image_side: Images with a shorter side are unusable.
+        buckets: Aspect-ratio buckets, e.g. ``dict(resolution=1024,
+            step=64, max_aspect=4.0)`` (see :class:`.AspectRatioBuckets`):
+            each sample gets its ``bucket`` (height, width) for
+            ``ResizeCropToBucket``, and ``BucketBatchSampler`` batches
+            them one bucket at a time.
+        image_column: Column of the target images (datasets, parquet).
+        text_column: Column of the captions.
+        reference_column: Column of the references, if any.
+        index_cache: Folder of the record index and image verdicts
+            (default ``$DIFFENGINE_IPA_CACHE`` or ``~/.cache/diffengine_ipa``).
+        check_workers: Processes that check images (default: up to 8).
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -110,6 +87,12 @@ class IPAdapterDataset(BaseDataset):
                  embedding_cache: str | None = None,
                  on_bad_record: str = 'strict',
                  min_image_side: int = 64,
+                 buckets: dict | None = None,
+                 image_column: str = 'image',
+                 text_column: str = 'text',
+                 reference_column: str | None = None,
+                 index_cache: str | None = None,
+                 check_workers: int | None = None,
                  **kwargs) -> None:
         if on_bad_record not in ('strict', 'skip'):
             raise DatasetError(f'on_bad_record={on_bad_record!r}: use '
@@ -118,6 +101,10 @@ class IPAdapterDataset(BaseDataset):
         self.min_image_side = min_image_side
         self._images_relative_to_ann = not data_root
         self.resolution = resolution
+        self.columns = dict(image_column=image_column, text_column=text_column,
+                            reference_column=reference_column)
+        self.index_cache, self.check_workers = index_cache, check_workers
+        self.buckets = AspectRatioBuckets(**buckets) if buckets else None
         self.pipeline_cfg = fill_resolution(pipeline, resolution)
         self.embedding_cache = (EmbeddingCache(embedding_cache)
                                 if embedding_cache else None)
@@ -126,41 +113,113 @@ class IPAdapterDataset(BaseDataset):
             ann_file=ann_file,
             data_root=data_root or '',
             pipeline=list(self.pipeline_cfg),
+            serialize_data=False,
             **kwargs)
 
-    def load_data_list(self) -> list[dict]:
-        """Read and check every record before training starts."""
-        records = read_records(self.ann_file)
-        if not records:
-            raise DatasetError(f'{self.ann_file}: no records')
-        image_root = (
-            osp.dirname(self.ann_file)
-            if self._images_relative_to_ann else self.data_root)
-        data_list, bad = check_records(records, image_root,
-                                       self.min_image_side)
-        if bad and (self.on_bad_record == 'strict' or not data_list):
-            raise DatasetError(
-                f'{self.ann_file}: {len(bad)} of {len(records)} records are '
-                'unusable; fix or remove them'
-                + ('' if data_list else ' (none is usable)')
-                + ', or set on_bad_record="skip" on the dataset to train '
-                'without them:\n' + describe_bad_records(bad))
-        if bad:
-            print_log(
-                f'{self.ann_file}: skipped {len(bad)} of {len(records)} '
-                f'unusable records (on_bad_record="skip"):\n'
-                + describe_bad_records(bad, limit=None),
-                logger='current', level=logging.WARNING)
+    def full_init(self) -> None:
+        """Open (or build) the record index; stop or log on bad records."""
+        if self._fully_initialized:
+            return
+        if not osp.exists(self.ann_file):
+            raise DatasetError(f'{self.ann_file}: cannot read the annotation '
+                               'file (No such file or directory)')
+        image_root = None if self._images_relative_to_ann else self.data_root
+        columns = self.columns if osp.isdir(self.ann_file) or (
+            self.ann_file.endswith(('.parquet', '.arrow'))) else {}
+        source = open_source(self.ann_file, image_root, **columns)
+        if hasattr(source, 'cache_dir'):  # parquet converted to Arrow there
+            source.cache_dir = osp.join(
+                self.index_cache or default_cache_root(), 'arrow')
+        self.index = RecordIndex.open(source, self.min_image_side,
+                                      self.index_cache, self.check_workers)
+        self._report_bad_records()
+        if self._indices is not None:  # BaseDataset's ``indices``: a subset
+            keep = self._indices
+            if isinstance(keep, int):
+                keep = slice(None, keep) if keep >= 0 else slice(keep, None)
+            self.index.usable = np.asarray(self.index.usable)[keep]
+        self.bucket_ids = (self.buckets.assign(self.index.image_sizes())
+                           if self.buckets else None)
+        self._cache_files = None
         if self.embedding_cache is not None:
-            self.embedding_cache.check(data_list, self.pipeline_cfg,
-                                       self.ann_file)
-        return data_list
+            if len(self.index) and self.index.is_embedded(
+                    self.index.info(0)['img_path']):
+                raise DatasetError(
+                    f'{self.ann_file}: an embedding cache keys entries by '
+                    'image files, and this dataset stores its images inside '
+                    'it; train without embedding_cache, or save the images '
+                    'as files and name them in an image-path column')
+            infos = [self._record(i) for i in range(len(self.index))]
+            self.embedding_cache.check(infos, self.pipeline_cfg, self.ann_file)
+            self._cache_files = [info['cache_file'] for info in infos]
+        self._fully_initialized = True
+
+    def _report_bad_records(self) -> None:
+        total, usable = self.index.total, len(self.index)
+        if usable == total:
+            return
+        bad = self.index.bad_records()
+        counts = ', '.join(f'{kind}: {n}'
+                           for kind, n in count_problems(bad).items())
+        if self.on_bad_record == 'strict' or not usable:
+            raise DatasetError(
+                f'{self.ann_file}: {len(bad)} of {total} records are '
+                'unusable; fix or remove them'
+                + ('' if usable else ' (none is usable)')
+                + ', or set on_bad_record="skip" on the dataset to train '
+                f'without them ({counts}):\n' + describe_bad_records(bad))
+        print_log(
+            f'{self.ann_file}: skipped {len(bad)} of {total} unusable '
+            f'records (on_bad_record="skip"; {counts}):\n'
+            + describe_bad_records(bad, limit=100),
+            logger='current', level=logging.WARNING)
+
+    def __len__(self) -> int:
+        if not self._fully_initialized:
+            self.full_init()
+        return len(self.index)
+
+    def _record(self, idx: int) -> dict:
+        info = self.index.info(idx)
+        info['sample_idx'] = idx
+        if self.bucket_ids is not None:
+            info['bucket'] = self.buckets.sizes[int(self.bucket_ids[idx])]
+        return info
+
+    def get_data_info(self, idx: int) -> dict:
+        """The ``idx``-th usable record: ``img_path``, ``text``,
+        ``image_size``, ``sample_idx``, ``reference_paths`` (when it names
+        its own), ``bucket`` (with buckets)."""
+        if not self._fully_initialized:
+            self.full_init()
+        if idx < 0:
+            idx += len(self)
+        info = self._record(idx)
+        if self._cache_files is not None:
+            info['cache_file'] = self._cache_files[idx]
+        return info
 
     def set_draw_epoch(self, seed: int, epoch: int) -> None:
         """Key the samples' random transforms by the run's seed and this
         epoch (``RandomStateHook`` calls it before each training epoch; the
         DataLoader workers, persistent ones included, see it)."""
         self.draw_key.set(seed, epoch)
+
+    def pipeline_input(self, info: dict, seed: int = 0, epoch: int = 0
+                       ) -> dict:
+        """``info`` as the pipeline takes it: the reference drawn
+        (``reference_path``), images stored in the source as bytes
+        (``img_bytes``, ``reference_bytes``)."""
+        info = dict(info)
+        paths = info.pop('reference_paths', None)
+        if paths:
+            info['reference_path'] = draw_reference(paths, seed, epoch,
+                                                    info['sample_idx'])
+        for key, data in (('img_path', 'img_bytes'),
+                          ('reference_path', 'reference_bytes')):
+            if key in info and self.index.is_embedded(info[key]):
+                info[key], info[data] = self.index.embedded_bytes(info[key])
+        return info
 
     def prepare_data(self, idx: int) -> dict | None:
         """The sample through the pipeline, or from the embedding cache.
@@ -175,6 +234,7 @@ class IPAdapterDataset(BaseDataset):
             if self.embedding_cache is not None:
                 return self.embedding_cache.load(info)
             seed, epoch = self.draw_key.get()
+            info = self.pipeline_input(info, seed, epoch)
             info['generator'] = sample_generator(
                 seed, epoch, info['sample_idx'], stream='data')
             return self.pipeline(info)
@@ -184,3 +244,6 @@ class IPAdapterDataset(BaseDataset):
             print_log(f'skipped a record that failed during training: {err}',
                       logger='current', level=logging.WARNING)
             return None
+
+    def _rand_another(self) -> int:
+        return int(np.random.randint(0, len(self)))

@@ -5,7 +5,7 @@ import os.path as osp
 from ..errors import DatasetError
 from ..fileio import safe_file_name
 from ..registry import DATASETS
-from .ip_adapter_dataset import IPAdapterDataset
+from .ip_adapter_dataset import IPAdapterDataset, read_records
 
 __all__ = ['IPAdapterEvalDataset']
 
@@ -38,9 +38,16 @@ class IPAdapterEvalDataset(IPAdapterDataset):
         self.quick = quick
         super().__init__(ann_file=ann_file, **kwargs)
 
-    def load_data_list(self) -> list[dict]:
+    def full_init(self) -> None:
+        """Check the cases as training records, then expand them."""
+        if self._fully_initialized:
+            return
+        super().full_init()
+        records = read_records(self.ann_file)  # a few cases: their own fields
         samples, ids = [], {}
-        for case in super().load_data_list():
+        for i in range(len(self.index)):
+            case = dict(records[self.index.record_number(i)],
+                        **self.index.info(i))
             if not isinstance(case.get('prompt'), str) or not case['prompt']:
                 raise DatasetError(f'{self.ann_file}: case {case["image_file"]}'
                                    ' needs a non-empty "prompt"')
@@ -58,8 +65,19 @@ class IPAdapterEvalDataset(IPAdapterDataset):
             for scale in self.scales:
                 for seed in self.seeds:
                     samples.append(dict(case, case_id=case_id, scale=scale,
-                                        seed=seed))
+                                        seed=seed, sample_idx=len(samples)))
         if not samples:
             raise DatasetError(f'{self.ann_file}: no evaluation cases'
                                + (' marked "quick"' if self.quick else ''))
-        return samples
+        self.samples = samples
+
+    def __len__(self) -> int:
+        if not self._fully_initialized:
+            self.full_init()
+        return len(self.samples)
+
+    def get_data_info(self, idx: int) -> dict:
+        """The ``idx``-th case × scale × seed."""
+        if not self._fully_initialized:
+            self.full_init()
+        return dict(self.samples[idx])

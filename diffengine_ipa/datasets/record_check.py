@@ -1,22 +1,25 @@
-"""Check every record of an annotation file before training starts.
+"""Check every record of a dataset before training starts.
 
 A record is usable when it is an object with a non-empty string ``text`` and
 an ``image_file`` (both valid Unicode without NUL bytes: a tokenizer or the
 file system would fail on them mid-training) inside the image root, symlinks
 resolved, that decodes to an image of at least ``min_image_side`` pixels a
-side, and it is not a duplicate (same image and caption) of an earlier
-record. ``tools/check_dataset.py`` and ``IPAdapterDataset`` both run this
-check, so they agree on what is usable.
+side, its ``reference_file`` (optional: one path or a list of them, the
+images the image encoder reads instead of the target) likewise, and it is
+not a duplicate (same image and caption) of an earlier record.
+``tools/check_dataset.py`` and the datasets run this check (the field and
+path part here, the images in :mod:`.record_index`), so they agree on what
+is usable.
 """
 import os
 import os.path as osp
+import re
 import reprlib
 from dataclasses import dataclass
 
-from ..errors import ImageError
-from ..image_io import check_image
-
-__all__ = ['BadRecord', 'check_records', 'describe_bad_records']
+__all__ = ['BadRecord', 'describe_bad_records', 'field_problem',
+           'reference_files', 'resolve_path', 'symlink_problem',
+           'problem_kind', 'count_problems', 'printable']
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,32 @@ def _text_problem(value: str, what: str) -> str | None:
     return None
 
 
-def _field_problem(record: object) -> str | None:
+def reference_files(record: dict) -> list[str]:
+    """The record's ``reference_file`` as a list (empty: none given)."""
+    value = record.get('reference_file')
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _reference_problem(record: dict) -> str | None:
+    value = record.get('reference_file')
+    if value is None:
+        return None
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not paths or not all(
+            isinstance(path, str) and path for path in paths):
+        return ('"reference_file" must be a path or a non-empty list of '
+                f'paths, got {_SHORT.repr(value)}')
+    for path in paths:
+        problem = _text_problem(path, '"reference_file"')
+        if problem:
+            return problem
+    return None
+
+
+def field_problem(record: object) -> str | None:
+    """Why a record's fields are unusable, if they are (no file is read)."""
     if not isinstance(record, dict):
         return f'not a JSON object ({printable(_SHORT.repr(record))})'
     if 'image_file' not in record or 'text' not in record:
@@ -71,51 +99,49 @@ def _field_problem(record: object) -> str | None:
         return f'caption ("text") is not a string: {_SHORT.repr(text)}'
     if not text.strip():
         return 'caption ("text") is empty'
-    return _text_problem(text, 'caption ("text")')
+    return _text_problem(text, 'caption ("text")') or _reference_problem(record)
 
 
 def _within(path: str, root: str) -> bool:
     return path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _escapes(img_path: str, root: str) -> str | None:
-    """Why ``img_path`` is outside the image root ``root`` (both absolute),
-    if it is; a symlink counts where it leads."""
-    if not _within(img_path, root):
-        return f'path escapes the image root {root}'
-    if not _within(osp.realpath(img_path), osp.realpath(root)):
+def resolve_path(file: str, root: str) -> tuple[str, str | None]:
+    """``file`` (from a record) as an absolute path under the absolute image
+    root ``root``, and why it escapes the root, if it does (``..``)."""
+    path = osp.normpath(osp.join(root, file))
+    if not _within(path, root):
+        return path, f'path escapes the image root {root}'
+    return path, None
+
+
+def symlink_problem(path: str, root: str) -> str | None:
+    """Why ``path`` (inside ``root`` as written) leads out of it, if it
+    does: a symlink counts where it leads."""
+    if not _within(osp.realpath(path), osp.realpath(root)):
         return f'a symlink that leads out of the image root {root}'
     return None
 
 
-def check_records(records: list, image_root: str, min_image_side: int = 1
-                  ) -> tuple[list[dict], list[BadRecord]]:
-    """Split ``records`` into usable ones (each with its absolute
-    ``img_path``) and :class:`BadRecord` s, in file order."""
-    root = osp.abspath(image_root)
-    good, bad, seen = [], [], {}
-    for index, record in enumerate(records):
-        file = record.get('image_file', '-') if isinstance(record, dict) else '-'
-        reason = _field_problem(record)
-        if reason is None:
-            img_path = osp.normpath(osp.join(root, record['image_file']))
-            key = (img_path, record['text'])
-            reason = _escapes(img_path, root)
-            if reason is None and key in seen:
-                reason = f'duplicate of record {seen[key]}'
-            elif reason is None:
-                try:
-                    check_image(img_path, min_image_side)
-                except ImageError as err:
-                    reason = err.reason
-        if reason is None:
-            seen[key] = index
-            good.append(dict(record, img_path=img_path))
-        else:
-            bad.append(BadRecord(index, printable(_SHORT.repr(file) if not
-                                                  isinstance(file, str) else
-                                                  file), reason))
-    return good, bad
+def problem_kind(reason: str) -> str:
+    """A reason without its particulars (sizes, record numbers, paths,
+    details after a colon), to count problems by kind."""
+    if reason.startswith('reference_file ') and ': ' in reason:
+        return 'reference_file: ' + problem_kind(reason.split(': ', 1)[1])
+    kind = re.sub(r' \([^()]*\)$', '', reason.split(': ')[0])
+    kind = kind.split(' of record ')[0]
+    if ' the image root' in kind:
+        kind = kind[:kind.index(' the image root') + len(' the image root')]
+    return kind.rstrip('.')
+
+
+def count_problems(bad: list[BadRecord]) -> dict[str, int]:
+    """How many bad records each kind of problem has, commonest first."""
+    counts: dict[str, int] = {}
+    for problem in bad:
+        kind = problem_kind(problem.reason)
+        counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def describe_bad_records(bad: list[BadRecord], limit: int | None = 20) -> str:

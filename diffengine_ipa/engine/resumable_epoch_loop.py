@@ -44,7 +44,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         for idx in range(len(self.dataloader)):
             if resumed is not None and idx == done:
                 set_random_state(resumed['now'])
-            data_batch = next(batches)  # skipped ones are loaded, not trained
+            # skipped ones are loaded, not trained; a stream that ends early
+            # (shards with samples skipped as bad) ends the epoch
+            data_batch = next(batches, None)
+            if data_batch is None:
+                break
             if idx >= done:
                 self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')

@@ -2,7 +2,9 @@
 
 * :class:`NoisePrediction` (SD1.5, SDXL): DDPM noising with the base model's
   beta schedule; the target is the noise (ε) or the velocity (v), by the
-  scheduler's ``prediction_type``; plain MSE.
+  scheduler's ``prediction_type``; MSE, optionally weighted per sample by
+  min-SNR-γ (Hang et al. 2023, arXiv 2303.09556), as diffusers'
+  ``train_text_to_image.py --snr_gamma``.
 * :class:`RectifiedFlow` (SD3, FLUX.1): ``x_t = (1 - σ) x_0 + σ ε``, the
   target ``ε - x_0``, timesteps drawn by diffusers'
   ``compute_density_for_timestep_sampling`` from the scheduler's (shifted)
@@ -26,11 +28,28 @@ class NoisePrediction:
     Args:
         scheduler_config: The base model's scheduler config; its betas and
             ``prediction_type`` decide the noising and the target.
+        snr_gamma: Weight each sample's loss by ``min(SNR(t), γ) / SNR(t)``
+            (ε) or ``min(SNR(t), γ) / (SNR(t) + 1)`` (v), SNR from diffusers'
+            ``compute_snr``; 5.0 is the paper's. ``None``: plain MSE.
     """
 
-    def __init__(self, scheduler_config: dict) -> None:
+    def __init__(self, scheduler_config: dict,
+                 snr_gamma: float | None = None) -> None:
         from diffusers import DDPMScheduler
+        if snr_gamma is not None and not snr_gamma > 0:
+            raise UserError(f'objective snr_gamma={snr_gamma}: must be > 0 '
+                            '(5.0 is the paper\'s), or None for plain MSE')
         self.scheduler = DDPMScheduler.from_config(scheduler_config)
+        self.snr_gamma = snr_gamma
+
+    def snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
+        """(B, ) min-SNR-γ loss weights of ``timesteps``."""
+        from diffusers.training_utils import compute_snr
+        snr = compute_snr(self.scheduler, timesteps).float()
+        clipped = snr.clamp(max=self.snr_gamma)
+        if self.scheduler.config.prediction_type == 'v_prediction':
+            return clipped / (snr + 1)
+        return clipped / snr
 
     def sample_timestep(self, generator: torch.Generator | None,
                         device: torch.device) -> torch.Tensor:
@@ -50,7 +69,11 @@ class NoisePrediction:
             target = self.scheduler.get_velocity(latents, noise, timesteps)
         else:
             target = noise
-        return F.mse_loss(prediction.float(), target.float())
+        if self.snr_gamma is None:
+            return F.mse_loss(prediction.float(), target.float())
+        per_sample = F.mse_loss(prediction.float(), target.float(),
+                                reduction='none').flatten(1).mean(1)  # (B, )
+        return (per_sample * self.snr_weights(timesteps)).mean()
 
 
 class RectifiedFlow:
@@ -77,8 +100,14 @@ class RectifiedFlow:
                  logit_mean: float = 0.0,
                  logit_std: float = 1.0,
                  mode_scale: float = 1.29,
-                 precondition_outputs: bool = False) -> None:
+                 precondition_outputs: bool = False,
+                 snr_gamma: float | None = None) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
+        if snr_gamma is not None:
+            raise UserError(
+                'model.family.objective.snr_gamma: min-SNR-γ weights the ε/v '
+                'objective of SD1.5 and SDXL; flow families weight timesteps '
+                "by weighting_scheme ('logit_normal', 'mode', ...) instead")
         if weighting_scheme not in self.SCHEMES:
             raise UserError(f'model.family.objective.weighting_scheme: '
                             f'{weighting_scheme!r} is not one of {self.SCHEMES}')

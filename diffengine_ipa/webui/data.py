@@ -10,13 +10,13 @@ import os
 import os.path as osp
 import shutil
 
-from ..datasets.record_check import check_records
 from ..errors import UserError
 from ..fileio import atomic_write_bytes
 from .workspace import Workspace
 
 __all__ = ['ANNOTATION_FILE', 'HEADERS', 'IMAGE_EXTENSIONS', 'dataset_rows',
-           'add_images', 'scan_folder', 'save_rows', 'annotation_file']
+           'add_images', 'scan_folder', 'save_rows', 'annotation_file',
+           'index_cache', 'check_annotation_file']
 
 ANNOTATION_FILE = 'data.json'
 HEADERS = ['image_file', 'text', 'check']
@@ -28,6 +28,22 @@ MIN_IMAGE_SIDE = 64  # IPAdapterDataset's default
 def annotation_file(ws: Workspace, folder: str) -> str:
     """``<folder>/data.json`` of a dataset folder in the workspace."""
     return osp.join(ws.resolve(folder), ANNOTATION_FILE)
+
+
+def index_cache(ws: Workspace) -> str:
+    """The workspace's folder of record indexes and image verdicts (the
+    dataset's ``index_cache``: the page writes nothing outside)."""
+    return osp.join(ws.root, '.cache')
+
+
+def check_annotation_file(ws: Workspace, path: str):
+    """The record check of ``IPAdapterDataset`` on an annotation file:
+    ``(number of records, [BadRecord, ...])``."""
+    from ..datasets.record_index import RecordIndex
+    from ..datasets.record_sources import open_source
+    index = RecordIndex.open(open_source(path), MIN_IMAGE_SIDE,
+                             index_cache(ws), workers=1, progress=False)
+    return index.total, index.bad_records()
 
 
 def _read(ws: Workspace, folder: str) -> list[dict]:
@@ -45,8 +61,10 @@ def _write(ws: Workspace, folder: str, records: list[dict]) -> None:
 
 
 def _rows(ws: Workspace, folder: str, records: list[dict]) -> list[list[str]]:
-    """Rows with each record's verdict: ``ok`` or the check's reason."""
-    _, bad = check_records(records, ws.resolve(folder), MIN_IMAGE_SIDE)
+    """Rows with each record's verdict: ``ok`` or the check's reason (of
+    the records as written to the folder's annotation file)."""
+    bad = check_annotation_file(ws, annotation_file(ws, folder))[1] \
+        if records else []
     reasons = {problem.index: problem.reason for problem in bad}
     return [[str(r.get('image_file', '')) if isinstance(r, dict) else '',
              str(r.get('text') or '') if isinstance(r, dict) else '',

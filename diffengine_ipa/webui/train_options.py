@@ -6,12 +6,12 @@ import json
 import os.path as osp
 from dataclasses import asdict, dataclass
 
-from ..datasets.record_check import check_records, describe_bad_records
+from ..datasets.record_check import describe_bad_records
 from ..errors import DatasetError, UserError
 from ..fileio import atomic_write_bytes
 from . import kit
 from .base_models import model_options, options_to_args
-from .data import annotation_file
+from .data import annotation_file, check_annotation_file, index_cache
 from .workspace import Workspace
 
 __all__ = ['TrainSettings', 'PRECISIONS', 'train_options', 'train_command',
@@ -64,15 +64,13 @@ def _positive(value, name: str, kind=int):
 def _check_dataset(ws: Workspace, folder: str) -> str:
     """The dataset's annotation file, if every record is usable (the check
     that training runs first, run here so the page says it at once)."""
-    from ..datasets import read_records
     path = annotation_file(ws, folder)
     if not osp.isfile(path):
         raise DatasetError(f'{folder}: no {osp.basename(path)} yet (add images '
                            'in the Data tab)')
-    records = read_records(path)
-    _, bad = check_records(records, osp.dirname(path), 64)
-    if not records or bad:
-        raise DatasetError(f'{folder}: {len(bad)} of {len(records)} records are '
+    total, bad = check_annotation_file(ws, path)
+    if not total or bad:
+        raise DatasetError(f'{folder}: {len(bad)} of {total} records are '
                            'unusable:\n' + describe_bad_records(bad))
     return path
 
@@ -85,6 +83,7 @@ def train_options(ws: Workspace, settings: TrainSettings) -> dict[str, object]:
     if settings.dataset:
         options['train_dataloader.dataset.ann_file'] = _check_dataset(
             ws, settings.dataset)
+        options['train_dataloader.dataset.index_cache'] = index_cache(ws)
     values = {
         'train_cfg.max_epochs': _positive(settings.epochs, 'epochs'),
         'optim_wrapper.optimizer.lr': _positive(settings.lr, 'lr', float),

@@ -1,5 +1,6 @@
 """tools/check_dataset.py: the dataset check alone, as a command."""
 import json
+import os
 import os.path as osp
 
 from ..conftest import REPO
@@ -25,3 +26,26 @@ def test_problems_are_listed_and_exit_nonzero(tmp_path):
     assert lines[0].startswith('  record 1 (images/cut.jpg): truncated')
     assert lines[1] == '  record 2 (images/missing.jpg): caption ("text") is null'
     assert lines[2] == '  record 3 (images/missing.jpg): no such file'
+
+
+def test_counts_by_problem_and_verdicts_cached_by_size_and_mtime(tmp_path):
+    from .helpers import run_tool_in_process
+    records = write_case(tmp_path, 'truncated JPEG')
+    records += [{'image_file': f'images/gone{i}.jpg', 'text': 'x'}
+                for i in range(3)]
+    (tmp_path / 'data.json').write_text(json.dumps(records))
+    result = run_tool_in_process('check_dataset.py', tmp_path / 'data.json',
+                                 '--workers', '2')
+    assert ('(no such file: 3, truncated or corrupt JPEG: 1)'
+            in one_line_error(result))
+    # A file changed behind the cache's back (same size, same mtime) keeps
+    # its verdict: the second run did not read it again.
+    good = tmp_path / 'images/good.jpg'
+    stat = good.stat()
+    good.write_bytes(b'\0' * stat.st_size)
+    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = run_tool_in_process('check_dataset.py', tmp_path / 'data.json')
+    assert '4 of 5 records are unusable' in one_line_error(again)
+    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    third = run_tool_in_process('check_dataset.py', tmp_path / 'data.json')
+    assert '5 of 5 records are unusable' in one_line_error(third)

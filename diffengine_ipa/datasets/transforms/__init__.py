@@ -5,6 +5,7 @@ from .geometric import (
     CenterCrop,
     RandomCrop,
     RandomHorizontalFlip,
+    ResizeCropToBucket,
     ResizeShortEdge,
     fill_resolution,
 )
@@ -13,6 +14,6 @@ from .preprocess_reference import PreprocessReference
 
 __all__ = [
     'LoadImage', 'PreprocessReference', 'ResizeShortEdge', 'CenterCrop',
-    'RandomCrop', 'RandomHorizontalFlip', 'ToVAEInput', 'ComputeTimeIds', 'PackInputs',
-    'fill_resolution'
+    'RandomCrop', 'RandomHorizontalFlip', 'ResizeCropToBucket', 'ToVAEInput',
+    'ComputeTimeIds', 'PackInputs', 'fill_resolution'
 ]

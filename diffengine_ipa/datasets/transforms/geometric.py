@@ -17,7 +17,7 @@ from ...errors import DatasetError
 from ...registry import TRANSFORMS
 
 __all__ = ['ResizeShortEdge', 'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip',
-           'fill_resolution']
+           'ResizeCropToBucket', 'fill_resolution']
 
 SIZED = ('ResizeShortEdge', 'CenterCrop', 'RandomCrop')
 
@@ -109,6 +109,48 @@ class RandomCrop(_Crop):
                                        generator=generator))
                      for side in (height, width))
         return top, left
+
+
+@TRANSFORMS.register_module()
+class ResizeCropToBucket(BaseTransform):
+    """Resize to cover the sample's aspect-ratio bucket, then crop to it.
+
+    ``results['bucket']`` (height, width) is set by the dataset when it has
+    ``buckets`` (see :class:`~diffengine_ipa.datasets.AspectRatioBuckets`).
+    Adds ``resized_shape`` and ``crop_top_left``, which ``ComputeTimeIds``
+    turns into SDXL's time ids: they follow the real crop.
+
+    Args:
+        random_crop: Crop at a random position (the sample's generator)
+            instead of the centre.
+    """
+
+    def __init__(self, random_crop: bool = False,
+                 interpolation: str = 'bilinear') -> None:
+        self.random_crop = random_crop
+        self.interpolation = Image.Resampling[interpolation.upper()]
+
+    def transform(self, results: dict) -> dict:
+        if 'bucket' not in results:
+            raise DatasetError(f'{results.get("img_path")}: no bucket; set '
+                               'buckets=dict(resolution=...) on the dataset '
+                               'to use ResizeCropToBucket')
+        height, width = results['bucket']
+        image = results['img']
+        scale = max(height / image.height, width / image.width)
+        new_width = max(width, round(image.width * scale))
+        new_height = max(height, round(image.height * scale))
+        image = image.resize((new_width, new_height), self.interpolation)
+        if self.random_crop:
+            top, left = (int(torch.randint(0, extra + 1, (),
+                                           generator=results.get('generator')))
+                         for extra in (new_height - height, new_width - width))
+        else:
+            top, left = (new_height - height) // 2, (new_width - width) // 2
+        results['img'] = image.crop((left, top, left + width, top + height))
+        results['resized_shape'] = (new_height, new_width)
+        results['crop_top_left'] = (top, left)
+        return results
 
 
 @TRANSFORMS.register_module()

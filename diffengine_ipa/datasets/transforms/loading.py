@@ -1,4 +1,5 @@
-"""Read an image file as an RGB PIL image."""
+"""Read the training image (and its own reference, if the record names one)
+as RGB PIL images."""
 from mmcv.transforms import BaseTransform
 
 from ...errors import DatasetError, ImageError
@@ -8,19 +9,31 @@ from ...registry import TRANSFORMS
 __all__ = ['LoadImage']
 
 
+def _read(results: dict, path_key: str, bytes_key: str):
+    try:
+        return read_rgb_image(results[path_key], results.get(bytes_key))
+    except ImageError as err:
+        raise DatasetError(str(err)) from None
+
+
 @TRANSFORMS.register_module()
 class LoadImage(BaseTransform):
     """Load ``results['img_path']`` as 8-bit RGB, upright per its EXIF
-    orientation (see :func:`diffengine_ipa.image_io.read_rgb_image`).
+    orientation (see :func:`diffengine_ipa.image_io.read_rgb_image`); from
+    ``img_bytes`` when the image is stored inside the dataset (a shard
+    member, a dataset cell).
 
-    Adds ``img`` (PIL image) and ``ori_shape`` ``(height, width)``.
+    Adds ``img`` (PIL image) and ``ori_shape`` ``(height, width)``; and, for
+    a record with its own reference (``reference_path``, or
+    ``reference_bytes``), ``reference_img``: what the image encoder reads
+    instead of the target.
     """
 
     def transform(self, results: dict) -> dict:
-        try:
-            image = read_rgb_image(results['img_path'])
-        except ImageError as err:
-            raise DatasetError(str(err)) from None
+        image = _read(results, 'img_path', 'img_bytes')
         results['img'] = image
         results['ori_shape'] = (image.height, image.width)
+        if results.get('reference_path'):
+            results['reference_img'] = _read(results, 'reference_path',
+                                             'reference_bytes')
         return results

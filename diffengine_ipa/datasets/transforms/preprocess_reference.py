@@ -16,8 +16,10 @@ class PreprocessReference(BaseTransform):
     class's defaults at the model's image size; see
     :mod:`diffengine_ipa.models.image_encoders`), the same one that encodes
     references at generation, so training and generation see the same image
-    features. Adds ``reference_pixel_values`` (3, S, S). Run it before any
-    flip: the reference stays as it is.
+    features. It reads the record's own reference (``reference_img``) when
+    there is one, else the target image (``img``). Adds
+    ``reference_pixel_values`` (3, S, S). Run it before any crop or flip of
+    the target: the reference stays as it is.
 
     Args:
         image_encoder: The model's ``image_encoder`` config entry. Configs
@@ -38,8 +40,9 @@ class PreprocessReference(BaseTransform):
             **settings)
 
     def transform(self, results: dict) -> dict:
-        pixels = self.processor(
-            images=results['img'], return_tensors='pt').pixel_values
+        reference = results.get('reference_img', results['img'])
+        pixels = self.processor(images=reference,
+                                return_tensors='pt').pixel_values
         results['reference_pixel_values'] = pixels[0]
         return results
 

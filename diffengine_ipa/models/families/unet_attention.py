@@ -64,7 +64,8 @@ class UNetAdapterMixin:
         'low quality')
 
     def build_objective(self, scheduler_config: dict, **overrides) -> Any:
-        return NoisePrediction(dict(scheduler_config, **overrides))
+        snr_gamma = overrides.pop('snr_gamma', None)
+        return NoisePrediction(dict(scheduler_config, **overrides), snr_gamma)
 
     @classmethod
     def adapter_layers(cls, denoiser: nn.Module) -> list[str]:
