@@ -91,7 +91,7 @@ def test_loss_goes_down_on_a_fixed_batch(tiny_families, family):
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-2)
     inputs, losses = batch(model), []
-    for _ in range(40):
+    for _ in range(20):
         torch.manual_seed(0)  # same noise and timesteps: only the adapter moves
         loss = model(inputs)['loss']
         optimizer.zero_grad()

@@ -133,22 +133,6 @@ def test_train_step_changes_adapter_only(tiny_model):
     assert all(not torch.equal(after[k], v) for k, v in adapter.items())
 
 
-def test_loss_goes_down_on_a_fixed_batch(tiny_model):
-    optimizer = torch.optim.AdamW(
-        [p for p in tiny_model.parameters() if p.requires_grad], lr=3e-3)
-    tiny_model.drop_rates = dict(text_rate=0, image_rate=0, both_rate=0)
-    losses = []
-    for _ in range(40):
-        torch.manual_seed(0)  # same noise and timesteps: only the adapter moves
-        loss = tiny_model(batch())['loss']
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    assert all(torch.isfinite(torch.tensor(losses)))
-    assert losses[-1] < 0.8 * losses[0]
-
-
 def test_drop_rates_over_many_draws():
     torch.manual_seed(0)
     drop_text, drop_image = condition_drops(
