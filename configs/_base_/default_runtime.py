@@ -3,7 +3,8 @@ default_scope = 'diffengine_ipa'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=5),
+    # Every 5 iterations, and each of the first 3 (a slow start shows).
+    logger=dict(type='ProgressLoggerHook', interval=5, first_iters=3),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Every 5 iterations, keep the last 3; files and the last_checkpoint
     # pointer written atomically.

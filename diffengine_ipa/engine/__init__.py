@@ -8,6 +8,7 @@ from .hooks import (
     AtomicCheckpointHook,
     IPAdapterVisualizationHook,
     NonFiniteLossGuardHook,
+    ProgressLoggerHook,
     RandomStateHook,
     ResumeCheckHook,
 )
@@ -17,6 +18,7 @@ from .safe_checkpoint_loader import load_from_safe_local
 __all__ = [
     'AtomicLocalBackend', 'AutocastOptimWrapper', 'AdapterCheckpointHook',
     'AtomicCheckpointHook', 'IPAdapterVisualizationHook',
-    'NonFiniteLossGuardHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
+    'NonFiniteLossGuardHook', 'ProgressLoggerHook',
+    'RandomStateHook', 'ResumableEpochBasedTrainLoop',
     'ResumeCheckHook', 'block_wrap_policy', 'load_from_safe_local'
 ]

@@ -2,12 +2,14 @@
 from .adapter_checkpoint_hook import AdapterCheckpointHook
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .non_finite_loss_guard_hook import NonFiniteLossGuardHook
+from .progress_logger_hook import ProgressLoggerHook
 from .random_state_hook import RandomStateHook
 from .resume_check_hook import ResumeCheckHook
 from .visualization_hook import IPAdapterVisualizationHook
 
 __all__ = [
     'AdapterCheckpointHook', 'AtomicCheckpointHook',
-    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'RandomStateHook',
+    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'ProgressLoggerHook',
+    'RandomStateHook',
     'ResumeCheckHook'
 ]
