@@ -41,7 +41,7 @@ HELPER_KEYS = frozenset({'train_pipeline', 'eval_pipeline', 'val_pipeline',
 KNOWN_TOP_LEVEL_KEYS = RUNNER_KEYS | HELPER_KEYS
 
 
-def check_top_level_keys(cfg: Config, source: str) -> None:
+def check_top_level_keys(cfg: Config | dict, source: str) -> None:
     """Raise one line naming the first unknown key and the closest known."""
     for key in cfg.keys():
         if key in KNOWN_TOP_LEVEL_KEYS or key.startswith('_'):
@@ -169,5 +169,9 @@ def load_user_config(path: str, cfg_options: dict | None = None) -> Config:
     """The config file with ``--cfg-options`` merged, checked and linked."""
     cfg = read_config_file(path)
     if cfg_options:
+        # A mistake on the command line is blamed on the command line.
+        check_top_level_keys(dict.fromkeys(
+            key.split('.', 1)[0] for key in cfg_options), '--cfg-options')
+        check_top_level_keys(cfg, path)
         cfg.merge_from_dict(cfg_options)
     return prepare_config(cfg, path)

@@ -97,6 +97,9 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if not (args.image or args.embeds or args.jobs):
         parser.error('give --image, --embeds or --jobs')
+    if (args.height is None) != (args.width is None):
+        parser.error('give --height and --width together (or neither: the '
+                     "config's size)")
     if args.controlnet and not (args.control_image or args.jobs):
         parser.error('--controlnet needs --control-image')
     return args
@@ -140,6 +143,7 @@ def output_paths(args: argparse.Namespace, references: list | None) -> list[str]
 
 
 def main() -> None:
+    args = parse_args()  # before the heavy imports: --help is instant
     from PIL import Image
 
     from diffengine_ipa.apis import (
@@ -155,7 +159,6 @@ def main() -> None:
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.registry import MODELS
     from diffengine_ipa.user_config import load_user_config
-    args = parse_args()
     if args.device:
         check_device(args.device)
     scale = parse_scale(args.scale)

@@ -92,8 +92,8 @@ def test_config_typo_is_one_line(tmp_path):
     error = one_line_error(run_tool(
         'test.py', TINY_CONFIG, tmp_path, '--cfg-options',
         'test_evaluatr.clip_model=x', check=False))
-    assert "unknown top-level key 'test_evaluatr' (did you mean " \
-        "'test_evaluator'?)" in error
+    assert error == ("error: --cfg-options: unknown top-level key "
+                     "'test_evaluatr' (did you mean 'test_evaluator'?)")
 
 
 @pytest.mark.slow
