@@ -13,11 +13,6 @@ import os.path as osp
 import time
 
 from diffengine_ipa.cli import ToolParser, int_at_least
-from diffengine_ipa.datasets import read_records
-from diffengine_ipa.datasets.record_check import (
-    check_records,
-    describe_bad_records,
-)
 from diffengine_ipa.errors import DatasetError, run_tool
 
 
@@ -34,6 +29,12 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    # The dataset modules import torch: after the arguments parse.
+    from diffengine_ipa.datasets import read_records
+    from diffengine_ipa.datasets.record_check import (
+        check_records,
+        describe_bad_records,
+    )
     start = time.perf_counter()
     records = read_records(args.data_json)
     if not records:
