@@ -60,6 +60,11 @@ def parse_args() -> argparse.Namespace:
         help='override config entries, e.g. '
         'model.pretrained_model_name_or_path=/path/to/sd15 (default: none)')
     parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also log to TensorBoard, in <work dir>/<time>/vis_data/ '
+        "(needs pip install '.[tensorboard]'; default: off)")
+    parser.add_argument(
         '--verbose',
         action='store_true',
         help="also print MMEngine's environment report, config dump and "
@@ -94,6 +99,8 @@ def build_config(args: argparse.Namespace) -> tuple:
     settings = hardware.configure(cfg, args.amp)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
+    if args.tensorboard:
+        enable_tensorboard(cfg)
     if args.resume == 'auto':  # the work dir's pointer, read relative to it
         cfg.resume, cfg.load_from = True, last_checkpoint(cfg.work_dir)
     elif args.resume is not None:
@@ -110,6 +117,20 @@ def enable_auto_scale_lr(cfg) -> None:
     cfg.auto_scale_lr.enable = True
     counts = cfg.optim_wrapper.get('accumulative_counts', 1)
     cfg.auto_scale_lr.base_batch_size /= counts
+
+
+def enable_tensorboard(cfg) -> None:
+    """Add MMEngine's ``TensorboardVisBackend`` to the visualizer (where
+    the runner reads it; a ``vis_backends`` variable in a child config is
+    not), after checking that TensorBoard is installed."""
+    import importlib.util
+    if importlib.util.find_spec('tensorboard') is None:
+        raise UserError("--tensorboard needs the tensorboard package: pip "
+                        "install '.[tensorboard]' (or pip install -r "
+                        'requirements/tensorboard.txt)')
+    backends = cfg.visualizer.setdefault('vis_backends', [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
 
 
 def use_gloo_without_cuda(cfg, launcher: str) -> None:
