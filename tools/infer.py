@@ -179,6 +179,9 @@ def main() -> None:
     inferencer = IPAdapterInferencer(
         cfg, [args.checkpoint, *args.adapter], args.base_model,
         args.controlnet, args.device, args.dtype)
+    # Each denoising step on a bar with ETA (batch jobs have their own).
+    inferencer.pipeline.pipe.set_progress_bar_config(
+        disable=bool(args.jobs) or not sys.stderr.isatty(), leave=False)
     if args.jobs:
         out_dir = args.out_dir or osp.join(
             'outputs', 'jobs', osp.splitext(osp.basename(args.jobs))[0])

@@ -29,6 +29,9 @@ custom_hooks = [
     # changed learning rate followed, a changed batch size or process count
     # refused with one line.
     dict(type='ResumeCheckHook'),
+    # A progress bar with ETA over the images validation and test generate
+    # (at a terminal).
+    dict(type='GenerationProgressHook'),
 ]
 
 # Data-parallel training (--launcher pytorch|slurm|mpi): DDP wraps the model

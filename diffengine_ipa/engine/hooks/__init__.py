@@ -1,6 +1,7 @@
 """Hooks registered in diffengine_ipa's HOOKS registry."""
 from .adapter_checkpoint_hook import AdapterCheckpointHook
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .generation_progress_hook import GenerationProgressHook
 from .non_finite_loss_guard_hook import NonFiniteLossGuardHook
 from .progress_logger_hook import ProgressLoggerHook
 from .random_state_hook import RandomStateHook
@@ -9,7 +10,8 @@ from .visualization_hook import IPAdapterVisualizationHook
 
 __all__ = [
     'AdapterCheckpointHook', 'AtomicCheckpointHook',
-    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'ProgressLoggerHook',
+    'GenerationProgressHook', 'IPAdapterVisualizationHook',
+    'NonFiniteLossGuardHook', 'ProgressLoggerHook',
     'RandomStateHook',
     'ResumeCheckHook'
 ]
