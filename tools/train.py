@@ -249,8 +249,10 @@ def earlier_checkpoints_note(work_dir: str) -> None:
     if old:
         print(f'note: {work_dir} holds {len(old)} checkpoint(s) of an earlier '
               f'run (latest {osp.basename(old[-1])}); this run starts at '
-              'iteration 0 and its checkpoints replace theirs as they are '
-              'written (--resume continues the earlier run instead)', flush=True)
+              'iteration 0, overwrites those of the same names, and '
+              'last_checkpoint will name its own; the others stay until you '
+              'remove them (--resume continues the earlier run instead)',
+              flush=True)
 
 
 def remove_if_no_checkpoint(work_dir: str) -> None:
