@@ -42,3 +42,27 @@ def test_help_imports_nothing_heavy():
         assert loaded == '-', f'{path} --help imports {loaded}'
         assert float(seconds) < 1.0, f'{path} --help took {seconds} s'
     assert 'usage:' in result.stdout
+
+
+def test_every_flag_says_its_default(monkeypatch):
+    """Each option's help names its default (what happens without it)."""
+    import argparse
+    import runpy
+    parsers = {}
+
+    def capture(self, *args, **kwargs):
+        parsers[name] = self
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, 'parse_args', capture)
+    for name in TOOLS:
+        path = osp.join(REPO, 'tools', name)
+        monkeypatch.setattr(sys, 'argv', [path])
+        try:
+            runpy.run_path(path, run_name='__main__')
+        except SystemExit:
+            pass
+        flags = [action.option_strings[0] for action in parsers[name]._actions
+                 if action.option_strings and action.option_strings[0] != '-h'
+                 and 'default' not in (action.help or '')]
+        assert not flags, f'{name}: {flags} do not say their default'
