@@ -49,6 +49,8 @@ def small_config(path: str, family: dict, work_dir) -> Config:
         'model.generation_cfg': dict(steps=1, height=64, width=64),
         'default_hooks.logger.interval': 1,
         'default_hooks.checkpoint.interval': 2,
+        'custom_hooks.3.interval': 1,  # IPAdapterVisualizationHook's samples
+        'custom_hooks.3.num_cases': 1,
     })
     if family_of(path) in ('sd3', 'flux'):
         options['model.family.max_sequence_length'] = 32
@@ -92,6 +94,7 @@ def test_config_trains_validates_and_tests(path, tiny_families, tmp_path):
     runner.train()
     assert runner.iter == 2
     assert osp.isfile(osp.join(cfg.work_dir, 'iter_2.pth'))
+    assert glob.glob(osp.join(cfg.work_dir, '*/vis_data/vis_image/*.png'))
     scores = runner.test()
     assert 'ipa/combined' in scores, scores
 

@@ -333,19 +333,6 @@ class IPAdapter(BaseModel):
                 f'(fingerprint {sorted(theirs)[0][:12]}, this model '
                 f'{ours[:12]}): rebuild it with tools/cache_embeddings.py')
 
-    def _frozen_dtype_autocast(self) -> Any:
-        """Generation with frozen weights in bf16/fp16 beside the fp32
-        adapter: autocast to the frozen dtype, as training runs (a no-op
-        when the frozen weights are fp32 or autocast is already on)."""
-        import contextlib
-        device = self.device.type
-        if not self.frozen_dtype or torch.is_autocast_enabled(device):
-            return contextlib.nullcontext()
-        dtype = to_dtype(self.frozen_dtype, 'model.frozen_dtype')
-        if dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device, dtype=dtype)
-
     def _cast_frozen_weights(self, name: str) -> None:
         dtype = to_dtype(name, 'model.frozen_dtype')
         if dtype == torch.float32:
@@ -377,7 +364,7 @@ class IPAdapter(BaseModel):
         else:
             samples = data_samples or [{} for _ in range(count)]
         outputs = []
-        with live_pipeline(self) as pipe, self._frozen_dtype_autocast():
+        with live_pipeline(self) as pipe:
             for reference, prompt, scale, seed, meta in zip(
                     inputs['img'], inputs['prompt'], inputs['scale'],
                     inputs['seed'], samples, strict=True):
