@@ -194,7 +194,8 @@ def summary(runner, config: str, started: float) -> str:
         lines.append(f'  final loss  {loss.mean(window):.4f} (mean of the '
                      f'last {window} iterations)')
     scores = {key[len('val/'):]: buffer.current() for key, buffer in
-              scalars.items() if key.startswith('val/ipa/')}
+              scalars.items()
+              if key.startswith('val/ipa/') and '@' not in key}  # not per scale
     if scores:
         lines.append('  validation  ' + '  '.join(
             f'{key.split("/")[-1]} {value:.2f}'
