@@ -31,6 +31,7 @@ _LOG_FILE_ONLY = (
     'Hooks will be executed in the following order',
     'Distributed training is not used, all SyncBatchNorm',
     'Exp name: ',
+    'Hardware settings:\n',  # tools/train.py printed them first
 )
 
 
