@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
                         help='override config entries (default: none)')
     args = parser.parse_args()
+    from diffengine_ipa.console import quiet_third_party
+    quiet_third_party()
     from diffengine_ipa.apis import build_embedding_cache
     from diffengine_ipa.engine import hardware
     from diffengine_ipa.models.model_sources import disable_progress_bars

@@ -161,6 +161,8 @@ def output_paths(args: argparse.Namespace, references: list | None) -> list[str]
 
 def main() -> None:
     args = parse_args()  # before the heavy imports: --help is instant
+    from diffengine_ipa.console import quiet_third_party
+    quiet_third_party()
     from PIL import Image
 
     from diffengine_ipa.apis import (

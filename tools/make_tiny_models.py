@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0,
                         help='of the random weights (default: 0)')
     args = parser.parse_args()
+    from diffengine_ipa.console import quiet_third_party
+    quiet_third_party()
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.testing import write_base_model, write_clip_judge
     disable_progress_bars()
