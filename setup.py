@@ -62,5 +62,6 @@ setup(
     package_data={'diffengine_ipa': ['.mim/**/*']},
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'),
-                    'webui': read_requirements('webui.txt')},
+                    'webui': read_requirements('webui.txt'),
+                    'tensorboard': read_requirements('tensorboard.txt')},
     zip_safe=False)

@@ -13,8 +13,6 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from mmengine.config import DictAction
-
 from .errors import UserError
 
 __all__ = ['ToolParser', 'ConfigOptions', 'int_at_least', 'float_at_least', 'seed',
@@ -33,21 +31,27 @@ class ToolParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-class ConfigOptions(DictAction):
-    """MMEngine's ``--cfg-options KEY=VALUE ...``; a malformed entry is a
-    parse error (one line), not a traceback."""
+class ConfigOptions(argparse.Action):
+    """MMEngine's ``--cfg-options KEY=VALUE ...`` (its ``DictAction``
+    parsing, imported only when the option is given, so ``--help`` stays
+    fast); a malformed entry is a parse error (one line), not a traceback."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        for value in values if isinstance(values, list) else [values]:
+        from mmengine.config import DictAction
+        values = values if isinstance(values, list) else [values]
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for value in values:
             if '=' not in value or not value.split('=', 1)[0]:
                 raise argparse.ArgumentError(
                     self, f'{value!r} is not KEY=VALUE (e.g. '
                     'train_cfg.max_epochs=2)')
-        try:
-            super().__call__(parser, namespace, values, option_string)
-        except (ValueError, SyntaxError) as err:
-            raise argparse.ArgumentError(self, f'cannot read {values}: '
-                                         f'{err}') from None
+            key, text = value.split('=', 1)
+            try:
+                options[key] = DictAction._parse_iterable(text)
+            except (ValueError, SyntaxError) as err:
+                raise argparse.ArgumentError(self, f'cannot read {values}: '
+                                             f'{err}') from None
+        setattr(namespace, self.dest, options)
 
 
 def _number(text: str, kind: type) -> int | float:

@@ -29,8 +29,11 @@ _ENTRIES = (
     ('model.image_projection', 'MODELS', None, (),
      ('image_embed_dim', 'cross_attention_dim'), True),
     ('model.data_preprocessor', 'MODELS', None, (), (), True),
+    # dtype / loss_scale: --amp picks the wrapper that takes them, and
+    # hardware.check_precision_options names the flag when none does.
     ('optim_wrapper', 'OPTIM_WRAPPERS', 'OptimWrapper',
-     ('optimizer', 'constructor', 'paramwise_cfg'), (), False),
+     ('optimizer', 'constructor', 'paramwise_cfg', 'dtype', 'loss_scale'), (),
+     False),
     ('optim_wrapper.optimizer', 'OPTIMIZERS', None, (), ('params', ), True),
     ('param_scheduler', 'PARAM_SCHEDULERS', None, ('convert_to_iter_based', ),
      ('optimizer', ), True),

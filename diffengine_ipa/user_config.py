@@ -13,6 +13,7 @@ Configs are Python files and run as code when read: a syntax error, a missing
 import copy
 import difflib
 import os.path as osp
+from typing import Any
 
 from mmengine.config import Config
 
@@ -41,7 +42,7 @@ HELPER_KEYS = frozenset({'train_pipeline', 'eval_pipeline', 'val_pipeline',
 KNOWN_TOP_LEVEL_KEYS = RUNNER_KEYS | HELPER_KEYS
 
 
-def check_top_level_keys(cfg: Config, source: str) -> None:
+def check_top_level_keys(cfg: Config | dict, source: str) -> None:
     """Raise one line naming the first unknown key and the closest known."""
     for key in cfg.keys():
         if key in KNOWN_TOP_LEVEL_KEYS or key.startswith('_'):
@@ -132,9 +133,42 @@ def apply_validate_switch(cfg: Config) -> None:
                         if hook.get('type') not in VISUALIZATION_HOOKS]
 
 
+# Fields naming inputs that the shipped configs give relative to the repo.
+_INPUT_PATH_KEYS = ('pretrained_model_name_or_path', 'clip_model', 'ann_file',
+                    'data_root')
+
+
+def resolve_repo_paths(cfg: Any, source: str) -> None:
+    """Input paths the config gives relative to the repository (``data/``,
+    ``work_dirs/tiny_models/``) found from any working directory: a relative
+    path that does not exist here but does beside the config's
+    ``configs/`` folder is made absolute. Paths that exist here, absolute
+    paths and Hub ids are left alone."""
+    folder = osp.dirname(osp.abspath(source))
+    while folder != osp.dirname(folder) and osp.basename(folder) != 'configs':
+        folder = osp.dirname(folder)
+    if osp.basename(folder) != 'configs':
+        return
+    root = osp.dirname(folder)
+
+    def visit(node: Any) -> None:
+        items = (node.items() if isinstance(node, dict) else
+                 enumerate(node) if isinstance(node, list) else ())
+        for key, value in list(items):
+            if (key in _INPUT_PATH_KEYS and isinstance(value, str) and value
+                    and not osp.isabs(value) and not osp.exists(value)
+                    and osp.exists(osp.join(root, value))):
+                node[key] = osp.join(root, value)
+            else:
+                visit(value)
+
+    visit(cfg._cfg_dict if isinstance(cfg, Config) else cfg)
+
+
 def prepare_config(cfg: Config, source: str) -> Config:
     """Check a loaded config, link its preprocessing and apply its switches
     (what every tool does before building anything)."""
+    resolve_repo_paths(cfg, source)
     check_top_level_keys(cfg, source)
     check_renamed_fields(cfg, source)
     link_image_preprocessing(cfg)
@@ -169,5 +203,9 @@ def load_user_config(path: str, cfg_options: dict | None = None) -> Config:
     """The config file with ``--cfg-options`` merged, checked and linked."""
     cfg = read_config_file(path)
     if cfg_options:
+        # A mistake on the command line is blamed on the command line.
+        check_top_level_keys(dict.fromkeys(
+            key.split('.', 1)[0] for key in cfg_options), '--cfg-options')
+        check_top_level_keys(cfg, path)
         cfg.merge_from_dict(cfg_options)
     return prepare_config(cfg, path)

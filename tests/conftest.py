@@ -37,6 +37,14 @@ TINY_CONFIGS = {name: osp.join(REPO, 'configs/ip_adapter', file)
 TINY_CONFIG = TINY_CONFIGS['sd15']
 
 
+def pytest_configure(config) -> None:
+    """The tools' console settings: third-party noise filtered, MMEngine's
+    config formatted once per text."""
+    from diffengine_ipa.console import memoize_config_formatting, quiet_third_party
+    quiet_third_party()
+    memoize_config_formatting()
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     """Skip the ``cuda``-marked tests where there is no CUDA GPU."""
     import torch

@@ -202,3 +202,19 @@ def test_fast_config_chooses_for_the_machine():
     hardware.apply_to_config(cfg, hardware.decide(h100, cfg.hardware), h100)
     assert cfg.optim_wrapper.type == 'AutocastOptimWrapper'
     assert cfg.model.frozen_dtype == 'bf16'
+
+
+def test_tiny_configs_work_from_any_directory(tmp_path, monkeypatch):
+    """The repo-relative inputs of a shipped config (data/, the tiny
+    models once written) are found from another working directory."""
+    from diffengine_ipa.user_config import load_user_config
+    monkeypatch.chdir(tmp_path)
+    cfg = load_user_config(osp.join(CONFIG_ROOT,
+                                    'ip_adapter/tiny_sd15_mini_dataset.py'))
+    assert cfg.train_dataloader.dataset.ann_file == osp.join(
+        REPO, 'data/mini_dataset/data.json')
+    assert cfg.val_dataloader.dataset.data_root == osp.join(REPO, 'data')
+    (tmp_path / 'data').mkdir()  # a folder of that name here wins
+    cfg = load_user_config(osp.join(CONFIG_ROOT,
+                                    'ip_adapter/tiny_sd15_mini_dataset.py'))
+    assert cfg.val_dataloader.dataset.data_root == 'data'

@@ -16,24 +16,30 @@ only encodes the new ones.
 import os
 import os.path as osp
 
-from diffengine_ipa.apis import build_embedding_cache
 from diffengine_ipa.cli import ConfigOptions, ToolParser, int_at_least, output_folder
-from diffengine_ipa.engine import hardware
 from diffengine_ipa.errors import run_tool
-from diffengine_ipa.models.model_sources import disable_progress_bars
-from diffengine_ipa.user_config import load_user_config
 
 
 def main() -> None:
     parser = ToolParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--out', type=output_folder, help='cache folder')
-    parser.add_argument('--batch-size', type=int_at_least(1), default=8)
+    parser.add_argument('config', help='training config (names the models)')
+    parser.add_argument('--out', type=output_folder, help='cache folder '
+                        "(default: the config's embedding_cache, else "
+                        'work_dirs/embedding_cache/<config name>)')
+    parser.add_argument('--batch-size', type=int_at_least(1), default=8,
+                        help='images encoded at once (default: 8)')
     parser.add_argument('--dtype', choices=['fp32', 'bf16'],
                         help='storage precision (default: the family\'s; '
                         'bf16 halves the disk space)')
-    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions)
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
+                        help='override config entries (default: none)')
     args = parser.parse_args()
+    from diffengine_ipa.console import quiet_third_party
+    quiet_third_party()
+    from diffengine_ipa.apis import build_embedding_cache
+    from diffengine_ipa.engine import hardware
+    from diffengine_ipa.models.model_sources import disable_progress_bars
+    from diffengine_ipa.user_config import load_user_config
     cfg = load_user_config(args.config, args.cfg_options)
     # The frozen weights in the precision training will give them (the
     # cache's fingerprint includes it).

@@ -19,12 +19,6 @@ import os.path as osp
 import time
 
 from diffengine_ipa.cli import ToolParser, int_at_least
-from diffengine_ipa.datasets.record_check import (
-    count_problems,
-    describe_bad_records,
-)
-from diffengine_ipa.datasets.record_index import RecordIndex
-from diffengine_ipa.datasets.record_sources import open_source
 from diffengine_ipa.errors import DatasetError, run_tool
 
 
@@ -48,6 +42,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    # The dataset modules import torch: after the arguments parse.
+    from diffengine_ipa.datasets.record_check import (
+        count_problems,
+        describe_bad_records,
+    )
+    from diffengine_ipa.datasets.record_index import RecordIndex
+    from diffengine_ipa.datasets.record_sources import open_source
     start = time.perf_counter()
     ann = args.data_json
     if not osp.exists(ann):

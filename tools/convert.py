@@ -24,18 +24,10 @@ import os.path as osp
 
 from diffengine_ipa import __version__
 from diffengine_ipa.cli import ToolParser, output_file
-from diffengine_ipa.dtypes import DTYPE_NAMES, to_dtype
 from diffengine_ipa.errors import CheckpointError, run_tool
-from diffengine_ipa.official_format import (
-    LAYOUTS,
-    cast_adapter,
-    describe_official,
-    find_checkpoint,
-    load_weights_file,
-    save_official,
-    to_official,
-    validate_official,
-)
+
+# dtypes.DTYPE_NAMES, written out so that --help imports nothing heavy.
+DTYPE_NAMES = ('fp32', 'fp16', 'bf16')
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,12 +42,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--dtype', choices=DTYPE_NAMES,
                         help='cast the weights (default: keep their dtype)')
     parser.add_argument('--config', help='config of the base model, to number '
-                        'the layers of an official-script checkpoint')
+                        'the layers of an official-script checkpoint '
+                        '(default: none; training checkpoints need none)')
     parser.add_argument('--ema', action='store_true',
                         help="export the adapter's moving average "
-                        '(AdapterEMAHook) instead of its weights')
+                        '(AdapterEMAHook) instead of its weights (default: '
+                        'the weights)')
     parser.add_argument('--info', metavar='FILE',
-                        help='describe an official-layout file and exit')
+                        help='describe an official-layout file and exit '
+                        '(default: convert)')
     args = parser.parse_args()
     if not (args.checkpoint or args.info):
         parser.error('give a CKPT to convert, or --info FILE')
@@ -87,6 +82,13 @@ VARIANTS = {'base': 'linear projection', 'plus': 'Resampler',
 
 
 def print_info(path: str) -> None:
+    from diffengine_ipa.official_format import (
+        LAYOUTS,
+        describe_official,
+        load_weights_file,
+        to_official,
+        validate_official,
+    )
     contents, metadata = load_weights_file(path)
     state = to_official(contents, path)
     validate_official(state, path)
@@ -138,6 +140,16 @@ def output_path(args: argparse.Namespace, source: str) -> tuple[str, str]:
 
 def main() -> None:
     args = parse_args()
+    from diffengine_ipa.dtypes import to_dtype
+    from diffengine_ipa.official_format import (
+        cast_adapter,
+        describe_official,
+        find_checkpoint,
+        load_weights_file,
+        save_official,
+        to_official,
+        validate_official,
+    )
     if args.info:
         print_info(args.info)
         return

@@ -45,43 +45,60 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
     parser.add_argument('--adapter', action='append', default=[],
                         help='another adapter: PATH[:SCALE][@ENCODER] (ENCODER '
-                        'a Hub id or folder, //SUBFOLDER after it)')
+                        'a Hub id or folder, //SUBFOLDER after it; default: '
+                        'CKPT only)')
     parser.add_argument('--image', action='append',
-                        help="an adapter's reference image(s), commas between")
-    parser.add_argument('--prompt', default='best quality, high quality')
+                        help="an adapter's reference image(s), commas between "
+                        '(default: none; give --image, --embeds or --jobs)')
+    parser.add_argument('--prompt', default='best quality, high quality',
+                        help="the text prompt (default: 'best quality, high "
+                        "quality')")
     parser.add_argument('--negative-prompt',
                         help="default: the config's or the family's")
     parser.add_argument('--scale', default=None,
                         help='image-prompt strength: a number (0 = text only), '
                         'one per adapter (0.6,0.8), a preset (style, layout, '
-                        'style_and_layout: SDXL) or per-block JSON')
+                        'style_and_layout: SDXL) or per-block JSON (default: '
+                        "1.0, or each --adapter's)")
     parser.add_argument('--negative-image', action='append',
                         help='images whose features are the unconditional '
-                        'image prompt, per adapter')
+                        "image prompt, per adapter (default: the family's "
+                        'null image prompt)')
     parser.add_argument('--mask', action='append',
-                        help='region masks, one per reference, per adapter')
+                        help='region masks, one per reference, per adapter '
+                        '(default: none, the whole image)')
     parser.add_argument('--embeds', help='precomputed image embeddings '
-                        '(.safetensors from --save-embeds) instead of --image')
+                        '(.safetensors from --save-embeds) instead of --image '
+                        '(default: none)')
     parser.add_argument('--save-embeds', help='save the references\' image '
-                        'embeddings to this .safetensors')
+                        'embeddings to this .safetensors (default: not saved)')
     parser.add_argument('--base-model', help='another base checkpoint of the '
-                        'family: folder, Hub id or single .safetensors')
-    parser.add_argument('--controlnet', help='a ControlNet of the family')
-    parser.add_argument('--control-image', help="the ControlNet's condition")
-    parser.add_argument('--control-scale', type=float_at_least(0), default=1.0)
-    parser.add_argument('--jobs', help='JSON Lines file, one generation a line')
+                        'family: folder, Hub id or single .safetensors '
+                        "(default: the config's)")
+    parser.add_argument('--controlnet', help='a ControlNet of the family '
+                        '(default: none)')
+    parser.add_argument('--control-image', help="the ControlNet's condition "
+                        '(default: none)')
+    parser.add_argument('--control-scale', type=float_at_least(0), default=1.0,
+                        help='ControlNet conditioning scale (default: 1.0)')
+    parser.add_argument('--jobs', help='JSON Lines file, one generation a line '
+                        '(default: one generation from the flags)')
     parser.add_argument('--steps', type=int_at_least(1),
                         help="denoising steps (default: the config's or "
                         "family's: 30 SD1.5/SDXL, 28 SD3.5/FLUX.1)")
     parser.add_argument('--guidance-scale', type=float_at_least(0),
                         help="default: the config's or family's (7.5 SD, "
                         '7.0 SD3.5, 3.5 FLUX.1 distilled guidance)')
-    parser.add_argument('--seed', type=seed, default=0)
-    parser.add_argument('--num-images', type=int_at_least(1), default=1)
+    parser.add_argument('--seed', type=seed, default=0,
+                        help='random seed (default: 0)')
+    parser.add_argument('--num-images', type=int_at_least(1), default=1,
+                        help='images per prompt (default: 1)')
     parser.add_argument('--height', type=int_at_least(1),
                         help='a multiple of 8 (SD1.5/SDXL) or 16 (SD3.5, '
-                        'FLUX.1)')
-    parser.add_argument('--width', type=int_at_least(1))
+                        "FLUX.1), with --width (default: the config's, else "
+                        "the base model's)")
+    parser.add_argument('--width', type=int_at_least(1),
+                        help='with --height (default: as --height)')
     parser.add_argument('--out', type=output_image,
                         help='output image (.png, .jpg, ...; default: '
                         'outputs/infer/<reference>_seed<seed>.png)')
@@ -93,10 +110,13 @@ def parse_args() -> argparse.Namespace:
                         help="default: the family's on CUDA (fp16 SD1.5/SDXL, "
                         'bf16 SD3.5/FLUX.1), fp32 elsewhere')
     parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
-                        help='override config entries')
+                        help='override config entries (default: none)')
     args = parser.parse_args()
     if not (args.image or args.embeds or args.jobs):
         parser.error('give --image, --embeds or --jobs')
+    if (args.height is None) != (args.width is None):
+        parser.error('give --height and --width together (or neither: the '
+                     "config's size)")
     if args.controlnet and not (args.control_image or args.jobs):
         parser.error('--controlnet needs --control-image')
     return args
@@ -140,6 +160,9 @@ def output_paths(args: argparse.Namespace, references: list | None) -> list[str]
 
 
 def main() -> None:
+    args = parse_args()  # before the heavy imports: --help is instant
+    from diffengine_ipa.console import quiet_third_party
+    quiet_third_party()
     from PIL import Image
 
     from diffengine_ipa.apis import (
@@ -155,7 +178,6 @@ def main() -> None:
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.registry import MODELS
     from diffengine_ipa.user_config import load_user_config
-    args = parse_args()
     if args.device:
         check_device(args.device)
     scale = parse_scale(args.scale)
@@ -176,6 +198,9 @@ def main() -> None:
     inferencer = IPAdapterInferencer(
         cfg, [args.checkpoint, *args.adapter], args.base_model,
         args.controlnet, args.device, args.dtype)
+    # Each denoising step on a bar with ETA (batch jobs have their own).
+    inferencer.pipeline.pipe.set_progress_bar_config(
+        disable=bool(args.jobs) or not sys.stderr.isatty(), leave=False)
     if args.jobs:
         out_dir = args.out_dir or osp.join(
             'outputs', 'jobs', osp.splitext(osp.basename(args.jobs))[0])

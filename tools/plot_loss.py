@@ -1,16 +1,18 @@
 """Plot the loss (and learning rate) curve of a training run.
 
-    python tools/plot_loss.py WORK_DIR [--out PNG] [--smooth 10]
+    python tools/plot_loss.py WORK_DIR [--run NAME] [--out PNG] [--smooth 10]
 
-Reads every ``<WORK_DIR>/<timestamp>/vis_data/scalars.json`` (a resumed run
-writes a new one; later runs win for the same step) and writes
+Plots one run of the work dir: the latest, or ``--run`` (the name of its
+first ``<timestamp>/`` folder), with its resumes (each writes its own
+``<timestamp>/vis_data/scalars.json``; later ones win for the same step).
+A second fresh training into the same work dir is another run. Writes
 ``<WORK_DIR>/loss_curve.png``.
 """
 import os.path as osp
 
 from diffengine_ipa.cli import ToolParser, int_at_least, output_file
 from diffengine_ipa.errors import run_tool
-from diffengine_ipa.run_logs import read_scalars
+from diffengine_ipa.run_logs import read_scalars, runs
 
 
 def moving_average(values: list[float], window: int) -> list[float]:
@@ -23,13 +25,18 @@ def moving_average(values: list[float], window: int) -> list[float]:
 
 def main() -> None:
     parser = ToolParser(description=__doc__.split('\n')[0])
-    parser.add_argument('work_dir')
+    parser.add_argument('work_dir', help='a work dir of tools/train.py')
+    parser.add_argument('--run', help='which run: the name of its first '
+                        '<timestamp> folder (default: the latest)')
     parser.add_argument('--out', type=output_file('.png', '.svg', '.pdf'),
                         help='PNG path (default: WORK_DIR/loss_curve.png)')
     parser.add_argument('--smooth', type=int_at_least(1), default=10,
-                        help='moving-average window, in logged steps')
+                        help='moving-average window, in logged steps '
+                        '(default: 10)')
     args = parser.parse_args()
-    records = read_scalars(args.work_dir)
+    records = read_scalars(args.work_dir, args.run)
+    names = list(runs(args.work_dir))
+    run = args.run or names[-1]
 
     import matplotlib
     matplotlib.use('Agg')
@@ -44,7 +51,7 @@ def main() -> None:
                  label=f'moving average ({args.smooth})')
     ax_loss.set_ylabel('noise-prediction MSE')
     ax_loss.legend()
-    ax_loss.set_title(osp.basename(osp.normpath(args.work_dir)))
+    ax_loss.set_title(f'{osp.basename(osp.normpath(args.work_dir))} (run {run})')
     if all('lr' in records[s] for s in steps):
         ax_lr.plot(steps, [records[s]['lr'] for s in steps])
     ax_lr.set_ylabel('learning rate')
@@ -52,7 +59,9 @@ def main() -> None:
     fig.tight_layout()
     out = args.out or osp.join(args.work_dir, 'loss_curve.png')
     fig.savefig(out, dpi=100)
-    print(f'wrote {out} ({len(steps)} logged steps)')
+    others = f'; other runs: {", ".join(n for n in names if n != run)}' if len(
+        names) > 1 else ''
+    print(f'wrote {out} ({len(steps)} logged steps of run {run}{others})')
 
 
 if __name__ == '__main__':

@@ -20,18 +20,8 @@ import os
 import os.path as osp
 import time
 
-from mmengine.config import Config
-from mmengine.runner import Runner
-
 from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
 from diffengine_ipa.errors import UserError, run_tool
-from diffengine_ipa.models.model_sources import disable_progress_bars
-from diffengine_ipa.official_format import (
-    NeedsLayerOrder,
-    load_adapter,
-    load_adapter_into,
-)
-from diffengine_ipa.user_config import load_user_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -41,22 +31,32 @@ def parse_args() -> argparse.Namespace:
                         help='checkpoint, work dir or adapter; several to '
                         'compare them')
     parser.add_argument('--quick', action='store_true',
-                        help='the 3 quick cases, scale 1.0, one seed')
-    parser.add_argument('--work-dir', type=output_folder, help='where logs go')
+                        help='the 3 quick cases, scale 1.0, one seed '
+                        '(default: every case, scale and seed)')
+    parser.add_argument('--work-dir', type=output_folder,
+                        help='where logs go (default: --out-dir when given, '
+                        'else work_dirs/<config name>)')
     parser.add_argument('--out-dir', type=output_folder,
-                        help='where the report and images go (default: '
+                        help='where the report and images go; nothing is '
+                        'written elsewhere (default: '
                         '<work-dir>/eval_<mode>_<time>)')
     parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
-                        help='override config entries')
+                        help='override config entries (default: none)')
+    parser.add_argument('--verbose', action='store_true',
+                        help="also print MMEngine's environment report and "
+                        'config dump, which go to the log (default: off)')
     parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+                        choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        help='job launcher (default: none)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by torch.distributed.launch (default: 0)')
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def build_config(args: argparse.Namespace):
+    from diffengine_ipa.user_config import load_user_config
     cfg = load_user_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if cfg.get('test_dataloader') is None:
@@ -64,8 +64,8 @@ def build_config(args: argparse.Namespace) -> Config:
                         'test_evaluator; add configs/_base_/datasets/eval_set.py '
                         'to its _base_')
     name = osp.splitext(osp.basename(args.config))[0]
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', name)
+    cfg.work_dir = (args.work_dir or args.out_dir or cfg.get('work_dir')
+                    or osp.join('work_dirs', name))
     mode = 'quick' if args.quick else 'full'
     if args.quick:
         dataset = cfg.test_dataloader.dataset
@@ -95,8 +95,19 @@ def names_of(checkpoints: list[str]) -> list[str]:
 def main() -> None:
     import json
 
+    args = parse_args()  # before the heavy imports: --help is instant
+    from mmengine.runner import Runner
+
+    from diffengine_ipa.console import memoize_config_formatting, quiet_console
     from diffengine_ipa.evaluation import compare_reports, format_comparison
-    args = parse_args()
+    from diffengine_ipa.models.model_sources import disable_progress_bars
+    from diffengine_ipa.official_format import (
+        NeedsLayerOrder,
+        load_adapter,
+        load_adapter_into,
+    )
+    quiet_console(verbose=args.verbose)
+    memoize_config_formatting()
     cfg = build_config(args)
     disable_progress_bars()
     for checkpoint in args.checkpoint:  # check the files before models load

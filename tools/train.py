@@ -14,31 +14,27 @@ import argparse
 import contextlib
 import os
 import os.path as osp
-
-from mmengine.config import Config
-from mmengine.runner import Runner
+import time
 
 from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
-from diffengine_ipa.engine import hardware
-from diffengine_ipa.engine.hardware import AMP_MODES
 from diffengine_ipa.errors import UserError, run_tool
-from diffengine_ipa.models.model_sources import disable_progress_bars
-from diffengine_ipa.official_format import find_checkpoint
-from diffengine_ipa.user_config import load_user_config
-from diffengine_ipa.work_dir import last_checkpoint, work_dir_lock
+
+# hardware.AMP_MODES, written out so that --help imports nothing heavy.
+AMP_MODES = ('auto', 'bf16', 'fp16', 'fp32')
 
 
 def parse_args() -> argparse.Namespace:
     parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', type=output_folder,
-                        help='where logs and checkpoints go')
+                        help='where logs and checkpoints go (default: '
+                        'work_dirs/<config name>)')
     parser.add_argument(
         '--resume',
         nargs='?',
         const='auto',
         help='resume from CKPT, or from the last checkpoint of the work dir '
-        'when no CKPT is given')
+        'when no CKPT is given (default: a new run)')
     parser.add_argument(
         '--amp',
         nargs='?',
@@ -49,34 +45,50 @@ def parse_args() -> argparse.Namespace:
         'on older GPUs, else fp32), the frozen weights following; bf16, '
         'fp16, fp32: that one. Bare --amp: fp16 with loss scaling '
         "(MMEngine's AmpOptimWrapper) on CUDA, bf16 autocast elsewhere. "
-        'hardware.* in --cfg-options overrides any single choice')
+        'hardware.* in --cfg-options overrides any single choice (default: '
+        "the config's precision, fp32 in the shipped configs but *_fast)")
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate linearly with the effective batch size '
         '(batch_size x processes x accumulative_counts) against '
-        'auto_scale_lr.base_batch_size')
+        'auto_scale_lr.base_batch_size (default: off)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=ConfigOptions,
         help='override config entries, e.g. '
-        'model.pretrained_model_name_or_path=/path/to/sd15')
+        'model.pretrained_model_name_or_path=/path/to/sd15 (default: none)')
+    parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also log to TensorBoard, in <work dir>/<time>/vis_data/ '
+        "(needs pip install '.[tensorboard]'; default: off)")
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help="also print MMEngine's environment report, config dump and "
+        'hook table, which go to the log file (default: off)')
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher for distributed training')
+        help='job launcher for distributed training (default: none)')
     # torch.distributed.launch passes --local-rank (or --local_rank).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
+                        help='set by torch.distributed.launch (default: 0)')
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 
 
-def build_config(args: argparse.Namespace) -> tuple[Config, list[str]]:
+def build_config(args: argparse.Namespace) -> tuple:
     """The config file with the command line and the hardware settings
     applied, and the report of those settings."""
+    from diffengine_ipa.engine import hardware
+    from diffengine_ipa.official_format import find_checkpoint
+    from diffengine_ipa.user_config import load_user_config
+    from diffengine_ipa.work_dir import last_checkpoint
     cfg = load_user_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir:
@@ -87,6 +99,8 @@ def build_config(args: argparse.Namespace) -> tuple[Config, list[str]]:
     settings = hardware.configure(cfg, args.amp)
     if args.auto_scale_lr:
         enable_auto_scale_lr(cfg)
+    if args.tensorboard:
+        enable_tensorboard(cfg)
     if args.resume == 'auto':  # the work dir's pointer, read relative to it
         cfg.resume, cfg.load_from = True, last_checkpoint(cfg.work_dir)
     elif args.resume is not None:
@@ -94,7 +108,7 @@ def build_config(args: argparse.Namespace) -> tuple[Config, list[str]]:
     return cfg, settings
 
 
-def enable_auto_scale_lr(cfg: Config) -> None:
+def enable_auto_scale_lr(cfg) -> None:
     """Turn on mmengine's linear LR scaling, counting gradient accumulation
     in the effective batch (mmengine counts batch_size x processes only)."""
     if 'auto_scale_lr' not in cfg:
@@ -105,7 +119,21 @@ def enable_auto_scale_lr(cfg: Config) -> None:
     cfg.auto_scale_lr.base_batch_size /= counts
 
 
-def use_gloo_without_cuda(cfg: Config, launcher: str) -> None:
+def enable_tensorboard(cfg) -> None:
+    """Add MMEngine's ``TensorboardVisBackend`` to the visualizer (where
+    the runner reads it; a ``vis_backends`` variable in a child config is
+    not), after checking that TensorBoard is installed."""
+    import importlib.util
+    if importlib.util.find_spec('tensorboard') is None:
+        raise UserError("--tensorboard needs the tensorboard package: pip "
+                        "install '.[tensorboard]' (or pip install -r "
+                        'requirements/tensorboard.txt)')
+    backends = cfg.visualizer.setdefault('vis_backends', [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+
+
+def use_gloo_without_cuda(cfg, launcher: str) -> None:
     """NCCL needs GPUs: on CPUs the processes talk over gloo. MMEngine's
     ``init_dist`` selects a CUDA device unconditionally, so a torchrun on
     CPUs joins its process group here (the Runner then keeps it), and DDP
@@ -127,9 +155,10 @@ def use_gloo_without_cuda(cfg: Config, launcher: str) -> None:
         dist.init_process_group('gloo', timeout=timeout)
 
 
-def build_runner(cfg: Config):
+def build_runner(cfg):
     """mmengine's Runner, or the runner ``runner_type`` names (e.g.
     ``FlexibleRunner`` for the FSDP and DeepSpeed strategies)."""
+    from mmengine.runner import Runner
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     from mmengine.registry import RUNNERS
@@ -144,21 +173,96 @@ def is_first_process() -> bool:
     return True
 
 
+def summary(runner, config: str, started: float) -> str:
+    """What a person needs when training ends: where the checkpoint and
+    the logs are, the final loss and validation scores, what to run next."""
+    from diffengine_ipa.work_dir import last_checkpoint
+    work_dir = osp.relpath(runner.work_dir)
+    try:
+        checkpoint = osp.relpath(last_checkpoint(runner.work_dir))
+    except UserError:
+        checkpoint = '(none written)'
+    scalars = runner.message_hub.log_scalars
+    lines = [f'done: {runner.iter} iterations in '
+             f'{time.monotonic() - started:.1f} s',
+             f'  checkpoint  {checkpoint}',
+             f'  logs        {osp.relpath(runner.log_dir)}/ (the log, '
+             'vis_data/scalars.json)']
+    if 'train/loss' in scalars:
+        loss = scalars['train/loss']
+        window = min(5, len(loss.data[0]))
+        lines.append(f'  final loss  {loss.mean(window):.4f} (mean of the '
+                     f'last {window} iterations)')
+    scores = {key[len('val/'):]: buffer.current() for key, buffer in
+              scalars.items()
+              if key.startswith('val/ipa/') and '@' not in key}  # not per scale
+    if scores:
+        lines.append('  validation  ' + '  '.join(
+            f'{key.split("/")[-1]} {value:.2f}'
+            for key, value in sorted(scores.items())))
+    lines += ['next:',
+              f'  python tools/convert.py {work_dir}',
+              f'  python tools/infer.py {config} {work_dir} --image REF.jpg',
+              f'  python tools/test.py {config} {work_dir} --quick',
+              f'  python tools/plot_loss.py {work_dir}']
+    return '\n'.join(lines)
+
+
 def main() -> None:
     args = parse_args()
+    from diffengine_ipa.console import memoize_config_formatting, quiet_console
+    quiet_console(verbose=args.verbose)
+    memoize_config_formatting()
+    from diffengine_ipa.models.model_sources import disable_progress_bars
+    from diffengine_ipa.work_dir import work_dir_lock
+    started = time.monotonic()
     cfg, settings = build_config(args)
     if is_first_process():  # before anything of MMEngine's
         print('\n'.join(settings), flush=True)
+    if is_first_process() and not args.resume:
+        earlier_checkpoints_note(cfg.work_dir)
     # One training per work dir: a second stops here, before any model loads.
+    existed = osp.isdir(cfg.work_dir)
     lock = (work_dir_lock(cfg.work_dir) if is_first_process() else
             contextlib.nullcontext())
-    with lock:
-        if args.launcher != 'none':
-            use_gloo_without_cuda(cfg, args.launcher)
-        disable_progress_bars()
-        runner = build_runner(cfg)
-        runner.logger.info('Hardware settings:\n' + '\n'.join(settings))
-        runner.train()
+    try:
+        with lock:
+            if args.launcher != 'none':
+                use_gloo_without_cuda(cfg, args.launcher)
+            disable_progress_bars()
+            runner = build_runner(cfg)
+            runner.logger.info('Hardware settings:\n' + '\n'.join(settings))
+            runner.train()
+    except (Exception, SystemExit):  # not a Ctrl-C: its logs stay
+        if is_first_process() and not existed:
+            remove_if_no_checkpoint(cfg.work_dir)
+        raise
+    if is_first_process():
+        print(summary(runner, args.config, started), flush=True)
+
+
+def earlier_checkpoints_note(work_dir: str) -> None:
+    """A fresh run into a work dir with an earlier run's checkpoints: say
+    so, and which file is whose (the ``last_checkpoint`` pointer, which
+    convert, infer and test follow, will name this run's)."""
+    import glob
+    old = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')), key=osp.getmtime)
+    if old:
+        print(f'note: {work_dir} holds {len(old)} checkpoint(s) of an earlier '
+              f'run (latest {osp.basename(old[-1])}); this run starts at '
+              'iteration 0, overwrites those of the same names, and '
+              'last_checkpoint will name its own; the others stay until you '
+              'remove them (--resume continues the earlier run instead)',
+              flush=True)
+
+
+def remove_if_no_checkpoint(work_dir: str) -> None:
+    """A run that failed before writing a checkpoint leaves no work dir
+    (only its logs, which said nothing the error does not)."""
+    import glob
+    import shutil
+    if osp.isdir(work_dir) and not glob.glob(osp.join(work_dir, '*.pth')):
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 if __name__ == '__main__':

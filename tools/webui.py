@@ -20,9 +20,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--host', default='127.0.0.1',
                         help='address to bind (default: localhost only)')
-    parser.add_argument('--port', type=int, default=7860)
+    parser.add_argument('--port', type=int, default=7860,
+                        help='port to serve on (default: 7860)')
     parser.add_argument('--workspace', default='work_dirs/webui',
-                        help='the folder the page reads and writes')
+                        help='the folder the page reads and writes (default: '
+                        'work_dirs/webui)')
     return parser.parse_args()
 
 

@@ -3,7 +3,8 @@ default_scope = 'diffengine_ipa'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=5),
+    # Every 5 iterations, and each of the first 3 (a slow start shows).
+    logger=dict(type='ProgressLoggerHook', interval=5, first_iters=3),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Every 5 iterations, keep the last 3; files and the last_checkpoint
     # pointer written atomically.
@@ -28,6 +29,9 @@ custom_hooks = [
     # changed learning rate followed, a changed batch size or process count
     # refused with one line.
     dict(type='ResumeCheckHook'),
+    # A progress bar with ETA over the images validation and test generate
+    # (at a terminal).
+    dict(type='GenerationProgressHook'),
 ]
 
 # Data-parallel training (--launcher pytorch|slurm|mpi): DDP wraps the model

@@ -6,8 +6,10 @@ from .block_wrap_policy import block_wrap_policy
 from .hooks import (
     AdapterCheckpointHook,
     AtomicCheckpointHook,
+    GenerationProgressHook,
     IPAdapterVisualizationHook,
     NonFiniteLossGuardHook,
+    ProgressLoggerHook,
     RandomStateHook,
     ResumeCheckHook,
 )
@@ -16,7 +18,8 @@ from .safe_checkpoint_loader import load_from_safe_local
 
 __all__ = [
     'AtomicLocalBackend', 'AutocastOptimWrapper', 'AdapterCheckpointHook',
-    'AtomicCheckpointHook', 'IPAdapterVisualizationHook',
-    'NonFiniteLossGuardHook', 'RandomStateHook', 'ResumableEpochBasedTrainLoop',
+    'AtomicCheckpointHook', 'GenerationProgressHook',
+    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'ProgressLoggerHook',
+    'RandomStateHook', 'ResumableEpochBasedTrainLoop',
     'ResumeCheckHook', 'block_wrap_policy', 'load_from_safe_local'
 ]

@@ -356,4 +356,16 @@ def configure(cfg: Any, amp: str | None = None,
                        unet=denoiser_is_unet(cfg.model))
     apply_to_config(cfg, decisions, caps)
     apply_to_process(decisions)
+    check_precision_options(cfg)
     return report(caps, decisions)
+
+
+def check_precision_options(cfg: Any) -> None:
+    """MMEngine's plain ``OptimWrapper`` takes no ``dtype`` (a raw
+    ``TypeError`` when the runner builds it): one line naming the flag."""
+    wrapper = cfg.get('optim_wrapper') or {}
+    if wrapper.get('type') == 'OptimWrapper' and 'dtype' in wrapper:
+        raise UserError(
+            f"optim_wrapper.dtype={wrapper['dtype']!r} needs mixed precision: "
+            'train with --amp bf16 (or --amp fp16 on CUDA) instead of setting '
+            'the dtype')

@@ -188,7 +188,9 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
 
     The family attaches the model's projection where its pipeline looks for
     it for the duration of the block and detaches it after (as diffusers'
-    ``unload_ip_adapter`` does), so checkpoints never see it twice.
+    ``unload_ip_adapter`` does), so checkpoints never see it twice. Frozen
+    weights kept in bf16/fp16 beside the fp32 adapter generate under autocast
+    to that dtype, as they train.
     """
     import diffusers
 
@@ -197,8 +199,23 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
     pipe = make_pipeline(pipeline_class, dict(
         family.pipeline_components(), image_encoder=encoder.model,
         feature_extractor=encoder.processor))
-    with family.attached_projection(model.image_projection):
+    with family.attached_projection(model.image_projection), \
+            _frozen_dtype_autocast(model):
         yield AdapterPipeline(
             pipe, family,
             [ImagePrompt(encoder, model.image_projection.image_features)],
             family.settings())
+
+
+def _frozen_dtype_autocast(model: Any) -> contextlib.AbstractContextManager:
+    """Autocast to ``model.frozen_dtype`` (bf16/fp16), unless the frozen
+    weights are fp32 or autocast is already on."""
+    from ..dtypes import to_dtype
+    device = model.device.type
+    frozen = getattr(model, 'frozen_dtype', None)
+    if not frozen or torch.is_autocast_enabled(device):
+        return contextlib.nullcontext()
+    dtype = to_dtype(frozen, 'model.frozen_dtype')
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device, dtype=dtype)

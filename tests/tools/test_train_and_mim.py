@@ -8,16 +8,25 @@ import sys
 
 import pytest
 
+from diffengine_ipa.console import is_noise
+
 from ..conftest import REPO, TINY_CONFIG, TINY_CONFIGS, tiny_overrides
 from .helpers import one_line_error, run_tool
 
+# What one epoch of the tiny config prints: hardware settings (4), the
+# checkpoint folder, 4 iteration lines, the checkpoint saves, the summary (10).
+CONSOLE_LINES = 30
+
 
 def test_train_without_base_model_is_one_line(tmp_path):
+    work_dir = tmp_path / 'work_dir'
     result = run_tool(
-        'train.py', TINY_CONFIG, '--work-dir', tmp_path, '--cfg-options',
+        'train.py', TINY_CONFIG, '--work-dir', work_dir, '--cfg-options',
         f'model.pretrained_model_name_or_path={tmp_path}/missing', check=False)
     error = one_line_error(result)
     assert f'{tmp_path}/missing' in error and 'make_tiny_models.py' in error
+    assert result.stderr.rstrip().endswith(error)  # the error comes last
+    assert not work_dir.exists()  # a failed run leaves no empty work dir
 
 
 @pytest.fixture(scope='module')
@@ -94,8 +103,8 @@ def test_config_typo_is_one_line(tmp_path):
     error = one_line_error(run_tool(
         'test.py', TINY_CONFIG, tmp_path, '--cfg-options',
         'test_evaluatr.clip_model=x', check=False))
-    assert "unknown top-level key 'test_evaluatr' (did you mean " \
-        "'test_evaluator'?)" in error
+    assert error == ("error: --cfg-options: unknown top-level key "
+                     "'test_evaluatr' (did you mean 'test_evaluator'?)")
 
 
 @pytest.mark.slow
@@ -112,8 +121,85 @@ def test_train_reports_the_hardware_settings_first(tiny_family, tmp_path):
     assert lines[1].startswith("hardware.amp = '")
     assert lines[2].startswith('hardware.frozen_dtype = ')
     assert lines[3].startswith('hardware.threads = ')
+    # The console: short, the first iterations logged, no third-party
+    # notice, the summary last; the config dump and hooks in the log file.
+    console = (result.stdout + result.stderr).splitlines()
+    assert len(console) <= CONSOLE_LINES, '\n'.join(console)
+    assert not [line for line in console if is_noise(line)]
+    assert sum('Epoch(train) [1][' in line for line in lines) == 4  # 1-3, 5
+    summary = lines[lines.index(next(
+        line for line in lines if line.startswith('done: 5 iterations'))):]
+    assert summary[1].strip().startswith('checkpoint') and 'iter_5.pth' in \
+        summary[1]
+    assert 'final loss' in summary[3] and summary[-1].strip().startswith(
+        'python tools/plot_loss.py')
+    assert not any(line.startswith('Config:') for line in console)
     (log, ) = glob.glob(str(tmp_path / '*' / '*.log'))
     text = open(log).read()
+    assert 'Config:' in text and 'Hooks will be executed' in text
     assert 'Hardware settings:\nhardware: cpu' in text
     assert 'loss:' in text and 'ipa/clip_i' not in text
     assert not glob.glob(str(tmp_path / '*' / 'vis_data' / 'vis_image'))
+
+
+@pytest.mark.slow
+def test_mim_slurm_builds_the_srun_command(installed, tmp_path):
+    """``mim train ... --launcher slurm`` (the README's command) gets as far
+    as running srun with the train script: a fake srun on PATH says so."""
+    srun = tmp_path / 'bin' / 'srun'
+    srun.parent.mkdir()
+    srun.write_text('#!/bin/sh\necho "fake srun: $@"\n')
+    srun.chmod(0o755)
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    result = subprocess.run(
+        [mim, 'train', 'diffengine_ipa', 'configs/ip_adapter/sdxl_mini_dataset.py',
+         '--launcher', 'slurm', '--gpus', '16', '--gpus-per-node', '8',
+         '--partition', 'PARTITION'],
+        cwd=REPO, capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=installed,
+                 PATH=f'{srun.parent}{os.pathsep}{os.environ["PATH"]}'))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert 'fake srun: -p PARTITION --gres=gpu:8 --ntasks=16' in result.stdout
+    assert '.mim/tools/train.py configs/ip_adapter/sdxl_mini_dataset.py ' \
+        '--launcher slurm' in result.stdout
+
+
+@pytest.mark.slow
+def test_mim_error_is_the_tools_line_then_mims_traceback(installed, tmp_path):
+    """What mim adds, as the README says: the tool's one line, then mim's
+    own ``CalledProcessError`` traceback (openmim 0.3.9 raises on any
+    failure of the script) and exit 1."""
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = ['{TINY_CONFIG}']\ntrian_cfg = dict()\n")
+    mim = osp.join(osp.dirname(sys.executable), 'mim')
+    result = subprocess.run(
+        [mim, 'train', 'diffengine_ipa', str(config)], cwd=REPO,
+        capture_output=True, text=True, env=dict(os.environ,
+                                                 PYTHONPATH=installed))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines()
+              if line.startswith('error: ')]
+    assert errors == [f"error: {config}: unknown top-level key 'trian_cfg' "
+                      "(did you mean 'train_cfg'?)"]
+    assert 'subprocess.CalledProcessError' in result.stderr
+
+
+def test_tensorboard_flag(tmp_path):
+    """``--tensorboard`` adds MMEngine's backend where the runner reads it,
+    or stops with one line naming the extra to install."""
+    import importlib.util
+    import runpy
+
+    from mmengine.config import Config
+
+    from diffengine_ipa.errors import UserError
+    train = runpy.run_path(osp.join(REPO, 'tools/train.py'), run_name='train')
+    cfg = Config.fromfile(TINY_CONFIG)
+    if importlib.util.find_spec('tensorboard') is None:
+        with pytest.raises(UserError, match=r"pip install '\.\[tensorboard\]'"):
+            train['enable_tensorboard'](cfg)
+        return
+    train['enable_tensorboard'](cfg)
+    train['enable_tensorboard'](cfg)  # once only
+    assert [b['type'] for b in cfg.visualizer.vis_backends] == [
+        'LocalVisBackend', 'TensorboardVisBackend']

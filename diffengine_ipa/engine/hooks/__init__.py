@@ -2,14 +2,17 @@
 from .adapter_checkpoint_hook import AdapterCheckpointHook
 from .adapter_ema_hook import AdapterEMA, AdapterEMAHook
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .generation_progress_hook import GenerationProgressHook
 from .non_finite_loss_guard_hook import NonFiniteLossGuardHook
+from .progress_logger_hook import ProgressLoggerHook
 from .random_state_hook import RandomStateHook
 from .resume_check_hook import ResumeCheckHook
 from .visualization_hook import IPAdapterVisualizationHook
 
 __all__ = [
     'AdapterCheckpointHook', 'AdapterEMA', 'AdapterEMAHook',
-    'AtomicCheckpointHook',
-    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook', 'RandomStateHook',
+    'AtomicCheckpointHook', 'GenerationProgressHook',
+    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook',
+    'ProgressLoggerHook', 'RandomStateHook',
     'ResumeCheckHook'
 ]

@@ -1,0 +1,143 @@
+"""The README is executable truth: every shell command in its fenced blocks is
+either run by a named test (with the tiny family in place of the real
+weights) or skipped here with the reason. A command added to the README
+without either fails this test, as does an entry whose README command or test
+is gone."""
+import ast
+import os.path as osp
+import re
+
+from .conftest import REPO
+
+MIM = 'tests/tools/test_train_and_mim.py::'
+EVERY = 'tests/test_every_config_runs.py::test_config_trains_validates_and_tests'
+INSTALL = ('tools/install.sh has these lines, run by tools/run_tests.sh in CI '
+           '(.ci/run)')
+
+# README command → the test that runs it (the tiny family substituted).
+RUN = {
+    'bash tools/run_tests.sh': '.ci/run',
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py '
+    '[--work-dir D] [--resume] [--amp] [--cfg-options KEY=VALUE ...]':
+    MIM + 'test_mim_train_after_pip_install',
+    'mim train diffengine_ipa configs/ip_adapter/sdxl_mini_dataset.py': EVERY,
+    'mim train diffengine_ipa configs/ip_adapter/flux_mini_dataset.py':
+    MIM + 'test_mim_trains_the_dit_families',
+    'python tools/train.py configs/ip_adapter/sd15_mini_dataset.py':
+    MIM + 'test_train_reports_the_hardware_settings_first',
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py '
+    '--cfg-options model.pretrained_model_name_or_path=/models/stable-diffusion-v1-5 '
+    'model.image_encoder.pretrained_model_name_or_path=/models/clip-vit-large-patch14':
+    MIM + 'test_mim_train_after_pip_install',
+    'torchrun --nproc_per_node 8 tools/train.py '
+    'configs/ip_adapter/sd15_mini_dataset.py --launcher pytorch':
+    'tests/engine/test_distributed.py::'
+    'test_two_processes_equal_one_at_the_combined_batch',
+    'mim train diffengine_ipa configs/ip_adapter/sdxl_mini_dataset.py --launcher slurm '
+    '--gpus 16 --gpus-per-node 8 --partition PARTITION':
+    MIM + 'test_mim_slurm_builds_the_srun_command',
+    'python tools/convert.py work_dirs/sd15_mini_dataset/iter_50.pth [--out PATH] '
+    '[--format safetensors|bin]':
+    'tests/tools/test_convert.py::test_bin_layout_and_values',
+    'python tools/convert.py work_dirs/sd15_mini_dataset':
+    'tests/tools/test_convert.py::test_safetensors_layout',
+    'python tools/convert.py --info work_dirs/sd15_mini_dataset/ip_adapter.safetensors':
+    'tests/tools/test_published_adapters.py::test_info_describes_any_official_file',
+    'python tools/infer.py CONFIG CKPT --image ref.jpg [--prompt TEXT] '
+    '[--negative-prompt TEXT] [--scale 1.0] [--steps N] [--guidance-scale G] '
+    '[--seed 0] [--num-images 1] [--height H --width W] [--out PATH] [--device D] '
+    '[--dtype fp32|fp16|bf16] [--cfg-options ...]':
+    'tests/tools/test_diffusers_interop.py::'
+    'test_infer_matches_diffusers_for_the_same_seed',
+    'python tools/infer.py configs/ip_adapter/sdxl_mini_dataset.py '
+    'work_dirs/sdxl_mini_dataset --base-model /models/my-sdxl-finetune '
+    '--image style.jpg --scale style --prompt "a lighthouse at dusk" '
+    '--out outputs/lighthouse.png':
+    'tests/apis/test_inferencer.py::test_another_base_checkpoint',
+    'python tools/test.py CONFIG CKPT [CKPT ...] [--quick] [--out-dir DIR] '
+    '[--cfg-options ...]':
+    'tests/tools/test_evaluate.py::test_quick_evaluation_runs_the_three_quick_cases',
+    'mim test diffengine_ipa CONFIG --checkpoint CKPT [--quick]':
+    MIM + 'test_mim_train_after_pip_install',
+    'python tools/plot_loss.py work_dirs/sd15_mini_dataset':
+    'tests/tools/test_evaluate.py::test_plot_loss_from_a_real_run',
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset_finetune.py': EVERY,
+    'python tools/convert.py output/checkpoint-50000':
+    'tests/tools/test_published_adapters.py::test_official_script_checkpoints_convert',
+    'python tools/convert.py output/checkpoint-50000 --config '
+    'configs/ip_adapter/sd15_mini_dataset.py':
+    'tests/tools/test_published_adapters.py::test_official_script_checkpoints_convert',
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset_plus.py': EVERY,
+    'python tools/cache_embeddings.py configs/ip_adapter/sd15_mini_dataset_fast.py':
+    EVERY,
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset_fast.py': EVERY,
+    'python tools/benchmark.py --family {tiny_sd15,mid_sd15,sd15,sdxl,sd35_large,'
+    'flux1_dev,...} [--batch B] [--resolution R] [--dtype auto|fp32|bf16|fp16] '
+    '[--channels-last auto|on|off] [--steps N] [--infer-steps 30] [--compile] '
+    '[--gradient-checkpointing] [--out benchmarks/FILE.json]':
+    'tests/testing/test_benchmark.py::test_benchmark_tiny_emits_json',
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --cfg-options '
+    'train_dataloader.dataset.ann_file=/data/mine/data.json '
+    'train_dataloader.batch_size=8': EVERY,
+}
+# README command → why the suite does not run it.
+SKIP = {
+    'bash tools/webui.sh': 'installs, then serves until stopped; the page is '
+    'tests/webui (test_browser drives it in chromium)',
+    'bash tools/demo.sh': 'installs into .venv (minutes); each of its steps is '
+    'a README command listed in RUN (mim train, convert, infer, test, plot)',
+    'python3 -m venv .venv && . .venv/bin/activate': INSTALL,
+    "pip install --upgrade pip 'setuptools>=77.0.3,<81' wheel": INSTALL,
+    'pip install torch==2.13.0': INSTALL,
+    'pip install -c requirements/constraints.txt -r requirements/runtime.txt': INSTALL,
+    'pip install --no-deps openmim==0.3.9': INSTALL,
+    'pip install -c requirements/constraints.txt -r requirements/mim.txt': INSTALL,
+    'pip install --no-deps --no-build-isolation .': INSTALL,
+    'python tools/estimate_memory.py --family flux1_dev --resolution 1024 '
+    '--batch 1 2 --gpu-memory 80': 'a full-size model (minutes, ~40 GB of '
+    'host memory); tests/testing/test_memory_estimate.py runs the estimate on '
+    'the tiny and DiT architectures',
+    'python tools/estimate_memory.py --family sd35_large --resolution 512 '
+    '--batch 1 2': 'as the FLUX.1 estimate',
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --gpus 8 '
+    '--launcher pytorch': 'needs 8 GPUs; the same launch with 2 CPU processes '
+    'is tests/engine/test_distributed.py',
+}
+
+
+def readme_commands() -> list[str]:
+    """Each command of the README's bash blocks: continuation lines joined,
+    comments and repeated spaces removed."""
+    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
+        text = f.read()
+    commands = []
+    for block in re.findall(r'```(?:bash|sh|shell|console)\n(.*?)```', text,
+                            re.S):
+        for line in block.replace('\\\n', ' ').splitlines():
+            line = re.sub(r'\s+#.*$', '', line.strip())
+            if line and not line.startswith('#'):
+                commands.append(re.sub(r'\s+', ' ', line))
+    return commands
+
+
+def test_every_readme_command_is_run_or_skipped_with_a_reason():
+    commands = readme_commands()
+    unlisted = [c for c in commands if c not in RUN and c not in SKIP]
+    assert not unlisted, ('README commands neither run by a test nor skipped '
+                          'with a reason in tests/test_readme.py:\n'
+                          + '\n'.join(unlisted))
+    stale = [c for c in {**RUN, **SKIP} if c not in commands]
+    assert not stale, 'no longer in the README:\n' + '\n'.join(stale)
+    assert all(reason for reason in SKIP.values())
+
+
+def test_the_named_tests_exist():
+    for target in set(RUN.values()):
+        if '::' not in target:
+            assert osp.isfile(osp.join(REPO, target)), target
+            continue
+        path, name = target.split('::')
+        with open(osp.join(REPO, path), encoding='utf-8') as f:
+            names = {node.name for node in ast.walk(ast.parse(f.read()))
+                     if isinstance(node, ast.FunctionDef)}
+        assert name in names, target
