@@ -11,6 +11,8 @@ from .conftest import REPO
 
 MIM = 'tests/tools/test_train_and_mim.py::'
 EVERY = 'tests/test_every_config_runs.py::test_config_trains_validates_and_tests'
+TWO_STAGE = ('tests/engine/test_two_stage_recipe.py::'
+             'test_stage1_square_then_stage2_buckets_from_its_adapter')
 INSTALL = ('tools/install.sh has these lines, run by tools/run_tests.sh in CI '
            '(.ci/run)')
 
@@ -79,6 +81,17 @@ RUN = {
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --cfg-options '
     'train_dataloader.dataset.ann_file=/data/mine/data.json '
     'train_dataloader.batch_size=8': EVERY,
+    'mim train diffengine_ipa configs/ip_adapter/sdxl_photos_stage1_512.py --launcher '
+    'pytorch --gpus 8 --cfg-options train_dataloader.dataset.ann_file=/data/photos':
+    TWO_STAGE,
+    'python tools/convert.py work_dirs/sdxl_photos_stage1_512': TWO_STAGE,
+    'mim train diffengine_ipa configs/ip_adapter/sdxl_photos_stage2_buckets.py '
+    '--launcher pytorch --gpus 8 --cfg-options '
+    'train_dataloader.dataset.ann_file=/data/photos':
+    TWO_STAGE,
+    'python tools/convert.py work_dirs/sdxl_photos_stage2_buckets --ema':
+    'tests/engine/test_adapter_ema.py::'
+    'test_ema_of_the_adapter_only_is_saved_and_exported',
 }
 # README command → why the suite does not run it.
 SKIP = {

@@ -197,15 +197,24 @@ def main() -> None:
         return
     parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('bench', choices=['index', 'loader'])
-    parser.add_argument('--records', type=int_at_least(1), default=1_000_000)
+    parser.add_argument('--records', type=int_at_least(1), default=1_000_000,
+                        help='records of the index (default: 1000000)')
     parser.add_argument('--images', type=int_at_least(1),
-                        help='distinct images (index: 10000; loader: 48)')
-    parser.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--batch', type=int_at_least(1), default=4)
-    parser.add_argument('--resolution', type=int_at_least(64), default=1024)
+                        help='distinct images (default: index 10000, '
+                        'loader 48)')
+    parser.add_argument('--workers', type=int, nargs='+', default=[0, 1, 2],
+                        help='DataLoader workers to time the loader with '
+                        '(default: 0 1 2)')
+    parser.add_argument('--batch', type=int_at_least(1), default=4,
+                        help='loader batch size (default: 4)')
+    parser.add_argument('--resolution', type=int_at_least(64), default=1024,
+                        help='bucket resolution (default: 1024)')
     parser.add_argument('--workdir', default=osp.join('work_dirs',
-                                                      'benchmark_data'))
-    parser.add_argument('--out', help='append the rows to this JSON list')
+                                                      'benchmark_data'),
+                        help='where the generated records and images go '
+                        '(default: work_dirs/benchmark_data)')
+    parser.add_argument('--out', help='append the rows to this JSON list '
+                        '(default: print only)')
     args = parser.parse_args()
     args.images = args.images or (10_000 if args.bench == 'index' else 48)
     os.makedirs(args.workdir, exist_ok=True)

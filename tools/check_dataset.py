@@ -34,9 +34,14 @@ def parse_args() -> argparse.Namespace:
                         '(default: 64, as IPAdapterDataset)')
     parser.add_argument('--workers', type=int_at_least(1),
                         help='processes that check images (default: up to 8)')
-    parser.add_argument('--image-column', default='image')
-    parser.add_argument('--text-column', default='text')
-    parser.add_argument('--reference-column')
+    parser.add_argument('--image-column', default='image',
+                        help='column of the images, for a dataset folder or '
+                        '.parquet/.arrow files (default: image)')
+    parser.add_argument('--text-column', default='text',
+                        help='column of the captions (default: text)')
+    parser.add_argument('--reference-column',
+                        help='column of the references (default: none: each '
+                        'image is its own reference)')
     return parser.parse_args()
 
 
