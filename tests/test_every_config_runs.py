@@ -22,13 +22,13 @@ RUN = [p for p in LEAVES if not osp.basename(p).startswith('tiny_')]
 
 
 def tiny_counterpart(path: str) -> str:
-    """The tiny leaf of the same recipe (``sd35_mini_dataset_plus.py`` →
-    ``tiny_sd35_mini_dataset_plus.py``; variants of training alone, such as
-    ``_fast``, map to their recipe's)."""
-    name = osp.basename(path)
-    for suffix in ('_fast', '_finetune', '_fsdp', '_deepspeed'):
-        name = name.replace(suffix, '')
-    return osp.join(REPO, 'configs/ip_adapter', 'tiny_' + name)
+    """The tiny leaf of the same family and projection
+    (``sdxl_mini_dataset_plus.py`` → ``tiny_sdxl_mini_dataset_plus.py``,
+    ``sdxl_photos_stage1_512.py`` → ``tiny_sdxl_mini_dataset.py``)."""
+    family = dict(sd3='sd35').get(family_of(path), family_of(path))
+    plus = '_plus' if '_plus' in osp.basename(path) else ''
+    return osp.join(REPO, 'configs/ip_adapter',
+                    f'tiny_{family}_mini_dataset{plus}.py')
 
 
 def small_config(path: str, family: dict, work_dir) -> Config:
@@ -41,6 +41,7 @@ def small_config(path: str, family: dict, work_dir) -> Config:
         osp.join(REPO, 'data/mini_dataset/data.json'),
         'train_dataloader.dataset.resolution': 64,
         'train_dataloader.dataset.indices': 2,
+        'train_dataloader.batch_size': 1,
         'train_dataloader.num_workers': 0,
         'train_dataloader.persistent_workers': False,
         'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,

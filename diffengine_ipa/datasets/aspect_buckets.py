@@ -27,8 +27,11 @@ class AspectRatioBuckets:
         max_aspect: The longest side is at most this times the shortest.
     """
 
-    def __init__(self, resolution: int, step: int = 64,
+    def __init__(self, resolution: int | None, step: int = 64,
                  max_aspect: float = 4.0) -> None:
+        if resolution is None:
+            raise UserError('buckets: no resolution; set resolution= on the '
+                            'dataset (or in buckets=dict(...))')
         if resolution % step or resolution < step:
             raise UserError(f'buckets: resolution {resolution} must be a '
                             f'multiple of step {step}')

@@ -65,8 +65,9 @@ class IPAdapterDataset(BaseDataset):
             ``'skip'`` trains without them (logged), and also replaces a
             sample whose image becomes unreadable during training.
         min_image_side: Images with a shorter side are unusable.
-        buckets: Aspect-ratio buckets, e.g. ``dict(resolution=1024,
-            step=64, max_aspect=4.0)`` (see :class:`.AspectRatioBuckets`):
+        buckets: Aspect-ratio buckets around ``resolution``², e.g.
+            ``dict(step=64, max_aspect=2.0)`` (see
+            :class:`.AspectRatioBuckets`; a ``resolution`` of its own wins):
             each sample gets its ``bucket`` (height, width) for
             ``ResizeCropToBucket``, and ``BucketBatchSampler`` batches
             them one bucket at a time.
@@ -104,7 +105,8 @@ class IPAdapterDataset(BaseDataset):
         self.columns = dict(image_column=image_column, text_column=text_column,
                             reference_column=reference_column)
         self.index_cache, self.check_workers = index_cache, check_workers
-        self.buckets = AspectRatioBuckets(**buckets) if buckets else None
+        self.buckets = AspectRatioBuckets(**dict(
+            dict(resolution=resolution), **buckets)) if buckets else None
         self.pipeline_cfg = fill_resolution(pipeline, resolution)
         self.embedding_cache = (EmbeddingCache(embedding_cache)
                                 if embedding_cache else None)

@@ -59,9 +59,8 @@ def run(config, tiny, work_dir, photos, **options):
 def test_stage1_square_then_stage2_buckets_from_its_adapter(tiny_families,
                                                            tmp_path):
     tiny, photos = tiny_families['sdxl'], photo_folder(tmp_path / 'photos')
-    pipeline1 = 'train_dataloader.dataset.pipeline'
     _, first = run(STAGE1, tiny, tmp_path / 'stage1', photos, **{
-        f'{pipeline1}.2.size': 64, f'{pipeline1}.3.size': 64})
+        'train_dataloader.dataset.resolution': 64})
     assert set(first.shapes) == {(64, 64)}
     assert first.lrs[0] < first.lrs[-1] <= 1e-4  # warming up
     result = run_tool_in_process('convert.py', tmp_path / 'stage1')
@@ -70,8 +69,8 @@ def test_stage1_square_then_stage2_buckets_from_its_adapter(tiny_families,
     stage2, second = run(STAGE2, tiny, tmp_path / 'stage2', photos, **{
         'model.pretrained_ip_adapter': str(
             tmp_path / 'stage1/ip_adapter.safetensors'),
-        'train_dataloader.dataset.buckets': dict(resolution=64, step=16,
-                                                 max_aspect=2.0)})
+        'train_dataloader.dataset.resolution': 64,
+        'train_dataloader.dataset.buckets': dict(step=16, max_aspect=2.0)})
     assert len(set(second.shapes)) == 3  # tall, wide and square batches
     for shape, time_ids in zip(second.shapes, second.time_ids, strict=True):
         assert (time_ids[:, 4:] == torch.tensor(shape)).all()  # target size

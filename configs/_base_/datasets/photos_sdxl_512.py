@@ -4,8 +4,8 @@
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='PreprocessReference'),  # as the image encoder's processor
-    dict(type='ResizeShortEdge', size=512),
-    dict(type='RandomCrop', size=512),
+    dict(type='ResizeShortEdge'),  # to the dataset's resolution
+    dict(type='RandomCrop'),
     dict(type='RandomHorizontalFlip', prob=0.5),
     dict(type='ComputeTimeIds'),
     dict(type='ToVAEInput'),
@@ -23,5 +23,6 @@ train_dataloader = dict(
     dataset=dict(
         type='IPAdapterDataset',
         ann_file='data/mini_dataset/data.json',
+        resolution=512,  # the one knob: every resize and crop
         on_bad_record='skip',
         pipeline=train_pipeline))

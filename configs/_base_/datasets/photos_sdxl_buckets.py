@@ -25,5 +25,6 @@ train_dataloader = dict(
         type='IPAdapterDataset',
         ann_file='data/mini_dataset/data.json',
         on_bad_record='skip',
-        buckets=dict(resolution=1024, step=64, max_aspect=2.0),
+        resolution=1024,  # the buckets' pixel count: about 1024²
+        buckets=dict(step=64, max_aspect=2.0),
         pipeline=train_pipeline))

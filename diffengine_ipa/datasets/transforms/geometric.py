@@ -133,7 +133,7 @@ class ResizeCropToBucket(BaseTransform):
     def transform(self, results: dict) -> dict:
         if 'bucket' not in results:
             raise DatasetError(f'{results.get("img_path")}: no bucket; set '
-                               'buckets=dict(resolution=...) on the dataset '
+                               'resolution= and buckets=dict(...) on the dataset '
                                'to use ResizeCropToBucket')
         height, width = results['bucket']
         image = results['img']
