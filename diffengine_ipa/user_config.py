@@ -22,8 +22,8 @@ from .errors import UserError
 
 __all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys', 'check_renamed_fields',
            'link_image_preprocessing', 'fill_dataset_resolutions',
-           'apply_validate_switch', 'prepare_config', 'read_config_file',
-           'load_user_config']
+           'apply_validate_switch', 'apply_held_out_validation',
+           'prepare_config', 'read_config_file', 'load_user_config']
 
 RUNNER_KEYS = frozenset({
     'model', 'work_dir', 'experiment_name', 'launcher', 'default_scope',
@@ -37,8 +37,10 @@ RUNNER_KEYS = frozenset({
     'runner_type', 'strategy'})
 HELPER_KEYS = frozenset({'train_pipeline', 'eval_pipeline', 'val_pipeline',
                          'test_pipeline', 'vis_backends',
-                         # ours: engine/hardware.py, apply_validate_switch
-                         'hardware', 'validate'})
+                         # ours: engine/hardware.py, apply_validate_switch,
+                         # apply_held_out_validation
+                         'hardware', 'validate', 'val_split', 'val_ann_file',
+                         'val_cases'})
 KNOWN_TOP_LEVEL_KEYS = RUNNER_KEYS | HELPER_KEYS
 
 
@@ -133,6 +135,36 @@ def apply_validate_switch(cfg: Config) -> None:
                         if hook.get('type') not in VISUALIZATION_HOOKS]
 
 
+# What a held-out validation set takes over from the training set.
+_SOURCE_KEYS = ('data_root', 'image_column', 'text_column',
+                'reference_column', 'min_image_side', 'index_cache')
+
+
+def apply_held_out_validation(cfg: Config, source: str) -> None:
+    """``val_split=0.1`` (a fraction of the training records, held out of
+    training) or ``val_ann_file=PATH`` (a second set of records): validation
+    generates the first ``val_cases`` (8) of them, captions as prompts,
+    instead of the built-in evaluation set; the test set stays."""
+    split, ann_file = cfg.get('val_split'), cfg.get('val_ann_file')
+    if not split and not ann_file:
+        return
+    if split and ann_file:
+        raise UserError(f'{source}: give val_split or val_ann_file, not both')
+    train = cfg.train_dataloader.dataset
+    val = dict(type='IPAdapterEvalDataset', caption_as_prompt=True,
+               max_cases=cfg.get('val_cases', 8), scales=(1.0, ), seeds=(0, ),
+               on_bad_record='skip',
+               **{key: train[key] for key in _SOURCE_KEYS if key in train})
+    if split:
+        train.val_split = split
+        val.update(ann_file=train.ann_file, val_split=split, split='val')
+    else:
+        val.update(ann_file=ann_file, data_root=None)
+    if cfg.get('val_dataloader'):
+        val['pipeline'] = cfg.val_dataloader.dataset.get('pipeline')
+        cfg.val_dataloader.dataset = val
+
+
 # Fields naming inputs that the shipped configs give relative to the repo.
 _INPUT_PATH_KEYS = ('pretrained_model_name_or_path', 'clip_model', 'ann_file',
                     'data_root')
@@ -173,6 +205,7 @@ def prepare_config(cfg: Config, source: str) -> Config:
     check_renamed_fields(cfg, source)
     link_image_preprocessing(cfg)
     fill_dataset_resolutions(cfg)
+    apply_held_out_validation(cfg, source)
     apply_validate_switch(cfg)
     check_config_arguments(cfg, source)
     return cfg

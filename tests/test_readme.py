@@ -105,6 +105,7 @@ SKIP = {
     'pip install -c requirements/constraints.txt -r requirements/runtime.txt': INSTALL,
     'pip install --no-deps openmim==0.3.9': INSTALL,
     'pip install -c requirements/constraints.txt -r requirements/mim.txt': INSTALL,
+    'pip install --no-deps click==8.2.1': INSTALL,
     'pip install --no-deps --no-build-isolation .': INSTALL,
     'python tools/estimate_memory.py --family flux1_dev --resolution 1024 '
     '--batch 1 2 --gpu-memory 80': 'a full-size model (minutes, ~40 GB of '

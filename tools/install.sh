@@ -21,6 +21,10 @@ $PIP -c requirements/constraints.txt -r requirements/runtime.txt \
     -r requirements/tests.txt
 $PIP --no-deps openmim==0.3.9
 $PIP -c requirements/constraints.txt -r requirements/mim.txt
+# mim 0.3.9 fails with a later click ('Sentinel' object has no attribute
+# 'split'); huggingface-hub asks for click >= 8.4.2 for its own CLI only, so
+# click 8.2.1 goes in last, without the resolver (pip check names the pair).
+$PIP --no-deps click==8.2.1
 # Not editable: mim finds the train script and configs only in a real install.
 $PIP --no-deps --no-build-isolation --force-reinstall .
 echo "installed diffengine_ipa into $VENV"

@@ -12,6 +12,7 @@ from ..registry import DATASETS
 from ..sample_generators import DrawKey, sample_generator
 from .aspect_buckets import AspectRatioBuckets
 from .embedding_cache import EmbeddingCache
+from .held_out_split import held_out_split
 from .record_check import count_problems, describe_bad_records
 from .record_index import RecordIndex, default_cache_root
 from .record_sources import decode_annotations, open_source, read_records
@@ -77,6 +78,10 @@ class IPAdapterDataset(BaseDataset):
         index_cache: Folder of the record index and image verdicts
             (default ``$DIFFENGINE_IPA_CACHE`` or ``~/.cache/diffengine_ipa``).
         check_workers: Processes that check images (default: up to 8).
+        val_split: Hold out this fraction of the usable records (a fixed
+            draw, the same on every run) for validation; 0 keeps them all.
+        split: With ``val_split``: ``'train'`` (the rest) or ``'val'`` (the
+            held-out records).
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
     """
 
@@ -94,6 +99,8 @@ class IPAdapterDataset(BaseDataset):
                  reference_column: str | None = None,
                  index_cache: str | None = None,
                  check_workers: int | None = None,
+                 val_split: float = 0.0,
+                 split: str = 'train',
                  **kwargs) -> None:
         if on_bad_record not in ('strict', 'skip'):
             raise DatasetError(f'on_bad_record={on_bad_record!r}: use '
@@ -105,6 +112,7 @@ class IPAdapterDataset(BaseDataset):
         self.columns = dict(image_column=image_column, text_column=text_column,
                             reference_column=reference_column)
         self.index_cache, self.check_workers = index_cache, check_workers
+        self.val_split, self.split = val_split, split
         self.buckets = AspectRatioBuckets(**dict(
             dict(resolution=resolution), **buckets)) if buckets else None
         self.pipeline_cfg = fill_resolution(pipeline, resolution)
@@ -135,6 +143,9 @@ class IPAdapterDataset(BaseDataset):
         self.index = RecordIndex.open(source, self.min_image_side,
                                       self.index_cache, self.check_workers)
         self._report_bad_records()
+        if self.val_split:
+            self.index.usable = held_out_split(self.index.usable, self.val_split,
+                                               self.split, self.ann_file)
         if self._indices is not None:  # BaseDataset's ``indices``: a subset
             keep = self._indices
             if isinstance(keep, int):

@@ -24,6 +24,11 @@ class IPAdapterEvalDataset(IPAdapterDataset):
         scales: Adapter scales to generate at.
         seeds: Seeds to generate with, per scale.
         quick: Keep only the cases marked ``"quick": true``.
+        caption_as_prompt: Records of a training set as cases (a held-out
+            split, or a second annotation file in any format the training
+            dataset reads): the caption is the prompt, the reference (or the
+            image itself) the image prompt.
+        max_cases: Keep the first N cases.
         **kwargs: As for :class:`IPAdapterDataset`.
     """
 
@@ -32,10 +37,13 @@ class IPAdapterEvalDataset(IPAdapterDataset):
                  scales: tuple = (1.0, ),
                  seeds: tuple = (0, ),
                  quick: bool = False,
+                 caption_as_prompt: bool = False,
+                 max_cases: int | None = None,
                  **kwargs) -> None:
         self.scales = tuple(float(s) for s in scales)
         self.seeds = tuple(int(s) for s in seeds)
         self.quick = quick
+        self.caption_as_prompt, self.max_cases = caption_as_prompt, max_cases
         super().__init__(ann_file=ann_file, **kwargs)
 
     def full_init(self) -> None:
@@ -43,11 +51,8 @@ class IPAdapterEvalDataset(IPAdapterDataset):
         if self._fully_initialized:
             return
         super().full_init()
-        records = read_records(self.ann_file)  # a few cases: their own fields
-        samples, ids = [], {}
-        for i in range(len(self.index)):
-            case = dict(records[self.index.record_number(i)],
-                        **self.index.info(i))
+        samples, ids, kept = [], {}, 0
+        for case in self._cases():
             if not isinstance(case.get('prompt'), str) or not case['prompt']:
                 raise DatasetError(f'{self.ann_file}: case {case["image_file"]}'
                                    ' needs a non-empty "prompt"')
@@ -62,6 +67,9 @@ class IPAdapterEvalDataset(IPAdapterDataset):
             ids[case_id] = case['image_file']
             if self.quick and not case.get('quick', False):
                 continue
+            if self.max_cases is not None and kept >= self.max_cases:
+                break
+            kept += 1
             for scale in self.scales:
                 for seed in self.seeds:
                     samples.append(dict(case, case_id=case_id, scale=scale,
@@ -70,6 +78,23 @@ class IPAdapterEvalDataset(IPAdapterDataset):
             raise DatasetError(f'{self.ann_file}: no evaluation cases'
                                + (' marked "quick"' if self.quick else ''))
         self.samples = samples
+
+    def _cases(self):
+        """Each usable record as a case: with its own fields (a cases
+        file), or with its caption as the prompt."""
+        if self.caption_as_prompt:
+            for i in range(len(self.index)):
+                info = self.index.info(i)
+                stem = osp.splitext(osp.basename(info['img_path']))[0]
+                yield dict(info, prompt=info['text'], image_file=info['img_path'],
+                           id=f'{self.index.record_number(i):06d}_{stem}',
+                           img_path=info.get('reference_paths',
+                                             [info['img_path']])[0])
+            return
+        records = read_records(self.ann_file)  # a few cases: their own fields
+        for i in range(len(self.index)):
+            yield dict(records[self.index.record_number(i)],
+                       **self.index.info(i))
 
     def __len__(self) -> int:
         if not self._fully_initialized:
