@@ -182,5 +182,5 @@ def test_train_then_resume_for_more_epochs(tiny_workspace):
     assert [step for step, _ in status.losses] == [1, 2, 3, 4, 5, 6]
     assert osp.isfile(osp.join(ws.run_dir('resumed'), 'iter_6.pth'))
     with open(osp.join(ws.run_dir('resumed'), 'webui_train.log')) as f:
-        assert re.search(r'Auto resumed from the latest checkpoint \S+'
-                         r'/runs/resumed/iter_4\.pth', f.read())
+        assert re.search(r'Load checkpoint from \S+/runs/resumed/iter_4\.pth',
+                         f.read())
