@@ -1,24 +1,83 @@
-"""The README is executable truth: every shell command in its fenced blocks is
-either run by a named test (with the tiny family in place of the real
-weights) or skipped here with the reason. A command added to the README
-without either fails this test, as does an entry whose README command or test
-is gone."""
+"""The docs are executable truth: every shell command in the fenced blocks of
+README.md, CONTRIBUTING.md and docs/*.md is either run by a named test (with
+the tiny family in place of the real weights) or skipped here with the
+reason. A command added to a page without an entry in ``COMMANDS`` fails this
+test, as does an entry whose command or test is gone. Relative links between
+the pages must name files that exist.
+
+To document a new command: add one line to ``COMMANDS``, the command exactly as
+the page writes it (continuation lines joined, comments and repeated spaces
+removed) → the test that runs it (``tests/<file>.py::<test>``), or
+``skip('why the suite does not run it')``.
+"""
 import ast
+import glob
 import os.path as osp
 import re
 
 from .conftest import REPO
 
+PAGES = ['README.md', 'CONTRIBUTING.md', 'docs/*.md']
+SKIPPED = 'skip: '
+
+
+def skip(reason: str) -> str:
+    """A ``COMMANDS`` value: the suite does not run the command, for ``reason``."""
+    assert reason, 'a skipped command needs its reason'
+    return SKIPPED + reason
+
+
 MIM = 'tests/tools/test_train_and_mim.py::'
 EVERY = 'tests/test_every_config_runs.py::test_config_trains_validates_and_tests'
 TWO_STAGE = ('tests/engine/test_two_stage_recipe.py::'
              'test_stage1_square_then_stage2_buckets_from_its_adapter')
-INSTALL = ('tools/install.sh has these lines, run by tools/run_tests.sh in CI '
-           '(.ci/run)')
+INTEROP = 'tests/tools/test_diffusers_interop.py::'
+GPU_DRY_RUN = 'tests/benchmarks/test_gpu_run.py::test_cpu_dry_run_of_the_gpu_script'
+INSTALL = skip('tools/install.sh has these lines, run by tools/run_tests.sh in '
+               'CI (.ci/run)')
+SUITE = skip('the suite itself, or a part of it: .ci/run runs all of it')
 
-# README command → the test that runs it (the tiny family substituted).
-RUN = {
+# Command of a page → the test that runs it (the tiny family substituted), or
+# skip(reason).
+COMMANDS = {
+    # README.md
     'bash tools/run_tests.sh': '.ci/run',
+    'bash tools/demo.sh': skip('installs into .venv (minutes); each of its '
+                               'steps is a command run by the test named here '
+                               '(mim train, convert, infer, test, plot)'),
+    'bash tools/webui.sh': skip('installs, then serves until stopped; the page '
+                                'is tests/webui (test_browser drives it in '
+                                'chromium)'),
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py':
+    MIM + 'test_mim_train_after_pip_install',
+    'python tools/infer.py configs/ip_adapter/sd15_mini_dataset.py '
+    'work_dirs/sd15_mini_dataset --image ref.jpg --prompt "a cat on a sofa" '
+    '--out outputs/cat.png':
+    INTEROP + 'test_infer_matches_diffusers_for_the_same_seed',
+    'python tools/test.py configs/ip_adapter/sd15_mini_dataset.py '
+    'work_dirs/sd15_mini_dataset --quick':
+    'tests/tools/test_evaluate.py::test_quick_evaluation_runs_the_three_quick_cases',
+    # CONTRIBUTING.md
+    'bash tools/install.sh': '.ci/run',
+    '. .venv/bin/activate': INSTALL,
+    'pip install -e .': skip('a development install; the suite tests the real '
+                             'install (pip install .) that mim needs'),
+    'python -m pytest -n auto -m "not slow"': SUITE,
+    'python -m pytest -n auto -m slow': SUITE,
+    'bash benchmarks/gpu/run.sh --device cpu --tiny --budget-scale 4': GPU_DRY_RUN,
+    'bash benchmarks/gpu/run.sh': skip('needs a CUDA GPU machine; its CPU dry '
+                                       'run is ' + GPU_DRY_RUN),
+    # docs/install.md
+    'python3 -m venv .venv && . .venv/bin/activate': INSTALL,
+    "pip install --upgrade pip 'setuptools>=77.0.3,<81' wheel": INSTALL,
+    'pip install torch==2.13.0': INSTALL,
+    'pip install -c requirements/constraints.txt -r requirements/runtime.txt': INSTALL,
+    'pip install --no-deps openmim==0.3.9': INSTALL,
+    'pip install -c requirements/constraints.txt -r requirements/mim.txt': INSTALL,
+    'pip install --no-deps click==8.2.1': INSTALL,
+    'pip install --no-deps --no-build-isolation .': INSTALL,
+    # docs/training.md, data.md, convert_and_import.md, inference.md,
+    # evaluation.md, speed_and_memory.md, families.md
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py '
     '[--work-dir D] [--resume] [--amp] [--cfg-options KEY=VALUE ...]':
     MIM + 'test_mim_train_after_pip_install',
@@ -92,37 +151,31 @@ RUN = {
     'python tools/convert.py work_dirs/sdxl_photos_stage2_buckets --ema':
     'tests/engine/test_adapter_ema.py::'
     'test_ema_of_the_adapter_only_is_saved_and_exported',
-}
-# README command → why the suite does not run it.
-SKIP = {
-    'bash tools/webui.sh': 'installs, then serves until stopped; the page is '
-    'tests/webui (test_browser drives it in chromium)',
-    'bash tools/demo.sh': 'installs into .venv (minutes); each of its steps is '
-    'a README command listed in RUN (mim train, convert, infer, test, plot)',
-    'python3 -m venv .venv && . .venv/bin/activate': INSTALL,
-    "pip install --upgrade pip 'setuptools>=77.0.3,<81' wheel": INSTALL,
-    'pip install torch==2.13.0': INSTALL,
-    'pip install -c requirements/constraints.txt -r requirements/runtime.txt': INSTALL,
-    'pip install --no-deps openmim==0.3.9': INSTALL,
-    'pip install -c requirements/constraints.txt -r requirements/mim.txt': INSTALL,
-    'pip install --no-deps click==8.2.1': INSTALL,
-    'pip install --no-deps --no-build-isolation .': INSTALL,
     'python tools/estimate_memory.py --family flux1_dev --resolution 1024 '
-    '--batch 1 2 --gpu-memory 80': 'a full-size model (minutes, ~40 GB of '
-    'host memory); tests/testing/test_memory_estimate.py runs the estimate on '
-    'the tiny and DiT architectures',
+    '--batch 1 2 --gpu-memory 80': skip(
+        'a full-size model (minutes, ~40 GB of host memory); '
+        'tests/testing/test_memory_estimate.py runs the estimate on the tiny '
+        'and DiT architectures'),
     'python tools/estimate_memory.py --family sd35_large --resolution 512 '
-    '--batch 1 2': 'as the FLUX.1 estimate',
+    '--batch 1 2': skip('as the FLUX.1 estimate'),
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --gpus 8 '
-    '--launcher pytorch': 'needs 8 GPUs; the same launch with 2 CPU processes '
-    'is tests/engine/test_distributed.py',
+    '--launcher pytorch': skip('needs 8 GPUs; the same launch with 2 CPU '
+                               'processes is tests/engine/test_distributed.py'),
 }
 
 
-def readme_commands() -> list[str]:
-    """Each command of the README's bash blocks: continuation lines joined,
+def page_paths() -> list[str]:
+    """The pages whose commands are checked, relative to the repository."""
+    paths = []
+    for pattern in PAGES:
+        paths += sorted(glob.glob(osp.join(REPO, pattern)))
+    return [osp.relpath(p, REPO) for p in paths]
+
+
+def page_commands(page: str) -> list[str]:
+    """Each command of a page's bash blocks: continuation lines joined,
     comments and repeated spaces removed."""
-    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
+    with open(osp.join(REPO, page), encoding='utf-8') as f:
         text = f.read()
     commands = []
     for block in re.findall(r'```(?:bash|sh|shell|console)\n(.*?)```', text,
@@ -134,19 +187,24 @@ def readme_commands() -> list[str]:
     return commands
 
 
-def test_every_readme_command_is_run_or_skipped_with_a_reason():
-    commands = readme_commands()
-    unlisted = [c for c in commands if c not in RUN and c not in SKIP]
-    assert not unlisted, ('README commands neither run by a test nor skipped '
-                          'with a reason in tests/test_readme.py:\n'
+def test_every_command_is_run_or_skipped_with_a_reason():
+    found = {}
+    for page in page_paths():
+        for command in page_commands(page):
+            found.setdefault(command, page)
+    unlisted = [f'{page}: {c}' for c, page in found.items() if c not in COMMANDS]
+    assert not unlisted, ('commands neither run by a test nor skipped with a '
+                          'reason in COMMANDS (tests/test_readme.py):\n'
                           + '\n'.join(unlisted))
-    stale = [c for c in {**RUN, **SKIP} if c not in commands]
-    assert not stale, 'no longer in the README:\n' + '\n'.join(stale)
-    assert all(reason for reason in SKIP.values())
+    stale = [c for c in COMMANDS if c not in found]
+    assert not stale, 'in COMMANDS but on no page:\n' + '\n'.join(stale)
+    assert all(target != SKIPPED for target in COMMANDS.values())
 
 
 def test_the_named_tests_exist():
-    for target in set(RUN.values()):
+    for target in set(COMMANDS.values()):
+        if target.startswith(SKIPPED):
+            continue
         if '::' not in target:
             assert osp.isfile(osp.join(REPO, target)), target
             continue
@@ -155,3 +213,22 @@ def test_the_named_tests_exist():
             names = {node.name for node in ast.walk(ast.parse(f.read()))
                      if isinstance(node, ast.FunctionDef)}
         assert name in names, target
+
+
+def test_relative_links_name_files_that_exist():
+    broken = []
+    for page in page_paths():
+        with open(osp.join(REPO, page), encoding='utf-8') as f:
+            text = f.read()
+        for target in re.findall(r'\]\(([^)\s]+)\)', text):
+            if re.match(r'[a-z]+:', target) or target.startswith('#'):
+                continue
+            path = target.split('#')[0]
+            if not osp.exists(osp.join(REPO, osp.dirname(page), path)):
+                broken.append(f'{page}: {target}')
+    assert not broken, 'links to missing files:\n' + '\n'.join(broken)
+
+
+def test_readme_is_short():
+    with open(osp.join(REPO, 'README.md'), encoding='utf-8') as f:
+        assert len(f.read().splitlines()) <= 200, 'the reference goes to docs/'
