@@ -1,10 +1,19 @@
 """Shared fixtures: everything offline, tiny, seeded.
 
-The tiny family is written once per session to a temporary folder and loaded
-through the real ``from_pretrained`` code, as the tiny demo does.
+The tiny family is written once per test run to a temporary folder and loaded
+through the real ``from_pretrained`` code, as the tiny demo does. Under
+pytest-xdist (``tools/run_tests.sh`` runs ``-n logical``) the session-wide
+builds (tiny models, trained and converted work dirs, the pip install) are
+made once for all workers (:func:`build_once`), and each worker computes with
+its share of the cores.
 """
 import os
 
+XDIST_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+if XDIST_WORKERS > 1:  # before torch is imported; tools run by tests inherit it
+    _cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+              else os.cpu_count() or 1)
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, _cores // XDIST_WORKERS)))
 os.environ['HF_HUB_OFFLINE'] = '1'  # before any Hugging Face import
 os.environ['TRANSFORMERS_OFFLINE'] = '1'
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
@@ -16,10 +25,13 @@ if 'DIFFENGINE_IPA_CACHE' not in os.environ:  # dataset indexes: not ~/.cache
         prefix='diffengine_ipa_test_cache_')
     atexit.register(shutil.rmtree, os.environ['DIFFENGINE_IPA_CACHE'], True)
 
+import json  # noqa: E402
 import os.path as osp  # noqa: E402
 import uuid  # noqa: E402
+from typing import Callable  # noqa: E402
 
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -43,10 +55,25 @@ def pytest_configure(config) -> None:
     from diffengine_ipa.console import memoize_config_formatting, quiet_third_party
     quiet_third_party()
     memoize_config_formatting()
+    if XDIST_WORKERS > 1:
+        import torch
+        torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
+
+
+def pytest_addoption(parser) -> None:
+    parser.addini('end_to_end', type='linelist', default=[],
+                  help='the tests allowed to take over 60 s (run first)')
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Skip the ``cuda``-marked tests where there is no CUDA GPU."""
+    """Skip the ``cuda``-marked tests where there is no CUDA GPU; mark the
+    end-to-end tests that pyproject.toml names and run them first, so that
+    no long test starts last on an otherwise idle worker."""
+    end_to_end = set(config.getini('end_to_end'))
+    for item in items:
+        if item.nodeid.split('[')[0] in end_to_end:
+            item.add_marker(pytest.mark.end_to_end)
+    items.sort(key=lambda item: item.get_closest_marker('end_to_end') is None)
     import torch
     if torch.cuda.is_available():
         return
@@ -54,6 +81,59 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.get_closest_marker('cuda') is not None:
             item.add_marker(skip)
+
+
+LONG_TEST_S = 60
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Name the tests over 60 s that pyproject.toml does not list as end to
+    end: each wants a shared fixture or an in-process call."""
+    end_to_end = set(config.getini('end_to_end'))
+    long = sorted({(report.duration, report.nodeid)
+                   for report in terminalreporter.stats.get('passed', [])
+                   + terminalreporter.stats.get('failed', [])
+                   if report.when == 'call' and report.duration > LONG_TEST_S
+                   and report.nodeid.split('[')[0] not in end_to_end},
+                  reverse=True)
+    if long:
+        terminalreporter.section(f'tests over {LONG_TEST_S} s that are not '
+                                 'end_to_end (pyproject.toml)')
+        for duration, nodeid in long:
+            terminalreporter.line(f'{duration:7.1f} s  {nodeid}')
+
+
+def build_once(tmp_path_factory, name: str, build: Callable[[str], object]):
+    """``build(folder)`` once per test run, its JSON result shared by every
+    xdist worker: the first to ask builds under a file lock in the run's
+    shared temporary folder, the others wait and read what it returned.
+
+    Args:
+        tmp_path_factory: pytest's session-wide factory.
+        name: what is built (a folder name, unique in the run).
+        build: makes the thing in the folder it is given; returns a
+            JSON-serialisable description (paths).
+    """
+    if XDIST_WORKERS <= 1:
+        return build(str(tmp_path_factory.mktemp(name)))
+    root = tmp_path_factory.getbasetemp().parent  # shared by the run's workers
+    done = root / f'{name}.json'
+    with FileLock(str(root / f'{name}.lock')):
+        if not done.is_file():
+            folder = root / name
+            folder.mkdir(exist_ok=True)
+            done.write_text(json.dumps(build(str(folder))))
+        return json.loads(done.read_text())
+
+
+def repo_build_lock(tmp_path_factory) -> FileLock:
+    """Held while a test pip-installs this checkout: a build rewrites
+    ``diffengine_ipa/.mim`` and ``build/`` in the checkout, so two at once
+    (two xdist workers) would break each other."""
+    root = tmp_path_factory.getbasetemp()
+    if XDIST_WORKERS > 1:
+        root = root.parent
+    return FileLock(str(root / 'repo_build.lock'))
 
 
 def family_of(variant: str) -> str:
@@ -70,15 +150,18 @@ def tiny_families(tmp_path_factory) -> dict:
     """``{family: {'base': folder, 'image_encoder': folder, 'judge': folder}}``:
     the tiny families, written once and loaded through ``from_pretrained``."""
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.testing import write_base_model, write_clip_judge
     disable_progress_bars()
-    out = str(tmp_path_factory.mktemp('tiny_models'))
-    judge = write_clip_judge('tiny_clip', out)
-    families = {}
-    for name in FAMILIES:
-        base, encoder = write_base_model(f'tiny_{name}', out)
-        families[name] = dict(base=base, image_encoder=encoder, judge=judge)
-    return families
+
+    def write(out: str) -> dict:
+        from diffengine_ipa.testing import write_base_model, write_clip_judge
+        judge = write_clip_judge('tiny_clip', out)
+        families = {}
+        for name in FAMILIES:
+            base, encoder = write_base_model(f'tiny_{name}', out)
+            families[name] = dict(base=base, image_encoder=encoder, judge=judge)
+        return families
+
+    return build_once(tmp_path_factory, 'tiny_models', write)
 
 
 @pytest.fixture(scope='session')
@@ -130,36 +213,46 @@ def train_tiny(tiny_families, tmp_path_factory):
     from mmengine.runner import Runner
     work_dirs = {}
 
+    def run(work_dir: str, variant: str) -> str:
+        cfg = load_tiny_config(tiny_families[family_of(variant)], work_dir,
+                               TINY_CONFIGS[variant],
+                               **{'train_cfg.max_epochs': 2})
+        Runner.from_cfg(cfg).train()
+        return work_dir
+
     def train(variant: str) -> str:
         if variant not in work_dirs:
-            work_dir = tmp_path_factory.mktemp(f'trained_{variant}')
-            cfg = load_tiny_config(tiny_families[family_of(variant)], work_dir,
-                                   TINY_CONFIGS[variant],
-                                   **{'train_cfg.max_epochs': 2})
-            Runner.from_cfg(cfg).train()
-            work_dirs[variant] = str(work_dir)
+            work_dirs[variant] = build_once(
+                tmp_path_factory, f'trained_{variant}',
+                lambda work_dir: run(work_dir, variant))
         return work_dirs[variant]
 
     return train
 
 
 @pytest.fixture(scope='session')
-def convert_tiny(train_tiny):
+def convert_tiny(train_tiny, tmp_path_factory):
     """``convert_tiny(variant)``: that variant's trained work dir converted
-    with tools/convert.py to both official formats (once per session)."""
-    from .tools.helpers import run_tool
+    with tools/convert.py to both official formats (once per run; in this
+    process: tests/tools/test_convert.py runs the tool as a process)."""
+    from .tools.helpers import run_tool_in_process
     results = {}
+
+    def run(work_dir: str) -> dict:
+        for args in ([work_dir],  # default: its last checkpoint
+                     [osp.join(work_dir, 'iter_10.pth'), '--format', 'bin']):
+            result = run_tool_in_process('convert.py', *args)
+            assert result.returncode == 0, result.stdout + result.stderr
+        return dict(safetensors=osp.join(work_dir, 'ip_adapter.safetensors'),
+                    bin=osp.join(work_dir, 'ip_adapter.bin'),
+                    checkpoint=osp.join(work_dir, 'iter_10.pth'))
 
     def convert(variant: str) -> dict:
         if variant not in results:
             work_dir = train_tiny(variant)
-            run_tool('convert.py', work_dir)  # default: its last checkpoint
-            run_tool('convert.py', osp.join(work_dir, 'iter_10.pth'),
-                     '--format', 'bin')
-            results[variant] = dict(
-                safetensors=osp.join(work_dir, 'ip_adapter.safetensors'),
-                bin=osp.join(work_dir, 'ip_adapter.bin'),
-                checkpoint=osp.join(work_dir, 'iter_10.pth'))
+            results[variant] = build_once(tmp_path_factory,
+                                          f'converted_{variant}',
+                                          lambda _: run(work_dir))
         return results[variant]
 
     return convert

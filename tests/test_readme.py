@@ -62,8 +62,8 @@ COMMANDS = {
     '. .venv/bin/activate': INSTALL,
     'pip install -e .': skip('a development install; the suite tests the real '
                              'install (pip install .) that mim needs'),
-    'python -m pytest -n auto -m "not slow"': SUITE,
-    'python -m pytest -n auto -m slow': SUITE,
+    'python -m pytest -n logical -m "not slow"': SUITE,
+    'python -m pytest -n logical -m slow': SUITE,
     'bash benchmarks/gpu/run.sh --device cpu --tiny --budget-scale 4': GPU_DRY_RUN,
     'bash benchmarks/gpu/run.sh': skip('needs a CUDA GPU machine; its CPU dry '
                                        'run is ' + GPU_DRY_RUN),
@@ -82,8 +82,7 @@ COMMANDS = {
     '[--work-dir D] [--resume] [--amp] [--cfg-options KEY=VALUE ...]':
     MIM + 'test_mim_train_after_pip_install',
     'mim train diffengine_ipa configs/ip_adapter/sdxl_mini_dataset.py': EVERY,
-    'mim train diffengine_ipa configs/ip_adapter/flux_mini_dataset.py':
-    MIM + 'test_mim_trains_the_dit_families',
+    'mim train diffengine_ipa configs/ip_adapter/flux_mini_dataset.py': EVERY,
     'python tools/train.py configs/ip_adapter/sd15_mini_dataset.py':
     MIM + 'test_train_reports_the_hardware_settings_first',
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py '

@@ -7,4 +7,4 @@ bash tools/install.sh
 # shellcheck disable=SC1091
 . "${VENV:-.venv}/bin/activate"
 export HF_HUB_OFFLINE=1
-python -m pytest -n "${PYTEST_WORKERS:-auto}" "$@"
+python -m pytest -n "${PYTEST_WORKERS:-logical}" --dist worksteal "$@"
