@@ -10,6 +10,7 @@ its share of the cores.
 import os
 
 XDIST_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+IN_XDIST_WORKER = False  # set in pytest_configure
 if XDIST_WORKERS > 1:  # before torch is imported; tools run by tests inherit it
     _cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
               else os.cpu_count() or 1)
@@ -55,7 +56,10 @@ def pytest_configure(config) -> None:
     from diffengine_ipa.console import memoize_config_formatting, quiet_third_party
     quiet_third_party()
     memoize_config_formatting()
-    if XDIST_WORKERS > 1:
+    global IN_XDIST_WORKER
+    # Not the environment: a pytest that a test starts inherits it.
+    IN_XDIST_WORKER = hasattr(config, 'workerinput')
+    if IN_XDIST_WORKER and XDIST_WORKERS > 1:
         import torch
         torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
@@ -114,7 +118,7 @@ def build_once(tmp_path_factory, name: str, build: Callable[[str], object]):
         build: makes the thing in the folder it is given; returns a
             JSON-serialisable description (paths).
     """
-    if XDIST_WORKERS <= 1:
+    if not IN_XDIST_WORKER:
         return build(str(tmp_path_factory.mktemp(name)))
     root = tmp_path_factory.getbasetemp().parent  # shared by the run's workers
     done = root / f'{name}.json'
@@ -131,7 +135,7 @@ def repo_build_lock(tmp_path_factory) -> FileLock:
     ``diffengine_ipa/.mim`` and ``build/`` in the checkout, so two at once
     (two xdist workers) would break each other."""
     root = tmp_path_factory.getbasetemp()
-    if XDIST_WORKERS > 1:
+    if IN_XDIST_WORKER:
         root = root.parent
     return FileLock(str(root / 'repo_build.lock'))
 

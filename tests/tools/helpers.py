@@ -56,3 +56,16 @@ def run_tool_in_process(name: str, *args: str) -> subprocess.CompletedProcess:
         sys.argv = argv
     return subprocess.CompletedProcess(sys.argv, code, out.getvalue(),
                                        err.getvalue())
+
+
+def run_tool_here(name: str, *args: str,
+                  check: bool = True) -> subprocess.CompletedProcess:
+    """:func:`run_tool`, in this process (:func:`run_tool_in_process`): for
+    tests of what a tool computes or which line it fails with, where the
+    process itself (its start, a kill, the installed package) is not what is
+    tested. Saves a process start (importing torch, diffusers, MMEngine)."""
+    result = run_tool_in_process(name, *args)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{name} failed ({result.returncode}):\n'
+                             f'{result.stdout[-2000:]}\n{result.stderr[-3000:]}')
+    return result

@@ -27,7 +27,7 @@ from .diffusers_side import (
     diffusers_pipeline,
     projection_in,
 )
-from .helpers import one_line_error, run_tool
+from .helpers import one_line_error, run_tool, run_tool_here
 
 pytestmark = pytest.mark.slow  # trains each variant; runs tools as processes
 
@@ -108,7 +108,7 @@ def test_infer_matches_diffusers_for_the_same_seed(tiny_families, convert_tiny,
     common = ['--image', CAT, '--seed', '3', '--scale', '0.7',
               '--cfg-options', *options]
     config = TINY_CONFIGS[variant]
-    run_tool('infer.py', config, files['safetensors'], *common,
+    run_tool_here('infer.py', config, files['safetensors'], *common,
              '--out', tmp_path / 'from_file.png')
     ours = np.asarray(Image.open(tmp_path / 'from_file.png'), dtype=np.int16)
 
@@ -129,9 +129,9 @@ def test_a_checkpoint_infers_like_its_converted_file(tiny_family, converted,
     of two runs other matmul shapes, hence a 1/255 tolerance)."""
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     common = ['--image', CAT, '--seed', '3', '--cfg-options', *options]
-    run_tool('infer.py', TINY_CONFIG, converted['safetensors'], *common,
+    run_tool_here('infer.py', TINY_CONFIG, converted['safetensors'], *common,
              '--out', tmp_path / 'from_file.png')
-    run_tool('infer.py', TINY_CONFIG, converted['checkpoint'], *common,
+    run_tool_here('infer.py', TINY_CONFIG, converted['checkpoint'], *common,
              '--num-images', '2', '--out', tmp_path / 'from_ckpt.png')
     ours = np.asarray(Image.open(tmp_path / 'from_file.png'), dtype=np.int16)
     first = np.asarray(Image.open(tmp_path / 'from_ckpt_0.png'), dtype=np.int16)
@@ -167,7 +167,7 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
 def test_sd15_adapter_with_sdxl_config_is_one_line(tiny_families, converted):
     options = [f'{k}={v}' for k, v in tiny_overrides(
         tiny_families['sdxl']).items()]
-    error = one_line_error(run_tool(
+    error = one_line_error(run_tool_here(
         'infer.py', TINY_CONFIGS['sdxl'], converted['safetensors'], '--image',
         CAT, '--cfg-options', *options, check=False))
     assert 'trained for a 32-d cross-attention' in error
@@ -184,7 +184,7 @@ def test_another_familys_adapter_is_one_line(tiny_families, convert_tiny,
                                              adapter, config, layouts):
     options = [f'{k}={v}' for k, v in tiny_overrides(
         tiny_families[config]).items()]
-    error = one_line_error(run_tool(
+    error = one_line_error(run_tool_here(
         'infer.py', TINY_CONFIGS[config], convert_tiny(adapter)['safetensors'],
         '--image', CAT, '--cfg-options', *options, check=False))
     assert all(part in error for part in layouts)

@@ -22,7 +22,7 @@ from ..conftest import (
     tiny_overrides,
 )
 from .diffusers_side import denoiser_outputs, diffusers_pipeline
-from .helpers import one_line_error, run_tool
+from .helpers import one_line_error, run_tool, run_tool_here
 from .published_files import cross_attention, official_file
 
 VARIANTS = tuple(TINY_CONFIGS)
@@ -103,20 +103,20 @@ def tutorial_checkpoint(tiny_family, folder):
 
 def test_official_script_checkpoints_convert(tiny_family, tmp_path):
     state, expected = tutorial_checkpoint(tiny_family, tmp_path / 'checkpoint-5')
-    run_tool('convert.py', tmp_path / 'checkpoint-5', '--out',
+    run_tool_here('convert.py', tmp_path / 'checkpoint-5', '--out',
              tmp_path / 'from_bin.safetensors')
     # Saved as safetensors, the adapter_modules.* aliases are gone.
     (tmp_path / 'checkpoint-9').mkdir()
     save_file({k: v.contiguous() for k, v in state.items()
                if not k.startswith('adapter_modules.')},
               str(tmp_path / 'checkpoint-9/model.safetensors'))
-    error = one_line_error(run_tool('convert.py', tmp_path / 'checkpoint-9',
+    error = one_line_error(run_tool_here('convert.py', tmp_path / 'checkpoint-9',
                                     check=False))
     assert 'adapter_modules' in error and '--config' in error
     config = tmp_path / 'tiny.py'
     config.write_text(f"_base_ = ['{TINY_CONFIGS['sd15']}']\nmodel = dict("
                       f"pretrained_model_name_or_path='{tiny_family['base']}')\n")
-    run_tool('convert.py', tmp_path / 'checkpoint-9', '--config', config,
+    run_tool_here('convert.py', tmp_path / 'checkpoint-9', '--config', config,
              '--out', tmp_path / 'from_safetensors.safetensors')
     for name in ('from_bin', 'from_safetensors'):
         converted = load_file(str(tmp_path / f'{name}.safetensors'))
@@ -142,7 +142,7 @@ def test_info_describes_any_official_file(tiny_families, tmp_path, variant,
                                           lines):
     path = tmp_path / 'published.safetensors'
     official_file(tiny_families, variant, path, torch.float16)
-    out = run_tool('convert.py', '--info', path).stdout
+    out = run_tool_here('convert.py', '--info', path).stdout
     assert all(line in out for line in lines), out
 
 
@@ -183,7 +183,7 @@ def test_encoder_width_mismatch_at_inference(tiny_families, tmp_path):
     state['image_proj.proj.weight'] = torch.randn(4 * 32, 24)  # a 24-d encoder
     save_file(state, str(path))
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_families['sd15']).items()]
-    error = one_line_error(run_tool(
+    error = one_line_error(run_tool_here(
         'infer.py', TINY_CONFIGS['sd15'], path, '--image',
         osp.join(osp.dirname(TINY_CONFIGS['sd15']),
                  '../../data/mini_dataset/images/cat.jpg'),
