@@ -9,7 +9,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from ..conftest import REPO, TINY_CONFIG, tiny_overrides
-from .helpers import one_line_error, run_tool
+from .helpers import one_line_error, run_tool, run_tool_here
 
 
 def options(family: dict, *extra: str) -> list[str]:
@@ -51,7 +51,7 @@ def test_quick_evaluation_of_dit_families(tiny_families, convert_tiny, variant,
                                           tmp_path):
     from ..conftest import TINY_CONFIGS
     out_dir = tmp_path / 'quick'
-    run_tool('test.py', TINY_CONFIGS[variant],
+    run_tool_here('test.py', TINY_CONFIGS[variant],
              convert_tiny(variant)['safetensors'], '--quick', '--work-dir',
              tmp_path, '--out-dir', out_dir, *options(tiny_families[variant]))
     report = read_report(out_dir)
@@ -85,7 +85,7 @@ def test_two_adapters_are_compared_on_the_same_cases(tiny_families, tmp_path,
     other = tmp_path / 'published.safetensors'
     official_file(tiny_families, 'sd15', other, seed=3)
     out_dir = tmp_path / 'compare'
-    result = run_tool('test.py', TINY_CONFIG, converted['safetensors'], other,
+    result = run_tool_here('test.py', TINY_CONFIG, converted['safetensors'], other,
                       '--quick', '--work-dir', tmp_path, '--out-dir', out_dir,
                       *options(tiny_families['sd15']))
     comparison = json.loads((out_dir / 'comparison.json').read_text())
@@ -101,7 +101,7 @@ def test_two_adapters_are_compared_on_the_same_cases(tiny_families, tmp_path,
 
 def test_wrong_adapter_stops_evaluation_with_one_line(tiny_families, converted,
                                                       tmp_path):
-    error = one_line_error(run_tool(
+    error = one_line_error(run_tool_here(
         'test.py', osp.join(REPO, 'configs/ip_adapter/tiny_sdxl_mini_dataset.py'),
         converted['safetensors'], '--quick', '--work-dir', tmp_path,
         *options(tiny_families['sdxl']), check=False))
