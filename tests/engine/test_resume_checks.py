@@ -26,7 +26,8 @@ class RecordLearningRate(Hook):
 def resumed(tiny_families, work_dir, checkpoint, variant='sd15', **options):
     cfg = load_tiny_config(tiny_families[variant.split('_')[0]], work_dir,
                            TINY_CONFIGS[variant],
-                           **{'train_cfg.max_epochs': 2, **options})
+                           **{'train_cfg.max_epochs': 2, 'validate': False,
+                              **options})
     cfg.resume, cfg.load_from = True, checkpoint
     return Runner.from_cfg(cfg)
 

@@ -94,7 +94,8 @@ class RecordResume(Hook):
 
 def test_resume_mid_epoch(tiny_family, tmp_path):
     work_dir = tmp_path / 'run'
-    options = {'train_cfg.max_epochs': 2, 'default_hooks.checkpoint.interval': 7}
+    options = {'train_cfg.max_epochs': 2, 'default_hooks.checkpoint.interval': 7,
+               'validate': False}  # resume only: validation is tested below
     Runner.from_cfg(load_tiny_config(tiny_family, work_dir, **options)).train()
     checkpoint = torch.load(work_dir / 'iter_7.pth', weights_only=True)
 
@@ -241,7 +242,9 @@ def test_any_image_encoder_trains_with_no_pipeline_edit(
             'model.image_encoder.type': kind,
             'model.image_encoder.pretrained_model_name_or_path': folder,
             'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-            'custom_hooks.3.interval': 100})
+            'custom_hooks.3.interval': 100,
+            # one validation case, one denoising step: the pipeline runs
+            'val_dataloader.dataset.indices': 1, 'model.generation_cfg.steps': 1})
     runner = Runner.from_cfg(cfg)
     batch = next(iter(runner.train_dataloader))
     assert batch['inputs']['reference_pixel_values'].shape[-1] == size
