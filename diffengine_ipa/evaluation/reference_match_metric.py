@@ -156,9 +156,10 @@ def _html(report: dict, out_dir: str) -> str:
         f'<td>{v["shape_match"]:.2f}</td><td>{v["images"]}</td></tr>'
         for s, v in report['per_scale'].items())
     chance = report['chance']
+    checkpoint = html.escape(str(report.get('checkpoint', '')))
     return (
         '<!doctype html><meta charset="utf-8"><title>reference match</title>'
-        f'<h1>Reference match</h1><p>{html.escape(str(report.get("checkpoint", "")))}</p>'
+        f'<h1>Reference match</h1><p>{checkpoint}</p>'
         '<table border="1"><tr><th>scale</th><th>colour</th><th>shape</th>'
         f'<th>images</th></tr>{rows}<tr><td>chance</td>'
         f'<td>{chance["colour"]:.2f}</td><td>{chance["shape"]:.2f}</td><td></td>'
