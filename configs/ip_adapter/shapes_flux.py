@@ -9,7 +9,7 @@ _base_ = [
 ]
 model = dict(
     pretrained_model_name_or_path='work_dirs/shapes_world/flux',
-    family=dict(max_sequence_length=32),  # the T5 length the base learned
+    family=dict(max_sequence_length=16),  # the T5 length the base learned
     image_encoder=dict(pretrained_model_name_or_path='work_dirs/shapes_world/'
                        'flux/image_encoder'),
     # diffusers' documented FLUX IP-Adapter call: distilled guidance 3.5,

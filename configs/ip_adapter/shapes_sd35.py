@@ -10,7 +10,7 @@ _base_ = [
 ]
 model = dict(
     pretrained_model_name_or_path='work_dirs/shapes_world/sd35',
-    family=dict(max_sequence_length=32),  # the T5 length the base learned
+    family=dict(max_sequence_length=16),  # the T5 length the base learned
     image_encoder=dict(pretrained_model_name_or_path='work_dirs/shapes_world/'
                        'sd35/image_encoder'),
     image_projection=dict(hidden_dims=64, num_tokens=16, timestep_in_dim=32),
