@@ -15,5 +15,5 @@ model = dict(
     generation_cfg=dict(steps=20, guidance_scale=5.0, negative_prompt=None,
                         height=32, width=32))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_cfg = dict(max_epochs=12, val_interval=12)  # 12 x 50 = 600 steps
+train_cfg = dict(max_epochs=12, val_interval=3)  # 12 x 50 = 600 steps
 default_hooks = dict(checkpoint=dict(interval=200))
