@@ -58,8 +58,11 @@ def main() -> None:
         from diffengine_ipa.shapes_world.contact_sheet import write_contact_sheets
         quiet_third_party()
         disable_progress_bars()
-        for path in write_contact_sheets(args.out, args.sheet_dir):
+        written, missing = write_contact_sheets(args.out, args.sheet_dir)
+        for path in written:
             print(f'contact sheet: {path}')
+        for line in missing:
+            print(line)
 
 
 if __name__ == '__main__':

@@ -71,16 +71,32 @@ def contact_sheet_for(family: str, world_dir: str, adapter: str,
 
 def write_contact_sheets(world_dir: str, out_dir: str,
                          families: tuple[str, ...] = ('sd15', 'flux'),
-                         work_dirs: str = 'work_dirs') -> list[str]:
-    """One sheet per family, ``<out_dir>/contact_sheet_<family>.png``."""
+                         work_dirs: str = 'work_dirs'
+                         ) -> tuple[list[str], list[str]]:
+    """One sheet per family that has an adapter,
+    ``<out_dir>/contact_sheet_<family>.png``.
+
+    Returns:
+        The sheets written, and for each family without an adapter the line
+        that says how to make one.
+
+    Raises:
+        UserError: when no family has an adapter.
+    """
     os.makedirs(out_dir, exist_ok=True)
-    written = []
+    written, missing = [], []
     for family in families:
-        sheet = contact_sheet_for(family, world_dir,
-                                  find_adapter(family, work_dirs))
+        try:
+            adapter = find_adapter(family, work_dirs)
+        except UserError as err:
+            missing.append(str(err))
+            continue
+        sheet = contact_sheet_for(family, world_dir, adapter)
         written.append(osp.join(out_dir, f'contact_sheet_{family}.png'))
         sheet.save(written[-1])
-    return written
+    if not written:
+        raise UserError('; '.join(missing))
+    return written, missing
 
 
 def _reading(image: Image.Image) -> str:

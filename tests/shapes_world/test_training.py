@@ -48,3 +48,7 @@ def test_a_short_sd15_training_follows_the_reference_colour(tmp_path):
     assert colour['1'] >= chance + 0.4, colour  # well above chance (1/6)
     assert colour['1'] >= colour['0'] + 0.3, colour
     assert osp.isfile(report['figure']) and osp.isfile(report['html'])
+    out = run(tmp_path, 'shapes_world.py', '--contact-sheet')
+    assert osp.isfile(tmp_path / 'outputs/shapes_world/contact_sheet_sd15.png')
+    assert ('contact_sheet_flux.png' in out
+            or 'no shapes-world adapter for flux: train one with' in out)
