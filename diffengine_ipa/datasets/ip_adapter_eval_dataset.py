@@ -29,6 +29,8 @@ class IPAdapterEvalDataset(IPAdapterDataset):
             dataset reads): the caption is the prompt, the reference (or the
             image itself) the image prompt.
         max_cases: Keep the first N cases.
+        empty_prompt: Allow cases whose ``"prompt"`` is ``""`` (generation
+            from the reference alone, as the shapes world's judge does).
         **kwargs: As for :class:`IPAdapterDataset`.
     """
 
@@ -39,11 +41,13 @@ class IPAdapterEvalDataset(IPAdapterDataset):
                  quick: bool = False,
                  caption_as_prompt: bool = False,
                  max_cases: int | None = None,
+                 empty_prompt: bool = False,
                  **kwargs) -> None:
         self.scales = tuple(float(s) for s in scales)
         self.seeds = tuple(int(s) for s in seeds)
         self.quick = quick
         self.caption_as_prompt, self.max_cases = caption_as_prompt, max_cases
+        self.empty_prompt = empty_prompt
         super().__init__(ann_file=ann_file, **kwargs)
 
     def full_init(self) -> None:
@@ -53,9 +57,11 @@ class IPAdapterEvalDataset(IPAdapterDataset):
         super().full_init()
         samples, ids, kept = [], {}, 0
         for case in self._cases():
-            if not isinstance(case.get('prompt'), str) or not case['prompt']:
+            prompt = case.get('prompt')
+            if not isinstance(prompt, str) or not (prompt or self.empty_prompt):
                 raise DatasetError(f'{self.ann_file}: case {case["image_file"]}'
-                                   ' needs a non-empty "prompt"')
+                                   ' needs a non-empty "prompt" (or set '
+                                   'empty_prompt=True on the dataset)')
             # The id names output files: made safe, and unique.
             case_id = safe_file_name(case.get('id') or osp.splitext(
                 osp.basename(case['img_path']))[0])
