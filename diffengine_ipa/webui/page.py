@@ -135,14 +135,15 @@ class Page:
 
     def generate(self, config, adapter, uploads, ref_paths, prompt, negative,
                  scale, preset, steps, guidance, seed, num_images, base_model,
-                 image_encoder) -> tuple:
+                 image_encoder, true_cfg=None) -> tuple:
         references = list(uploads or []) + [
             line.strip() for line in (ref_paths or '').splitlines()
             if line.strip()]
         paths = generate(self.ws, self.cache, config, adapter, references,
                          prompt, negative, scale, preset,
                          int(steps) if steps else None, guidance, int(seed or 0),
-                         int(num_images), base_model, image_encoder)
+                         int(num_images), base_model, image_encoder,
+                         true_cfg or None)
         return paths, paths
 
     def evaluate(self, config, adapter, mode, base_model, image_encoder):
@@ -279,6 +280,8 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
                                   label='Steps', elem_id='gen-steps')
                 guidance = gr.Number(gen_defaults['guidance_scale'],
                                      label='Guidance')
+                true_cfg = gr.Number(0, minimum=0, elem_id='gen-true-cfg',
+                                     label='True CFG (FLUX; 0 = off, e.g. 4)')
                 seed = gr.Number(0, precision=0, label='Seed')
                 num_images = gr.Slider(1, 8, value=1, step=1, label='Images')
             gen_button = gr.Button('Generate', variant='primary',
@@ -356,7 +359,7 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
         gen_button.click(shown(page.generate), [
             gen_config, gen_adapter, references, ref_paths, prompt, negative,
             scale, preset, steps, guidance, seed, num_images, base_model,
-            image_encoder], [gallery, gen_files])
+            image_encoder, true_cfg], [gallery, gen_files])
         ev_button.click(shown(page.evaluate), [ev_config, ev_adapter, mode,
                                                base_model, image_encoder],
                         [ev_log, report, grids, tradeoff, ev_where])
