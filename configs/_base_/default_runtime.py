@@ -23,6 +23,10 @@ custom_hooks = [
     dict(type='NonFiniteLossGuardHook', max_consecutive=5),
     # Random state in checkpoints (exact --resume); validation leaves no trace.
     dict(type='RandomStateHook'),
+    # At each validation: a fixed held-out batch's loss with its references,
+    # shuffled ones and none -> val/reference_gain, val/no_reference_gain;
+    # one warning line after `patience` validations with a gain <= 0.
+    dict(type='ReferenceGainHook', num_samples=4, patience=3),
     # Sample images of the first validation cases, every 5 epochs.
     dict(type='IPAdapterVisualizationHook', interval=5),
     # --resume / load_from: the file checked as every adapter file is; a

@@ -112,15 +112,16 @@ class Page:
         try:
             status = self.runs.status(self.ws, run)
         except UserError:
-            return (gr.skip(), ) * 6 + (seen, )
+            return (gr.skip(), ) * 7 + (seen, )
         key = (status.state, status.done, len(status.losses),
-               status.sample_step, status.log_tail[-200:], run)
+               len(status.gains), status.sample_step, status.log_tail[-200:],
+               run)
         if key == seen:
-            return (gr.skip(), ) * 6 + (seen, )
+            return (gr.skip(), ) * 7 + (seen, )
         return (views.status_markdown(run, status),
                 views.progress_html(status), views.loss_table(status),
-                views.sample_gallery(status), status.log_tail, status.command,
-                key)
+                views.gain_table(status), views.sample_gallery(status),
+                status.log_tail, status.command, key)
 
     # Generate, Evaluate, Files
     def adapter_lists(self) -> tuple:
@@ -251,6 +252,10 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
             with gr.Row():
                 loss = gr.LinePlot(x='iteration', y='loss', label='Loss',
                                    elem_id='loss-curve', height=260)
+                gain = gr.LinePlot(x='iteration', y='gain', color='kind',
+                                   label='Reference gain (> 0: the adapter '
+                                   'uses its reference)',
+                                   elem_id='gain-curve', height=260)
                 samples = gr.Gallery(label='Latest samples (reference | '
                                      'generated)', columns=3, height=260,
                                      elem_id='train-samples')
@@ -343,7 +348,7 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
         resume.click(shown(page.resume), [run, *train_knobs], message)
         stop.click(shown(page.stop), run, message)
         timer.tick(page.refresh, [run, seen],
-                   [status, progress, loss, samples, log, command, seen],
+                   [status, progress, loss, gain, samples, log, command, seen],
                    show_progress='hidden', queue=False)
         # Generate, Evaluate
         for tab in (generate_tab, evaluate_tab):
