@@ -23,10 +23,6 @@ custom_hooks = [
     dict(type='NonFiniteLossGuardHook', max_consecutive=5),
     # Random state in checkpoints (exact --resume); validation leaves no trace.
     dict(type='RandomStateHook'),
-    # At each validation: a fixed held-out batch's loss with its references,
-    # shuffled ones and none -> val/reference_gain, val/no_reference_gain;
-    # one warning line after `patience` validations with a gain <= 0.
-    dict(type='ReferenceGainHook', num_samples=4, patience=3),
     # Sample images of the first validation cases, every 5 epochs.
     dict(type='IPAdapterVisualizationHook', interval=5),
     # --resume / load_from: the file checked as every adapter file is; a
@@ -36,6 +32,10 @@ custom_hooks = [
     # A progress bar with ETA over the images validation and test generate
     # (at a terminal).
     dict(type='GenerationProgressHook'),
+    # At each validation: a fixed held-out batch's loss with its references,
+    # shuffled ones and none -> val/reference_gain, val/no_reference_gain;
+    # one warning line after `patience` validations with a gain <= 0.
+    dict(type='ReferenceGainHook', num_samples=4, patience=3),
 ]
 
 # Data-parallel training (--launcher pytorch|slurm|mpi): DDP wraps the model

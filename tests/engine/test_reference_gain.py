@@ -174,3 +174,22 @@ def test_default_runtime_turns_it_on(tiny_family, tmp_path):
                  if h['type'] == 'ReferenceGainHook']
     assert ReferenceGainHook(**{k: v for k, v in entry.items()
                                 if k != 'type'}).patience == 3
+
+
+def test_from_the_embedding_cache(tiny_family, tmp_path):
+    """A run on an embedding cache measures on the cached encodings: the
+    same three losses as from the images."""
+    from diffengine_ipa.apis import build_embedding_cache
+    init_default_scope('diffengine_ipa')
+    model = build_tiny_model({'sd15': tiny_family}, 'sd15').eval()
+    random_adapter(model)
+    cfg = load_tiny_config(tiny_family, tmp_path / 'work_dir')
+    build_embedding_cache(cfg, str(tmp_path / 'cache'), batch_size=2)
+    cached = load_tiny_config(tiny_family, tmp_path / 'work_dir', **{
+        'train_dataloader.dataset.embedding_cache': str(tmp_path / 'cache')})
+    inputs = batch_of(model, cached)
+    assert 'image_features' in inputs and 'pixel_values' not in inputs
+    ours = model.reference_losses(inputs)
+    theirs = model.reference_losses(batch_of(model, cfg))
+    for key in ('true', 'shuffled', 'none'):
+        assert ours[key].item() == pytest.approx(theirs[key].item(), abs=1e-5)

@@ -12,9 +12,11 @@ from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
 from mmengine.registry import FUNCTIONS
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import IterableDataset
 
 from ...registry import DATASETS, HOOKS
 from ...run_logs import UNUSED_REFERENCE
+from ...user_config import HELD_OUT_SOURCE_KEYS as _SOURCE_KEYS
 from ..random_state import preserved_random_state
 
 __all__ = ['ReferenceGainHook', 'UNUSED_REFERENCE', 'held_out_batch',
@@ -25,24 +27,30 @@ def held_out_dataset_cfg(cfg) -> tuple[dict, str]:
     """The records the gain is measured on, and where they come from: the
     held-out validation records of training's kind (``val_split`` or
     ``val_ann_file``) when the config has them, else the training set."""
-    dataset = copy.deepcopy(cfg.train_dataloader.dataset)
-    if dataset.get('val_split'):
-        dataset.split = 'val'
-        return dataset, f'the val_split={dataset.val_split} held-out records'
+    train = cfg.train_dataloader.dataset
+    if train.get('val_split'):
+        return (dict(copy.deepcopy(train), split='val'),
+                f'the val_split={train.val_split} held-out records')
     if cfg.get('val_ann_file'):
-        dataset.update(ann_file=cfg.val_ann_file, data_root=None,
-                       embedding_cache=None)
+        keep = ('pipeline', 'resolution', *_SOURCE_KEYS)
+        dataset = dict(type='IPAdapterDataset', ann_file=cfg.val_ann_file,
+                       on_bad_record='skip',
+                       **{k: copy.deepcopy(train[k]) for k in keep
+                          if k in train and k != 'data_root'})
         return dataset, f'the val_ann_file records ({cfg.val_ann_file})'
-    return dataset, ('training records (the config has no val_split or '
-                     'val_ann_file)')
+    return copy.deepcopy(train), ('training records (the config has no '
+                                  'val_split or val_ann_file)')
 
 
-def held_out_batch(cfg, num_samples: int) -> tuple[dict, int, str]:
+def held_out_batch(cfg, num_samples: int) -> tuple[dict | None, int, str]:
     """``(batch, size, source)``: up to ``num_samples`` records of
     :func:`held_out_dataset_cfg`, spread evenly over them, through the
-    training pipeline and collate function, as one batch of one size."""
+    training pipeline and collate function, as one batch of one size; no
+    batch (``None``) for streamed shards, which have no index."""
     dataset_cfg, source = held_out_dataset_cfg(cfg)
     dataset = DATASETS.build(dataset_cfg)
+    if isinstance(dataset, IterableDataset):  # streamed shards: no index
+        return None, 0, source
     count = len(dataset)
     picks = np.unique(np.linspace(0, count - 1,
                                   min(num_samples, count)).round())
@@ -115,9 +123,13 @@ class ReferenceGainHook(Hook):
                 self._skip(runner, 'not measured under a sharding strategy')
                 return
             model = model.module
+        if self._skipped:
+            return
         with preserved_random_state():
             if self.batch is None:
                 self.batch = self._held_out_batch(runner)
+                if self.batch is None:
+                    return
             with self._autocast(runner, model):
                 data = model.data_preprocessor(self.batch, False)
                 losses = model.reference_losses(data['inputs'], self.seed)
@@ -141,10 +153,14 @@ class ReferenceGainHook(Hook):
                 f'validations in a row: {UNUSED_REFERENCE} (see "Is the '
                 'adapter using its reference?" in docs/training.md)')
 
-    def _held_out_batch(self, runner) -> dict:
+    def _held_out_batch(self, runner) -> dict | None:
         """The collated held-out batch (built once)."""
         batch, self._batch_size, source = held_out_batch(runner.cfg,
                                                          self.num_samples)
+        if batch is None:
+            self._skip(runner, f'not measured: {source} are streamed; give '
+                       'val_ann_file (records of files) to measure it')
+            return None
         note = ('; one sample, nothing to shuffle: val/reference_gain is 0'
                 if self._batch_size < 2 else '')
         runner.logger.info(f'reference gain: measured on {self._batch_size} '
