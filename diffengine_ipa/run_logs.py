@@ -14,7 +14,11 @@ import os.path as osp
 
 from .errors import UserError
 
-__all__ = ['training_records', 'read_scalars', 'sample_images', 'runs']
+__all__ = ['training_records', 'read_scalars', 'sample_images', 'runs',
+           'reference_gains', 'reference_warning', 'UNUSED_REFERENCE']
+
+# The words of ReferenceGainHook's warning, by which the log line is found.
+UNUSED_REFERENCE = 'the adapter is not using its reference'
 
 
 def _is_resume(folder: str) -> bool:
@@ -42,30 +46,81 @@ def runs(work_dir: str) -> dict[str, list[str]]:
     return found
 
 
+def _run_folders(work_dir: str, run: str | None) -> list[str]:
+    """The ``<timestamp>/`` folders of one run (the latest, or ``run``)."""
+    found = runs(work_dir)
+    if run is not None and run not in found:
+        raise UserError(f'{work_dir}: no run {run!r}; its runs: '
+                        f'{", ".join(found) or "none"}')
+    return found[run] if run is not None else (
+        found[list(found)[-1]] if found else [])
+
+
+def _records(folders: list[str]) -> list[dict]:
+    """Every record of the folders' ``scalars.json``, in order."""
+    records = []
+    for path in (osp.join(folder, 'vis_data', 'scalars.json')
+                 for folder in folders):
+        with open(path) as f:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:  # a line still being written
+                    continue
+    return records
+
+
 def training_records(work_dir: str, run: str | None = None
                      ) -> dict[int, dict]:
     """``{step: record}`` of the training records (those with a ``loss``)
     of one run (the latest, or ``run``, a name from :func:`runs`), over its
     resumes (later ones win for the same step); empty when nothing is
     logged yet."""
-    found = runs(work_dir)
-    if run is not None and run not in found:
-        raise UserError(f'{work_dir}: no run {run!r}; its runs: '
-                        f'{", ".join(found) or "none"}')
-    folders = found[run] if run is not None else (
-        found[list(found)[-1]] if found else [])
-    records: dict[int, dict] = {}
-    for path in (osp.join(folder, 'vis_data', 'scalars.json')
-                 for folder in folders):
-        with open(path) as f:
-            for line in f:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:  # a line still being written
-                    continue
-                if 'loss' in record:
-                    records[int(record['step'])] = record
+    records = {int(r['step']): r for r in _records(_run_folders(work_dir, run))
+               if 'loss' in r}
     return dict(sorted(records.items()))
+
+
+def reference_gains(work_dir: str, run: str | None = None
+                    ) -> dict[int, dict]:
+    """``{iteration: {'reference_gain', 'no_reference_gain'}}`` of one run's
+    validations (``ReferenceGainHook``). MMEngine logs a validation at its
+    epoch in epoch-based training: it is placed at that epoch's last
+    logged iteration."""
+    records = _records(_run_folders(work_dir, run))
+    epoch_end: dict[int, int] = {}
+    for r in records:
+        if 'loss' in r and 'epoch' in r:
+            epoch_end[int(r['epoch'])] = max(epoch_end.get(int(r['epoch']), 0),
+                                             int(r['step']))
+    gains = {}
+    for r in records:
+        if 'reference_gain' in r and 'loss' not in r:
+            step = int(r['step'])
+            gains[epoch_end.get(step, step) if epoch_end else step] = {
+                key: float(r[key]) for key in ('reference_gain',
+                                               'no_reference_gain') if key in r}
+    return dict(sorted(gains.items()))
+
+
+def reference_warning(work_dir: str, run: str | None = None) -> str | None:
+    """The hook's warning that the adapter is not using its reference (the
+    log's last such line), while the latest gain is still ≤ 0."""
+    folders = _run_folders(work_dir, run)
+    gains = reference_gains(work_dir, run)
+    if not gains or list(gains.values())[-1].get('reference_gain', 1) > 0:
+        return None
+    warning = None
+    for log in sorted(glob.glob(osp.join(folder, '*.log'))
+                      for folder in folders):
+        for path in log:
+            with open(path, encoding='utf-8', errors='replace') as f:
+                for line in f:
+                    if UNUSED_REFERENCE in line:
+                        warning = line.strip()
+    if warning and ' - WARNING - ' in warning:
+        warning = warning.split(' - WARNING - ', 1)[1]
+    return warning
 
 
 def read_scalars(work_dir: str, run: str | None = None) -> dict[int, dict]:

@@ -136,8 +136,9 @@ def apply_validate_switch(cfg: Config) -> None:
 
 
 # What a held-out validation set takes over from the training set.
-_SOURCE_KEYS = ('data_root', 'image_column', 'text_column',
-                'reference_column', 'min_image_side', 'index_cache')
+HELD_OUT_SOURCE_KEYS = _SOURCE_KEYS = (
+    'data_root', 'image_column', 'text_column', 'reference_column',
+    'min_image_side', 'index_cache')
 
 
 def apply_held_out_validation(cfg: Config, source: str) -> None:

@@ -5,7 +5,13 @@ import json
 import pytest
 
 from diffengine_ipa.errors import UserError
-from diffengine_ipa.run_logs import runs, training_records
+from diffengine_ipa.run_logs import (
+    UNUSED_REFERENCE,
+    reference_gains,
+    reference_warning,
+    runs,
+    training_records,
+)
 
 
 def write_run(work_dir, stamp: str, steps: range, loss: float,
@@ -31,3 +37,29 @@ def test_runs_follow_resumes_and_never_mix(tmp_path):
     with pytest.raises(UserError, match='its runs: 20260101_000000, '):
         training_records(str(tmp_path), 'nope')
     assert training_records(str(tmp_path / 'empty')) == {}
+
+
+def test_reference_gains_sit_at_their_epochs_last_iteration(tmp_path):
+    """MMEngine logs a validation at its epoch; the plot and the web UI
+    put it at that epoch's last iteration; the hook's warning shows while
+    the latest gain is still ≤ 0."""
+    folder = tmp_path / '20260101_000000'
+    (folder / 'vis_data').mkdir(parents=True)
+    lines = [dict(step=s, loss=1.0, epoch=(s - 1) // 5 + 1) for s in
+             range(1, 21)]
+    lines.insert(10, dict(step=2, reference_gain=-0.01, no_reference_gain=0.0))
+    lines.append(dict(step=4, reference_gain=-0.02, no_reference_gain=0.01))
+    (folder / 'vis_data' / 'scalars.json').write_text(
+        ''.join(json.dumps(line) + '\n' for line in lines))
+    warning = ('reference gain -0.0200 ≤ 0 for 2 validations in a row: '
+               f'{UNUSED_REFERENCE} (see docs)')
+    (folder / '20260101_000000.log').write_text(
+        f'12/02 20:35:13 - mmengine - WARNING - {warning}\n')
+    assert reference_gains(str(tmp_path)) == {
+        10: dict(reference_gain=-0.01, no_reference_gain=0.0),
+        20: dict(reference_gain=-0.02, no_reference_gain=0.01)}
+    assert reference_warning(str(tmp_path)) == warning
+    with open(folder / 'vis_data' / 'scalars.json', 'a') as f:
+        f.write(json.dumps(dict(step=25, loss=1.0, epoch=5)) + '\n')
+        f.write(json.dumps(dict(step=5, reference_gain=0.03)) + '\n')
+    assert reference_warning(str(tmp_path)) is None  # it uses it now

@@ -6,7 +6,8 @@
         [--negative-image IMG[,IMG]] [--mask MASK[,MASK]] [--embeds FILE]
         [--save-embeds FILE] [--base-model PATH] [--controlnet PATH
         --control-image IMG [--control-scale 1.0]] [--jobs JOBS.jsonl]
-        [--steps N] [--guidance-scale G] [--seed 0] [--num-images 1]
+        [--steps N] [--guidance-scale G] [--true-cfg-scale T (FLUX)]
+        [--seed 0] [--num-images 1]
         [--height H --width W] [--out PATH | --out-dir DIR] [--device D]
         [--dtype fp32|fp16|bf16] [--cfg-options ...]
 
@@ -89,6 +90,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--guidance-scale', type=float_at_least(0),
                         help="default: the config's or family's (7.5 SD, "
                         '7.0 SD3.5, 3.5 FLUX.1 distilled guidance)')
+    parser.add_argument('--true-cfg-scale', type=float_at_least(0),
+                        help='FLUX-type bases: true CFG against '
+                        "--negative-prompt (give '' for the empty prompt) and "
+                        "the negative image embedding, as FluxPipeline's "
+                        "true_cfg_scale, e.g. 4.0 (default: the config's, "
+                        'else off)')
     parser.add_argument('--seed', type=seed, default=0,
                         help='random seed (default: 0)')
     parser.add_argument('--num-images', type=int_at_least(1), default=1,
@@ -175,6 +182,7 @@ def main() -> None:
     from diffengine_ipa.cli import check_device, check_image_size
     from diffengine_ipa.fileio import atomic_path
     from diffengine_ipa.image_io import read_rgb_image
+    from diffengine_ipa.models.generation import check_true_cfg
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.registry import MODELS
     from diffengine_ipa.user_config import load_user_config
@@ -183,6 +191,7 @@ def main() -> None:
     scale = parse_scale(args.scale)
     cfg = load_user_config(args.config, args.cfg_options)
     family = MODELS.get(cfg.model.get('family', dict(type='SD15'))['type'])
+    check_true_cfg(family, args.true_cfg_scale, '--true-cfg-scale')
     settings = generation_settings(cfg.model, height=args.height,
                                    width=args.width)
     check_image_size(settings['height'], settings['width'],
@@ -228,7 +237,8 @@ def main() -> None:
         masks=read(per_adapter(args.mask)), image_embeds=embeds,
         control_image=images.get(args.control_image),
         control_scale=args.control_scale,
-        steps=args.steps, guidance_scale=args.guidance_scale, seed=args.seed,
+        steps=args.steps, guidance_scale=args.guidance_scale,
+        true_cfg_scale=args.true_cfg_scale, seed=args.seed,
         num_images=args.num_images, height=args.height, width=args.width)
     for image, path in zip(results, paths, strict=True):
         with atomic_path(path) as tmp:

@@ -200,6 +200,13 @@ def summary(runner, config: str, started: float) -> str:
         lines.append('  validation  ' + '  '.join(
             f'{key.split("/")[-1]} {value:.2f}'
             for key, value in sorted(scores.items())))
+    if 'val/reference_gain' in scalars:
+        gain = scalars['val/reference_gain'].current()
+        none = scalars['val/no_reference_gain'].current()
+        lines.append(f'  reference   gain {gain:+.4f} (shuffled references), '
+                     f'{none:+.4f} (none) at the last validation'
+                     + ('' if gain > 0 else ': ≤ 0, the adapter is not using '
+                        'its reference yet (docs/training.md)'))
     lines += ['next:',
               f'  python tools/convert.py {work_dir}',
               f'  python tools/infer.py {config} {work_dir} --image REF.jpg',

@@ -32,6 +32,10 @@ custom_hooks = [
     # A progress bar with ETA over the images validation and test generate
     # (at a terminal).
     dict(type='GenerationProgressHook'),
+    # At each validation: a fixed held-out batch's loss with its references,
+    # shuffled ones and none -> val/reference_gain, val/no_reference_gain;
+    # one warning line after `patience` validations with a gain <= 0.
+    dict(type='ReferenceGainHook', num_samples=4, patience=3),
 ]
 
 # Data-parallel training (--launcher pytorch|slurm|mpi): DDP wraps the model

@@ -3,9 +3,10 @@
 Each line is an object with ``prompt`` and ``image`` (a path or a list of
 paths; with several adapters, one of those per adapter), and optionally
 ``scale``, ``seed``, ``negative_prompt``, ``negative_image``, ``mask``,
-``steps``, ``guidance_scale``, ``num_images``, ``height``, ``width`` and
-``name``. Paths are relative to the jobs file. A line that cannot run is
-reported with its number and the others still run.
+``steps``, ``guidance_scale``, ``true_cfg_scale`` (FLUX-type bases),
+``num_images``, ``height``, ``width`` and ``name``. Paths are relative to
+the jobs file. A line that cannot run is reported with its number and the
+others still run.
 """
 import json
 import os
@@ -24,6 +25,7 @@ JOB_KEYS = dict(prompt='prompt', image='images', scale='scale', seed='seed',
                 negative_prompt='negative_prompt',
                 negative_image='negative_images', mask='masks',
                 steps='steps', guidance_scale='guidance_scale',
+                true_cfg_scale='true_cfg_scale',
                 num_images='num_images', height='height', width='width',
                 name=None)
 PATH_KEYS = ('image', 'negative_image', 'mask')

@@ -125,6 +125,7 @@ class IPAdapterInferencer:
                  control_scale: float = 1.0,
                  steps: int | None = None,
                  guidance_scale: float | None = None,
+                 true_cfg_scale: float | None = None,
                  seed: int = 0,
                  num_images: int = 1,
                  height: int | None = None,
@@ -149,12 +150,17 @@ class IPAdapterInferencer:
             control_scale: The ControlNet's conditioning scale.
             steps, guidance_scale, height, width: Default: the config's
                 ``generation_cfg``, else the family's.
+            true_cfg_scale: FLUX-type bases: true CFG against
+                ``negative_prompt`` (give ``''`` for the empty prompt) and the
+                negative image embedding, as ``FluxPipeline`` (> 1 with a
+                negative prompt); default: the config's. An error for
+                other families.
             seed: Seed of ``torch.Generator(device)``.
             num_images: Images to make.
         """
         given = dict(steps=steps, guidance_scale=guidance_scale,
                      negative_prompt=negative_prompt, height=height,
-                     width=width)
+                     width=width, true_cfg_scale=true_cfg_scale)
         settings = dict(self.defaults)
         settings.update({k: v for k, v in given.items() if v is not None})
         if scale is None:
@@ -168,4 +174,5 @@ class IPAdapterInferencer:
             negative_reference=_read(negative_images),
             masks=_read(masks),
             control_image=_read(control_image),
-            control_scale=control_scale)
+            control_scale=control_scale,
+            true_cfg_scale=settings.get('true_cfg_scale'))

@@ -11,6 +11,7 @@ pipeline without copying or re-loading anything.
 """
 import contextlib
 import inspect
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,47 @@ from PIL import Image
 from ..errors import UserError
 
 __all__ = ['AdapterPipeline', 'ImagePrompt', 'live_pipeline', 'make_pipeline',
-           'pipeline_extras']
+           'pipeline_extras', 'check_true_cfg', 'true_cfg_kwargs']
+
+_log = logging.getLogger(__name__)
+
+
+def check_true_cfg(family: Any, true_cfg_scale: float | None,
+                   field: str = 'true_cfg_scale') -> None:
+    """True CFG exists for FLUX-type bases only (``FluxPipeline``'s
+    ``true_cfg_scale``): elsewhere ``field`` is one clear error."""
+    if true_cfg_scale is not None and not getattr(family, 'true_cfg', False):
+        name = getattr(family, '__name__', type(family).__name__)
+        raise UserError(
+            f'{field}: {name} has no true CFG (only FLUX-type bases, whose '
+            'guidance_scale is distilled guidance); its guidance_scale is '
+            'already classifier-free guidance: drop the option')
+
+
+def true_cfg_kwargs(family: Any, true_cfg_scale: float | None,
+                    negative_prompt: str | None) -> dict[str, Any]:
+    """The pipeline's true-CFG argument, with FluxPipeline's rule said in
+    one line where it would surprise: true CFG runs only when
+    ``true_cfg_scale`` > 1 *and* a negative prompt is given (``''`` counts),
+    and then also with the negative image embedding (the unconditional
+    image prompt, or ``negative_reference``'s features)."""
+    check_true_cfg(family, true_cfg_scale)
+    if not getattr(family, 'true_cfg', False):
+        return {}
+    if true_cfg_scale is None or true_cfg_scale <= 1:
+        if negative_prompt is not None:
+            _log.warning(
+                'the negative prompt is ignored: FLUX\'s guidance_scale is '
+                'distilled guidance; give true_cfg_scale > 1 (e.g. '
+                '--true-cfg-scale 4.0) for true CFG with it')
+        return {} if true_cfg_scale is None else dict(
+            true_cfg_scale=true_cfg_scale)
+    if negative_prompt is None:
+        _log.warning(
+            f'true_cfg_scale={true_cfg_scale} does nothing without a negative '
+            "prompt (FluxPipeline's rule): give negative_prompt='' "
+            "(--negative-prompt '') for true CFG against the empty prompt")
+    return dict(true_cfg_scale=true_cfg_scale)
 
 
 def pipeline_extras(pipeline_class: type) -> dict[str, Any]:
@@ -116,7 +157,8 @@ class AdapterPipeline:
                  negative_reference: Any = None,
                  masks: Any = None,
                  control_image: Image.Image | None = None,
-                 control_scale: float = 1.0) -> list[Image.Image]:
+                 control_scale: float = 1.0,
+                 true_cfg_scale: float | None = None) -> list[Image.Image]:
         """Images for ``prompt`` guided by the references.
 
         Args:
@@ -135,6 +177,10 @@ class AdapterPipeline:
             control_image: The ControlNet's condition (a pipeline loaded
                 with a ControlNet).
             control_scale: The ControlNet's conditioning scale.
+            true_cfg_scale: FLUX-type bases: true classifier-free guidance
+                against ``negative_prompt`` and the negative image embedding
+                (FluxPipeline's ``true_cfg_scale``; > 1 with a negative
+                prompt); an error for other families.
 
         Seeded the standard diffusers way:
         ``generator=torch.Generator(device).manual_seed(seed)``.
@@ -158,9 +204,10 @@ class AdapterPipeline:
             nulls = [self.encode(images, i) for i, images in enumerate(
                 _per_adapter(negative_reference, count, 'negative_reference'))]
         family = self.family
+        kwargs = true_cfg_kwargs(family, true_cfg_scale, negative_prompt)
         family.check_image_prompts([len(e) for e in image_embeds])
         self.pipe.set_ip_adapter_scale(family.adapter_scale(scale, count))
-        kwargs = dict(family.image_prompt_kwargs(image_embeds, nulls,
+        kwargs.update(family.image_prompt_kwargs(image_embeds, nulls,
                                                  guidance_scale))
         if masks is not None:
             kwargs.update(family.mask_kwargs(

@@ -17,9 +17,9 @@ from ..dtypes import to_dtype
 from ..errors import UserError
 from ..registry import MODELS
 from .fingerprint import fingerprint_modules
-from .generation import live_pipeline
+from .generation import check_true_cfg, live_pipeline
 from .image_encoders import image_encoder_config
-from .training_draws import draw_training_randomness
+from .training_draws import draw_fixed_randomness, draw_training_randomness
 
 __all__ = ['IPAdapter', 'condition_drops']
 
@@ -94,7 +94,9 @@ class IPAdapter(BaseModel):
             backward pass to save memory.
         generation_cfg: How ``mode='predict'`` (validation, test) generates:
             ``steps``, ``guidance_scale``, ``negative_prompt``, ``height``,
-            ``width``; the family's defaults otherwise.
+            ``width``, and for FLUX-type bases ``true_cfg_scale`` (true CFG
+            with ``negative_prompt``, e.g. ``''``); the family's defaults
+            otherwise.
         frozen_dtype: ``'bf16'`` or ``'fp16'`` stores the frozen weights in
             half precision (the adapter stays fp32); needs mixed precision
             (``--amp``). An fp32-only VAE (``force_upcast``) stays fp32.
@@ -162,6 +164,8 @@ class IPAdapter(BaseModel):
         self.generation_cfg = dict(self.family.generation_defaults,
                                    height=None, width=None)
         self.generation_cfg.update(generation_cfg or {})
+        check_true_cfg(self.family, self.generation_cfg.get('true_cfg_scale'),
+                       'model.generation_cfg.true_cfg_scale')
 
         denoiser = self.family.denoiser
         if gradient_checkpointing:
@@ -238,15 +242,67 @@ class IPAdapter(BaseModel):
         noise = draws.noise.to(latents.dtype)
         if self.noise_offset:
             noise += self.noise_offset * draws.offset.to(latents.dtype)
-        timesteps = draws.timesteps
-        noisy = objective.add_noise(latents, noise, timesteps)
+        noisy = self._noisy(latents, noise, draws.timesteps)
+        return {'loss': self._denoising_loss(latents, noise, noisy,
+                                             draws.timesteps, conditions,
+                                             image_features)}
+
+    def _noisy(self, latents: torch.Tensor, noise: torch.Tensor,
+               timesteps: torch.Tensor) -> torch.Tensor:
+        """The objective's noisy latents (B, C, h, w) at ``timesteps``."""
+        noisy = self.family.objective.add_noise(latents, noise, timesteps)
         if self.channels_last:
             noisy = noisy.contiguous(memory_format=torch.channels_last)
+        return noisy
 
+    def _denoising_loss(self, latents: torch.Tensor, noise: torch.Tensor,
+                        noisy: torch.Tensor, timesteps: torch.Tensor,
+                        conditions: dict, image_features: torch.Tensor
+                        ) -> torch.Tensor:
+        """Project the image features to tokens, denoise, score (a scalar)."""
         image_tokens = self.image_projection(image_features, timesteps)
-        prediction = family.denoise(noisy, timesteps, conditions, image_tokens)
-        return {'loss': objective.loss(prediction, latents, noise, noisy,
-                                       timesteps)}
+        prediction = self.family.denoise(noisy, timesteps, conditions,
+                                         image_tokens)
+        return self.family.objective.loss(prediction, latents, noise, noisy,
+                                          timesteps)
+
+    @torch.no_grad()
+    def reference_losses(self, inputs: dict, seed: int = 0
+                         ) -> dict[str, torch.Tensor]:
+        """The denoising loss of one batch three ways, with the same noise,
+        timesteps and prompts: each sample's own reference (``true``),
+        another sample's (``shuffled``: the batch rolled by one, a
+        derangement for B ≥ 2) and none (``none``: the family's
+        unconditional image prompt, as the image drop in training).
+
+        Args:
+            inputs: A batch as :meth:`forward` takes it (images or cached
+                encodings).
+            seed: Keys the draws (:func:`draw_fixed_randomness`): the same
+                seed gives the same numbers on every call, and the global
+                random state is not touched.
+
+        Returns:
+            ``{'true', 'shuffled', 'none'}``: scalar losses.
+        """
+        family = self.family
+        mean, std = self.latent_moments(inputs)  # (B, C, h, w)
+        draws = draw_fixed_randomness(mean.shape,
+                                      family.objective.sample_timestep, seed,
+                                      mean.device)
+        latents = family.scale_latents(mean + std * draws.latent_eps.to(
+            mean.dtype))
+        keep = torch.zeros(len(mean), dtype=torch.bool, device=mean.device)
+        conditions = self.text_conditions(inputs, keep)
+        features = self.image_features(inputs, keep)  # (B, ...)
+        noise = draws.noise.to(latents.dtype)
+        noisy = self._noisy(latents, noise, draws.timesteps)
+        variants = dict(true=features,
+                        shuffled=features.roll(1, dims=0),
+                        none=self.image_features(inputs, ~keep))
+        return {name: self._denoising_loss(latents, noise, noisy,
+                                           draws.timesteps, conditions, value)
+                for name, value in variants.items()}
 
     @property
     def device(self) -> torch.device:
@@ -371,7 +427,8 @@ class IPAdapter(BaseModel):
                 (image, ) = pipe(
                     reference, prompt, cfg['negative_prompt'], float(scale),
                     cfg['steps'], cfg['guidance_scale'], int(seed), 1,
-                    cfg['height'], cfg['width'])
+                    cfg['height'], cfg['width'],
+                    true_cfg_scale=cfg.get('true_cfg_scale'))
                 outputs.append(dict(meta, reference=reference, prompt=prompt,
                                     scale=float(scale), seed=int(seed),
                                     image=image))

@@ -17,7 +17,8 @@ from mmengine.logging import MessageHub
 
 from ..sample_generators import sample_generator
 
-__all__ = ['TrainingDraws', 'draw_training_randomness', 'sample_generator']
+__all__ = ['TrainingDraws', 'draw_training_randomness', 'draw_fixed_randomness',
+           'sample_generator']
 
 
 @dataclass
@@ -69,9 +70,33 @@ def draw_training_randomness(latent_shape: Sequence[int],
         raise ValueError(f'{len(sample_indices)} sample indices for a batch '
                          f'of {batch}')
     seed, epoch = torch.initial_seed(), _current_epoch()
+    return _draw_per_sample(
+        [sample_generator(seed, epoch, int(index), device)
+         for index in sample_indices], shape, sample_timestep, device,
+        with_offset)
+
+
+def draw_fixed_randomness(latent_shape: Sequence[int],
+                          sample_timestep: TimestepSampler, seed: int,
+                          device: torch.device) -> TrainingDraws:
+    """Draws that are the same on every call: sample ``i`` of the batch gets
+    the generator of (``seed``, epoch 0, index ``i``) in a stream of its own,
+    whatever the run's seed, epoch or global random state (which stays
+    untouched). For measurements repeated over training, such as
+    ``ReferenceGainHook``'s."""
+    batch, *shape = latent_shape
+    return _draw_per_sample(
+        [sample_generator(seed, 0, i, device, stream='fixed_draws')
+         for i in range(batch)], shape, sample_timestep, device, False)
+
+
+def _draw_per_sample(generators: list[torch.Generator], shape: list[int],
+                     sample_timestep: TimestepSampler, device: torch.device,
+                     with_offset: bool) -> TrainingDraws:
+    """One sample's draws from each generator, in the order training has
+    always drawn them, stacked into a batch."""
     draws = []
-    for index in sample_indices:
-        g = sample_generator(seed, epoch, int(index), device)
+    for g in generators:
         draws.append((
             torch.rand((), generator=g, device=device),
             sample_timestep(g, device),

@@ -74,7 +74,8 @@ def generate(ws: Workspace, cache: InferencerCache, config: str, adapter: str,
              preset: str = 'scale', steps: int | None = None,
              guidance_scale: float | None = None, seed: int = 0,
              num_images: int = 1, base_model: str = '',
-             image_encoder: str = '') -> list[str]:
+             image_encoder: str = '',
+             true_cfg_scale: float | None = None) -> list[str]:
     """Generate and save PNGs under ``outputs/generate/``; their paths.
 
     Args:
@@ -93,6 +94,8 @@ def generate(ws: Workspace, cache: InferencerCache, config: str, adapter: str,
         num_images: How many images.
         base_model, image_encoder: Local model folders in the workspace
             ('' = the config's).
+        true_cfg_scale: FLUX-type bases: true CFG (> 1) against the
+            negative prompt, '' when none is typed; ``None`` or 0 = off.
     """
     if not adapter:
         raise UserError('choose an adapter (train one, or put a file under '
@@ -102,13 +105,18 @@ def generate(ws: Workspace, cache: InferencerCache, config: str, adapter: str,
     adapter_path = ws.resolve(adapter, must_exist=True)
     images = [ws.resolve(r, must_exist=True) for r in references]
     options = model_options(ws, config, base_model, image_encoder)
+    true_cfg_scale = float(true_cfg_scale) if true_cfg_scale else None
+    if true_cfg_scale and true_cfg_scale > 1 and not negative_prompt:
+        negative_prompt = ''  # true CFG against the empty prompt
+    else:
+        negative_prompt = negative_prompt or None
     with cache.lock:
         inferencer = cache.get(config, adapter_path, options)
         outputs = inferencer(
             prompt or '', [images], scale=scale_argument(scale, preset),
-            negative_prompt=negative_prompt or None, steps=steps or None,
-            guidance_scale=guidance_scale, seed=int(seed),
-            num_images=int(num_images))
+            negative_prompt=negative_prompt, steps=steps or None,
+            guidance_scale=guidance_scale, true_cfg_scale=true_cfg_scale,
+            seed=int(seed), num_images=int(num_images))
     out_dir = ws.folder('outputs', 'generate')
     stamp = time.strftime('%Y%m%d_%H%M%S')
     paths = []

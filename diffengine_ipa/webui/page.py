@@ -112,15 +112,16 @@ class Page:
         try:
             status = self.runs.status(self.ws, run)
         except UserError:
-            return (gr.skip(), ) * 6 + (seen, )
+            return (gr.skip(), ) * 7 + (seen, )
         key = (status.state, status.done, len(status.losses),
-               status.sample_step, status.log_tail[-200:], run)
+               len(status.gains), status.sample_step, status.log_tail[-200:],
+               run)
         if key == seen:
-            return (gr.skip(), ) * 6 + (seen, )
+            return (gr.skip(), ) * 7 + (seen, )
         return (views.status_markdown(run, status),
                 views.progress_html(status), views.loss_table(status),
-                views.sample_gallery(status), status.log_tail, status.command,
-                key)
+                views.gain_table(status), views.sample_gallery(status),
+                status.log_tail, status.command, key)
 
     # Generate, Evaluate, Files
     def adapter_lists(self) -> tuple:
@@ -135,14 +136,15 @@ class Page:
 
     def generate(self, config, adapter, uploads, ref_paths, prompt, negative,
                  scale, preset, steps, guidance, seed, num_images, base_model,
-                 image_encoder) -> tuple:
+                 image_encoder, true_cfg=None) -> tuple:
         references = list(uploads or []) + [
             line.strip() for line in (ref_paths or '').splitlines()
             if line.strip()]
         paths = generate(self.ws, self.cache, config, adapter, references,
                          prompt, negative, scale, preset,
                          int(steps) if steps else None, guidance, int(seed or 0),
-                         int(num_images), base_model, image_encoder)
+                         int(num_images), base_model, image_encoder,
+                         true_cfg or None)
         return paths, paths
 
     def evaluate(self, config, adapter, mode, base_model, image_encoder):
@@ -250,6 +252,10 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
             with gr.Row():
                 loss = gr.LinePlot(x='iteration', y='loss', label='Loss',
                                    elem_id='loss-curve', height=260)
+                gain = gr.LinePlot(x='iteration', y='gain', color='kind',
+                                   label='Reference gain (> 0: the adapter '
+                                   'uses its reference)',
+                                   elem_id='gain-curve', height=260)
                 samples = gr.Gallery(label='Latest samples (reference | '
                                      'generated)', columns=3, height=260,
                                      elem_id='train-samples')
@@ -279,6 +285,8 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
                                   label='Steps', elem_id='gen-steps')
                 guidance = gr.Number(gen_defaults['guidance_scale'],
                                      label='Guidance')
+                true_cfg = gr.Number(0, minimum=0, elem_id='gen-true-cfg',
+                                     label='True CFG (FLUX; 0 = off, e.g. 4)')
                 seed = gr.Number(0, precision=0, label='Seed')
                 num_images = gr.Slider(1, 8, value=1, step=1, label='Images')
             gen_button = gr.Button('Generate', variant='primary',
@@ -340,7 +348,7 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
         resume.click(shown(page.resume), [run, *train_knobs], message)
         stop.click(shown(page.stop), run, message)
         timer.tick(page.refresh, [run, seen],
-                   [status, progress, loss, samples, log, command, seen],
+                   [status, progress, loss, gain, samples, log, command, seen],
                    show_progress='hidden', queue=False)
         # Generate, Evaluate
         for tab in (generate_tab, evaluate_tab):
@@ -356,7 +364,7 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
         gen_button.click(shown(page.generate), [
             gen_config, gen_adapter, references, ref_paths, prompt, negative,
             scale, preset, steps, guidance, seed, num_images, base_model,
-            image_encoder], [gallery, gen_files])
+            image_encoder, true_cfg], [gallery, gen_files])
         ev_button.click(shown(page.evaluate), [ev_config, ev_adapter, mode,
                                                base_model, image_encoder],
                         [ev_log, report, grids, tradeoff, ev_where])

@@ -3,7 +3,8 @@
 A run is ``tools/train.py`` in a subprocess, so it is the run a shell would
 start: same work dir, checkpoints and ``--resume``. Its console output goes
 to ``<work_dir>/webui_train.log``; progress and ETA come from the runner's log
-lines there, the loss curve from ``vis_data/scalars.json`` and the samples
+lines there, the loss and reference-gain curves from
+``vis_data/scalars.json`` and the samples
 from ``vis_data/vis_image/``.
 
 One training per work dir: the page takes an exclusive ``flock`` on
@@ -22,7 +23,12 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import UserError
-from ..run_logs import sample_images, training_records
+from ..run_logs import (
+    reference_gains,
+    reference_warning,
+    sample_images,
+    training_records,
+)
 from . import kit
 from .train_options import (
     TrainSettings,
@@ -55,6 +61,9 @@ class TrainStatus:
     eta: str | None = None
     log_tail: str = ''
     losses: list[tuple[int, float]] = field(default_factory=list)
+    # (iteration, reference gain, no-reference gain) per validation
+    gains: list[tuple[int, float, float]] = field(default_factory=list)
+    reference_warning: str | None = None  # the adapter ignores its reference
     samples: list[str] = field(default_factory=list)  # the latest step's
     sample_step: int | None = None
     command: str = ''
@@ -216,6 +225,10 @@ class TrainingRuns:
             log_tail=log_tail(console),
             losses=[(s, float(r['loss']))
                     for s, r in training_records(work_dir).items()],
+            gains=[(s, g.get('reference_gain', 0.0),
+                    g.get('no_reference_gain', 0.0))
+                   for s, g in reference_gains(work_dir).items()],
+            reference_warning=reference_warning(work_dir),
             samples=samples.get(step, []), sample_step=step,
             command=subprocess.list2cmdline(info.get('command', [])))
 

@@ -7,7 +7,7 @@ from .train_process import TrainStatus
 from .workspace import Workspace
 
 __all__ = ['dataset_summary', 'dataset_gallery', 'progress_html',
-           'status_markdown', 'loss_table', 'sample_gallery']
+           'status_markdown', 'loss_table', 'gain_table', 'sample_gallery']
 
 
 def dataset_summary(ws: Workspace, folder: str, rows: list[list]) -> str:
@@ -54,6 +54,12 @@ def status_markdown(run: str, status: TrainStatus) -> str:
     line = f'**runs/{run}: {status.state}**'
     if status.sample_step is not None:
         line += f' · samples of step {status.sample_step}'
+    if status.gains:
+        step, gain, none = status.gains[-1]
+        line += (f' · reference gain {gain:+.4f} (no reference {none:+.4f}) '
+                 f'at iteration {step}')
+    if status.reference_warning:
+        line += f'\n\n⚠ {html.escape(status.reference_warning)}'
     return line
 
 
@@ -64,6 +70,18 @@ def loss_table(status: TrainStatus):
     return pd.DataFrame({
         'iteration': pd.Series([s for s, _ in status.losses], dtype='int64'),
         'loss': pd.Series([v for _, v in status.losses], dtype='float64')})
+
+
+def gain_table(status: TrainStatus):
+    """The reference gains per validation as a long DataFrame
+    (``iteration``, ``gain``, ``kind``: shuffled / none)."""
+    import pandas as pd
+    rows = [(step, value, kind) for step, gain, none in status.gains
+            for value, kind in ((gain, 'shuffled'), (none, 'none'))]
+    return pd.DataFrame({
+        'iteration': pd.Series([r[0] for r in rows], dtype='int64'),
+        'gain': pd.Series([r[1] for r in rows], dtype='float64'),
+        'kind': pd.Series([r[2] for r in rows], dtype='str')})
 
 
 def sample_gallery(status: TrainStatus) -> list[tuple[str, str]]:

@@ -25,3 +25,17 @@ def test_the_loss_table_is_numeric_even_when_empty():
         assert str(table.dtypes['iteration']) == 'int64'
         assert str(table.dtypes['loss']) == 'float64'
     assert table.values.tolist() == [[1, 1.2], [2, 1.1]]
+
+
+def test_reference_gain_in_the_status_and_its_table():
+    status = TrainStatus(state='running', gains=[(25, -0.01, 0.002)],
+                         reference_warning='reference gain -0.0100 ≤ 0 for 3 '
+                         'validations in a row: the adapter is not using its '
+                         'reference')
+    text = views.status_markdown('r', status)
+    assert 'reference gain -0.0100 (no reference +0.0020) at iteration 25' in text
+    assert text.endswith('the adapter is not using its reference')
+    table = views.gain_table(status)
+    assert table.values.tolist() == [[25, -0.01, 'shuffled'],
+                                     [25, 0.002, 'none']]
+    assert str(views.gain_table(TrainStatus()).dtypes['gain']) == 'float64'

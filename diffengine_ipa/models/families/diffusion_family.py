@@ -48,6 +48,7 @@ class DiffusionFamily(nn.Module):
     # features the projection reads (see ImageEncoder.null_features).
     null_image = dict(pooled='zero_features', hidden_states='zero_pixels')
     generation_defaults: dict = {}
+    true_cfg = False  # the pipeline's true_cfg_scale (FLUX-type bases)
     # Storage precision of an embedding cache, and the CUDA precision of
     # generation, when the user names none.
     cache_dtype = 'fp32'

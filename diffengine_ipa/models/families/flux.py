@@ -49,7 +49,9 @@ class Flux(DiffusionFamily):
     # FluxPipeline's unconditional image prompt: a black image, encoded.
     null_image = dict(pooled='black_image', hidden_states='black_image')
     generation_defaults = dict(steps=28, guidance_scale=3.5,
-                               negative_prompt=None)
+                               negative_prompt=None, true_cfg_scale=None)
+    # FluxPipeline's true CFG: true_cfg_scale > 1 with a negative prompt.
+    true_cfg = True
     cache_dtype = 'bf16'  # T5 states: (512, 4096) per caption
     inference_dtype = 'bf16'
     size_multiple = 16  # 8× VAE, 2×2 patches
