@@ -19,6 +19,7 @@ from ..registry import MODELS
 from .fingerprint import fingerprint_modules
 from .generation import live_pipeline
 from .image_encoders import image_encoder_config
+from .quantization import check_quantize, quantize_parts
 from .training_draws import draw_training_randomness
 
 __all__ = ['IPAdapter', 'condition_drops']
@@ -98,6 +99,10 @@ class IPAdapter(BaseModel):
         frozen_dtype: ``'bf16'`` or ``'fp16'`` stores the frozen weights in
             half precision (the adapter stays fp32); needs mixed precision
             (``--amp``). An fp32-only VAE (``force_upcast``) stays fp32.
+        quantize: Store frozen Linear weights quantized, per part:
+            ``dict(denoiser=..., text_encoders=..., image_encoder=...)``, each
+            ``'int8'``, ``'fp8'`` or ``'nf4'`` (see ``models.quantization``);
+            the adapter is not quantized.
         channels_last: Run the denoiser in channels-last memory format.
         compile_denoiser: ``torch.compile`` the denoiser (in place).
         adapter_only_state_dict: ``state_dict()`` holds the adapter only
@@ -121,6 +126,7 @@ class IPAdapter(BaseModel):
                  gradient_checkpointing: bool = False,
                  generation_cfg: dict | None = None,
                  frozen_dtype: str | None = None,
+                 quantize: dict | None = None,
                  channels_last: bool = False,
                  compile_denoiser: bool = False,
                  adapter_only_state_dict: bool = True,
@@ -169,6 +175,9 @@ class IPAdapter(BaseModel):
         self.frozen_dtype = frozen_dtype
         if frozen_dtype:
             self._cast_frozen_weights(frozen_dtype)
+        self.quantize_modes = check_quantize(quantize)
+        if self.quantize_modes:
+            quantize_parts(self, self.quantize_modes)
         self.adapter_only_state_dict = adapter_only_state_dict
         self.channels_last = channels_last
         if channels_last:
