@@ -32,6 +32,9 @@ custom_hooks = [
     # A progress bar with ETA over the images validation and test generate
     # (at a terminal).
     dict(type='GenerationProgressHook'),
+    # Training from an embedding cache: the text, image and VAE encoders are
+    # freed (validation loads the text and image encoders while it generates).
+    dict(type='ReleaseEncodersHook'),
 ]
 
 # Data-parallel training (--launcher pytorch|slurm|mpi): DDP wraps the model

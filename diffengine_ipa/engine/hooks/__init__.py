@@ -6,6 +6,7 @@ from .generation_progress_hook import GenerationProgressHook
 from .non_finite_loss_guard_hook import NonFiniteLossGuardHook
 from .progress_logger_hook import ProgressLoggerHook
 from .random_state_hook import RandomStateHook
+from .release_encoders_hook import ReleaseEncodersHook
 from .resume_check_hook import ResumeCheckHook
 from .visualization_hook import IPAdapterVisualizationHook
 
@@ -13,6 +14,6 @@ __all__ = [
     'AdapterCheckpointHook', 'AdapterEMA', 'AdapterEMAHook',
     'AtomicCheckpointHook', 'GenerationProgressHook',
     'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook',
-    'ProgressLoggerHook', 'RandomStateHook',
+    'ProgressLoggerHook', 'RandomStateHook', 'ReleaseEncodersHook',
     'ResumeCheckHook'
 ]
