@@ -16,6 +16,7 @@ from mmengine.model import BaseModel
 from ..dtypes import to_dtype
 from ..errors import UserError
 from ..registry import MODELS
+from .compilation import compile_denoiser as compile_denoiser_in_place
 from .fingerprint import fingerprint_modules
 from .generation import live_pipeline
 from .image_encoders import image_encoder_config
@@ -104,7 +105,9 @@ class IPAdapter(BaseModel):
             ``'int8'``, ``'fp8'`` or ``'nf4'`` (see ``models.quantization``);
             the adapter is not quantized.
         channels_last: Run the denoiser in channels-last memory format.
-        compile_denoiser: ``torch.compile`` the denoiser (in place).
+        compile_denoiser: ``torch.compile`` the denoiser in place: ``'whole'``
+            (or True) or its repeated blocks, ``'regional'`` (see
+            ``models.compilation``).
         adapter_only_state_dict: ``state_dict()`` holds the adapter only
             (checkpoints are adapter-only either way, see
             ``AdapterCheckpointHook``). FSDP needs every weight it shards in
@@ -128,7 +131,7 @@ class IPAdapter(BaseModel):
                  frozen_dtype: str | None = None,
                  quantize: dict | None = None,
                  channels_last: bool = False,
-                 compile_denoiser: bool = False,
+                 compile_denoiser: bool | str = False,
                  adapter_only_state_dict: bool = True,
                  data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
@@ -182,8 +185,7 @@ class IPAdapter(BaseModel):
         self.channels_last = channels_last
         if channels_last:
             denoiser.to(memory_format=torch.channels_last)
-        if compile_denoiser:
-            denoiser.compile()
+        compile_denoiser_in_place(denoiser, compile_denoiser)
         self._empty_prompt: dict | None = None
         self._null_image: torch.Tensor | None = None
         self._fingerprint: str | None = None
