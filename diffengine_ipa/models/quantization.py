@@ -111,18 +111,34 @@ def quantize_frozen_linears(module: nn.Module, mode: str,
         The number of layers quantized.
     """
     _require(mode, where)
-    count = sum(1 for m in module.modules() if _is_frozen_linear(m))
+    layers = [m for m in module.modules() if _is_frozen_linear(m)]
+    dtypes = {id(m): m.weight.dtype for m in layers}
     if mode == 'nf4':
         _to_nf4(module)
-        return count
-    quantization = _import_torchao()
-    if mode == 'int8':
-        config = quantization.Int8WeightOnlyConfig()
     else:
-        config = quantization.Float8WeightOnlyConfig()
-        module.to(torch.device('cuda', torch.cuda.current_device()))
-    quantization.quantize_(module, config, filter_fn=_is_frozen_linear)
-    return count
+        quantization = _import_torchao()
+        if mode == 'int8':
+            config = quantization.Int8WeightOnlyConfig()
+        else:
+            config = quantization.Float8WeightOnlyConfig()
+            module.to(torch.device('cuda', torch.cuda.current_device()))
+        quantization.quantize_(module, config, filter_fn=_is_frozen_linear)
+    for layer in module.modules():  # the same modules (torchao), or NF4's
+        dtype = getattr(layer, 'frozen_dtype', None) or dtypes.get(id(layer))
+        if dtype is not None:
+            _inputs_in(layer, dtype)
+    return len(layers)
+
+
+def _inputs_in(layer: nn.Module, dtype: torch.dtype) -> None:
+    """Cast the layer's input to ``dtype`` (its weights' precision): a
+    quantized weight's matmul runs outside autocast and answers in its
+    input's dtype, so without the cast a bf16 model under autocast would
+    hand fp32 on to its next (bf16) layer."""
+    def cast(_module: nn.Module, args: tuple) -> tuple:
+        return (args[0].to(dtype), *args[1:])
+
+    layer.register_forward_pre_hook(cast)
 
 
 def _to_nf4(module: nn.Module) -> None:
@@ -139,8 +155,9 @@ def _to_nf4(module: nn.Module) -> None:
             layer = bnb.nn.Linear4bit(
                 child.in_features, child.out_features, bias=child.bias is not None,
                 compute_dtype=compute, quant_type='nf4', device='meta')
-            layer.weight = bnb.nn.Params4bit(
-                child.weight.data.to('cpu'), requires_grad=False,
+            layer.frozen_dtype = child.weight.dtype
+            layer.weight = bnb.nn.Params4bit(  # quantized as it moves
+                child.weight.data, requires_grad=False,
                 quant_type='nf4').to(device)
             if child.bias is not None:
                 layer.bias = nn.Parameter(child.bias.data.to(device),

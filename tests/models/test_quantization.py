@@ -47,7 +47,7 @@ def train_a_little(model) -> list[float]:
     return losses
 
 
-def build(tiny_families, family, quantize=None):
+def build(tiny_families, family, quantize=None, **model_args):
     torch.manual_seed(0)  # the same adapter initialisation
     model = build_tiny_model(tiny_families, family)
     if quantize is None:
@@ -60,7 +60,7 @@ def build(tiny_families, family, quantize=None):
     cfg = Config.fromfile(TINY_CONFIGS[family])
     cfg.merge_from_dict(tiny_overrides(tiny_families[family]))
     torch.manual_seed(0)
-    return MODELS.build(dict(cfg.model, quantize=quantize))
+    return MODELS.build(dict(cfg.model, quantize=quantize, **model_args))
 
 
 @pytest.fixture(scope='module')
@@ -126,6 +126,18 @@ def test_quantized_base_generates_with_the_adapter(trained_pairs, family):
                for o in out)
     assert out[0]['image'].size == (64, 64)
     assert (off - on).abs().mean() > 0.5  # the adapter changes the image
+
+
+def test_a_half_precision_base_quantizes_under_autocast(tiny_families):
+    """bf16 frozen weights, int8 on top: every layer still gets bf16 (a
+    quantized matmul answers in its input's dtype, outside autocast)."""
+    model = build(tiny_families, 'sd15', dict(denoiser='int8'),
+                  frozen_dtype='bf16')
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = model(batch(model))['loss']
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert quantized_linear_count(model.family.unet) > 0
 
 
 @pytest.mark.parametrize('spec, message', [
