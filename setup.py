@@ -63,5 +63,6 @@ setup(
     install_requires=read_requirements('runtime.txt'),
     extras_require={'tests': read_requirements('tests.txt'),
                     'webui': read_requirements('webui.txt'),
-                    'tensorboard': read_requirements('tensorboard.txt')},
+                    'tensorboard': read_requirements('tensorboard.txt'),
+                    'quant': read_requirements('quant.txt')},
     zip_safe=False)

@@ -20,9 +20,15 @@ NOISE = (
     '"HardDiskBackend" is the alias of "LocalBackend"',  # mmengine
     'pkg_resources is deprecated',  # setuptools, imported by mim
     'that should be kept in float32: []',  # diffusers, when there are none
+    # torchao (the quant extra) on a CPU build, and what importing it sets off
+    '/torchao/_C',  # torchao: its CUDA kernels, not loaded
+    'is an Enum subclass and is now natively supported by torch.compile',
+    'Unable to import `torchao` Tensor objects',  # diffusers, torchao 0.18
 )
 _NOISY_LOGGERS = ('transformers.utils.import_utils',
-                  'diffusers.models.modeling_utils')
+                  'diffusers.models.modeling_utils', 'torchao',
+                  'torch.utils._pytree',
+                  'diffusers.quantizers.torchao.torchao_quantizer')
 # MMEngine's reports that belong in the log file, not on the console.
 _LOG_FILE_ONLY = (
     'Config:\n',

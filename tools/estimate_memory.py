@@ -3,6 +3,7 @@
     python tools/estimate_memory.py --family ARCHITECTURE [--resolution R]
         [--batch 1 2] [--frozen-dtype bf16|fp16|fp32]
         [--no-gradient-checkpointing] [--gpu-memory 80] [--out FILE.json]
+    python tools/estimate_memory.py --cards [--out FILE.json]
 
 Runs one real training step of the full-size architecture (flux1_dev,
 sd35_large, sdxl, sd15, ...; random weights) on fake tensors: shapes and
@@ -11,35 +12,82 @@ weights, adapter, gradients, AdamW state, activations with fused attention),
 for each batch, then fits peak = fixed + per-image · batch and gives the
 largest batch that fits ``--gpu-memory`` GB, less 1 GB for the CUDA context
 and fragmentation. The figures are estimates, until a GPU measures them.
+
+``--cards`` gives the rows for the cards people have: SD1.5 at 512 px, SDXL,
+SD3.5-Large and FLUX.1 at 1024, batch 1 and 4, with and without gradient
+checkpointing, each under every quantization of the frozen denoiser (none,
+int8, fp8, NF4) and with or without the embedding cache (which frees the
+encoders), marking the 16, 24, 48 and 80 GB cards each fits (see
+diffengine_ipa.testing.memory_options).
 """
 import argparse
 import json
 import os.path as osp
 
-from diffengine_ipa.dtypes import DTYPE_NAMES
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
-from diffengine_ipa.models.model_sources import disable_progress_bars
 
 GB = 1e9
+# --cards: (architecture, resolution) as people train them.
+CARDS_ROWS = (('sd15', 512), ('sdxl', 1024), ('sd35_large', 1024),
+              ('flux1_dev', 1024))
 
 
 def parse_args() -> argparse.Namespace:
-    from diffengine_ipa.testing.benchmark import benchmark_architectures
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--family', required=True,
-                        choices=benchmark_architectures(),
-                        help='the architecture (full size: random weights)')
+    parser.add_argument('--family',
+                        help='the architecture (full size: random weights), '
+                        'e.g. sd15, sdxl, sd35_large, flux1_dev (default: '
+                        'none; required without --cards)')
     parser.add_argument('--resolution', type=int,
                         help="default: the architecture's training resolution")
     parser.add_argument('--batch', type=int, nargs='+', default=[1, 2],
-                        help='batch sizes to run (two or more for the fit)')
-    parser.add_argument('--frozen-dtype', default='bf16', choices=DTYPE_NAMES)
-    parser.add_argument('--no-gradient-checkpointing', action='store_true')
+                        help='batch sizes to run, two or more for the fit '
+                        '(default: 1 2)')
+    parser.add_argument('--frozen-dtype', default='bf16',
+                        choices=['fp32', 'fp16', 'bf16'],
+                        help='precision of the frozen weights (default: bf16)')
+    parser.add_argument('--no-gradient-checkpointing', action='store_true',
+                        help='estimate without checkpointing (default: with)')
     parser.add_argument('--gpu-memory', type=float, default=80.0,
                         help='GB of the card to fit (default: 80)')
-    parser.add_argument('--out', help='JSON file; rows are appended')
+    parser.add_argument('--cards', action='store_true',
+                        help='the card table of the docstring instead of '
+                        "--family's rows (default: off)")
+    parser.add_argument('--out', help='JSON file; rows are appended (default: '
+                        'print only)')
     return parser.parse_args()
+
+
+def card_rows(frozen_dtype: str) -> list[dict]:
+    """Every row of ``--cards`` (16 fake-tensor steps)."""
+    from diffengine_ipa.testing.memory_estimate import estimate_training_memory
+    from diffengine_ipa.testing.memory_options import option_rows
+    rows = []
+    for architecture, resolution in CARDS_ROWS:
+        for batch in (1, 4):
+            for checkpointing in (True, False):
+                estimate = estimate_training_memory(
+                    architecture, batch, resolution, frozen_dtype,
+                    checkpointing)
+                rows += option_rows(estimate)
+                print_card_rows(rows[-8:])
+    return rows
+
+
+def print_card_rows(rows: list[dict]) -> None:
+    for r in rows:
+        fits = ', '.join(f'{card}' for card in r['fits']) or 'none'
+        print(f'| {r["architecture"]} | {r["resolution"]} | {r["batch"]} | '
+              f'{"yes" if r["gradient_checkpointing"] else "no"} | '
+              f'{r["quantize"] or "-"} | {"yes" if r["cached"] else "no"} | '
+              f'{r["peak_gb"]:.1f} | {fits} |', flush=True)
+
+
+def append_rows(path: str, rows: list[dict]) -> None:
+    previous = json.load(open(path)) if osp.isfile(path) else []
+    atomic_write_bytes(path, json.dumps(previous + rows, indent=1).encode())
+    print(f'appended to {path}')
 
 
 def largest_batch(rows: list[dict], budget: float) -> int | None:
@@ -58,9 +106,22 @@ def main() -> None:
         raise UserError('--batch: distinct sizes of 1 or more')
     from mmengine.registry import init_default_scope
 
+    from diffengine_ipa.models.model_sources import disable_progress_bars
+    from diffengine_ipa.testing.benchmark import benchmark_architectures
     from diffengine_ipa.testing.memory_estimate import estimate_training_memory
     init_default_scope('diffengine_ipa')
     disable_progress_bars()
+    if args.cards:
+        print('| family | res | batch | checkpointing | quantized denoiser | '
+              'cached | peak GB (estimate) | fits (GB cards) |\n'
+              '|---|---|---|---|---|---|---|---|')
+        rows = card_rows(args.frozen_dtype)
+        if args.out:
+            append_rows(args.out, rows)
+        return
+    if args.family not in benchmark_architectures():
+        raise UserError(f'--family {args.family!r}: use one of '
+                        f'{", ".join(benchmark_architectures())}')
     rows = [estimate_training_memory(
         args.family, batch, args.resolution, args.frozen_dtype,
         not args.no_gradient_checkpointing) for batch in sorted(args.batch)]
@@ -77,9 +138,7 @@ def main() -> None:
     if fits is not None:
         print(f'largest batch on a {args.gpu_memory:g} GB card (estimate): {fits}')
     if args.out:
-        previous = json.load(open(args.out)) if osp.isfile(args.out) else []
-        atomic_write_bytes(args.out, json.dumps(previous + rows, indent=1).encode())
-        print(f'appended to {args.out}')
+        append_rows(args.out, rows)
 
 
 if __name__ == '__main__':

@@ -84,10 +84,21 @@ def _inference(r: dict) -> list[str]:
                    'kit compiled s', 'diffusers compiled s'], rows)
 
 
+def _memory_modes(r: dict) -> list[str]:
+    return _table(
+        ['family', 'res', 'quantize', 'encoders', 'compile', 'ckpt',
+         'first 2 steps s', 'step s', 'peak GB'],
+        [[x['family'], x['resolution'], x['quantize'] or '-', x['encoders'],
+          x['compile'] or '-', x['gradient_checkpointing'],
+          'OOM' if x['oom'] else x.get('error') or _num(x['first_steps_s']),
+          _num(x.get('step_s')), _num(x.get('peak_mem_gb'))]
+         for x in r['rows']])
+
+
 SECTIONS = dict(environment=_environment, cuda_tests=_cuda_tests,
                 mim_train=_mim_train, train_sd15=_train_sd15,
                 sdxl_memory=_step_rows, inference=_inference,
-                largest_family=_step_rows)
+                largest_family=_step_rows, memory_modes=_memory_modes)
 
 
 def markdown(run: dict) -> str:

@@ -10,7 +10,9 @@ training through ``mim train`` (``--amp``, ``--amp bf16``), full-size SD1.5
 training (batch 1, 8 and the largest that fits: img/s, MFU, peak memory),
 SDXL 1024 px peak memory with and without gradient checkpointing, 30-step
 generation latency (the kit against plain diffusers, and compiled), and one
-training step of the largest family that fits. After every step it rewrites
+training step of the largest family that fits, and the memory rows
+(quantized bases, encoders freed, regional compile; FLUX.1 1024 px in NF4,
+see memory_steps.py). After every step it rewrites
 ``gpu_run.json``, ``gpu_run.md`` and ``gpu_run_log.txt`` in ``--out``, so
 whatever finished survives a kill. ``--device cpu --tiny`` is the dry run
 the test suite does (tests/benchmarks/test_gpu_run.py).
@@ -31,7 +33,8 @@ from steps import STEPS, Context
 
 # Seconds each step may take at most (the deadline may leave it less).
 BUDGETS = dict(environment=40, cuda_tests=130, mim_train=75, train_sd15=110,
-               sdxl_memory=70, inference=110, largest_family=80)
+               sdxl_memory=70, inference=110, largest_family=80,
+               memory_modes=150)
 MIN_USEFUL = 15  # a step with less time left than this is skipped
 
 

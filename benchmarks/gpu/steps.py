@@ -15,10 +15,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from memory_steps import memory_modes
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_CONFIG = 'configs/ip_adapter/tiny_sd15_mini_dataset.py'
 CUDA_TESTS = ('tests/engine/test_cuda_training.py',
-              'tests/tools/test_cuda_convert.py')
+              'tests/tools/test_cuda_convert.py',
+              'tests/models/test_quantization.py')
 
 
 @dataclass
@@ -264,4 +267,4 @@ def largest_family(ctx: Context) -> None:
 STEPS = dict(environment=environment, cuda_tests=cuda_tests,
              mim_train=mim_train, train_sd15=train_sd15,
              sdxl_memory=sdxl_memory, inference=inference,
-             largest_family=largest_family)
+             largest_family=largest_family, memory_modes=memory_modes)

@@ -32,6 +32,9 @@ custom_hooks = [
     # A progress bar with ETA over the images validation and test generate
     # (at a terminal).
     dict(type='GenerationProgressHook'),
+    # Training from an embedding cache: the text, image and VAE encoders are
+    # freed (validation loads the text and image encoders while it generates).
+    dict(type='ReleaseEncodersHook'),
     # At each validation: a fixed held-out batch's loss with its references,
     # shuffled ones and none -> val/reference_gain, val/no_reference_gain;
     # one warning line after `patience` validations with a gain <= 0.

@@ -14,6 +14,8 @@ from ..datasets.embedding_cache import (
     EmbeddingCache,
     cacheable_pipeline,
     cached_reference,
+    cached_references,
+    extra_feature_key,
     settings_of,
 )
 from ..datasets.transforms import fill_resolution
@@ -51,6 +53,19 @@ def _sample(info: dict) -> dict:
     if cached_reference(info) is not None:
         sample['reference_path'] = cached_reference(info)
     return sample
+
+
+def _other_references(model: Any, transforms: Any, info: dict,
+                      device: str) -> dict[str, torch.Tensor]:
+    """The image features of a record's second, third, ... reference
+    (``image_features_1``, ...): the first one's are ``image_features``."""
+    features = {}
+    for index, path in enumerate(cached_references(info)[1:], start=1):
+        pixels = transforms(dict(_sample(info), reference_path=path))[
+            'inputs']['reference_pixel_values']
+        features[extra_feature_key(index)] = model.image_encoder(
+            pixels[None].to(device), model.image_projection.image_features)[0]
+    return features
 
 
 def _stored(name: str, value: torch.Tensor, dtype: str) -> torch.Tensor:
@@ -91,7 +106,7 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
         info = dataset.get_data_info(index)
         key = cache.entry_key(info['img_path'], info['text'], settings,
                               fingerprint, info.get('bucket'),
-                              cached_reference(info))
+                              cached_references(info))
         if not osp.isfile(cache.entry_path(key)):
             todo.append((key, info))
 
@@ -115,6 +130,10 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
             for entry, row in zip(entries, range(len(chunk)), strict=True):
                 entry.update({f'{name}{suffix}': _stored(name, value[row], dtype)
                               for name, value in outputs.items()})
+        for (_, info), entry in zip(chunk, entries, strict=True):
+            entry.update({name: _stored(name, value, dtype) for name, value in
+                          _other_references(model, variants[0][1], info,
+                                            device).items()})
         for (key, _), entry in zip(chunk, entries, strict=True):
             cache.write_entry(key, entry)
     seconds = time.perf_counter() - start

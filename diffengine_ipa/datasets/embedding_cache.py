@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,8 @@ from ..errors import DatasetError
 from ..fileio import atomic_write_bytes
 
 __all__ = [
-    'cached_reference',
+    'cached_reference', 'cached_references', 'extra_feature_key',
+    'pick_reference_features',
     'CACHE_VERSION', 'EmbeddingCache', 'cacheable_pipeline', 'settings_of'
 ]
 
@@ -73,10 +75,33 @@ def _digest(*parts: str) -> str:
 
 
 def cached_reference(info: dict) -> str | None:
-    """The reference a cache entry encodes: the record's first one (the
-    cache holds one image encoding per record), or ``None`` (the target)."""
+    """The reference whose features an entry stores as ``image_features``:
+    the record's first one, or ``None`` (the target)."""
     paths = info.get('reference_paths')
     return paths[0] if paths else None
+
+
+def cached_references(info: dict) -> list[str]:
+    """Every reference of a record (an entry holds the features of each:
+    ``image_features``, then ``image_features_1``, ...)."""
+    return list(info.get('reference_paths') or [])
+
+
+def extra_feature_key(index: int) -> str:
+    """The entry key of the ``index``-th reference's features (index ≥ 1)."""
+    return f'image_features_{index}'
+
+
+def pick_reference_features(inputs: dict, index: int) -> dict:
+    """``inputs`` with the ``index``-th reference's features as
+    ``image_features`` and the others' keys removed."""
+    extra = [key for key in inputs
+             if re.fullmatch(r'image_features_\d+', key)]
+    if index:
+        inputs['image_features'] = inputs[extra_feature_key(index)]
+    for key in extra:
+        del inputs[key]
+    return inputs
 
 
 class EmbeddingCache:
@@ -113,15 +138,17 @@ class EmbeddingCache:
 
     def entry_key(self, img_path: str, text: str, settings: dict,
                   fingerprint: str, bucket: tuple | None = None,
-                  reference_path: str | None = None) -> str:
+                  reference_path: str | list[str] | None = None) -> str:
         """The key of one sample's entry: its image, caption, aspect-ratio
-        bucket and reference (when it has its own) count."""
+        bucket and references (when it has its own; all of them) count."""
         parts = [self.image_digest(img_path), text,
                  json.dumps(settings, sort_keys=True), fingerprint]
         if bucket is not None:
             parts.append(f'bucket {bucket[0]}x{bucket[1]}')
-        if reference_path is not None:
-            parts.append('reference ' + self.image_digest(reference_path))
+        paths = ([reference_path] if isinstance(reference_path, str)
+                 else reference_path or [])
+        for path in paths:
+            parts.append('reference ' + self.image_digest(path))
         return _digest(*parts)[:40]
 
     def entry_path(self, key: str) -> str:
@@ -161,7 +188,7 @@ class EmbeddingCache:
         for index, info in enumerate(data_list):
             key = self.entry_key(info['img_path'], info['text'], settings,
                                  self.manifest['fingerprint'],
-                                 info.get('bucket'), cached_reference(info))
+                                 info.get('bucket'), cached_references(info))
             info['cache_file'] = self.entry_path(key)
             if not osp.isfile(info['cache_file']):
                 missing.append((index, info['img_path']))
@@ -173,8 +200,9 @@ class EmbeddingCache:
                 f'images or captions; first: record {index}, {path}): rebuild '
                 'it with tools/cache_embeddings.py')
 
-    def load(self, info: dict) -> dict:
-        """A packed sample (``inputs``, ``data_samples``) from its entry."""
+    def load(self, info: dict, reference: int = 0) -> dict:
+        """A packed sample (``inputs``, ``data_samples``) from its entry,
+        with the features of its ``reference``-th reference."""
         from safetensors.torch import load_file
         tensors = load_file(info['cache_file'])
         flipped = self.manifest['settings']['flip'] > np.random.rand()
@@ -186,7 +214,7 @@ class EmbeddingCache:
                 value = tensors[f'{key}_flipped']
             inputs[key] = value
         return dict(
-            inputs=inputs,
+            inputs=pick_reference_features(inputs, reference),
             data_samples=dict(img_path=info['img_path'],
                               sample_idx=info['sample_idx'],
                               cache_fingerprint=self.manifest['fingerprint']))

@@ -33,6 +33,16 @@ def draw_reference(paths: list[str], seed: int, epoch: int,
     return paths[int(torch.randint(len(paths), (), generator=generator))]
 
 
+def cached_reference_index(info: dict, seed: int, epoch: int) -> int:
+    """Which of a record's cached references a sample reads this epoch:
+    the one :func:`draw_reference` draws uncached."""
+    paths = info.get('reference_paths') or []
+    if len(paths) < 2:
+        return 0
+    return draw_reference(list(range(len(paths))), seed, epoch,
+                          info['sample_idx'])
+
+
 @DATASETS.register_module()
 class IPAdapterDataset(BaseDataset):
     """Records ``{"image_file", "text", "reference_file"?}`` from any source.
@@ -244,9 +254,10 @@ class IPAdapterDataset(BaseDataset):
         """
         try:
             info = self.get_data_info(idx)
-            if self.embedding_cache is not None:
-                return self.embedding_cache.load(info)
             seed, epoch = self.draw_key.get()
+            if self.embedding_cache is not None:
+                return self.embedding_cache.load(
+                    info, cached_reference_index(info, seed, epoch))
             info = self.pipeline_input(info, seed, epoch)
             info['generator'] = sample_generator(
                 seed, epoch, info['sample_idx'], stream='data')

@@ -237,17 +237,19 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
     it for the duration of the block and detaches it after (as diffusers'
     ``unload_ip_adapter`` does), so checkpoints never see it twice. Frozen
     weights kept in bf16/fp16 beside the fp32 adapter generate under autocast
-    to that dtype, as they train.
+    to that dtype, as they train. Encoders freed for training from the
+    embedding cache are loaded for the block (see ``resident_encoders``).
     """
     import diffusers
 
+    from .resident_encoders import resident_encoders
     family, encoder = model.family, model.image_encoder
-    pipeline_class = getattr(diffusers, family.pipeline_class)
-    pipe = make_pipeline(pipeline_class, dict(
-        family.pipeline_components(), image_encoder=encoder.model,
-        feature_extractor=encoder.processor))
-    with family.attached_projection(model.image_projection), \
+    with resident_encoders(model), \
+            family.attached_projection(model.image_projection), \
             _frozen_dtype_autocast(model):
+        pipe = make_pipeline(getattr(diffusers, family.pipeline_class), dict(
+            family.pipeline_components(), image_encoder=encoder.model,
+            feature_extractor=encoder.processor))
         yield AdapterPipeline(
             pipe, family,
             [ImagePrompt(encoder, model.image_projection.image_features)],

@@ -16,9 +16,11 @@ from mmengine.model import BaseModel
 from ..dtypes import to_dtype
 from ..errors import UserError
 from ..registry import MODELS
+from .compilation import compile_denoiser as compile_denoiser_in_place
 from .fingerprint import fingerprint_modules
 from .generation import check_true_cfg, live_pipeline
 from .image_encoders import image_encoder_config
+from .quantization import check_quantize, quantize_parts
 from .training_draws import draw_fixed_randomness, draw_training_randomness
 
 __all__ = ['IPAdapter', 'condition_drops']
@@ -100,8 +102,14 @@ class IPAdapter(BaseModel):
         frozen_dtype: ``'bf16'`` or ``'fp16'`` stores the frozen weights in
             half precision (the adapter stays fp32); needs mixed precision
             (``--amp``). An fp32-only VAE (``force_upcast``) stays fp32.
+        quantize: Store frozen Linear weights quantized, per part:
+            ``dict(denoiser=..., text_encoders=..., image_encoder=...)``, each
+            ``'int8'``, ``'fp8'`` or ``'nf4'`` (see ``models.quantization``);
+            the adapter is not quantized.
         channels_last: Run the denoiser in channels-last memory format.
-        compile_denoiser: ``torch.compile`` the denoiser (in place).
+        compile_denoiser: ``torch.compile`` the denoiser in place: ``'whole'``
+            (or True) or its repeated blocks, ``'regional'`` (see
+            ``models.compilation``).
         adapter_only_state_dict: ``state_dict()`` holds the adapter only
             (checkpoints are adapter-only either way, see
             ``AdapterCheckpointHook``). FSDP needs every weight it shards in
@@ -123,8 +131,9 @@ class IPAdapter(BaseModel):
                  gradient_checkpointing: bool = False,
                  generation_cfg: dict | None = None,
                  frozen_dtype: str | None = None,
+                 quantize: dict | None = None,
                  channels_last: bool = False,
-                 compile_denoiser: bool = False,
+                 compile_denoiser: bool | str = False,
                  adapter_only_state_dict: bool = True,
                  data_preprocessor: dict | None = None,
                  init_cfg: dict | None = None) -> None:
@@ -173,12 +182,14 @@ class IPAdapter(BaseModel):
         self.frozen_dtype = frozen_dtype
         if frozen_dtype:
             self._cast_frozen_weights(frozen_dtype)
+        self.quantize_modes = check_quantize(quantize)
+        if self.quantize_modes:
+            quantize_parts(self, self.quantize_modes)
         self.adapter_only_state_dict = adapter_only_state_dict
         self.channels_last = channels_last
         if channels_last:
             denoiser.to(memory_format=torch.channels_last)
-        if compile_denoiser:
-            denoiser.compile()
+        compile_denoiser_in_place(denoiser, compile_denoiser)
         self._empty_prompt: dict | None = None
         self._null_image: torch.Tensor | None = None
         self._fingerprint: str | None = None

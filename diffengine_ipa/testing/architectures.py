@@ -354,6 +354,20 @@ def flux1_dev() -> dict:
         scheduler=FLUX_SCHEDULER)
 
 
+@ARCHITECTURES.register_module(name='mid_flux')
+def mid_flux() -> dict:
+    """FLUX.1 at full width with few blocks (1 double-, 2 single-stream) and
+    a 2-layer T5-XXL: every part at its real size per layer, ~0.65B
+    transformer parameters (for memory measurements on a CPU)."""
+    spec = flux1_dev()
+    spec['transformer'] = dict(spec['transformer'], num_layers=1,
+                               num_single_layers=2)
+    spec['text_encoder_2'] = dict(T5_XXL, num_layers=2)
+    spec['resolution'] = 512
+    spec['family_settings'] = dict(max_sequence_length=128)
+    return spec
+
+
 @ARCHITECTURES.register_module(name='tiny_flux')
 def tiny_flux() -> dict:
     """FLUX.1-shaped, tiny: double- and single-stream blocks, RoPE, guidance

@@ -26,6 +26,7 @@ from torch.utils._pytree import tree_leaves
 
 from ..dtypes import to_dtype
 from .architectures import architecture_spec
+from .memory_options import part_bytes
 
 __all__ = ['StorageCounter', 'estimate_training_memory']
 
@@ -107,7 +108,8 @@ def estimate_training_memory(architecture: str, batch: int,
 
     Returns:
         ``peak_bytes``, ``weight_bytes`` (all parameters), ``trainable``
-        (parameters), and the settings.
+        (parameters), ``parts`` (see ``memory_options.part_bytes``), and the
+        settings.
     """
     from accelerate import init_empty_weights
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -171,4 +173,5 @@ def estimate_training_memory(architecture: str, batch: int,
         peak_bytes=counter.peak,
         weight_bytes=sum(p.numel() * p.element_size()
                          for p in model.parameters()),
-        trainable=sum(p.numel() for p in adapter))
+        trainable=sum(p.numel() for p in adapter),
+        parts=part_bytes(model))

@@ -11,7 +11,7 @@ import pytest
 from ..conftest import REPO, repo_build_lock
 
 STEPS = ['environment', 'cuda_tests', 'mim_train', 'train_sd15', 'sdxl_memory',
-         'inference', 'largest_family']
+         'inference', 'largest_family', 'memory_modes']
 
 
 @pytest.mark.slow
@@ -61,7 +61,34 @@ def test_cpu_dry_run_of_the_gpu_script(tmp_path, tmp_path_factory):
     # the kit's path and plain diffusers give the same image
     assert all(r['max_pixel_difference'] == 0 for r in inference)
     assert results['largest_family']['family'] == 'tiny_flux'
+    check_memory_rows(results['memory_modes']['rows'])
 
     report = (out / 'gpu_run.md').read_text()
     assert '## train_sd15' in report and '| tiny_sd15 |' in report
     assert '===== inference: ok' in (out / 'gpu_run_log.txt').read_text()
+
+
+def check_memory_rows(rows: list[dict]) -> None:
+    """The dry run's memory rows: tiny SD1.5 freed, kept, int8; tiny FLUX."""
+    assert [(r['family'], r['quantize'], r['encoders']) for r in rows] == [
+        ('tiny_sd15', None, 'freed'), ('tiny_sd15', None, 'kept'),
+        ('tiny_sd15', 'int8', 'freed'), ('tiny_flux', 'int8', 'freed')]
+    assert all(not r['oom'] and r['step_s'] > 0 and r['peak_mem_gb'] > 0
+               for r in rows)
+
+
+@pytest.mark.slow
+def test_cpu_dry_run_of_the_memory_rows(tmp_path):
+    """The memory step alone (the whole dry run above takes minutes)."""
+    out = tmp_path / 'out'
+    result = subprocess.run(
+        [sys.executable, 'benchmarks/gpu/run.py', '--device', 'cpu', '--tiny',
+         '--budget-scale', '5', '--deadline', '900', '--only', 'memory_modes',
+         '--out', str(out), '--work', str(tmp_path / 'work')], cwd=REPO,
+        capture_output=True, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO, HF_HUB_OFFLINE='1'))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = json.loads((out / 'gpu_run.json').read_text())
+    step = run['steps']['memory_modes']
+    assert step['status'] == 'ok', (out / 'gpu_run_log.txt').read_text()[-4000:]
+    check_memory_rows(step['result']['rows'])

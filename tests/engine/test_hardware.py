@@ -30,7 +30,8 @@ def values(caps: Capabilities, unet: bool = True, **requested) -> dict:
 def test_bf16_gpu_trains_in_bf16():
     chosen = values(H100)
     assert chosen == dict(amp='bf16', frozen_dtype='bf16', channels_last=True,
-                          attention='default', num_workers=8, threads=None)
+                          attention='default', num_workers=8, threads=None,
+                          compile=False)
     reason = decide(H100, dict(amp='auto'))['amp'].reason
     assert 'sm_90' in reason and 'bf16 tensor cores' in reason
 
@@ -214,3 +215,21 @@ def test_process_settings(monkeypatch):
     calls.clear()
     hardware.apply_to_process(decide(H100, ALL_AUTO))  # default kernels
     assert calls == {}
+
+
+@pytest.mark.parametrize('caps', [EPYC, SAPPHIRE_RAPIDS, MPS, H100])
+def test_auto_never_compiles_on_a_cpu_or_unmeasured(caps):
+    decision = decide(caps, dict(compile='auto'))['compile']
+    assert decision.value is False
+    if caps.device == 'cpu':
+        assert '0.46x' in decision.reason
+    if caps.device == 'cuda':
+        assert "hardware.compile='regional'" in decision.reason
+
+
+def test_compile_lands_in_the_model_and_is_checked():
+    cfg = config()
+    hardware.apply_to_config(cfg, decide(H100, dict(compile='regional')), H100)
+    assert cfg.model.compile_denoiser == 'regional'
+    with pytest.raises(UserError, match="hardware.compile='fast': use auto"):
+        decide(H100, dict(compile='fast'))

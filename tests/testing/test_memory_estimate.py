@@ -32,3 +32,23 @@ def test_estimate_of_a_tiny_step_grows_with_the_batch():
 def test_dit_families_estimate(architecture):
     result = estimate_training_memory(architecture, 1)
     assert result['peak_bytes'] > result['weight_bytes'] > 0
+
+
+def test_quantization_and_cache_rows_of_an_estimate():
+    from diffengine_ipa.testing.memory_options import QUANTIZED_BITS, option_rows
+    estimate = estimate_training_memory('tiny_sd15', 1)
+    parts = estimate['parts']
+    assert 0 < parts['largest_linear'] < parts['denoiser_linear']
+    assert 0 < parts['freed_by_cache'] < estimate['weight_bytes']
+    rows = {(r['quantize'], r['cached']): r for r in option_rows(estimate)}
+    assert len(rows) == 8
+    base = rows[None, False]['peak_gb'] * 1e9
+    assert base == estimate['peak_bytes']
+    cached = rows[None, True]['peak_gb'] * 1e9
+    assert cached == pytest.approx(base - parts['freed_by_cache'])
+    nf4 = rows['nf4', False]['peak_gb'] * 1e9
+    saved = parts['denoiser_linear'] * (1 - QUANTIZED_BITS['nf4'] / 16)
+    assert nf4 == pytest.approx(base - saved + parts['largest_linear'])
+    assert (rows['nf4', True]['peak_gb'] < rows['int8', True]['peak_gb']
+            < rows[None, True]['peak_gb'])
+    assert rows[None, False]['fits'] == [16, 24, 48, 80]  # tiny fits all

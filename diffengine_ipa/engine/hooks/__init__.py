@@ -7,6 +7,7 @@ from .non_finite_loss_guard_hook import NonFiniteLossGuardHook
 from .progress_logger_hook import ProgressLoggerHook
 from .random_state_hook import RandomStateHook
 from .reference_gain_hook import ReferenceGainHook
+from .release_encoders_hook import ReleaseEncodersHook
 from .resume_check_hook import ResumeCheckHook
 from .visualization_hook import IPAdapterVisualizationHook
 
@@ -15,5 +16,6 @@ __all__ = [
     'AtomicCheckpointHook', 'GenerationProgressHook',
     'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook',
     'ProgressLoggerHook', 'RandomStateHook', 'ReferenceGainHook',
+    'ReleaseEncodersHook',
     'ResumeCheckHook'
 ]
