@@ -214,13 +214,13 @@ def main() -> None:
     quiet_console(verbose=args.verbose)
     memoize_config_formatting()
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.work_dir import work_dir_lock
+    from diffengine_ipa.work_dir import refuse_fresh_run_over, work_dir_lock
     started = time.monotonic()
     cfg, settings = build_config(args)
     if is_first_process():  # before anything of MMEngine's
         print('\n'.join(settings), flush=True)
     if is_first_process() and not args.resume:
-        earlier_checkpoints_note(cfg.work_dir)
+        refuse_fresh_run_over(cfg.work_dir)  # never overwrite an earlier run
     # One training per work dir: a second stops here, before any model loads.
     existed = osp.isdir(cfg.work_dir)
     lock = (work_dir_lock(cfg.work_dir) if is_first_process() else
@@ -239,21 +239,6 @@ def main() -> None:
         raise
     if is_first_process():
         print(summary(runner, args.config, started), flush=True)
-
-
-def earlier_checkpoints_note(work_dir: str) -> None:
-    """A fresh run into a work dir with an earlier run's checkpoints: say
-    so, and which file is whose (the ``last_checkpoint`` pointer, which
-    convert, infer and test follow, will name this run's)."""
-    import glob
-    old = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')), key=osp.getmtime)
-    if old:
-        print(f'note: {work_dir} holds {len(old)} checkpoint(s) of an earlier '
-              f'run (latest {osp.basename(old[-1])}); this run starts at '
-              'iteration 0, overwrites those of the same names, and '
-              'last_checkpoint will name its own; the others stay until you '
-              'remove them (--resume continues the earlier run instead)',
-              flush=True)
 
 
 def remove_if_no_checkpoint(work_dir: str) -> None:
