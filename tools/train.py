@@ -225,6 +225,7 @@ def main() -> None:
     existed = osp.isdir(cfg.work_dir)
     lock = (work_dir_lock(cfg.work_dir) if is_first_process() else
             contextlib.nullcontext())
+    runner = None
     try:
         with lock:
             if args.launcher != 'none':
@@ -233,12 +234,30 @@ def main() -> None:
             runner = build_runner(cfg)
             runner.logger.info('Hardware settings:\n' + '\n'.join(settings))
             runner.train()
-    except (Exception, SystemExit):  # not a Ctrl-C: its logs stay
+    except KeyboardInterrupt:  # its logs stay
+        raise KeyboardInterrupt(interrupted(cfg.work_dir, runner)) from None
+    except (Exception, SystemExit):
         if is_first_process() and not existed:
             remove_if_no_checkpoint(cfg.work_dir)
         raise
     if is_first_process():
         print(summary(runner, args.config, started), flush=True)
+
+
+def interrupted(work_dir: str, runner) -> str:
+    """What Ctrl-C leaves: the last complete checkpoint (writes are atomic,
+    so a save it cut short left the previous one) and how to go on."""
+    from diffengine_ipa.work_dir import read_pointer
+    at = f' at iteration {runner.iter}' if runner is not None else ''
+    try:
+        checkpoint = read_pointer(work_dir)
+    except UserError:
+        checkpoint = None
+    if checkpoint is None:
+        return (f'Ctrl-C{at}, before the first checkpoint of {work_dir}: '
+                'nothing to resume; run the same command again to start over')
+    return (f'Ctrl-C{at}; last checkpoint {checkpoint}: continue with the '
+            'same command and --resume')
 
 
 def remove_if_no_checkpoint(work_dir: str) -> None:
