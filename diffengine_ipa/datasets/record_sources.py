@@ -108,9 +108,32 @@ def _bad_json(ann_file: str, err: json.JSONDecodeError) -> DatasetError:
                         f'at line {err.lineno}, column {err.colno})')
 
 
+class _KeyGivenTwice(Exception):
+    """A JSON object names a key twice (``json`` would keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen = set()
+        raise _KeyGivenTwice(next(k for k, _ in pairs
+                                  if k in seen or seen.add(k)))
+    return found
+
+
 def iter_json_records(ann_file: str) -> Iterator[Any]:
     """The records of a JSON list, a JSON Lines file or a single JSON
-    object, one at a time; one-line errors naming the file."""
+    object, one at a time; one-line errors naming the file, and the record
+    or line where a key is given twice."""
+    where = ['record 1']
+    try:
+        yield from _json_records(ann_file, where)
+    except _KeyGivenTwice as err:
+        raise DatasetError(f'{ann_file}: {where[0]}: "{err.args[0]}" is given '
+                           'twice; keep the one you mean') from None
+
+
+def _json_records(ann_file: str, where: list[str]) -> Iterator[Any]:
     try:
         with open(ann_file, 'rb') as f:
             raw = f.read()
@@ -120,14 +143,17 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
         ) from None
     text = decode_annotations(raw, ann_file)
     del raw
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys)
     pos = _skip(text, 0)
     try:
         if text.startswith('[', pos):  # a JSON list, element by element
             pos = _skip(text, pos + 1)
             if text.startswith(']', pos):
                 pos = len(text)
+            count = 0
             while pos < len(text):
+                count += 1
+                where[0] = f'record {count}'
                 record, pos = decoder.raw_decode(text, pos)
                 yield record
                 pos = _skip(text, pos)
@@ -143,6 +169,7 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
             return
         if pos >= len(text):
             raise json.JSONDecodeError('Expecting value', text, pos)
+        where[0] = f'line {text.count(chr(10), 0, pos) + 1}'
         first, end = decoder.raw_decode(text, pos)
         if _skip(text, end) >= len(text):  # one JSON value
             if isinstance(first, dict) and {'image_file', 'text'} & set(first):
@@ -157,8 +184,9 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
         offset = text.count('\n', 0, pos)
         for number, line in enumerate(lines, offset + 1):
             if line.strip():
+                where[0] = f'line {number}'
                 try:
-                    yield json.loads(line)
+                    yield decoder.decode(line)
                 except json.JSONDecodeError as err:
                     raise DatasetError(
                         f'{ann_file}: not valid JSON or JSON Lines ({err.msg} '
