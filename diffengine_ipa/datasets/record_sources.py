@@ -349,7 +349,7 @@ class ArrowRecords(RecordSource):
         if osp.isdir(path) and (osp.isfile(osp.join(path, 'state.json')) or
                                 osp.isfile(osp.join(path,
                                                     'dataset_dict.json'))):
-            data = datasets.load_from_disk(path)
+            data = _load_from_disk(datasets, path)
             if isinstance(data, datasets.DatasetDict):
                 if self.split not in data:
                     raise DatasetError(f'{path}: no split {self.split!r} '
@@ -409,6 +409,32 @@ class ArrowRecords(RecordSource):
     def image_bytes(self, row: int, column: str) -> bytes:
         value = self.dataset[row][self.columns[column]]
         return value['bytes'] if isinstance(value, dict) else bytes(value)
+
+
+# The JSON files of a ``save_to_disk`` folder, read by ``load_from_disk``.
+_DISK_FILES = ('state.json', 'dataset_info.json', 'dataset_dict.json')
+
+
+def _load_from_disk(datasets: Any, path: str) -> Any:
+    """``datasets.load_from_disk``; a damaged JSON file of the folder named
+    in one line."""
+    for name in _DISK_FILES:
+        file = osp.join(path, name)
+        if not osp.isfile(file):
+            continue
+        try:
+            with open(file, encoding='utf-8') as f:
+                json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DatasetError(
+                f'{path}: {name} is damaged ({err}); save the dataset again '
+                '(Dataset.save_to_disk) or restore that file') from None
+    try:
+        return datasets.load_from_disk(path)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetError(f'{path}: not a readable save_to_disk folder '
+                           f'({type(err).__name__}: {err}); save the dataset '
+                           'again (Dataset.save_to_disk)') from None
 
 
 def open_source(ann_file: str, image_root: str | None = None,
