@@ -1,5 +1,6 @@
 """Errors whose message tells the user what to fix, printed as one line."""
 import errno
+import signal
 import sys
 from typing import Callable
 
@@ -50,9 +51,14 @@ _MACHINE_FAULTS = {errno.ENOSPC: 'the disk is full',
 
 def run_tool(main: Callable[[], object]) -> None:
     """Run a command-line ``main``; a :class:`UserError`, or a full or
-    read-only disk, exits 2 with one line."""
+    read-only disk, exits 2 with one line; Ctrl-C exits 130 with one line
+    (the ``KeyboardInterrupt``'s text, when a tool gave it one)."""
     try:
         main()
+    except KeyboardInterrupt as err:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C too
+        print(f'interrupted: {err or "Ctrl-C"}', file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
     except UserError as err:
         print(f'error: {_without_worker_traceback(str(err))}', file=sys.stderr)
         raise SystemExit(2) from None

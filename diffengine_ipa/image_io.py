@@ -157,9 +157,9 @@ def check_image(path: str, min_side: int = 1,
             raise ImageError(path, f'too small ({width}x{height} px; '
                              f'min_image_side is {min_side})')
         _check_jpeg(image, path, data)
-        if image.getexif().get(0x0112) in _TRANSPOSED:
-            width, height = height, width
-        try:
+        try:  # a PNG's EXIF may sit after its pixels: reading it decodes
+            if image.getexif().get(0x0112) in _TRANSPOSED:
+                width, height = height, width
             if image.format == 'JPEG':  # DCT scaling still reads every byte
                 image.draft('RGB', (max(min_side, 64), max(min_side, 64)))
             image.load()

@@ -19,7 +19,7 @@ from .errors import CheckpointError, UserError
 from .fileio import atomic_write_bytes
 
 __all__ = ['POINTER', 'write_pointer', 'read_pointer', 'last_checkpoint',
-           'work_dir_lock']
+           'work_dir_lock', 'earlier_checkpoints', 'refuse_fresh_run_over']
 
 POINTER = 'last_checkpoint'
 LOCK = '.lock'
@@ -66,6 +66,29 @@ def last_checkpoint(work_dir: str) -> str:
             'no checkpoint was written there); drop --resume to start a '
             'fresh run, or pass --resume CHECKPOINT')
     return found
+
+
+def earlier_checkpoints(work_dir: str) -> list[str]:
+    """The checkpoints (``iter_*.pth``, ``epoch_*.pth``) a run left in
+    ``work_dir``, oldest first."""
+    import glob
+    found = [p for pattern in ('iter_*.pth', 'epoch_*.pth')
+             for p in glob.glob(osp.join(work_dir, pattern))]
+    return sorted(found, key=osp.getmtime)
+
+
+def refuse_fresh_run_over(work_dir: str, shown_as: str = '',
+                          ways_out: str = '') -> None:
+    """A fresh run (no ``--resume``) must not overwrite or repoint an
+    earlier run's checkpoints: stop with one line naming the two ways on."""
+    old = earlier_checkpoints(work_dir)
+    if not old and not osp.isfile(osp.join(work_dir, POINTER)):
+        return
+    latest = osp.basename(old[-1]) if old else POINTER
+    raise UserError(
+        f'{shown_as or work_dir}: holds the checkpoints of an earlier run (latest '
+        f'{latest}); ' + (ways_out or 'continue it with --resume, or start a '
+                          'new run with another --work-dir'))
 
 
 @contextlib.contextmanager

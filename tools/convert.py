@@ -14,8 +14,10 @@ is written, and replaces ``--out`` only after that check: a failed
 conversion leaves an existing file as it was. The input is never replaced.
 ``--dtype`` casts the weights (default: keep theirs); ``--ema`` exports the
 exponential moving average a run with ``AdapterEMAHook`` keeps.
-``--config`` is needed only for an official-script checkpoint saved without
-its ``adapter_modules.*`` keys: the layers are then numbered from that
+An official-script checkpoint saved without its ``adapter_modules.*`` keys
+(accelerate's ``model.safetensors``) is numbered by the UNet names it holds,
+in the UNet's ``attn_processors`` order; ``--config`` is needed only when it
+holds no UNet weights either: the layers are then numbered from that
 config's UNet. ``--info`` prints what any official-layout file is: its
 family, layout, loader, variant and sizes.
 """
@@ -43,7 +45,8 @@ def parse_args() -> argparse.Namespace:
                         help='cast the weights (default: keep their dtype)')
     parser.add_argument('--config', help='config of the base model, to number '
                         'the layers of an official-script checkpoint '
-                        '(default: none; training checkpoints need none)')
+                        'that holds no UNet weights (default: none; training '
+                        'and accelerate checkpoints need none)')
     parser.add_argument('--ema', action='store_true',
                         help="export the adapter's moving average "
                         '(AdapterEMAHook) instead of its weights (default: '

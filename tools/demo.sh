@@ -13,6 +13,7 @@ CONFIG=configs/ip_adapter/tiny_sd15_mini_dataset.py
 WORK_DIR=work_dirs/tiny_sd15_mini_dataset
 start=$(date +%s)
 python tools/make_tiny_models.py
+rm -rf "$WORK_DIR"  # the demo starts over (train refuses to overwrite a run)
 mim train diffengine_ipa "$CONFIG" --work-dir "$WORK_DIR"
 python tools/convert.py "$WORK_DIR"
 python tools/infer.py "$CONFIG" "$WORK_DIR/ip_adapter.safetensors" \

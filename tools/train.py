@@ -221,17 +221,18 @@ def main() -> None:
     quiet_console(verbose=args.verbose)
     memoize_config_formatting()
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.work_dir import work_dir_lock
+    from diffengine_ipa.work_dir import refuse_fresh_run_over, work_dir_lock
     started = time.monotonic()
     cfg, settings = build_config(args)
     if is_first_process():  # before anything of MMEngine's
         print('\n'.join(settings), flush=True)
     if is_first_process() and not args.resume:
-        earlier_checkpoints_note(cfg.work_dir)
+        refuse_fresh_run_over(cfg.work_dir)  # never overwrite an earlier run
     # One training per work dir: a second stops here, before any model loads.
     existed = osp.isdir(cfg.work_dir)
     lock = (work_dir_lock(cfg.work_dir) if is_first_process() else
             contextlib.nullcontext())
+    runner = None
     try:
         with lock:
             if args.launcher != 'none':
@@ -240,7 +241,9 @@ def main() -> None:
             runner = build_runner(cfg)
             runner.logger.info('Hardware settings:\n' + '\n'.join(settings))
             runner.train()
-    except (Exception, SystemExit):  # not a Ctrl-C: its logs stay
+    except KeyboardInterrupt:  # its logs stay
+        raise KeyboardInterrupt(interrupted(cfg.work_dir, runner)) from None
+    except (Exception, SystemExit):
         if is_first_process() and not existed:
             remove_if_no_checkpoint(cfg.work_dir)
         raise
@@ -248,19 +251,20 @@ def main() -> None:
         print(summary(runner, args.config, started), flush=True)
 
 
-def earlier_checkpoints_note(work_dir: str) -> None:
-    """A fresh run into a work dir with an earlier run's checkpoints: say
-    so, and which file is whose (the ``last_checkpoint`` pointer, which
-    convert, infer and test follow, will name this run's)."""
-    import glob
-    old = sorted(glob.glob(osp.join(work_dir, 'iter_*.pth')), key=osp.getmtime)
-    if old:
-        print(f'note: {work_dir} holds {len(old)} checkpoint(s) of an earlier '
-              f'run (latest {osp.basename(old[-1])}); this run starts at '
-              'iteration 0, overwrites those of the same names, and '
-              'last_checkpoint will name its own; the others stay until you '
-              'remove them (--resume continues the earlier run instead)',
-              flush=True)
+def interrupted(work_dir: str, runner) -> str:
+    """What Ctrl-C leaves: the last complete checkpoint (writes are atomic,
+    so a save it cut short left the previous one) and how to go on."""
+    from diffengine_ipa.work_dir import read_pointer
+    at = f' at iteration {runner.iter}' if runner is not None else ''
+    try:
+        checkpoint = read_pointer(work_dir)
+    except UserError:
+        checkpoint = None
+    if checkpoint is None:
+        return (f'Ctrl-C{at}, before the first checkpoint of {work_dir}: '
+                'nothing to resume; run the same command again to start over')
+    return (f'Ctrl-C{at}; last checkpoint {checkpoint}: continue with the '
+            'same command and --resume')
 
 
 def remove_if_no_checkpoint(work_dir: str) -> None:

@@ -9,6 +9,7 @@ the jobs file. A line that cannot run is reported with its number and the
 others still run.
 """
 import json
+import math
 import os
 import os.path as osp
 import re
@@ -37,6 +38,47 @@ def _relative_to(folder: str, value: Any) -> Any:
     return value if osp.isabs(value) else osp.join(folder, value)
 
 
+_COUNTS = {'steps': 1, 'num_images': 1, 'height': 1, 'width': 1, 'seed': 0}
+_TEXTS = ('prompt', 'negative_prompt', 'name')
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value)[:60]
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _value_problem(key: str, value: Any) -> str | None:
+    """Why a job line's ``key`` cannot be ``value`` (None when it can)."""
+    if key in PATH_KEYS:
+        paths = value if isinstance(value, list) else [value]
+        if not value or not all(isinstance(p, str) and p.strip()
+                                for p in paths):
+            return (f'"{key}" must be a path or a list of paths, got '
+                    f'{_shown(value)}')
+    elif key in _COUNTS:
+        least = _COUNTS[key]
+        if not (isinstance(value, int) and not isinstance(value, bool)
+                and value >= least):
+            return (f'"{key}" must be an integer of at least {least}, got '
+                    f'{_shown(value)}')
+    elif key == 'guidance_scale' and not _is_number(value):
+        return f'"{key}" must be a finite number, got {_shown(value)}'
+    elif key in _TEXTS and not isinstance(value, str):
+        return f'"{key}" must be text, got {_shown(value)}'
+    elif key == 'scale':
+        scales = value if isinstance(value, list) else [value]
+        if not value and value != 0 or not all(
+                isinstance(v, (str, dict)) or (_is_number(v) and v >= 0)
+                for v in scales):
+            return (f'"{key}" must be a number of at least 0 or a scale spec '
+                    f'(one per adapter), got {_shown(value)}')
+    return None
+
+
 def read_jobs(path: str) -> tuple[list[tuple[int, dict]], list[str]]:
     """``([(line number, job)], [error lines])`` of a JSON Lines file."""
     try:
@@ -62,6 +104,11 @@ def read_jobs(path: str) -> tuple[list[tuple[int, dict]], list[str]]:
         if unknown:
             errors.append(f'{path}:{number}: unknown key {unknown[0]!r} (keys: '
                           f'{", ".join(JOB_KEYS)})')
+            continue
+        problem = next(filter(None, (_value_problem(k, v)
+                                     for k, v in job.items())), None)
+        if problem:
+            errors.append(f'{path}:{number}: {problem}')
             continue
         for key in PATH_KEYS:
             if key in job:

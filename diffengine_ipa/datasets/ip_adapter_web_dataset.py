@@ -76,6 +76,14 @@ def _sample_keys(path: str) -> list[str]:
 
 
 @DATASETS.register_module()
+def _caption(text: bytes | None) -> str | None:
+    """The caption member as text; ``None`` when it is not UTF-8."""
+    try:
+        return None if text is None else text.decode('utf-8').strip()
+    except UnicodeDecodeError:
+        return None
+
+
 class IPAdapterWebDataset(IterableDataset):
     """Samples from WebDataset tar shards, streamed (see the module doc).
 
@@ -218,10 +226,14 @@ class IPAdapterWebDataset(IterableDataset):
         image = self._first(sample, self.image_keys)
         text = sample.get(self.text_key)
         problem, size = None, None
+        caption = _caption(text)
         if image is None:
             problem = f'no image member ({"/".join(self.image_keys)})'
         elif text is None or not text.strip():
             problem = f'no caption member (.{self.text_key})'
+        elif caption is None:
+            problem = (f'caption (.{self.text_key}) is not UTF-8 '
+                       f'({text[:40]!r}); save it as UTF-8')
         else:
             try:
                 size = check_image(name, self.min_image_side, image)
@@ -236,7 +248,7 @@ class IPAdapterWebDataset(IterableDataset):
                       level=logging.WARNING)
             return None
         info = dict(img_path=name, img_bytes=image,
-                    text=text.decode('utf-8').strip(), image_size=size,
+                    text=caption, image_size=size,
                     sample_idx=zlib.crc32(name.encode()))
         reference = self._first(sample, self.reference_keys)
         if reference is not None:

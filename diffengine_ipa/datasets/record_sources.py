@@ -108,9 +108,32 @@ def _bad_json(ann_file: str, err: json.JSONDecodeError) -> DatasetError:
                         f'at line {err.lineno}, column {err.colno})')
 
 
+class _KeyGivenTwice(Exception):
+    """A JSON object names a key twice (``json`` would keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen = set()
+        raise _KeyGivenTwice(next(k for k, _ in pairs
+                                  if k in seen or seen.add(k)))
+    return found
+
+
 def iter_json_records(ann_file: str) -> Iterator[Any]:
     """The records of a JSON list, a JSON Lines file or a single JSON
-    object, one at a time; one-line errors naming the file."""
+    object, one at a time; one-line errors naming the file, and the record
+    or line where a key is given twice."""
+    where = ['record 1']
+    try:
+        yield from _json_records(ann_file, where)
+    except _KeyGivenTwice as err:
+        raise DatasetError(f'{ann_file}: {where[0]}: "{err.args[0]}" is given '
+                           'twice; keep the one you mean') from None
+
+
+def _json_records(ann_file: str, where: list[str]) -> Iterator[Any]:
     try:
         with open(ann_file, 'rb') as f:
             raw = f.read()
@@ -120,14 +143,17 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
         ) from None
     text = decode_annotations(raw, ann_file)
     del raw
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys)
     pos = _skip(text, 0)
     try:
         if text.startswith('[', pos):  # a JSON list, element by element
             pos = _skip(text, pos + 1)
             if text.startswith(']', pos):
                 pos = len(text)
+            count = 0
             while pos < len(text):
+                count += 1
+                where[0] = f'record {count}'
                 record, pos = decoder.raw_decode(text, pos)
                 yield record
                 pos = _skip(text, pos)
@@ -143,6 +169,7 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
             return
         if pos >= len(text):
             raise json.JSONDecodeError('Expecting value', text, pos)
+        where[0] = f'line {text.count(chr(10), 0, pos) + 1}'
         first, end = decoder.raw_decode(text, pos)
         if _skip(text, end) >= len(text):  # one JSON value
             if isinstance(first, dict) and {'image_file', 'text'} & set(first):
@@ -157,8 +184,9 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
         offset = text.count('\n', 0, pos)
         for number, line in enumerate(lines, offset + 1):
             if line.strip():
+                where[0] = f'line {number}'
                 try:
-                    yield json.loads(line)
+                    yield decoder.decode(line)
                 except json.JSONDecodeError as err:
                     raise DatasetError(
                         f'{ann_file}: not valid JSON or JSON Lines ({err.msg} '
@@ -321,7 +349,7 @@ class ArrowRecords(RecordSource):
         if osp.isdir(path) and (osp.isfile(osp.join(path, 'state.json')) or
                                 osp.isfile(osp.join(path,
                                                     'dataset_dict.json'))):
-            data = datasets.load_from_disk(path)
+            data = _load_from_disk(datasets, path)
             if isinstance(data, datasets.DatasetDict):
                 if self.split not in data:
                     raise DatasetError(f'{path}: no split {self.split!r} '
@@ -381,6 +409,32 @@ class ArrowRecords(RecordSource):
     def image_bytes(self, row: int, column: str) -> bytes:
         value = self.dataset[row][self.columns[column]]
         return value['bytes'] if isinstance(value, dict) else bytes(value)
+
+
+# The JSON files of a ``save_to_disk`` folder, read by ``load_from_disk``.
+_DISK_FILES = ('state.json', 'dataset_info.json', 'dataset_dict.json')
+
+
+def _load_from_disk(datasets: Any, path: str) -> Any:
+    """``datasets.load_from_disk``; a damaged JSON file of the folder named
+    in one line."""
+    for name in _DISK_FILES:
+        file = osp.join(path, name)
+        if not osp.isfile(file):
+            continue
+        try:
+            with open(file, encoding='utf-8') as f:
+                json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DatasetError(
+                f'{path}: {name} is damaged ({err}); save the dataset again '
+                '(Dataset.save_to_disk) or restore that file') from None
+    try:
+        return datasets.load_from_disk(path)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetError(f'{path}: not a readable save_to_disk folder '
+                           f'({type(err).__name__}: {err}); save the dataset '
+                           'again (Dataset.save_to_disk)') from None
 
 
 def open_source(ann_file: str, image_root: str | None = None,

@@ -79,6 +79,30 @@ def _check_key_map(key_map: Any, state: Any, source: str) -> None:
                                   f'different shapes into {official}')
 
 
+# diffusers' UNet2DConditionModel registers down_blocks, up_blocks, then
+# mid_block: attn_processors walks its children in that order.
+_BLOCK_ORDER = {'down_blocks': 0, 'up_blocks': 1, 'mid_block': 2}
+
+
+def processor_order(contents: dict) -> list[str] | None:
+    """The UNet's ``attn_processors`` names, in its order, read from the
+    attention weights (``unet.<path>.to_q.weight``) an official-script
+    checkpoint holds; ``None`` when it holds no UNet. Numbers sort as
+    numbers (``attentions.10`` after ``attentions.9``)."""
+    suffix = '.to_q.weight'
+    paths = [k[len('unet.'):-len(suffix)] for k in contents
+             if k.startswith('unet.') and k.endswith(suffix)
+             and not k.endswith('_ip' + suffix)]
+    if not paths or any(p.split('.')[0] not in _BLOCK_ORDER for p in paths):
+        return None
+
+    def place(path: str) -> tuple:
+        first, *rest = path.split('.')
+        return (_BLOCK_ORDER[first], *((0, int(p), '') if p.isdigit() else
+                                      (1, 0, p) for p in rest))
+    return [f'{p}.processor' for p in sorted(paths, key=place)]
+
+
 def _tutorial_to_official(contents: dict, source: str,
                           processor_names: list[str] | None) -> dict:
     """What ``tutorial_train*.py`` saves: ``unet.*`` (the whole UNet, adapter
@@ -86,7 +110,8 @@ def _tutorial_to_official(contents: dict, source: str,
     ``adapter_modules`` being ``ModuleList(unet.attn_processors.values())``,
     so ``<i>`` is already the official number. Saved as safetensors those
     aliases of UNet tensors can vanish; then the layers are numbered from the
-    UNet's own ``attn_processors`` order (``processor_names``)."""
+    UNet's own ``attn_processors`` order (``processor_names``, else as the
+    file's UNet names give it: :func:`processor_order`)."""
     state = {'image_proj.' + k[len('image_proj_model.'):]: v
              for k, v in contents.items() if k.startswith('image_proj_model.')}
     aliases = {k[len('adapter_modules.'):]: v for k, v in contents.items()
@@ -100,6 +125,8 @@ def _tutorial_to_official(contents: dict, source: str,
         raise CheckpointError(f'{source}: an official-script checkpoint without '
                               'adapter weights (no adapter_modules.* and no '
                               'unet.*.processor.to_k_ip.weight keys)')
+    if processor_names is None:
+        processor_names = processor_order(contents)
     if processor_names is None:
         raise NeedsLayerOrder(
             f'{source}: the adapter_modules.* keys are missing (safetensors '

@@ -29,6 +29,7 @@ from ..run_logs import (
     sample_images,
     training_records,
 )
+from ..work_dir import refuse_fresh_run_over
 from . import kit
 from .train_options import (
     TrainSettings,
@@ -141,6 +142,9 @@ class TrainingRuns:
         work dir's last checkpoint); the command, as text."""
         command = train_command(ws, run, settings, resume)
         work_dir = ws.run_dir(run)
+        if not resume:  # a finished run's checkpoints stay its own
+            refuse_fresh_run_over(work_dir, f'runs/{run}', 'press Resume to '
+                                  'continue it, or give a new run name')
         os.makedirs(work_dir, exist_ok=True)
         with self._mutex:
             fd = _try_lock(osp.join(work_dir, LOCK_FILE))

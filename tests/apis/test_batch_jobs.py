@@ -92,3 +92,31 @@ def test_infer_tool_jobs_and_saved_embeddings(tiny_family, converted, tmp_path):
     direct, reused = (Image.open(tmp_path / f'{n}.png').tobytes()
                       for n in ('direct', 'reused'))
     assert direct == reused
+
+
+@pytest.mark.parametrize('values, error', [
+    (dict(image=None), '"image" must be a path or a list of paths, got null'),
+    (dict(image=3), '"image" must be a path or a list of paths, got 3'),
+    (dict(image=[]), '"image" must be a path or a list of paths, got []'),
+    (dict(mask=['']), '"mask" must be a path or a list of paths'),
+    (dict(steps=0), '"steps" must be an integer of at least 1, got 0'),
+    (dict(steps=-2), '"steps" must be an integer of at least 1, got -2'),
+    (dict(steps='4'), '"steps" must be an integer of at least 1, got "4"'),
+    (dict(num_images=True), '"num_images" must be an integer of at least 1'),
+    (dict(width=2.5), '"width" must be an integer of at least 1, got 2.5'),
+    (dict(seed=-1), '"seed" must be an integer of at least 0, got -1'),
+    (dict(guidance_scale=None), '"guidance_scale" must be a finite number'),
+    (dict(prompt=7), '"prompt" must be text, got 7'),
+    (dict(scale=-1), '"scale" must be a number of at least 0 or a scale spec'),
+    (dict(scale=None), '"scale" must be a number of at least 0 or a scale spec'),
+])
+def test_null_zero_negative_and_wrong_typed_values_are_per_line(
+        tmp_path, values, error):
+    path = tmp_path / 'jobs.jsonl'
+    good = dict(prompt='a cat', image='cat.jpg')
+    path.write_text(json.dumps(good) + '\n' + json.dumps(dict(good, **values))
+                    + '\n' + json.dumps(good) + '\n')
+    jobs, errors = read_jobs(str(path))
+    assert [number for number, _ in jobs] == [1, 3]  # the others still run
+    assert errors == [f'{path}:2: {error}'] or (
+        len(errors) == 1 and errors[0].startswith(f'{path}:2: {error}')), errors

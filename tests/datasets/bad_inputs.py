@@ -21,6 +21,12 @@ def truncated_jpeg(path: Path) -> None:
     path.write_bytes(data.getvalue()[:len(data.getvalue()) // 2])
 
 
+def truncated_png(path: Path) -> None:
+    data = io.BytesIO()
+    noise((160, 160)).save(data, 'PNG')
+    path.write_bytes(data.getvalue()[:len(data.getvalue()) // 2])
+
+
 def huge_header_png(path: Path, side: int = 100_000) -> None:
     """A PNG whose header claims ``side`` x ``side`` pixels, with no data."""
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -115,6 +121,8 @@ def symlink_to(target: str):
 # None for a usable record). '@same' re-uses the good record.
 CASES = {
     'truncated JPEG': (truncated_jpeg, 'cut.jpg', 'x', 'truncated or corrupt'),
+    'truncated PNG': (truncated_png, 'cut.png', 'x',
+                      'truncated or corrupt image'),
     'zero-byte file': (lambda p: p.write_bytes(b''), 'empty.jpg', 'x',
                        'zero-byte file'),
     'text named .png': (lambda p: p.write_text('not an image'), 'notes.png',

@@ -35,6 +35,23 @@ def test_undecodable_bytes_are_one_line(tmp_path):
                               'cannot be decoded); save it as UTF-8')
 
 
+@pytest.mark.parametrize('text, where', [
+    ('[{"image_file": "a.jpg", "text": "x"},\n'
+     ' {"image_file": "b.jpg", "text": "a", "text": "b"}]', 'record 2'),
+    ('{"image_file": "a.jpg", "text": "x"}\n'
+     '{"image_file": "a.jpg", "image_file": "b.jpg", "text": "x"}\n',
+     'line 2'),
+    ('{"image_file": "a.jpg", "text": "x", "text": "y"}', 'line 1')])
+def test_a_key_given_twice_is_named(tmp_path, text, where):
+    path = tmp_path / 'data.json'
+    path.write_text(text)
+    with pytest.raises(DatasetError) as err:
+        read_records(str(path))
+    key = 'image_file' if where == 'line 2' else 'text'
+    assert str(err.value) == (f'{path}: {where}: "{key}" is given twice; '
+                              'keep the one you mean')
+
+
 def test_json_lines_of_one_record(tmp_path):
     path = tmp_path / 'data.jsonl'
     path.write_text(json.dumps(RECORDS[0]) + '\n', encoding='utf-8')

@@ -126,3 +126,44 @@ def test_indices_keep_a_subset_as_base_dataset_does(folder):
     assert [t for t, _ in samples(root / 'data.json', indices=2)] == texts[:2]
     assert [t for t, _ in samples(root / 'data.json', indices=[3, 1])] == [
         texts[3], texts[1]]
+
+
+@pytest.mark.parametrize('damage, reason', [
+    (lambda b: b'garbage' * 20, 'not an image'),
+    (lambda b: b'', 'got None'),
+    (lambda b: b[:len(b) // 2], 'truncated or corrupt image')])
+def test_damaged_image_bytes_in_parquet_are_named(folder, damage, reason):
+    datasets = pytest.importorskip('datasets')
+    root, records = folder
+    images = [{'bytes': (root / r['image_file']).read_bytes(), 'path': None}
+              for r in records]
+    images[2]['bytes'] = damage(images[2]['bytes'])
+    datasets.Dataset.from_dict(
+        {'image': images, 'text': [r['text'] for r in records]},
+        features=datasets.Features(image=datasets.Image(),
+                                   text=datasets.Value('string'))
+    ).to_parquet(str(root / 'x.parquet'))
+    with pytest.raises(DatasetError) as err:
+        samples(root / 'x.parquet')
+    assert f'{root / "x.parquet"}: 1 of 4 records are unusable' in str(
+        err.value)
+    assert f'record 2 (row 2): {reason}' in str(err.value) or (
+        reason == 'got None' and 'record 2 (None)' in str(err.value))
+    skipped = samples(root / 'x.parquet', on_bad_record='skip')
+    assert [text for text, _ in skipped] == CAPTIONS[:2] + CAPTIONS[3:]
+
+
+@pytest.mark.parametrize('name', ['state.json', 'dataset_info.json'])
+@pytest.mark.parametrize('damage', [b'{"_data_files": [', b''])
+def test_a_corrupt_hugging_face_folder_is_one_line(folder, name, damage):
+    datasets = pytest.importorskip('datasets')
+    root, records = folder
+    datasets.Dataset.from_dict(
+        {'image': [r['image_file'] for r in records],
+         'text': [r['text'] for r in records]}).save_to_disk(str(root / 'hf'))
+    (root / 'hf' / name).write_bytes(damage)
+    with pytest.raises(DatasetError) as err:
+        samples(root / 'hf')
+    message = str(err.value)
+    assert message.startswith(f'{root / "hf"}: ') and name in message, message
+    assert '\n' not in message

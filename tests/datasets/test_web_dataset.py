@@ -121,3 +121,26 @@ def test_shards_train_through_the_runner(tiny_family, tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 2
+
+
+def test_a_cut_shard_and_a_non_utf8_caption(tmp_path):
+    with wds.TarWriter(str(tmp_path / 'a.tar')) as sink:
+        for n in range(4):
+            sink.write({'__key__': f'{n}', 'png': png((80, 64)),
+                        'txt': b'caption' if n != 1 else b'caf\xe9'})
+    data = (tmp_path / 'a.tar').read_bytes()
+    (tmp_path / 'cut.tar').write_bytes(data[:len(data) * 3 // 4])
+    for on_bad_record in ('strict', 'skip'):
+        dataset = IPAdapterWebDataset(str(tmp_path / 'a.tar'), [Keep()],
+                                      min_image_side=16, rank=0, world_size=1,
+                                      on_bad_record=on_bad_record)
+        if on_bad_record == 'strict':
+            with pytest.raises(DatasetError,
+                               match=r'a\.tar#1: .*not UTF-8.*caf\\xe9'):
+                list(dataset)
+        else:
+            assert len(list(dataset)) == 3
+    with pytest.raises(DatasetError, match=r'cut\.tar: not a readable tar '
+                       r'shard \(unexpected end of data\)'):
+        IPAdapterWebDataset(str(tmp_path / 'cut.tar'), [Keep()],
+                            min_image_side=16, rank=0, world_size=1)

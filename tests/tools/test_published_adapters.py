@@ -110,7 +110,13 @@ def test_official_script_checkpoints_convert(tiny_family, tmp_path):
     save_file({k: v.contiguous() for k, v in state.items()
                if not k.startswith('adapter_modules.')},
               str(tmp_path / 'checkpoint-9/model.safetensors'))
-    error = one_line_error(run_tool_here('convert.py', tmp_path / 'checkpoint-9',
+    # Without the UNet's own weights, the layer order is unknown.
+    (tmp_path / 'adapter_only').mkdir()
+    save_file({k: v.contiguous() for k, v in state.items()
+               if k.startswith('image_proj_model.')
+               or (k.startswith('unet.') and '_ip.' in k)},
+              str(tmp_path / 'adapter_only/model.safetensors'))
+    error = one_line_error(run_tool_here('convert.py', tmp_path / 'adapter_only',
                                     check=False))
     assert 'adapter_modules' in error and '--config' in error
     config = tmp_path / 'tiny.py'
@@ -122,6 +128,39 @@ def test_official_script_checkpoints_convert(tiny_family, tmp_path):
         converted = load_file(str(tmp_path / f'{name}.safetensors'))
         assert set(converted) == set(expected)
         assert all(torch.equal(converted[k], v) for k, v in expected.items())
+
+
+def test_accelerate_safetensors_convert_with_no_flags(tiny_families, tmp_path):
+    """tutorial_train.py's model.safetensors (no adapter_modules.* aliases):
+    the layers are numbered from the UNet names the file holds, and diffusers
+    loads the result into the right processors."""
+    state, expected = tutorial_checkpoint(tiny_families['sd15'],
+                                          tmp_path / 'bin')
+    (tmp_path / 'checkpoint-9').mkdir()
+    save_file({k: v.contiguous() for k, v in state.items()
+               if not k.startswith('adapter_modules.')},
+              str(tmp_path / 'checkpoint-9/model.safetensors'))
+    out = tmp_path / 'ip_adapter.safetensors'
+    run_tool('convert.py', tmp_path / 'checkpoint-9', '--out', out)
+    converted = load_file(str(out))
+    assert set(converted) == set(expected)
+    assert all(torch.equal(converted[k], v) for k, v in expected.items())
+    pipe = diffusers_pipeline('sd15', tiny_families['sd15'], str(out))
+    names = list(pipe.unet.attn_processors)
+    for index, processor in enumerate(pipe.unet.attn_processors.values()):
+        if index % 2:  # the cross-attention layers
+            assert torch.equal(processor.to_k_ip[0].weight, state[
+                f'unet.{names[index]}.to_k_ip.weight'])
+
+
+@pytest.mark.parametrize('family', ['sd15', 'sdxl'])
+def test_layer_order_from_names_is_the_unets(tiny_families, family):
+    from diffengine_ipa.official_format.conversion import processor_order
+    unet = UNet2DConditionModel.from_pretrained(
+        tiny_families[family]['base'], subfolder='unet')
+    contents = {f'unet.{k}': v for k, v in unet.state_dict().items()}
+    assert processor_order(contents) == list(unet.attn_processors)
+    assert processor_order({'image_proj_model.proj.weight': None}) is None
 
 
 @pytest.mark.parametrize('variant, lines', [

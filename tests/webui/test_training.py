@@ -1,6 +1,7 @@
 """The Train tab: knobs → the normal training command; one process per
 work dir; progress, losses and samples read from the run's own logs."""
 import argparse
+import os
 import os.path as osp
 import re
 import sys
@@ -184,3 +185,26 @@ def test_train_then_resume_for_more_epochs(tiny_workspace):
     with open(osp.join(ws.run_dir('resumed'), 'webui_train.log')) as f:
         assert re.search(r'Load checkpoint from \S+/runs/resumed/iter_4\.pth',
                          f.read())
+
+
+def test_start_on_a_finished_run_keeps_its_checkpoints(tmp_path, fake_training):
+    ws = Workspace(str(tmp_path / 'ws'))
+    runs, settings = TrainingRuns(), TrainSettings(CONFIG)
+    fake_training('print("done")')
+    runs.start(ws, 'a', settings)
+    wait_until(lambda: runs.status(ws, 'a').state != 'running')
+    work_dir = ws.run_dir('a')
+    for name, text in (('iter_4.pth', 'weights'), ('last_checkpoint',
+                                                   'iter_4.pth')):
+        with open(osp.join(work_dir, name), 'w') as f:
+            f.write(text)
+    before = sorted(os.listdir(work_dir))
+    with pytest.raises(UserError, match=r'^runs/a: holds the checkpoints of '
+                       r'an earlier run \(latest iter_4\.pth\); press Resume'):
+        runs.start(ws, 'a', settings)
+    assert sorted(os.listdir(work_dir)) == before
+    with open(osp.join(work_dir, 'iter_4.pth')) as f:
+        assert f.read() == 'weights'
+    runs.resume(ws, 'a')  # the way on
+    wait_until(lambda: runs.status(ws, 'a').state != 'running')
+    assert runs.status(ws, 'a').state == 'finished'
