@@ -6,6 +6,7 @@ train script and configs. ``pip install -e .`` serves ``python tools/*.py``
 during development, but mim cannot find an editable install (it looks for the
 package beside its metadata in site-packages).
 """
+
 import os
 import os.path as osp
 import shutil
@@ -40,8 +41,8 @@ def copy_mim_files() -> None:
         elif osp.isdir(target):
             shutil.rmtree(target)
         shutil.copytree(
-            source, target,
-            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+            source, target, ignore=shutil.ignore_patterns('__pycache__', '*.pyc')
+        )
 
 
 copy_mim_files()
@@ -61,8 +62,11 @@ setup(
     include_package_data=False,
     package_data={'diffengine_ipa': ['.mim/**/*']},
     install_requires=read_requirements('runtime.txt'),
-    extras_require={'tests': read_requirements('tests.txt'),
-                    'webui': read_requirements('webui.txt'),
-                    'tensorboard': read_requirements('tensorboard.txt'),
-                    'quant': read_requirements('quant.txt')},
-    zip_safe=False)
+    extras_require={
+        'tests': read_requirements('tests.txt'),
+        'webui': read_requirements('webui.txt'),
+        'tensorboard': read_requirements('tensorboard.txt'),
+        'quant': read_requirements('quant.txt'),
+    },
+    zip_safe=False,
+)

@@ -12,6 +12,7 @@ config's ``val_interval``, the hook's seconds per validation, and ``cost``
 quotes; ``cost_of_run`` divides the hook's time in this run (the batch's
 loading included) by the whole run (sample generation included).
 """
+
 import argparse
 import json
 import time
@@ -35,8 +36,9 @@ class TrainTimes(Hook):
     def before_train_iter(self, runner, batch_idx, data_batch=None) -> None:
         self._start = time.perf_counter()
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None,
-                         outputs=None) -> None:
+    def after_train_iter(
+        self, runner, batch_idx, data_batch=None, outputs=None
+    ) -> None:
         self.times.append(time.perf_counter() - self._start)
 
 
@@ -54,8 +56,7 @@ def main() -> None:
     if args.base:
         cfg.model.pretrained_model_name_or_path = args.base
     if args.image_encoder:
-        cfg.model.image_encoder.pretrained_model_name_or_path = (
-            args.image_encoder)
+        cfg.model.image_encoder.pretrained_model_name_or_path = args.image_encoder
     if args.resolution:
         cfg.train_dataloader.dataset.resolution = args.resolution
     val_interval = cfg.train_cfg.val_interval  # the default interval
@@ -64,7 +65,7 @@ def main() -> None:
     cfg.merge_from_dict(args.cfg_options or {})
     cfg = prepare_config(cfg, args.config)
     runner = Runner.from_cfg(cfg)
-    (hook, ) = [h for h in runner.hooks if isinstance(h, ReferenceGainHook)]
+    (hook,) = [h for h in runner.hooks if isinstance(h, ReferenceGainHook)]
     spent = []
     measure = hook.after_val_epoch
 
@@ -84,14 +85,23 @@ def main() -> None:
     per_val = time.perf_counter() - start
     iter_time = sum(times.times[1:]) / max(1, len(times.times) - 1)
     between = val_interval * len(runner.train_dataloader)
-    print(json.dumps(dict(
-        config=args.config, base=cfg.model.pretrained_model_name_or_path,
-        iterations=len(times.times), validations=len(spent),
-        iter_s=round(iter_time, 4), iters_per_validation=between,
-        hook_s=round(per_val, 3),
-        first_hook_s=[round(s, 3) for s in spent],  # the first loads the batch
-        cost=round(per_val / (between * iter_time), 4),
-        cost_of_run=round(sum(spent) / total, 4), run_s=round(total, 1))))
+    print(
+        json.dumps(
+            dict(
+                config=args.config,
+                base=cfg.model.pretrained_model_name_or_path,
+                iterations=len(times.times),
+                validations=len(spent),
+                iter_s=round(iter_time, 4),
+                iters_per_validation=between,
+                hook_s=round(per_val, 3),
+                first_hook_s=[round(s, 3) for s in spent],  # the first loads the batch
+                cost=round(per_val / (between * iter_time), 4),
+                cost_of_run=round(sum(spent) / total, 4),
+                run_s=round(total, 1),
+            )
+        )
+    )
 
 
 if __name__ == '__main__':

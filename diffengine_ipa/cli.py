@@ -5,6 +5,7 @@ Every tool parses with :class:`ToolParser`, whose mistakes are one line
 tools' own errors are. The ``type=`` functions here check each number and
 output path at parse time, before a config is read or a model loads.
 """
+
 import argparse
 import math
 import os
@@ -15,9 +16,19 @@ from typing import NoReturn
 
 from .errors import UserError
 
-__all__ = ['ToolParser', 'ConfigOptions', 'int_at_least', 'float_at_least', 'seed',
-           'output_file', 'output_image', 'output_folder', 'check_device',
-           'check_image_size', 'IMAGE_EXTENSIONS']
+__all__ = [
+    'ToolParser',
+    'ConfigOptions',
+    'int_at_least',
+    'float_at_least',
+    'seed',
+    'output_file',
+    'output_image',
+    'output_folder',
+    'check_device',
+    'check_image_size',
+    'IMAGE_EXTENSIONS',
+]
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
 _MAX_SEED = 2**63 - 1
@@ -38,19 +49,21 @@ class ConfigOptions(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from mmengine.config import DictAction
+
         values = values if isinstance(values, list) else [values]
         options = dict(getattr(namespace, self.dest, None) or {})
         for value in values:
             if '=' not in value or not value.split('=', 1)[0]:
                 raise argparse.ArgumentError(
-                    self, f'{value!r} is not KEY=VALUE (e.g. '
-                    'train_cfg.max_epochs=2)')
+                    self, f'{value!r} is not KEY=VALUE (e.g. train_cfg.max_epochs=2)'
+                )
             key, text = value.split('=', 1)
             try:
                 options[key] = DictAction._parse_iterable(text)
             except (ValueError, SyntaxError) as err:
-                raise argparse.ArgumentError(self, f'cannot read {values}: '
-                                             f'{err}') from None
+                raise argparse.ArgumentError(
+                    self, f'cannot read {values}: {err}'
+                ) from None
         setattr(namespace, self.dest, options)
 
 
@@ -59,8 +72,8 @@ def _number(text: str, kind: type) -> int | float:
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f'expected {"an integer" if kind is int else "a number"}, got '
-            f'{text!r}') from None
+            f'expected {"an integer" if kind is int else "a number"}, got {text!r}'
+        ) from None
     if kind is float and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f'must be a finite number, got {text}')
     return value
@@ -72,8 +85,7 @@ def int_at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = _number(text, int)
         if value < low:
-            raise argparse.ArgumentTypeError(f'must be at least {low}, got '
-                                             f'{value}')
+            raise argparse.ArgumentTypeError(f'must be at least {low}, got {value}')
         return value
 
     parse.__name__ = f'integer >= {low}'
@@ -86,8 +98,7 @@ def float_at_least(low: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
         value = _number(text, float)
         if value < low:
-            raise argparse.ArgumentTypeError(f'must be at least {low:g}, got '
-                                             f'{value:g}')
+            raise argparse.ArgumentTypeError(f'must be at least {low:g}, got {value:g}')
         return value
 
     parse.__name__ = f'number >= {low:g}'
@@ -98,8 +109,9 @@ def seed(text: str) -> int:
     """A random seed: an integer in [0, 2**63)."""
     value = _number(text, int)
     if not 0 <= value <= _MAX_SEED:
-        raise argparse.ArgumentTypeError(f'a seed is an integer from 0 to '
-                                         f'2**63 - 1, got {value}')
+        raise argparse.ArgumentTypeError(
+            f'a seed is an integer from 0 to 2**63 - 1, got {value}'
+        )
     return value
 
 
@@ -109,11 +121,13 @@ def output_file(*extensions: str) -> Callable[[str], str]:
 
     def parse(text: str) -> str:
         if osp.isdir(text) or text.endswith(os.sep):
-            raise argparse.ArgumentTypeError(f'{text} is a folder; give a file '
-                                             f'name ending in {extensions[0]}')
+            raise argparse.ArgumentTypeError(
+                f'{text} is a folder; give a file name ending in {extensions[0]}'
+            )
         if extensions and not text.lower().endswith(extensions):
             raise argparse.ArgumentTypeError(
-                f'{text}: the file name must end in {" or ".join(extensions)}')
+                f'{text}: the file name must end in {" or ".join(extensions)}'
+            )
         _check_parent(text)
         return text
 
@@ -137,8 +151,7 @@ def _check_parent(path: str) -> None:
     while not osp.exists(folder):
         folder = osp.dirname(folder)
     if not osp.isdir(folder):
-        raise argparse.ArgumentTypeError(f'{path}: {folder} is a file, not a '
-                                         'folder')
+        raise argparse.ArgumentTypeError(f'{path}: {folder} is a file, not a folder')
     if not os.access(folder, os.W_OK):
         raise argparse.ArgumentTypeError(f'{path}: cannot write in {folder}')
 
@@ -146,32 +159,41 @@ def _check_parent(path: str) -> None:
 def check_device(name: str) -> str:
     """``name`` if this machine has that device, else one line."""
     import torch
+
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise UserError(f'--device {name}: not a device name (use cpu, cuda, '
-                        'cuda:N or mps)') from None
+        raise UserError(
+            f'--device {name}: not a device name (use cpu, cuda, cuda:N or mps)'
+        ) from None
     if device.type == 'cuda':
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise UserError(f'--device {name}: this machine has no CUDA GPU '
-                            '(use --device cpu)')
+            raise UserError(
+                f'--device {name}: this machine has no CUDA GPU (use --device cpu)'
+            )
         if (device.index or 0) >= count:
-            raise UserError(f'--device {name}: this machine has {count} CUDA '
-                            f'GPU(s), cuda:0 to cuda:{count - 1}')
+            raise UserError(
+                f'--device {name}: this machine has {count} CUDA '
+                f'GPU(s), cuda:0 to cuda:{count - 1}'
+            )
     elif device.type == 'mps':
         if not torch.backends.mps.is_available():
             raise UserError(f'--device {name}: MPS is not available here')
     elif device.type != 'cpu':
-        raise UserError(f'--device {name}: not supported (use cpu, cuda, '
-                        'cuda:N or mps)')
+        raise UserError(
+            f'--device {name}: not supported (use cpu, cuda, cuda:N or mps)'
+        )
     return name
 
 
-def check_image_size(height: int | None, width: int | None, multiple: int,
-                     family: str) -> None:
+def check_image_size(
+    height: int | None, width: int | None, multiple: int, family: str
+) -> None:
     """Image sides that the family's VAE and denoiser can generate."""
     for name, value in (('--height', height), ('--width', width)):
         if value is not None and (value <= 0 or value % multiple):
-            raise UserError(f'{name} {value}: {family} generates sides that '
-                            f'are positive multiples of {multiple}')
+            raise UserError(
+                f'{name} {value}: {family} generates sides that '
+                f'are positive multiples of {multiple}'
+            )

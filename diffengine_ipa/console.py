@@ -6,12 +6,18 @@ Two small patches of MMEngine live here and only here: the console handler of
 each ``MMLogger`` gets a filter, and the config formatter (yapf, about a second
 per call, six calls per run) remembers its last results.
 """
+
 import functools
 import logging
 import warnings
 
-__all__ = ['NOISE', 'quiet_third_party', 'quiet_console', 'is_noise',
-           'memoize_config_formatting']
+__all__ = [
+    'NOISE',
+    'quiet_third_party',
+    'quiet_console',
+    'is_noise',
+    'memoize_config_formatting',
+]
 
 # Notices the kit cannot act on; a person cannot either.
 NOISE = (
@@ -25,10 +31,13 @@ NOISE = (
     'is an Enum subclass and is now natively supported by torch.compile',
     'Unable to import `torchao` Tensor objects',  # diffusers, torchao 0.18
 )
-_NOISY_LOGGERS = ('transformers.utils.import_utils',
-                  'diffusers.models.modeling_utils', 'torchao',
-                  'torch.utils._pytree',
-                  'diffusers.quantizers.torchao.torchao_quantizer')
+_NOISY_LOGGERS = (
+    'transformers.utils.import_utils',
+    'diffusers.models.modeling_utils',
+    'torchao',
+    'torch.utils._pytree',
+    'diffusers.quantizers.torchao.torchao_quantizer',
+)
 # MMEngine's reports that belong in the log file, not on the console.
 _LOG_FILE_ONLY = (
     'Config:\n',
@@ -47,13 +56,11 @@ def is_noise(text: str) -> bool:
 
 
 class _DropNoise(logging.Filter):
-
     def filter(self, record: logging.LogRecord) -> bool:
         return not is_noise(record.getMessage())
 
 
 class _LogFileOnly(logging.Filter):
-
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(_LOG_FILE_ONLY)
 
@@ -85,6 +92,7 @@ _state = dict(verbose=True, patched=False)
 
 def _patch_mmlogger(verbose: bool | None) -> None:
     from mmengine.logging import MMLogger
+
     if verbose is not None:
         _state['verbose'] = verbose
     if _state['patched']:
@@ -110,6 +118,7 @@ def memoize_config_formatting() -> None:
     (the log, ``dump_config``, the visualizer, every checkpoint's meta): the
     same text, formatted once."""
     import mmengine.config.config as config_module
+
     if getattr(config_module.FormatCode, '_memoized', False):
         return
     original = config_module.FormatCode
@@ -129,4 +138,5 @@ def memoize_config_formatting() -> None:
 
 def _escape(text: str) -> str:
     import re
+
     return re.escape(text)

@@ -1,4 +1,5 @@
 """One spelling of precisions for configs and command lines: fp32, fp16, bf16."""
+
 import torch
 
 from .errors import UserError
@@ -21,6 +22,7 @@ def to_dtype(name: 'str | torch.dtype', field: str = 'dtype') -> torch.dtype:
         return name
     key = _ALIASES.get(str(name), str(name))
     if key not in DTYPES:
-        raise UserError(f'{field}: unknown precision {name!r}; use one of '
-                        f'{", ".join(DTYPE_NAMES)}')
+        raise UserError(
+            f'{field}: unknown precision {name!r}; use one of {", ".join(DTYPE_NAMES)}'
+        )
     return DTYPES[key]

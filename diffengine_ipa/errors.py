@@ -1,11 +1,20 @@
 """Errors whose message tells the user what to fix, printed as one line."""
+
 import errno
 import signal
 import sys
 from typing import Callable
 
-__all__ = ['UserError', 'ModelSourceError', 'DatasetError', 'ImageError',
-           'CheckpointError', 'TrainingError', 'StorageError', 'run_tool']
+__all__ = [
+    'UserError',
+    'ModelSourceError',
+    'DatasetError',
+    'ImageError',
+    'CheckpointError',
+    'TrainingError',
+    'StorageError',
+    'run_tool',
+]
 
 
 class UserError(Exception):
@@ -44,9 +53,11 @@ class StorageError(UserError):
 
 
 # Faults of the machine rather than of the program: one line, not a traceback.
-_MACHINE_FAULTS = {errno.ENOSPC: 'the disk is full',
-                   errno.EDQUOT: 'the disk quota is exceeded',
-                   errno.EROFS: 'the file system is read-only'}
+_MACHINE_FAULTS = {
+    errno.ENOSPC: 'the disk is full',
+    errno.EDQUOT: 'the disk quota is exceeded',
+    errno.EROFS: 'the file system is read-only',
+}
 
 
 def run_tool(main: Callable[[], object]) -> None:
@@ -65,9 +76,12 @@ def run_tool(main: Callable[[], object]) -> None:
     except OSError as err:
         if err.errno not in _MACHINE_FAULTS:
             raise
-        print(f'error: {err.filename or "a file"}: could not be written: '
-              f'{_MACHINE_FAULTS[err.errno]} (free some space, then run '
-              'again)', file=sys.stderr)
+        print(
+            f'error: {err.filename or "a file"}: could not be written: '
+            f'{_MACHINE_FAULTS[err.errno]} (free some space, then run '
+            'again)',
+            file=sys.stderr,
+        )
         raise SystemExit(2) from None
 
 

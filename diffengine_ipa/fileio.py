@@ -8,6 +8,7 @@ the rename, so the new file is durable before anything that relies on it
 (deleting an older checkpoint) happens. Temporaries that a killed process
 left behind are found by :func:`stale_temporaries`.
 """
+
 import contextlib
 import os
 import os.path as osp
@@ -16,8 +17,13 @@ from collections.abc import Callable, Iterator
 
 from .errors import StorageError
 
-__all__ = ['atomic_path', 'atomic_write_bytes', 'stale_temporaries',
-           'sync_folder', 'safe_file_name']
+__all__ = [
+    'atomic_path',
+    'atomic_write_bytes',
+    'stale_temporaries',
+    'sync_folder',
+    'safe_file_name',
+]
 
 _TEMPORARY = re.compile(r'^\..+\.tmp-(\d+)(\.[^.]*)?$')
 _UNSAFE = re.compile(r'[^\w.-]+')
@@ -46,8 +52,9 @@ def sync_folder(folder: str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str,
-                verify: Callable[[str], None] | None = None) -> Iterator[str]:
+def atomic_path(
+    path: str, verify: Callable[[str], None] | None = None
+) -> Iterator[str]:
     """Yield a temporary path beside ``path``; when the block succeeds, sync
     it, call ``verify(tmp)`` (which raises if the file is wrong) and rename it
     over ``path``. On any failure the temporary file is removed and ``path``
@@ -66,17 +73,20 @@ def atomic_path(path: str,
         os.replace(tmp, path)
         sync_folder(folder)
     except OSError as err:
-        before = ('the previous file is intact' if osp.exists(path) else
-                  'nothing was written')
-        raise StorageError(f'{path}: could not be written '
-                           f'({err.strerror or err}); {before}') from None
+        before = (
+            'the previous file is intact' if osp.exists(path) else 'nothing was written'
+        )
+        raise StorageError(
+            f'{path}: could not be written ({err.strerror or err}); {before}'
+        ) from None
     finally:
         if osp.lexists(tmp):
             os.remove(tmp)
 
 
-def atomic_write_bytes(path: str, data: bytes,
-                       verify: Callable[[str], None] | None = None) -> None:
+def atomic_write_bytes(
+    path: str, data: bytes, verify: Callable[[str], None] | None = None
+) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path, verify) as tmp, open(tmp, 'wb') as f:
         f.write(data)

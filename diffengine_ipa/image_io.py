@@ -10,6 +10,7 @@ decodes to flat gray), a float image with NaN/Inf or negative values. PIL's
 89-megapixel decompression-bomb guard is replaced, deliberately, by a higher
 cap (:data:`MAX_IMAGE_PIXELS`), checked from the header before any decoding.
 """
+
 import io
 import os
 import re
@@ -19,8 +20,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-__all__ = ['MAX_IMAGE_PIXELS', 'open_image', 'to_rgb', 'read_rgb_image',
-           'check_image', 'jpeg_problem']
+__all__ = [
+    'MAX_IMAGE_PIXELS',
+    'open_image',
+    'to_rgb',
+    'read_rgb_image',
+    'check_image',
+    'jpeg_problem',
+]
 
 MAX_IMAGE_PIXELS = 16384 * 16384  # 268 MP; PIL's own guard stops at 89 MP
 _SIXTEEN_BIT = ('I;16', 'I;16L', 'I;16B', 'I;16N')
@@ -52,8 +59,9 @@ def open_image(path: str, data: bytes | None = None) -> Image.Image:
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         image.close()
-        raise ImageError(path, f'too large ({width}x{height} px; the cap is '
-                         f'{MAX_IMAGE_PIXELS:,} px)')
+        raise ImageError(
+            path, f'too large ({width}x{height} px; the cap is {MAX_IMAGE_PIXELS:,} px)'
+        )
     return image
 
 
@@ -74,14 +82,16 @@ def jpeg_problem(data: bytes) -> str | None:
         elif marker not in _SEGMENT_MARKERS or pos + 4 > len(data):
             return 'truncated or corrupt JPEG (broken marker structure)'
         else:
-            end = pos + 2 + int.from_bytes(data[pos + 2:pos + 4], 'big')
+            end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], 'big')
             if marker != 0xDA:  # a header segment
                 pos = end
                 continue
             found = _MARKER_IN_SCAN.search(data, end)
             if found is None:
-                return ('truncated or corrupt JPEG: no end-of-image marker '
-                        '(cut short, or padded with zeros)')
+                return (
+                    'truncated or corrupt JPEG: no end-of-image marker '
+                    '(cut short, or padded with zeros)'
+                )
             if found.start() == end:
                 return 'corrupt JPEG: no image data'
             scans, pos = scans + 1, found.start()
@@ -107,7 +117,7 @@ def _wide_to_gray(image: Image.Image) -> Image.Image:
         raise ValueError('pixel values are NaN/Inf')
     if values.size and values.min() < 0:
         raise ValueError(f'negative pixel values ({values.min():g})')
-    ranges = ((1.0, ) if image.mode == 'F' else ()) + (255.0, 65535.0)
+    ranges = ((1.0,) if image.mode == 'F' else ()) + (255.0, 65535.0)
     high = values.max() if values.size else 0.0
     full = 2.0**31 - 1 if image.mode == 'I' else high  # signed 32-bit
     top = next((r for r in ranges if high <= r), full)
@@ -124,7 +134,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         gray = np.asarray(image, dtype=np.float32) / 257
         image = Image.fromarray(gray.clip(0, 255).round().astype(np.uint8))
     if image.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (
-            'transparency' in image.info):
+        'transparency' in image.info
+    ):
         rgba = image.convert('RGBA')
         white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert('RGB')
@@ -146,16 +157,18 @@ def read_rgb_image(path: str, data: bytes | None = None) -> Image.Image:
 _TRANSPOSED = (5, 6, 7, 8)
 
 
-def check_image(path: str, min_side: int = 1,
-                data: bytes | None = None) -> tuple[int, int]:
+def check_image(
+    path: str, min_side: int = 1, data: bytes | None = None
+) -> tuple[int, int]:
     """Decode ``path`` (or its bytes ``data``; cheaply: JPEGs at reduced
     scale) to catch truncated or corrupt files; its upright ``(width,
     height)`` (after the EXIF rotation), or :class:`ImageError`."""
     with open_image(path, data) as image:
         width, height = image.size
         if min(width, height) < min_side:
-            raise ImageError(path, f'too small ({width}x{height} px; '
-                             f'min_image_side is {min_side})')
+            raise ImageError(
+                path, f'too small ({width}x{height} px; min_image_side is {min_side})'
+            )
         _check_jpeg(image, path, data)
         try:  # a PNG's EXIF may sit after its pixels: reading it decodes
             if image.getexif().get(0x0112) in _TRANSPOSED:
@@ -166,6 +179,5 @@ def check_image(path: str, min_side: int = 1,
             if image.mode in ('F', 'I'):
                 _wide_to_gray(image)
         except (OSError, ValueError, SyntaxError) as err:
-            raise ImageError(path, f'truncated or corrupt image ({err})'
-                             ) from None
+            raise ImageError(path, f'truncated or corrupt image ({err})') from None
     return width, height

@@ -5,11 +5,11 @@ config with ``default_scope = 'diffengine_ipa'`` finds our classes first and
 MMEngine's (loops, hooks, optimizers, ...) second. ``locations`` makes the
 registry import the module that holds a class only when a config asks for it.
 """
+
 from mmengine import registry as mmengine_registry
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'METRICS',
-           'ARCHITECTURES']
+__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'METRICS', 'ARCHITECTURES']
 
 
 def _child(name: str, locations: tuple = ()) -> Registry:
@@ -44,4 +44,5 @@ LOG_PROCESSORS = _child('LOG_PROCESSORS')
 # tiny models for tests and the demo, the full-size ones for parameter counts
 # and benchmarks.
 ARCHITECTURES = Registry(
-    'architecture', locations=['diffengine_ipa.testing.architectures'])
+    'architecture', locations=['diffengine_ipa.testing.architectures']
+)

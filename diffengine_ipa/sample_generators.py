@@ -8,6 +8,7 @@ whichever batch, DataLoader worker, data-parallel rank or gradient-
 accumulation step it lands on, and a resumed run draws what an uninterrupted
 one would.
 """
+
 import hashlib
 import multiprocessing
 from multiprocessing import context
@@ -17,9 +18,13 @@ import torch
 __all__ = ['sample_generator', 'DrawKey']
 
 
-def sample_generator(seed: int, epoch: int, sample_idx: int,
-                     device: torch.device | str = 'cpu',
-                     stream: str = '') -> torch.Generator:
+def sample_generator(
+    seed: int,
+    epoch: int,
+    sample_idx: int,
+    device: torch.device | str = 'cpu',
+    stream: str = '',
+) -> torch.Generator:
     """A generator for one sample of one epoch of a run; ``stream`` names
     the consumer, so that two consumers draw independent numbers."""
     text = f'{seed}:{epoch}:{sample_idx}' + (f':{stream}' if stream else '')
@@ -34,10 +39,14 @@ class DrawKey:
     workers see them: in shared memory, so persistent workers started in an
     earlier epoch read the epoch the main process sets now."""
 
-    def __init__(self, seed: int = 0, epoch: int = 0,
-                 shared: object | None = None) -> None:
-        self._values = shared if shared is not None else (
-            multiprocessing.RawArray('q', [seed, epoch]))
+    def __init__(
+        self, seed: int = 0, epoch: int = 0, shared: object | None = None
+    ) -> None:
+        self._values = (
+            shared
+            if shared is not None
+            else (multiprocessing.RawArray('q', [seed, epoch]))
+        )
 
     def set(self, seed: int, epoch: int) -> None:
         self._values[0], self._values[1] = seed, epoch

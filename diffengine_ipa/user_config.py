@@ -10,6 +10,7 @@ are those ``Runner.from_cfg`` reads, plus the helpers our configs share
 Configs are Python files and run as code when read: a syntax error, a missing
 ``_base_`` file or an exception in the file is one line naming it.
 """
+
 import copy
 import difflib
 import os.path as osp
@@ -20,27 +21,73 @@ from mmengine.config import Config
 from .config_arguments import check_config_arguments
 from .errors import UserError
 
-__all__ = ['KNOWN_TOP_LEVEL_KEYS', 'check_top_level_keys', 'check_renamed_fields',
-           'link_image_preprocessing', 'fill_dataset_resolutions',
-           'apply_validate_switch', 'apply_held_out_validation',
-           'prepare_config', 'read_config_file', 'load_user_config']
+__all__ = [
+    'KNOWN_TOP_LEVEL_KEYS',
+    'check_top_level_keys',
+    'check_renamed_fields',
+    'link_image_preprocessing',
+    'fill_dataset_resolutions',
+    'apply_validate_switch',
+    'apply_held_out_validation',
+    'prepare_config',
+    'read_config_file',
+    'load_user_config',
+]
 
-RUNNER_KEYS = frozenset({
-    'model', 'work_dir', 'experiment_name', 'launcher', 'default_scope',
-    'env_cfg', 'randomness', 'log_level', 'log_processor', 'visualizer',
-    'default_hooks', 'custom_hooks', 'load_from', 'resume', 'data_preprocessor',
-    'train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler',
-    'auto_scale_lr', 'val_dataloader', 'val_cfg', 'val_evaluator',
-    'test_dataloader', 'test_cfg', 'test_evaluator', 'custom_imports',
-    'model_wrapper_cfg', 'compile', 'find_unused_parameters', 'sync_bn',
-    # FlexibleRunner (FSDP, DeepSpeed)
-    'runner_type', 'strategy'})
-HELPER_KEYS = frozenset({'train_pipeline', 'eval_pipeline', 'val_pipeline',
-                         'test_pipeline', 'vis_backends',
-                         # ours: engine/hardware.py, apply_validate_switch,
-                         # apply_held_out_validation
-                         'hardware', 'validate', 'val_split', 'val_ann_file',
-                         'val_cases'})
+RUNNER_KEYS = frozenset(
+    {
+        'model',
+        'work_dir',
+        'experiment_name',
+        'launcher',
+        'default_scope',
+        'env_cfg',
+        'randomness',
+        'log_level',
+        'log_processor',
+        'visualizer',
+        'default_hooks',
+        'custom_hooks',
+        'load_from',
+        'resume',
+        'data_preprocessor',
+        'train_dataloader',
+        'train_cfg',
+        'optim_wrapper',
+        'param_scheduler',
+        'auto_scale_lr',
+        'val_dataloader',
+        'val_cfg',
+        'val_evaluator',
+        'test_dataloader',
+        'test_cfg',
+        'test_evaluator',
+        'custom_imports',
+        'model_wrapper_cfg',
+        'compile',
+        'find_unused_parameters',
+        'sync_bn',
+        # FlexibleRunner (FSDP, DeepSpeed)
+        'runner_type',
+        'strategy',
+    }
+)
+HELPER_KEYS = frozenset(
+    {
+        'train_pipeline',
+        'eval_pipeline',
+        'val_pipeline',
+        'test_pipeline',
+        'vis_backends',
+        # ours: engine/hardware.py, apply_validate_switch,
+        # apply_held_out_validation
+        'hardware',
+        'validate',
+        'val_split',
+        'val_ann_file',
+        'val_cases',
+    }
+)
 KNOWN_TOP_LEVEL_KEYS = RUNNER_KEYS | HELPER_KEYS
 
 
@@ -50,16 +97,19 @@ def check_top_level_keys(cfg: Config | dict, source: str) -> None:
         if key in KNOWN_TOP_LEVEL_KEYS or key.startswith('_'):
             continue
         close = difflib.get_close_matches(key, sorted(KNOWN_TOP_LEVEL_KEYS), 1)
-        hint = (f"did you mean '{close[0]}'?" if close else
-                'MMEngine would ignore it; remove it, or start a helper '
-                "variable's name with '_'")
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else 'MMEngine would ignore it; remove it, or start a helper '
+            "variable's name with '_'"
+        )
         raise UserError(f"{source}: unknown top-level key '{key}' ({hint})")
 
 
 # Fields of earlier releases, and what replaced them.
 RENAMED_MODEL_FIELDS = {
     'image_encoder_path': "model.image_encoder=dict(type='CLIPImageEncoder', "
-    "pretrained_model_name_or_path=..., subfolder=...)",
+    'pretrained_model_name_or_path=..., subfolder=...)',
     'image_encoder_subfolder': 'model.image_encoder.subfolder',
     'prompt_encoder': "model.family=dict(type='SD15' | 'SDXL' | 'SD3' | 'Flux')",
     'compile_unet': 'model.compile_denoiser',
@@ -91,8 +141,10 @@ def check_renamed_fields(cfg: Config, source: str) -> None:
         for transform in pipeline:
             kind = transform.get('type')
             if kind in RENAMED_TRANSFORMS:
-                raise UserError(f'{source}: the {kind} transform was replaced '
-                                f'by {RENAMED_TRANSFORMS[kind]}')
+                raise UserError(
+                    f'{source}: the {kind} transform was replaced '
+                    f'by {RENAMED_TRANSFORMS[kind]}'
+                )
 
 
 def link_image_preprocessing(cfg: Config) -> None:
@@ -105,11 +157,12 @@ def link_image_preprocessing(cfg: Config) -> None:
     for pipeline in _pipelines(cfg):
         for transform in pipeline:
             if transform.get('type') == 'PreprocessReference' and (
-                    transform.get('image_encoder') is None):
+                transform.get('image_encoder') is None
+            ):
                 transform['image_encoder'] = copy.deepcopy(encoder)
 
 
-VISUALIZATION_HOOKS = ('IPAdapterVisualizationHook', )
+VISUALIZATION_HOOKS = ('IPAdapterVisualizationHook',)
 
 
 def fill_dataset_resolutions(cfg: Config) -> None:
@@ -117,12 +170,13 @@ def fill_dataset_resolutions(cfg: Config) -> None:
     ``resolution`` (the dataset does so too; here the loaded config shows
     the sizes to every tool and script that reads its pipeline)."""
     from .datasets.transforms.geometric import fill_resolution
+
     for name in DATALOADERS:
         dataset = (cfg.get(name) or {}).get('dataset') or {}
-        if dataset.get('resolution') and isinstance(dataset.get('pipeline'),
-                                                    list):
-            dataset['pipeline'] = fill_resolution(dataset['pipeline'],
-                                                  dataset['resolution'])
+        if dataset.get('resolution') and isinstance(dataset.get('pipeline'), list):
+            dataset['pipeline'] = fill_resolution(
+                dataset['pipeline'], dataset['resolution']
+            )
 
 
 def apply_validate_switch(cfg: Config) -> None:
@@ -131,14 +185,22 @@ def apply_validate_switch(cfg: Config) -> None:
     if cfg.get('validate', True):
         return
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks') or []
-                        if hook.get('type') not in VISUALIZATION_HOOKS]
+    cfg.custom_hooks = [
+        hook
+        for hook in cfg.get('custom_hooks') or []
+        if hook.get('type') not in VISUALIZATION_HOOKS
+    ]
 
 
 # What a held-out validation set takes over from the training set.
 HELD_OUT_SOURCE_KEYS = _SOURCE_KEYS = (
-    'data_root', 'image_column', 'text_column', 'reference_column',
-    'min_image_side', 'index_cache')
+    'data_root',
+    'image_column',
+    'text_column',
+    'reference_column',
+    'min_image_side',
+    'index_cache',
+)
 
 
 def apply_held_out_validation(cfg: Config, source: str) -> None:
@@ -152,10 +214,15 @@ def apply_held_out_validation(cfg: Config, source: str) -> None:
     if split and ann_file:
         raise UserError(f'{source}: give val_split or val_ann_file, not both')
     train = cfg.train_dataloader.dataset
-    val = dict(type='IPAdapterEvalDataset', caption_as_prompt=True,
-               max_cases=cfg.get('val_cases', 8), scales=(1.0, ), seeds=(0, ),
-               on_bad_record='skip',
-               **{key: train[key] for key in _SOURCE_KEYS if key in train})
+    val = dict(
+        type='IPAdapterEvalDataset',
+        caption_as_prompt=True,
+        max_cases=cfg.get('val_cases', 8),
+        scales=(1.0,),
+        seeds=(0,),
+        on_bad_record='skip',
+        **{key: train[key] for key in _SOURCE_KEYS if key in train},
+    )
     if split:
         train.val_split = split
         val.update(ann_file=train.ann_file, val_split=split, split='val')
@@ -167,8 +234,12 @@ def apply_held_out_validation(cfg: Config, source: str) -> None:
 
 
 # Fields naming inputs that the shipped configs give relative to the repo.
-_INPUT_PATH_KEYS = ('pretrained_model_name_or_path', 'clip_model', 'ann_file',
-                    'data_root')
+_INPUT_PATH_KEYS = (
+    'pretrained_model_name_or_path',
+    'clip_model',
+    'ann_file',
+    'data_root',
+)
 
 
 def resolve_repo_paths(cfg: Any, source: str) -> None:
@@ -185,12 +256,22 @@ def resolve_repo_paths(cfg: Any, source: str) -> None:
     root = osp.dirname(folder)
 
     def visit(node: Any) -> None:
-        items = (node.items() if isinstance(node, dict) else
-                 enumerate(node) if isinstance(node, list) else ())
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
         for key, value in list(items):
-            if (key in _INPUT_PATH_KEYS and isinstance(value, str) and value
-                    and not osp.isabs(value) and not osp.exists(value)
-                    and osp.exists(osp.join(root, value))):
+            if (
+                key in _INPUT_PATH_KEYS
+                and isinstance(value, str)
+                and value
+                and not osp.isabs(value)
+                and not osp.exists(value)
+                and osp.exists(osp.join(root, value))
+            ):
                 node[key] = osp.join(root, value)
             else:
                 visit(value)
@@ -220,17 +301,26 @@ def read_config_file(path: str) -> Config:
     try:
         return Config.fromfile(path)
     except SyntaxError as err:
-        where = (err.filename if err.filename and err.filename != '<unknown>'
-                 else path)
-        raise UserError(f'{where}: syntax error in the config: {err.msg} '
-                        f'(line {err.lineno})') from None
+        where = err.filename if err.filename and err.filename != '<unknown>' else path
+        raise UserError(
+            f'{where}: syntax error in the config: {err.msg} (line {err.lineno})'
+        ) from None
     except FileNotFoundError as err:
-        raise UserError(f'{path}: a _base_ file of the config does not exist: '
-                        f'{err.filename or err}') from None
-    except (ImportError, NameError, TypeError, ValueError, KeyError,
-            AttributeError, AssertionError) as err:
-        raise UserError(f'{path}: the config failed to run: '
-                        f'{type(err).__name__}: {err}') from None
+        raise UserError(
+            f'{path}: a _base_ file of the config does not exist: {err.filename or err}'
+        ) from None
+    except (
+        ImportError,
+        NameError,
+        TypeError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        AssertionError,
+    ) as err:
+        raise UserError(
+            f'{path}: the config failed to run: {type(err).__name__}: {err}'
+        ) from None
 
 
 def load_user_config(path: str, cfg_options: dict | None = None) -> Config:
@@ -238,8 +328,9 @@ def load_user_config(path: str, cfg_options: dict | None = None) -> Config:
     cfg = read_config_file(path)
     if cfg_options:
         # A mistake on the command line is blamed on the command line.
-        check_top_level_keys(dict.fromkeys(
-            key.split('.', 1)[0] for key in cfg_options), '--cfg-options')
+        check_top_level_keys(
+            dict.fromkeys(key.split('.', 1)[0] for key in cfg_options), '--cfg-options'
+        )
         check_top_level_keys(cfg, path)
         cfg.merge_from_dict(cfg_options)
     return prepare_config(cfg, path)

@@ -9,6 +9,7 @@ The lock (``.lock``, an advisory ``flock``) keeps a second training out of a
 work dir that one is using; the kernel drops it when its process ends, so a
 crashed or killed run never leaves it stuck.
 """
+
 import contextlib
 import fcntl
 import os
@@ -18,8 +19,15 @@ from collections.abc import Iterator
 from .errors import CheckpointError, UserError
 from .fileio import atomic_write_bytes
 
-__all__ = ['POINTER', 'write_pointer', 'read_pointer', 'last_checkpoint',
-           'work_dir_lock', 'earlier_checkpoints', 'refuse_fresh_run_over']
+__all__ = [
+    'POINTER',
+    'write_pointer',
+    'read_pointer',
+    'last_checkpoint',
+    'work_dir_lock',
+    'earlier_checkpoints',
+    'refuse_fresh_run_over',
+]
 
 POINTER = 'last_checkpoint'
 LOCK = '.lock'
@@ -43,8 +51,10 @@ def read_pointer(work_dir: str) -> str | None:
     with open(pointer, encoding='utf-8', errors='replace') as f:
         named = f.read().strip()
     if not named:
-        raise CheckpointError(f'{pointer}: is empty; pass the checkpoint to '
-                              'resume from: --resume WORK_DIR/iter_N.pth')
+        raise CheckpointError(
+            f'{pointer}: is empty; pass the checkpoint to '
+            'resume from: --resume WORK_DIR/iter_N.pth'
+        )
     candidates = [osp.join(work_dir, named)]
     if osp.isabs(named):  # an older release's pointer, or an outside out_dir
         candidates = [osp.join(work_dir, osp.basename(named)), named]
@@ -54,7 +64,8 @@ def read_pointer(work_dir: str) -> str | None:
     raise CheckpointError(
         f'{pointer}: names {named}, which does not exist (deleted or not '
         'copied along); pass the checkpoint to resume from: --resume '
-        'WORK_DIR/iter_N.pth')
+        'WORK_DIR/iter_N.pth'
+    )
 
 
 def last_checkpoint(work_dir: str) -> str:
@@ -64,7 +75,8 @@ def last_checkpoint(work_dir: str) -> str:
         raise CheckpointError(
             f'--resume: nothing to resume in {work_dir} (no {POINTER} file: '
             'no checkpoint was written there); drop --resume to start a '
-            'fresh run, or pass --resume CHECKPOINT')
+            'fresh run, or pass --resume CHECKPOINT'
+        )
     return found
 
 
@@ -72,13 +84,18 @@ def earlier_checkpoints(work_dir: str) -> list[str]:
     """The checkpoints (``iter_*.pth``, ``epoch_*.pth``) a run left in
     ``work_dir``, oldest first."""
     import glob
-    found = [p for pattern in ('iter_*.pth', 'epoch_*.pth')
-             for p in glob.glob(osp.join(work_dir, pattern))]
+
+    found = [
+        p
+        for pattern in ('iter_*.pth', 'epoch_*.pth')
+        for p in glob.glob(osp.join(work_dir, pattern))
+    ]
     return sorted(found, key=osp.getmtime)
 
 
-def refuse_fresh_run_over(work_dir: str, shown_as: str = '',
-                          ways_out: str = '') -> None:
+def refuse_fresh_run_over(
+    work_dir: str, shown_as: str = '', ways_out: str = ''
+) -> None:
     """A fresh run (no ``--resume``) must not overwrite or repoint an
     earlier run's checkpoints: stop with one line naming the two ways on."""
     old = earlier_checkpoints(work_dir)
@@ -87,8 +104,12 @@ def refuse_fresh_run_over(work_dir: str, shown_as: str = '',
     latest = osp.basename(old[-1]) if old else POINTER
     raise UserError(
         f'{shown_as or work_dir}: holds the checkpoints of an earlier run (latest '
-        f'{latest}); ' + (ways_out or 'continue it with --resume, or start a '
-                          'new run with another --work-dir'))
+        f'{latest}); '
+        + (
+            ways_out
+            or 'continue it with --resume, or start a new run with another --work-dir'
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -105,7 +126,8 @@ def work_dir_lock(work_dir: str) -> Iterator[None]:
             raise UserError(
                 f'{work_dir}: another training (process {holder or "?"}) is '
                 'using this work dir; wait for it to end, or pass another '
-                '--work-dir') from None
+                '--work-dir'
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

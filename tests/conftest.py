@@ -7,13 +7,17 @@ builds (tiny models, trained and converted work dirs, the pip install) are
 made once for all workers (:func:`build_once`), and each worker computes with
 its share of the cores.
 """
+
 import os
 
 XDIST_WORKERS = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
 IN_XDIST_WORKER = False  # set in pytest_configure
 if XDIST_WORKERS > 1:  # before torch is imported; tools run by tests inherit it
-    _cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-              else os.cpu_count() or 1)
+    _cores = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, 'sched_getaffinity')
+        else os.cpu_count() or 1
+    )
     os.environ.setdefault('OMP_NUM_THREADS', str(max(1, _cores // XDIST_WORKERS)))
 os.environ['HF_HUB_OFFLINE'] = '1'  # before any Hugging Face import
 os.environ['TRANSFORMERS_OFFLINE'] = '1'
@@ -22,8 +26,10 @@ if 'DIFFENGINE_IPA_CACHE' not in os.environ:  # dataset indexes: not ~/.cache
     import atexit
     import shutil
     import tempfile
+
     os.environ['DIFFENGINE_IPA_CACHE'] = tempfile.mkdtemp(
-        prefix='diffengine_ipa_test_cache_')
+        prefix='diffengine_ipa_test_cache_'
+    )
     atexit.register(shutil.rmtree, os.environ['DIFFENGINE_IPA_CACHE'], True)
 
 import json  # noqa: E402
@@ -44,9 +50,12 @@ TINY_CONFIGS = dict(
     sd15_plus='tiny_sd15_mini_dataset_plus.py',
     sdxl_plus='tiny_sdxl_mini_dataset_plus.py',
     sd3='tiny_sd35_mini_dataset.py',
-    flux='tiny_flux_mini_dataset.py')
-TINY_CONFIGS = {name: osp.join(REPO, 'configs/ip_adapter', file)
-                for name, file in TINY_CONFIGS.items()}
+    flux='tiny_flux_mini_dataset.py',
+)
+TINY_CONFIGS = {
+    name: osp.join(REPO, 'configs/ip_adapter', file)
+    for name, file in TINY_CONFIGS.items()
+}
 TINY_CONFIG = TINY_CONFIGS['sd15']
 
 
@@ -54,6 +63,7 @@ def pytest_configure(config) -> None:
     """The tools' console settings: third-party noise filtered, MMEngine's
     config formatted once per text."""
     from diffengine_ipa.console import memoize_config_formatting, quiet_third_party
+
     quiet_third_party()
     memoize_config_formatting()
     global IN_XDIST_WORKER
@@ -61,12 +71,17 @@ def pytest_configure(config) -> None:
     IN_XDIST_WORKER = hasattr(config, 'workerinput')
     if IN_XDIST_WORKER and XDIST_WORKERS > 1:
         import torch
+
         torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 def pytest_addoption(parser) -> None:
-    parser.addini('end_to_end', type='linelist', default=[],
-                  help='the tests allowed to take over 60 s (run first)')
+    parser.addini(
+        'end_to_end',
+        type='linelist',
+        default=[],
+        help='the tests allowed to take over 60 s (run first)',
+    )
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -79,6 +94,7 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.end_to_end)
     items.sort(key=lambda item: item.get_closest_marker('end_to_end') is None)
     import torch
+
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason='needs a CUDA GPU (benchmarks/gpu/run.sh)')
@@ -94,15 +110,21 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     """Name the tests over 60 s that pyproject.toml does not list as end to
     end: each wants a shared fixture or an in-process call."""
     end_to_end = set(config.getini('end_to_end'))
-    long = sorted({(report.duration, report.nodeid)
-                   for report in terminalreporter.stats.get('passed', [])
-                   + terminalreporter.stats.get('failed', [])
-                   if report.when == 'call' and report.duration > LONG_TEST_S
-                   and report.nodeid.split('[')[0] not in end_to_end},
-                  reverse=True)
+    long = sorted(
+        {
+            (report.duration, report.nodeid)
+            for report in terminalreporter.stats.get('passed', [])
+            + terminalreporter.stats.get('failed', [])
+            if report.when == 'call'
+            and report.duration > LONG_TEST_S
+            and report.nodeid.split('[')[0] not in end_to_end
+        },
+        reverse=True,
+    )
     if long:
-        terminalreporter.section(f'tests over {LONG_TEST_S} s that are not '
-                                 'end_to_end (pyproject.toml)')
+        terminalreporter.section(
+            f'tests over {LONG_TEST_S} s that are not end_to_end (pyproject.toml)'
+        )
         for duration, nodeid in long:
             terminalreporter.line(f'{duration:7.1f} s  {nodeid}')
 
@@ -154,10 +176,12 @@ def tiny_families(tmp_path_factory) -> dict:
     """``{family: {'base': folder, 'image_encoder': folder, 'judge': folder}}``:
     the tiny families, written once and loaded through ``from_pretrained``."""
     from diffengine_ipa.models.model_sources import disable_progress_bars
+
     disable_progress_bars()
 
     def write(out: str) -> dict:
         from diffengine_ipa.testing import write_base_model, write_clip_judge
+
         judge = write_clip_judge('tiny_clip', out)
         families = {}
         for name in FAMILIES:
@@ -180,8 +204,9 @@ def tiny_overrides(tiny_family: dict) -> dict:
     data = osp.join(REPO, 'data')
     return {
         'model.pretrained_model_name_or_path': tiny_family['base'],
-        'model.image_encoder.pretrained_model_name_or_path':
-        tiny_family['image_encoder'],
+        'model.image_encoder.pretrained_model_name_or_path': tiny_family[
+            'image_encoder'
+        ],
         'model.image_encoder.subfolder': None,
         'val_evaluator.clip_model': tiny_family['judge'],
         'test_evaluator.clip_model': tiny_family['judge'],
@@ -190,15 +215,18 @@ def tiny_overrides(tiny_family: dict) -> dict:
     }
 
 
-def load_tiny_config(tiny_family: dict, work_dir: str,
-                     config: str = TINY_CONFIG, **options) -> Config:
+def load_tiny_config(
+    tiny_family: dict, work_dir: str, config: str = TINY_CONFIG, **options
+) -> Config:
     """A tiny config with the session's tiny family and the repo's data,
     checked and linked as the tools load configs."""
     from diffengine_ipa.user_config import prepare_config
+
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(tiny_overrides(tiny_family))
     cfg.train_dataloader.dataset.ann_file = osp.join(
-        REPO, 'data/mini_dataset/data.json')
+        REPO, 'data/mini_dataset/data.json'
+    )
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'
     cfg.merge_from_dict(options)
@@ -215,20 +243,26 @@ def train_tiny(tiny_families, tmp_path_factory):
     """``train_tiny(variant)``: a work dir after 2 epochs (10 iterations) of
     that variant's tiny config, trained once per session."""
     from mmengine.runner import Runner
+
     work_dirs = {}
 
     def run(work_dir: str, variant: str) -> str:
-        cfg = load_tiny_config(tiny_families[family_of(variant)], work_dir,
-                               TINY_CONFIGS[variant],
-                               **{'train_cfg.max_epochs': 2})
+        cfg = load_tiny_config(
+            tiny_families[family_of(variant)],
+            work_dir,
+            TINY_CONFIGS[variant],
+            **{'train_cfg.max_epochs': 2},
+        )
         Runner.from_cfg(cfg).train()
         return work_dir
 
     def train(variant: str) -> str:
         if variant not in work_dirs:
             work_dirs[variant] = build_once(
-                tmp_path_factory, f'trained_{variant}',
-                lambda work_dir: run(work_dir, variant))
+                tmp_path_factory,
+                f'trained_{variant}',
+                lambda work_dir: run(work_dir, variant),
+            )
         return work_dirs[variant]
 
     return train
@@ -240,23 +274,28 @@ def convert_tiny(train_tiny, tmp_path_factory):
     with tools/convert.py to both official formats (once per run; in this
     process: tests/tools/test_convert.py runs the tool as a process)."""
     from .tools.helpers import run_tool_in_process
+
     results = {}
 
     def run(work_dir: str) -> dict:
-        for args in ([work_dir],  # default: its last checkpoint
-                     [osp.join(work_dir, 'iter_10.pth'), '--format', 'bin']):
+        for args in (
+            [work_dir],  # default: its last checkpoint
+            [osp.join(work_dir, 'iter_10.pth'), '--format', 'bin'],
+        ):
             result = run_tool_in_process('convert.py', *args)
             assert result.returncode == 0, result.stdout + result.stderr
-        return dict(safetensors=osp.join(work_dir, 'ip_adapter.safetensors'),
-                    bin=osp.join(work_dir, 'ip_adapter.bin'),
-                    checkpoint=osp.join(work_dir, 'iter_10.pth'))
+        return dict(
+            safetensors=osp.join(work_dir, 'ip_adapter.safetensors'),
+            bin=osp.join(work_dir, 'ip_adapter.bin'),
+            checkpoint=osp.join(work_dir, 'iter_10.pth'),
+        )
 
     def convert(variant: str) -> dict:
         if variant not in results:
             work_dir = train_tiny(variant)
-            results[variant] = build_once(tmp_path_factory,
-                                          f'converted_{variant}',
-                                          lambda _: run(work_dir))
+            results[variant] = build_once(
+                tmp_path_factory, f'converted_{variant}', lambda _: run(work_dir)
+            )
         return results[variant]
 
     return convert
@@ -279,6 +318,7 @@ def build_tiny_model(tiny_families: dict, variant: str):
     from mmengine.registry import init_default_scope
 
     from diffengine_ipa.registry import MODELS
+
     cfg = Config.fromfile(TINY_CONFIGS[variant])
     cfg.merge_from_dict(tiny_overrides(tiny_families[family_of(variant)]))
     init_default_scope('diffengine_ipa')
@@ -289,4 +329,5 @@ def build_tiny_model(tiny_families: dict, variant: str):
 def tiny_model(tiny_family):
     """A freshly loaded tiny SD1.5 IPAdapter."""
     from diffengine_ipa.models import IPAdapter
+
     return IPAdapter(tiny_family['base'], tiny_family['image_encoder'])

@@ -1,4 +1,5 @@
 """One-line errors, also when a DataLoader worker re-raises them."""
+
 import pytest
 
 from diffengine_ipa.errors import DatasetError, ImageError, run_tool
@@ -8,6 +9,7 @@ def test_error_from_a_dataloader_worker_is_one_line(capsys):
     import pickle
 
     from torch._utils import ExceptionWrapper
+
     try:
         raise DatasetError('images/a.jpg: zero-byte file')
     except DatasetError:

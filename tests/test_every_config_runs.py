@@ -3,6 +3,7 @@ tiny family swapped in, then the validation it schedules and a one-case test,
 through the tools' own config loading and hardware settings (so the *_fast
 configs' bf16 frozen weights and the DiT configs' bf16 + checkpointing run
 exactly as written, only smaller)."""
+
 import glob
 import os.path as osp
 
@@ -20,8 +21,7 @@ NEEDS_LAUNCHER = ('_fsdp.py', '_deepspeed.py')
 # evaluation and conversion run in tests/tools (train_tiny, test_evaluate).
 # The shapes_ leaves train on the shapes world's own bases and records:
 # tests/shapes_world runs them.
-RUN = [p for p in LEAVES
-       if not osp.basename(p).startswith(('tiny_', 'shapes_'))]
+RUN = [p for p in LEAVES if not osp.basename(p).startswith(('tiny_', 'shapes_'))]
 
 
 def tiny_counterpart(path: str) -> str:
@@ -30,8 +30,7 @@ def tiny_counterpart(path: str) -> str:
     ``sdxl_photos_stage1_512.py`` → ``tiny_sdxl_mini_dataset.py``)."""
     family = dict(sd3='sd35').get(family_of(path), family_of(path))
     plus = '_plus' if '_plus' in osp.basename(path) else ''
-    return osp.join(REPO, 'configs/ip_adapter',
-                    f'tiny_{family}_mini_dataset{plus}.py')
+    return osp.join(REPO, 'configs/ip_adapter', f'tiny_{family}_mini_dataset{plus}.py')
 
 
 def small_config(path: str, family: dict, work_dir) -> Config:
@@ -39,23 +38,29 @@ def small_config(path: str, family: dict, work_dir) -> Config:
     2 training images (2 iterations), then validation; one test case."""
     from diffengine_ipa.engine import hardware
     from diffengine_ipa.user_config import load_user_config
-    options = dict(tiny_overrides(family), **{
-        'train_dataloader.dataset.ann_file':
-        osp.join(REPO, 'data/mini_dataset/data.json'),
-        'train_dataloader.dataset.resolution': 64,
-        'train_dataloader.dataset.indices': 2,
-        'train_dataloader.batch_size': 1,
-        'train_dataloader.num_workers': 0,
-        'train_dataloader.persistent_workers': False,
-        'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-        'val_dataloader.dataset.indices': 1,
-        'test_dataloader.dataset.indices': 1,
-        'model.generation_cfg': dict(steps=1, height=64, width=64),
-        'default_hooks.logger.interval': 1,
-        'default_hooks.checkpoint.interval': 2,
-        'custom_hooks.3.interval': 1,  # IPAdapterVisualizationHook's samples
-        'custom_hooks.3.num_cases': 1,
-    })
+
+    options = dict(
+        tiny_overrides(family),
+        **{
+            'train_dataloader.dataset.ann_file': osp.join(
+                REPO, 'data/mini_dataset/data.json'
+            ),
+            'train_dataloader.dataset.resolution': 64,
+            'train_dataloader.dataset.indices': 2,
+            'train_dataloader.batch_size': 1,
+            'train_dataloader.num_workers': 0,
+            'train_dataloader.persistent_workers': False,
+            'train_cfg.max_epochs': 1,
+            'train_cfg.val_interval': 1,
+            'val_dataloader.dataset.indices': 1,
+            'test_dataloader.dataset.indices': 1,
+            'model.generation_cfg': dict(steps=1, height=64, width=64),
+            'default_hooks.logger.interval': 1,
+            'default_hooks.checkpoint.interval': 2,
+            'custom_hooks.3.interval': 1,  # IPAdapterVisualizationHook's samples
+            'custom_hooks.3.num_cases': 1,
+        },
+    )
     if family_of(path) in ('sd3', 'flux'):
         options['model.family.max_sequence_length'] = 32
     cfg = load_user_config(path, options)
@@ -77,13 +82,17 @@ def test_config_trains_validates_and_tests(path, tiny_families, tmp_path):
     from diffengine_ipa.apis import build_embedding_cache
     from diffengine_ipa.official_format import official_state_dict
     from diffengine_ipa.registry import MODELS
+
     if osp.basename(path).endswith(NEEDS_LAUNCHER):
-        pytest.skip('a strategy config: needs torchrun (DeepSpeed: CUDA); '
-                    'FSDP checkpoints crash in PyTorch on CPU')
+        pytest.skip(
+            'a strategy config: needs torchrun (DeepSpeed: CUDA); '
+            'FSDP checkpoints crash in PyTorch on CPU'
+        )
     family = tiny_families[family_of(path)]
     cfg = small_config(path, family, tmp_path / 'work_dir')
     if cfg.model.get('pretrained_ip_adapter'):  # the *_finetune configs
         from safetensors.torch import save_file
+
         init_default_scope('diffengine_ipa')
         published = MODELS.build(dict(cfg.model, pretrained_ip_adapter=None))
         cfg.model.pretrained_ip_adapter = str(tmp_path / 'published.safetensors')
@@ -105,6 +114,8 @@ def test_config_trains_validates_and_tests(path, tiny_families, tmp_path):
 
 def test_every_leaf_is_run_or_skipped_for_a_reason():
     assert {osp.basename(p) for p in LEAVES if p not in RUN} == {
-        osp.basename(p) for p in LEAVES
-        if osp.basename(p).startswith(('tiny_', 'shapes_'))}
+        osp.basename(p)
+        for p in LEAVES
+        if osp.basename(p).startswith(('tiny_', 'shapes_'))
+    }
     Config.fromfile(LEAVES[0])  # the glob found configs

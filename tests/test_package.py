@@ -1,14 +1,18 @@
 """The package imports cheaply and registers every class in our registries."""
+
 import subprocess
 import sys
 
 
 def test_import_is_light():
-    code = ('import sys, diffengine_ipa, diffengine_ipa.registry; '
-            'heavy = [m for m in ("torch", "diffusers", "transformers") '
-            'if m in sys.modules]; print(heavy)')
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, check=True).stdout
+    code = (
+        'import sys, diffengine_ipa, diffengine_ipa.registry; '
+        'heavy = [m for m in ("torch", "diffusers", "transformers") '
+        'if m in sys.modules]; print(heavy)'
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == '[]'
 
 
@@ -22,23 +26,53 @@ def test_classes_register_in_our_scope():
         MODELS,
         TRANSFORMS,
     )
+
     expected = {
-        MODELS: ['IPAdapter', 'IPAdapterDataPreprocessor',
-                 'IPAdapterImageProjection', 'IPAdapterPlusImageProjection',
-                 'IPAdapterTimeImageProjection', 'SD15', 'SDXL', 'SD3', 'Flux',
-                 'CLIPImageEncoder', 'SiglipImageEncoder', 'Dinov2ImageEncoder'],
+        MODELS: [
+            'IPAdapter',
+            'IPAdapterDataPreprocessor',
+            'IPAdapterImageProjection',
+            'IPAdapterPlusImageProjection',
+            'IPAdapterTimeImageProjection',
+            'SD15',
+            'SDXL',
+            'SD3',
+            'Flux',
+            'CLIPImageEncoder',
+            'SiglipImageEncoder',
+            'Dinov2ImageEncoder',
+        ],
         DATASETS: ['IPAdapterDataset'],
-        TRANSFORMS: ['LoadImage', 'PreprocessReference', 'ResizeShortEdge',
-                     'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip',
-                     'ToVAEInput', 'ComputeTimeIds', 'PackInputs'],
+        TRANSFORMS: [
+            'LoadImage',
+            'PreprocessReference',
+            'ResizeShortEdge',
+            'CenterCrop',
+            'RandomCrop',
+            'RandomHorizontalFlip',
+            'ToVAEInput',
+            'ComputeTimeIds',
+            'PackInputs',
+        ],
         HOOKS: ['AdapterCheckpointHook'],
         LOOPS: ['ResumableEpochBasedTrainLoop'],
         FUNCTIONS: ['block_wrap_policy'],
-        ARCHITECTURES: ['sd15', 'tiny_sd15', 'sdxl', 'tiny_sdxl', 'sd35_large',
-                        'tiny_sd3', 'flux1_dev', 'tiny_flux',
-                        'clip-vit-large-patch14', 'clip-vit-huge-patch14',
-                        'clip-vit-bigg-patch14', 'siglip-so400m-patch14-384',
-                        'tiny_clip_vision', 'tiny_siglip_384'],
+        ARCHITECTURES: [
+            'sd15',
+            'tiny_sd15',
+            'sdxl',
+            'tiny_sdxl',
+            'sd35_large',
+            'tiny_sd3',
+            'flux1_dev',
+            'tiny_flux',
+            'clip-vit-large-patch14',
+            'clip-vit-huge-patch14',
+            'clip-vit-bigg-patch14',
+            'siglip-so400m-patch14-384',
+            'tiny_clip_vision',
+            'tiny_siglip_384',
+        ],
     }
     for registry, names in expected.items():
         for name in names:

@@ -10,6 +10,7 @@ the page writes it (continuation lines joined, comments and repeated spaces
 removed) → the test that runs it (``tests/<file>.py::<test>``), or
 ``skip('why the suite does not run it')``.
 """
+
 import ast
 import glob
 import os.path as osp
@@ -29,12 +30,15 @@ def skip(reason: str) -> str:
 
 MIM = 'tests/tools/test_train_and_mim.py::'
 EVERY = 'tests/test_every_config_runs.py::test_config_trains_validates_and_tests'
-TWO_STAGE = ('tests/engine/test_two_stage_recipe.py::'
-             'test_stage1_square_then_stage2_buckets_from_its_adapter')
+TWO_STAGE = (
+    'tests/engine/test_two_stage_recipe.py::'
+    'test_stage1_square_then_stage2_buckets_from_its_adapter'
+)
 INTEROP = 'tests/tools/test_diffusers_interop.py::'
 GPU_DRY_RUN = 'tests/benchmarks/test_gpu_run.py::test_cpu_dry_run_of_the_gpu_script'
-INSTALL = skip('tools/install.sh has these lines, run by tools/run_tests.sh in '
-               'CI (.ci/run)')
+INSTALL = skip(
+    'tools/install.sh has these lines, run by tools/run_tests.sh in CI (.ci/run)'
+)
 SUITE = skip('the suite itself, or a part of it: .ci/run runs all of it')
 
 # Command of a page → the test that runs it (the tiny family substituted), or
@@ -42,31 +46,36 @@ SUITE = skip('the suite itself, or a part of it: .ci/run runs all of it')
 COMMANDS = {
     # README.md
     'bash tools/run_tests.sh': '.ci/run',
-    'bash tools/demo.sh': skip('installs into .venv (minutes); each of its '
-                               'steps is a command run by the test named here '
-                               '(mim train, convert, infer, test, plot)'),
-    'bash tools/webui.sh': skip('installs, then serves until stopped; the page '
-                                'is tests/webui (test_browser drives it in '
-                                'chromium)'),
-    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py':
-    MIM + 'test_mim_train_after_pip_install',
+    'bash tools/demo.sh': skip(
+        'installs into .venv (minutes); each of its '
+        'steps is a command run by the test named here '
+        '(mim train, convert, infer, test, plot)'
+    ),
+    'bash tools/webui.sh': skip(
+        'installs, then serves until stopped; the page '
+        'is tests/webui (test_browser drives it in '
+        'chromium)'
+    ),
+    'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py': MIM
+    + 'test_mim_train_after_pip_install',
     'python tools/infer.py configs/ip_adapter/sd15_mini_dataset.py '
     'work_dirs/sd15_mini_dataset --image ref.jpg --prompt "a cat on a sofa" '
-    '--out outputs/cat.png':
-    INTEROP + 'test_infer_matches_diffusers_for_the_same_seed',
+    '--out outputs/cat.png': INTEROP + 'test_infer_matches_diffusers_for_the_same_seed',
     'python tools/test.py configs/ip_adapter/sd15_mini_dataset.py '
-    'work_dirs/sd15_mini_dataset --quick':
-    'tests/tools/test_evaluate.py::test_quick_evaluation_runs_the_three_quick_cases',
+    'work_dirs/sd15_mini_dataset --quick': 'tests/tools/test_evaluate.py::test_quick_evaluation_runs_the_three_quick_cases',
     # CONTRIBUTING.md
     'bash tools/install.sh': '.ci/run',
     '. .venv/bin/activate': INSTALL,
-    'pip install -e .': skip('a development install; the suite tests the real '
-                             'install (pip install .) that mim needs'),
+    'pip install -e .': skip(
+        'a development install; the suite tests the real '
+        'install (pip install .) that mim needs'
+    ),
     'python -m pytest -n logical -m "not slow"': SUITE,
     'python -m pytest -n logical -m slow': SUITE,
     'bash benchmarks/gpu/run.sh --device cpu --tiny --budget-scale 4': GPU_DRY_RUN,
-    'bash benchmarks/gpu/run.sh': skip('needs a CUDA GPU machine; its CPU dry '
-                                       'run is ' + GPU_DRY_RUN),
+    'bash benchmarks/gpu/run.sh': skip(
+        'needs a CUDA GPU machine; its CPU dry run is ' + GPU_DRY_RUN
+    ),
     # docs/install.md
     'python3 -m venv .venv && . .venv/bin/activate': INSTALL,
     "pip install --upgrade pip 'setuptools>=77.0.3,<81' wheel": INSTALL,
@@ -79,87 +88,75 @@ COMMANDS = {
     # docs/training.md, data.md, convert_and_import.md, inference.md,
     # evaluation.md, speed_and_memory.md, families.md
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py '
-    '[--work-dir D] [--resume] [--amp] [--cfg-options KEY=VALUE ...]':
-    MIM + 'test_mim_train_after_pip_install',
+    '[--work-dir D] [--resume] [--amp] [--cfg-options KEY=VALUE ...]': MIM
+    + 'test_mim_train_after_pip_install',
     'mim train diffengine_ipa configs/ip_adapter/sdxl_mini_dataset.py': EVERY,
     'mim train diffengine_ipa configs/ip_adapter/flux_mini_dataset.py': EVERY,
-    'python tools/train.py configs/ip_adapter/sd15_mini_dataset.py':
-    MIM + 'test_train_reports_the_hardware_settings_first',
+    'python tools/train.py configs/ip_adapter/sd15_mini_dataset.py': MIM
+    + 'test_train_reports_the_hardware_settings_first',
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py '
     '--cfg-options model.pretrained_model_name_or_path=/models/stable-diffusion-v1-5 '
-    'model.image_encoder.pretrained_model_name_or_path=/models/clip-vit-large-patch14':
-    MIM + 'test_mim_train_after_pip_install',
+    'model.image_encoder.pretrained_model_name_or_path=/models/clip-vit-large-patch14': MIM
+    + 'test_mim_train_after_pip_install',
     'torchrun --nproc_per_node 8 tools/train.py '
-    'configs/ip_adapter/sd15_mini_dataset.py --launcher pytorch':
-    'tests/engine/test_distributed.py::'
+    'configs/ip_adapter/sd15_mini_dataset.py --launcher pytorch': 'tests/engine/test_distributed.py::'
     'test_two_processes_equal_one_at_the_combined_batch',
     'mim train diffengine_ipa configs/ip_adapter/sdxl_mini_dataset.py --launcher slurm '
-    '--gpus 16 --gpus-per-node 8 --partition PARTITION':
-    MIM + 'test_mim_slurm_builds_the_srun_command',
+    '--gpus 16 --gpus-per-node 8 --partition PARTITION': MIM
+    + 'test_mim_slurm_builds_the_srun_command',
     'python tools/convert.py work_dirs/sd15_mini_dataset/iter_50.pth [--out PATH] '
-    '[--format safetensors|bin]':
-    'tests/tools/test_convert.py::test_bin_layout_and_values',
-    'python tools/convert.py work_dirs/sd15_mini_dataset':
-    'tests/tools/test_convert.py::test_safetensors_layout',
-    'python tools/convert.py --info work_dirs/sd15_mini_dataset/ip_adapter.safetensors':
-    'tests/tools/test_published_adapters.py::test_info_describes_any_official_file',
+    '[--format safetensors|bin]': 'tests/tools/test_convert.py::test_bin_layout_and_values',
+    'python tools/convert.py work_dirs/sd15_mini_dataset': 'tests/tools/test_convert.py::test_safetensors_layout',
+    'python tools/convert.py --info work_dirs/sd15_mini_dataset/ip_adapter.safetensors': 'tests/tools/test_published_adapters.py::test_info_describes_any_official_file',
     'python tools/infer.py CONFIG CKPT --image ref.jpg [--prompt TEXT] '
     '[--negative-prompt TEXT] [--scale 1.0] [--steps N] [--guidance-scale G] '
     '[--seed 0] [--num-images 1] [--height H --width W] [--out PATH] [--device D] '
-    '[--dtype fp32|fp16|bf16] [--cfg-options ...]':
-    'tests/tools/test_diffusers_interop.py::'
+    '[--dtype fp32|fp16|bf16] [--cfg-options ...]': 'tests/tools/test_diffusers_interop.py::'
     'test_infer_matches_diffusers_for_the_same_seed',
     'python tools/infer.py configs/ip_adapter/sdxl_mini_dataset.py '
     'work_dirs/sdxl_mini_dataset --base-model /models/my-sdxl-finetune '
     '--image style.jpg --scale style --prompt "a lighthouse at dusk" '
-    '--out outputs/lighthouse.png':
-    'tests/apis/test_inferencer.py::test_another_base_checkpoint',
+    '--out outputs/lighthouse.png': 'tests/apis/test_inferencer.py::test_another_base_checkpoint',
     'python tools/test.py CONFIG CKPT [CKPT ...] [--quick] [--out-dir DIR] '
-    '[--cfg-options ...]':
-    'tests/tools/test_evaluate.py::test_quick_evaluation_runs_the_three_quick_cases',
-    'mim test diffengine_ipa CONFIG --checkpoint CKPT [--quick]':
-    MIM + 'test_mim_train_after_pip_install',
-    'python tools/plot_loss.py work_dirs/sd15_mini_dataset':
-    'tests/tools/test_evaluate.py::test_plot_loss_from_a_real_run',
+    '[--cfg-options ...]': 'tests/tools/test_evaluate.py::test_quick_evaluation_runs_the_three_quick_cases',
+    'mim test diffengine_ipa CONFIG --checkpoint CKPT [--quick]': MIM
+    + 'test_mim_train_after_pip_install',
+    'python tools/plot_loss.py work_dirs/sd15_mini_dataset': 'tests/tools/test_evaluate.py::test_plot_loss_from_a_real_run',
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset_finetune.py': EVERY,
-    'python tools/convert.py output/checkpoint-50000':
-    'tests/tools/test_published_adapters.py::test_official_script_checkpoints_convert',
+    'python tools/convert.py output/checkpoint-50000': 'tests/tools/test_published_adapters.py::test_official_script_checkpoints_convert',
     'python tools/convert.py output/checkpoint-50000 --config '
-    'configs/ip_adapter/sd15_mini_dataset.py':
-    'tests/tools/test_published_adapters.py::test_official_script_checkpoints_convert',
+    'configs/ip_adapter/sd15_mini_dataset.py': 'tests/tools/test_published_adapters.py::test_official_script_checkpoints_convert',
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset_plus.py': EVERY,
-    'python tools/cache_embeddings.py configs/ip_adapter/sd15_mini_dataset_fast.py':
-    EVERY,
+    'python tools/cache_embeddings.py configs/ip_adapter/sd15_mini_dataset_fast.py': EVERY,
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset_fast.py': EVERY,
     'python tools/benchmark.py --family {tiny_sd15,mid_sd15,sd15,sdxl,sd35_large,'
     'flux1_dev,...} [--batch B] [--resolution R] [--dtype auto|fp32|bf16|fp16] '
     '[--channels-last auto|on|off] [--steps N] [--infer-steps 30] [--compile] '
-    '[--gradient-checkpointing] [--out benchmarks/FILE.json]':
-    'tests/testing/test_benchmark.py::test_benchmark_tiny_emits_json',
+    '[--gradient-checkpointing] [--out benchmarks/FILE.json]': 'tests/testing/test_benchmark.py::test_benchmark_tiny_emits_json',
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --cfg-options '
     'train_dataloader.dataset.ann_file=/data/mine/data.json '
     'train_dataloader.batch_size=8': EVERY,
     'mim train diffengine_ipa configs/ip_adapter/sdxl_photos_stage1_512.py --launcher '
-    'pytorch --gpus 8 --cfg-options train_dataloader.dataset.ann_file=/data/photos':
-    TWO_STAGE,
+    'pytorch --gpus 8 --cfg-options train_dataloader.dataset.ann_file=/data/photos': TWO_STAGE,
     'python tools/convert.py work_dirs/sdxl_photos_stage1_512': TWO_STAGE,
     'mim train diffengine_ipa configs/ip_adapter/sdxl_photos_stage2_buckets.py '
     '--launcher pytorch --gpus 8 --cfg-options '
-    'train_dataloader.dataset.ann_file=/data/photos':
-    TWO_STAGE,
-    'python tools/convert.py work_dirs/sdxl_photos_stage2_buckets --ema':
-    'tests/engine/test_adapter_ema.py::'
+    'train_dataloader.dataset.ann_file=/data/photos': TWO_STAGE,
+    'python tools/convert.py work_dirs/sdxl_photos_stage2_buckets --ema': 'tests/engine/test_adapter_ema.py::'
     'test_ema_of_the_adapter_only_is_saved_and_exported',
     'python tools/estimate_memory.py --family flux1_dev --resolution 1024 '
     '--batch 1 2 --gpu-memory 80': skip(
         'a full-size model (minutes, ~40 GB of host memory); '
         'tests/testing/test_memory_estimate.py runs the estimate on the tiny '
-        'and DiT architectures'),
+        'and DiT architectures'
+    ),
     'python tools/estimate_memory.py --family sd35_large --resolution 512 '
     '--batch 1 2': skip('as the FLUX.1 estimate'),
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --gpus 8 '
-    '--launcher pytorch': skip('needs 8 GPUs; the same launch with 2 CPU '
-                               'processes is tests/engine/test_distributed.py'),
+    '--launcher pytorch': skip(
+        'needs 8 GPUs; the same launch with 2 CPU '
+        'processes is tests/engine/test_distributed.py'
+    ),
 }
 
 
@@ -177,8 +174,7 @@ def page_commands(page: str) -> list[str]:
     with open(osp.join(REPO, page), encoding='utf-8') as f:
         text = f.read()
     commands = []
-    for block in re.findall(r'```(?:bash|sh|shell|console)\n(.*?)```', text,
-                            re.S):
+    for block in re.findall(r'```(?:bash|sh|shell|console)\n(.*?)```', text, re.S):
         for line in block.replace('\\\n', ' ').splitlines():
             line = re.sub(r'\s+#.*$', '', line.strip())
             if line and not line.startswith('#'):
@@ -192,9 +188,10 @@ def test_every_command_is_run_or_skipped_with_a_reason():
         for command in page_commands(page):
             found.setdefault(command, page)
     unlisted = [f'{page}: {c}' for c, page in found.items() if c not in COMMANDS]
-    assert not unlisted, ('commands neither run by a test nor skipped with a '
-                          'reason in COMMANDS (tests/test_readme.py):\n'
-                          + '\n'.join(unlisted))
+    assert not unlisted, (
+        'commands neither run by a test nor skipped with a '
+        'reason in COMMANDS (tests/test_readme.py):\n' + '\n'.join(unlisted)
+    )
     stale = [c for c in COMMANDS if c not in found]
     assert not stale, 'in COMMANDS but on no page:\n' + '\n'.join(stale)
     assert all(target != SKIPPED for target in COMMANDS.values())
@@ -209,8 +206,11 @@ def test_the_named_tests_exist():
             continue
         path, name = target.split('::')
         with open(osp.join(REPO, path), encoding='utf-8') as f:
-            names = {node.name for node in ast.walk(ast.parse(f.read()))
-                     if isinstance(node, ast.FunctionDef)}
+            names = {
+                node.name
+                for node in ast.walk(ast.parse(f.read()))
+                if isinstance(node, ast.FunctionDef)
+            }
         assert name in names, target
 
 

@@ -1,5 +1,6 @@
 """The suite's own settings: the end-to-end list names real tests, and CI
 lints, runs on every core and prints the slowest tests."""
+
 import ast
 import os.path as osp
 
@@ -16,8 +17,11 @@ def test_the_end_to_end_tests_exist(pytestconfig):
     assert 0 < len(names) <= 6  # a few, not a way out of the 60 s rule
     for name in names:
         path, test = name.split('::')
-        tests = {node.name for node in ast.walk(ast.parse(read(path)))
-                 if isinstance(node, ast.FunctionDef)}
+        tests = {
+            node.name
+            for node in ast.walk(ast.parse(read(path)))
+            if isinstance(node, ast.FunctionDef)
+        }
         assert test in tests, name
 
 

@@ -17,6 +17,7 @@ defaults) take what the train script's hardware settings choose for this
 machine (diffengine_ipa/engine/hardware.py), as do the threads. Prints a
 table and writes (appends to) a JSON list of rows.
 """
+
 import argparse
 import json
 import os
@@ -46,53 +47,87 @@ def hardware_choices(args: argparse.Namespace) -> tuple[str, bool]:
     if args.channels_last == 'auto':
         requested['channels_last'] = 'auto'
     unet = hardware.denoiser_is_unet(
-        dict(family=dict(type=architecture_spec(args.family)['family'])))
+        dict(family=dict(type=architecture_spec(args.family)['family']))
+    )
     decisions = hardware.decide(caps, requested, unet)
     hardware.apply_to_process(decisions)
     print('\n'.join(hardware.report(caps, decisions)))
     dtype = decisions['amp'].value if 'amp' in decisions else args.dtype
-    channels_last = (decisions['channels_last'].value if 'channels_last' in
-                     decisions else args.channels_last == 'on')
+    channels_last = (
+        decisions['channels_last'].value
+        if 'channels_last' in decisions
+        else args.channels_last == 'on'
+    )
     return dtype, channels_last
 
 
 def main() -> None:
     parser = ToolParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--family', default='tiny_sd15',
-                        choices=benchmark_architectures(),
-                        help='the architecture (random weights)')
+    parser.add_argument(
+        '--family',
+        default='tiny_sd15',
+        choices=benchmark_architectures(),
+        help='the architecture (random weights)',
+    )
     parser.add_argument('--batch', type=int_at_least(1), default=1)
-    parser.add_argument('--resolution', type=int_at_least(8),
-                        help="default: the architecture's training resolution")
+    parser.add_argument(
+        '--resolution',
+        type=int_at_least(8),
+        help="default: the architecture's training resolution",
+    )
     parser.add_argument('--dtype', default='auto', choices=['auto', *DTYPE_NAMES])
-    parser.add_argument('--channels-last', default='auto',
-                        choices=['auto', 'on', 'off'],
-                        help='our path channels-last (auto: for UNets)')
+    parser.add_argument(
+        '--channels-last',
+        default='auto',
+        choices=['auto', 'on', 'off'],
+        help='our path channels-last (auto: for UNets)',
+    )
     parser.add_argument('--gradient-checkpointing', action='store_true')
-    parser.add_argument('--on-device', action='store_true',
-                        help='initialise the random weights on the device')
-    parser.add_argument('--steps', type=int_at_least(1), default=5,
-                        help='timed training steps per loop')
+    parser.add_argument(
+        '--on-device',
+        action='store_true',
+        help='initialise the random weights on the device',
+    )
+    parser.add_argument(
+        '--steps', type=int_at_least(1), default=5, help='timed training steps per loop'
+    )
     parser.add_argument('--warmup', type=int_at_least(0), default=1)
-    parser.add_argument('--infer-steps', type=int_at_least(0), default=30,
-                        help='denoising steps of the timed generation (0: skip)')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile the denoiser in our path')
+    parser.add_argument(
+        '--infer-steps',
+        type=int_at_least(0),
+        default=30,
+        help='denoising steps of the timed generation (0: skip)',
+    )
+    parser.add_argument(
+        '--compile', action='store_true', help='torch.compile the denoiser in our path'
+    )
     parser.add_argument('--device', help='default: cuda if available, else cpu')
-    parser.add_argument('--out', type=output_file('.json'),
-                        help='JSON file; rows are appended')
+    parser.add_argument(
+        '--out', type=output_file('.json'), help='JSON file; rows are appended'
+    )
     args = parser.parse_args()
     if args.resolution is not None and args.resolution % 8:
-        parser.error(f'argument --resolution: must be a multiple of 8, got '
-                     f'{args.resolution}')
+        parser.error(
+            f'argument --resolution: must be a multiple of 8, got {args.resolution}'
+        )
     if args.device is not None:
         check_device(args.device)
     disable_progress_bars()
     dtype, channels_last = hardware_choices(args)
-    row = run_benchmark(args.family, args.batch, args.resolution, dtype,
-                        args.steps, args.warmup, args.infer_steps, args.compile,
-                        args.device, args.gradient_checkpointing,
-                        args.on_device, channels_last)
+    row = run_benchmark(
+        args.family,
+        args.batch,
+        args.resolution,
+        dtype,
+        args.steps,
+        args.warmup,
+        args.infer_steps,
+        args.compile,
+        args.device,
+        args.gradient_checkpointing,
+        args.on_device,
+        channels_last,
+    )
     print(format_rows([row]))
     if args.out:
         rows = []

@@ -13,6 +13,7 @@ Writes to ``--out``, else to the config's
 configs do). Entries that exist are kept, so re-running after adding images
 only encodes the new ones.
 """
+
 import os
 import os.path as osp
 
@@ -23,39 +24,63 @@ from diffengine_ipa.errors import run_tool
 def main() -> None:
     parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training config (names the models)')
-    parser.add_argument('--out', type=output_folder, help='cache folder '
-                        "(default: the config's embedding_cache, else "
-                        'work_dirs/embedding_cache/<config name>)')
-    parser.add_argument('--batch-size', type=int_at_least(1), default=8,
-                        help='images encoded at once (default: 8)')
-    parser.add_argument('--dtype', choices=['fp32', 'bf16'],
-                        help='storage precision (default: the family\'s; '
-                        'bf16 halves the disk space)')
-    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
-                        help='override config entries (default: none)')
+    parser.add_argument(
+        '--out',
+        type=output_folder,
+        help='cache folder '
+        "(default: the config's embedding_cache, else "
+        'work_dirs/embedding_cache/<config name>)',
+    )
+    parser.add_argument(
+        '--batch-size',
+        type=int_at_least(1),
+        default=8,
+        help='images encoded at once (default: 8)',
+    )
+    parser.add_argument(
+        '--dtype',
+        choices=['fp32', 'bf16'],
+        help="storage precision (default: the family's; bf16 halves the disk space)",
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=ConfigOptions,
+        help='override config entries (default: none)',
+    )
     args = parser.parse_args()
     from diffengine_ipa.console import quiet_third_party
+
     quiet_third_party()
     from diffengine_ipa.apis import build_embedding_cache
     from diffengine_ipa.engine import hardware
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.user_config import load_user_config
+
     cfg = load_user_config(args.config, args.cfg_options)
     # The frozen weights in the precision training will give them (the
     # cache's fingerprint includes it).
     print('\n'.join(hardware.configure(cfg)))
     name = osp.splitext(osp.basename(args.config))[0]
-    folder = (args.out or cfg.train_dataloader.dataset.get('embedding_cache')
-              or osp.join('work_dirs', 'embedding_cache', name))
+    folder = (
+        args.out
+        or cfg.train_dataloader.dataset.get('embedding_cache')
+        or osp.join('work_dirs', 'embedding_cache', name)
+    )
     disable_progress_bars()
     summary = build_embedding_cache(cfg, folder, args.batch_size, args.dtype)
-    size = sum(osp.getsize(osp.join(root, f))
-               for root, _, files in os.walk(folder) for f in files)
+    size = sum(
+        osp.getsize(osp.join(root, f))
+        for root, _, files in os.walk(folder)
+        for f in files
+    )
     per_image = summary['seconds'] / max(summary['written'], 1)
-    print(f'{folder}: {summary["records"]} records, {summary["written"]} '
-          f'encoded now ({per_image:.3f} s/image on {summary["device"]}, '
-          f'{summary["dtype"]}, {summary["entry_bytes"] / 2**10:.1f} KiB an '
-          f'entry), {size / 2**20:.1f} MiB on disk')
+    print(
+        f'{folder}: {summary["records"]} records, {summary["written"]} '
+        f'encoded now ({per_image:.3f} s/image on {summary["device"]}, '
+        f'{summary["dtype"]}, {summary["entry_bytes"] / 2**10:.1f} KiB an '
+        f'entry), {size / 2**20:.1f} MiB on disk'
+    )
 
 
 if __name__ == '__main__':

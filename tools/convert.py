@@ -21,6 +21,7 @@ holds no UNet weights either: the layers are then numbered from that
 config's UNet. ``--info`` prints what any official-layout file is: its
 family, layout, loader, variant and sizes.
 """
+
 import argparse
 import os.path as osp
 
@@ -34,26 +35,43 @@ DTYPE_NAMES = ('fp32', 'fp16', 'bf16')
 
 def parse_args() -> argparse.Namespace:
     parser = ToolParser(description=__doc__.split('\n')[0])
-    parser.add_argument('checkpoint', nargs='?',
-                        help='training checkpoint, work dir or checkpoint-N')
-    parser.add_argument('--out', type=output_file('.safetensors', '.bin'),
-                        help='output file (default: ip_adapter.<format> '
-                        'beside the checkpoint)')
-    parser.add_argument('--format', choices=['safetensors', 'bin'],
-                        help='default: from --out, else safetensors')
-    parser.add_argument('--dtype', choices=DTYPE_NAMES,
-                        help='cast the weights (default: keep their dtype)')
-    parser.add_argument('--config', help='config of the base model, to number '
-                        'the layers of an official-script checkpoint '
-                        'that holds no UNet weights (default: none; training '
-                        'and accelerate checkpoints need none)')
-    parser.add_argument('--ema', action='store_true',
-                        help="export the adapter's moving average "
-                        '(AdapterEMAHook) instead of its weights (default: '
-                        'the weights)')
-    parser.add_argument('--info', metavar='FILE',
-                        help='describe an official-layout file and exit '
-                        '(default: convert)')
+    parser.add_argument(
+        'checkpoint', nargs='?', help='training checkpoint, work dir or checkpoint-N'
+    )
+    parser.add_argument(
+        '--out',
+        type=output_file('.safetensors', '.bin'),
+        help='output file (default: ip_adapter.<format> beside the checkpoint)',
+    )
+    parser.add_argument(
+        '--format',
+        choices=['safetensors', 'bin'],
+        help='default: from --out, else safetensors',
+    )
+    parser.add_argument(
+        '--dtype',
+        choices=DTYPE_NAMES,
+        help='cast the weights (default: keep their dtype)',
+    )
+    parser.add_argument(
+        '--config',
+        help='config of the base model, to number '
+        'the layers of an official-script checkpoint '
+        'that holds no UNet weights (default: none; training '
+        'and accelerate checkpoints need none)',
+    )
+    parser.add_argument(
+        '--ema',
+        action='store_true',
+        help="export the adapter's moving average "
+        '(AdapterEMAHook) instead of its weights (default: '
+        'the weights)',
+    )
+    parser.add_argument(
+        '--info',
+        metavar='FILE',
+        help='describe an official-layout file and exit (default: convert)',
+    )
     args = parser.parse_args()
     if not (args.checkpoint or args.info):
         parser.error('give a CKPT to convert, or --info FILE')
@@ -69,19 +87,26 @@ def processor_names(config: str | None) -> list[str] | None:
 
     from diffengine_ipa.models.model_sources import load_component
     from diffengine_ipa.user_config import load_user_config
+
     model = load_user_config(config).model
     if model.get('family', {}).get('type', 'SD15') not in ('SD15', 'SDXL'):
-        raise CheckpointError(f'--config {config}: the official scripts train '
-                              'SD1.5 and SDXL adapters only')
+        raise CheckpointError(
+            f'--config {config}: the official scripts train '
+            'SD1.5 and SDXL adapters only'
+        )
     source = model.pretrained_model_name_or_path
     with init_empty_weights():
-        unet = load_component(UNet2DConditionModel, source, 'unet',
-                              low_cpu_mem_usage=True)
+        unet = load_component(
+            UNet2DConditionModel, source, 'unet', low_cpu_mem_usage=True
+        )
     return list(unet.attn_processors)
 
 
-VARIANTS = {'base': 'linear projection', 'plus': 'Resampler',
-            'time-resampler': 'timestep-aware Resampler'}
+VARIANTS = {
+    'base': 'linear projection',
+    'plus': 'Resampler',
+    'time-resampler': 'timestep-aware Resampler',
+}
 
 
 def print_info(path: str) -> None:
@@ -92,23 +117,26 @@ def print_info(path: str) -> None:
         to_official,
         validate_official,
     )
+
     contents, metadata = load_weights_file(path)
     state = to_official(contents, path)
     validate_official(state, path)
     info = describe_official(state)
     pooled = info['variant'] == 'base'
-    print(f'{path}\n'
-          f'  family:          {info["family"]} '
-          f'({info["cross_attention_dim"]}-d image tokens)\n'
-          f'  layout:          {info["layout"]}, loaded by '
-          f'{LAYOUTS[info["layout"]].loader}\n'
-          f'  variant:         {info["variant"]} ({VARIANTS[info["variant"]]})\n'
-          f'  layers:          {info["layers"]} adapter layers\n'
-          f'  image tokens:    {info["tokens"]}\n'
-          f'  image features:  {info["image_embed_dim"]}-d '
-          f'{"pooled image embeddings" if pooled else "hidden states"}\n'
-          f'  parameters:      {info["parameters"]:,}\n'
-          f'  dtype:           {info["dtype"]}')
+    print(
+        f'{path}\n'
+        f'  family:          {info["family"]} '
+        f'({info["cross_attention_dim"]}-d image tokens)\n'
+        f'  layout:          {info["layout"]}, loaded by '
+        f'{LAYOUTS[info["layout"]].loader}\n'
+        f'  variant:         {info["variant"]} ({VARIANTS[info["variant"]]})\n'
+        f'  layers:          {info["layers"]} adapter layers\n'
+        f'  image tokens:    {info["tokens"]}\n'
+        f'  image features:  {info["image_embed_dim"]}-d '
+        f'{"pooled image embeddings" if pooled else "hidden states"}\n'
+        f'  parameters:      {info["parameters"]:,}\n'
+        f'  dtype:           {info["dtype"]}'
+    )
     for key, value in sorted(metadata.items()):
         if key != 'format':
             print(f'  metadata {key}: {value}')
@@ -121,23 +149,27 @@ def with_ema_weights(contents: dict, source: str) -> dict:
         raise CheckpointError(
             f'{source}: no EMA weights (ema_state_dict); train with '
             "custom_hooks=[..., dict(type='AdapterEMAHook')] or convert "
-            'without --ema')
-    weights = {k[len('module.'):]: v for k, v in ema.items()
-               if k.startswith('module.')}
+            'without --ema'
+        )
+    weights = {
+        k[len('module.') :]: v for k, v in ema.items() if k.startswith('module.')
+    }
     return dict(contents, state_dict=weights)
 
 
 def output_path(args: argparse.Namespace, source: str) -> tuple[str, str]:
     """``(out, format)``; never the input file itself."""
-    fmt = args.format or ('bin' if args.out and args.out.endswith('.bin')
-                          else 'safetensors')
+    fmt = args.format or (
+        'bin' if args.out and args.out.endswith('.bin') else 'safetensors'
+    )
     out = args.out or osp.join(osp.dirname(source), f'ip_adapter.{fmt}')
     if not out.endswith(f'.{fmt}'):
         raise CheckpointError(f'--out {out}: a {fmt} file must end in .{fmt}')
     if osp.exists(out) and osp.samefile(out, source):
         raise CheckpointError(
             f'{out}: is the input file; converting it would replace it. Pass '
-            '--out with another file name')
+            '--out with another file name'
+        )
     return out, fmt
 
 
@@ -153,6 +185,7 @@ def main() -> None:
         to_official,
         validate_official,
     )
+
     if args.info:
         print_info(args.info)
         return
@@ -171,25 +204,29 @@ def main() -> None:
         state = cast_adapter(state, to_dtype(args.dtype), source)
     meta = contents.get('meta', {}) if isinstance(contents, dict) else {}
     info = meta.get('ip_adapter', {}) if isinstance(meta, dict) else {}
-    info = {k: v for k, v in info.items()
-            if k != 'key_map' and v is not None}
+    info = {k: v for k, v in info.items() if k != 'key_map' and v is not None}
     summary = describe_official(state)
-    metadata = dict(info, variant=summary['variant'],
-                    num_tokens=summary['tokens'],
-                    layout=summary['layout'],
-                    family=info.get('family', summary['family']),
-                    cross_attention_dim=summary['cross_attention_dim'],
-                    image_embed_dim=summary['image_embed_dim'],
-                    kit=f'diffengine_ipa {__version__}')
+    metadata = dict(
+        info,
+        variant=summary['variant'],
+        num_tokens=summary['tokens'],
+        layout=summary['layout'],
+        family=info.get('family', summary['family']),
+        cross_attention_dim=summary['cross_attention_dim'],
+        image_embed_dim=summary['image_embed_dim'],
+        kit=f'diffengine_ipa {__version__}',
+    )
     if isinstance(meta, dict) and meta.get('experiment_name'):
         metadata['config'] = meta['experiment_name']
     save_official(state, out, metadata)
-    print(f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB): '
-          f'{summary["variant"]} adapter for {summary["family"]} '
-          f'({summary["layout"]} layout), {summary["layers"]} adapter layers, '
-          f'{summary["tokens"]} image tokens, '
-          f'{summary["image_embed_dim"]}-d image features, '
-          f'{summary["parameters"]:,} parameters ({summary["dtype"]})')
+    print(
+        f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB): '
+        f'{summary["variant"]} adapter for {summary["family"]} '
+        f'({summary["layout"]} layout), {summary["layers"]} adapter layers, '
+        f'{summary["tokens"]} image tokens, '
+        f'{summary["image_embed_dim"]}-d image features, '
+        f'{summary["parameters"]:,} parameters ({summary["dtype"]})'
+    )
 
 
 if __name__ == '__main__':

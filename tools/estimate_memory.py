@@ -20,6 +20,7 @@ int8, fp8, NF4) and with or without the embedding cache (which frees the
 encoders), marking the 16, 24, 48 and 80 GB cards each fits (see
 diffengine_ipa.testing.memory_options).
 """
+
 import argparse
 import json
 import os.path as osp
@@ -29,33 +30,53 @@ from diffengine_ipa.fileio import atomic_write_bytes
 
 GB = 1e9
 # --cards: (architecture, resolution) as people train them.
-CARDS_ROWS = (('sd15', 512), ('sdxl', 1024), ('sd35_large', 1024),
-              ('flux1_dev', 1024))
+CARDS_ROWS = (('sd15', 512), ('sdxl', 1024), ('sd35_large', 1024), ('flux1_dev', 1024))
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--family',
-                        help='the architecture (full size: random weights), '
-                        'e.g. sd15, sdxl, sd35_large, flux1_dev (default: '
-                        'none; required without --cards)')
-    parser.add_argument('--resolution', type=int,
-                        help="default: the architecture's training resolution")
-    parser.add_argument('--batch', type=int, nargs='+', default=[1, 2],
-                        help='batch sizes to run, two or more for the fit '
-                        '(default: 1 2)')
-    parser.add_argument('--frozen-dtype', default='bf16',
-                        choices=['fp32', 'fp16', 'bf16'],
-                        help='precision of the frozen weights (default: bf16)')
-    parser.add_argument('--no-gradient-checkpointing', action='store_true',
-                        help='estimate without checkpointing (default: with)')
-    parser.add_argument('--gpu-memory', type=float, default=80.0,
-                        help='GB of the card to fit (default: 80)')
-    parser.add_argument('--cards', action='store_true',
-                        help='the card table of the docstring instead of '
-                        "--family's rows (default: off)")
-    parser.add_argument('--out', help='JSON file; rows are appended (default: '
-                        'print only)')
+    parser.add_argument(
+        '--family',
+        help='the architecture (full size: random weights), '
+        'e.g. sd15, sdxl, sd35_large, flux1_dev (default: '
+        'none; required without --cards)',
+    )
+    parser.add_argument(
+        '--resolution', type=int, help="default: the architecture's training resolution"
+    )
+    parser.add_argument(
+        '--batch',
+        type=int,
+        nargs='+',
+        default=[1, 2],
+        help='batch sizes to run, two or more for the fit (default: 1 2)',
+    )
+    parser.add_argument(
+        '--frozen-dtype',
+        default='bf16',
+        choices=['fp32', 'fp16', 'bf16'],
+        help='precision of the frozen weights (default: bf16)',
+    )
+    parser.add_argument(
+        '--no-gradient-checkpointing',
+        action='store_true',
+        help='estimate without checkpointing (default: with)',
+    )
+    parser.add_argument(
+        '--gpu-memory',
+        type=float,
+        default=80.0,
+        help='GB of the card to fit (default: 80)',
+    )
+    parser.add_argument(
+        '--cards',
+        action='store_true',
+        help='the card table of the docstring instead of '
+        "--family's rows (default: off)",
+    )
+    parser.add_argument(
+        '--out', help='JSON file; rows are appended (default: print only)'
+    )
     return parser.parse_args()
 
 
@@ -63,13 +84,14 @@ def card_rows(frozen_dtype: str) -> list[dict]:
     """Every row of ``--cards`` (16 fake-tensor steps)."""
     from diffengine_ipa.testing.memory_estimate import estimate_training_memory
     from diffengine_ipa.testing.memory_options import option_rows
+
     rows = []
     for architecture, resolution in CARDS_ROWS:
         for batch in (1, 4):
             for checkpointing in (True, False):
                 estimate = estimate_training_memory(
-                    architecture, batch, resolution, frozen_dtype,
-                    checkpointing)
+                    architecture, batch, resolution, frozen_dtype, checkpointing
+                )
                 rows += option_rows(estimate)
                 print_card_rows(rows[-8:])
     return rows
@@ -78,10 +100,13 @@ def card_rows(frozen_dtype: str) -> list[dict]:
 def print_card_rows(rows: list[dict]) -> None:
     for r in rows:
         fits = ', '.join(f'{card}' for card in r['fits']) or 'none'
-        print(f'| {r["architecture"]} | {r["resolution"]} | {r["batch"]} | '
-              f'{"yes" if r["gradient_checkpointing"] else "no"} | '
-              f'{r["quantize"] or "-"} | {"yes" if r["cached"] else "no"} | '
-              f'{r["peak_gb"]:.1f} | {fits} |', flush=True)
+        print(
+            f'| {r["architecture"]} | {r["resolution"]} | {r["batch"]} | '
+            f'{"yes" if r["gradient_checkpointing"] else "no"} | '
+            f'{r["quantize"] or "-"} | {"yes" if r["cached"] else "no"} | '
+            f'{r["peak_gb"]:.1f} | {fits} |',
+            flush=True,
+        )
 
 
 def append_rows(path: str, rows: list[dict]) -> None:
@@ -109,32 +134,48 @@ def main() -> None:
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.testing.benchmark import benchmark_architectures
     from diffengine_ipa.testing.memory_estimate import estimate_training_memory
+
     init_default_scope('diffengine_ipa')
     disable_progress_bars()
     if args.cards:
-        print('| family | res | batch | checkpointing | quantized denoiser | '
-              'cached | peak GB (estimate) | fits (GB cards) |\n'
-              '|---|---|---|---|---|---|---|---|')
+        print(
+            '| family | res | batch | checkpointing | quantized denoiser | '
+            'cached | peak GB (estimate) | fits (GB cards) |\n'
+            '|---|---|---|---|---|---|---|---|'
+        )
         rows = card_rows(args.frozen_dtype)
         if args.out:
             append_rows(args.out, rows)
         return
     if args.family not in benchmark_architectures():
-        raise UserError(f'--family {args.family!r}: use one of '
-                        f'{", ".join(benchmark_architectures())}')
-    rows = [estimate_training_memory(
-        args.family, batch, args.resolution, args.frozen_dtype,
-        not args.no_gradient_checkpointing) for batch in sorted(args.batch)]
+        raise UserError(
+            f'--family {args.family!r}: use one of '
+            f'{", ".join(benchmark_architectures())}'
+        )
+    rows = [
+        estimate_training_memory(
+            args.family,
+            batch,
+            args.resolution,
+            args.frozen_dtype,
+            not args.no_gradient_checkpointing,
+        )
+        for batch in sorted(args.batch)
+    ]
     fits = largest_batch(rows, (args.gpu_memory - 1) * GB)
     for row in rows:
         row['gpu_memory_gb'] = args.gpu_memory
         row['largest_batch_estimate'] = fits
-    print('| family | res | batch | frozen | checkpointing | weights GB | '
-          'peak GB (estimate) |\n|---|---|---|---|---|---|---|')
+    print(
+        '| family | res | batch | frozen | checkpointing | weights GB | '
+        'peak GB (estimate) |\n|---|---|---|---|---|---|---|'
+    )
     for r in rows:
-        print(f'| {r["architecture"]} | {r["resolution"]} | {r["batch"]} | '
-              f'{r["frozen_dtype"]} | {"yes" if r["gradient_checkpointing"] else "no"}'
-              f' | {r["weight_bytes"] / GB:.1f} | {r["peak_bytes"] / GB:.1f} |')
+        print(
+            f'| {r["architecture"]} | {r["resolution"]} | {r["batch"]} | '
+            f'{r["frozen_dtype"]} | {"yes" if r["gradient_checkpointing"] else "no"}'
+            f' | {r["weight_bytes"] / GB:.1f} | {r["peak_bytes"] / GB:.1f} |'
+        )
     if fits is not None:
         print(f'largest batch on a {args.gpu_memory:g} GB card (estimate): {fits}')
     if args.out:

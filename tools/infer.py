@@ -23,6 +23,7 @@ safety checker is not loaded. ``--jobs`` runs one generation per line of a
 JSON Lines file (see diffengine_ipa.apis.batch_jobs) and writes a contact
 sheet.
 """
+
 import argparse
 import json
 import math
@@ -44,86 +45,152 @@ def parse_args() -> argparse.Namespace:
     parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='training config (names the models)')
     parser.add_argument('checkpoint', help='checkpoint, work dir or adapter')
-    parser.add_argument('--adapter', action='append', default=[],
-                        help='another adapter: PATH[:SCALE][@ENCODER] (ENCODER '
-                        'a Hub id or folder, //SUBFOLDER after it; default: '
-                        'CKPT only)')
-    parser.add_argument('--image', action='append',
-                        help="an adapter's reference image(s), commas between "
-                        '(default: none; give --image, --embeds or --jobs)')
-    parser.add_argument('--prompt', default='best quality, high quality',
-                        help="the text prompt (default: 'best quality, high "
-                        "quality')")
-    parser.add_argument('--negative-prompt',
-                        help="default: the config's or the family's")
-    parser.add_argument('--scale', default=None,
-                        help='image-prompt strength: a number (0 = text only), '
-                        'one per adapter (0.6,0.8), a preset (style, layout, '
-                        'style_and_layout: SDXL) or per-block JSON (default: '
-                        "1.0, or each --adapter's)")
-    parser.add_argument('--negative-image', action='append',
-                        help='images whose features are the unconditional '
-                        "image prompt, per adapter (default: the family's "
-                        'null image prompt)')
-    parser.add_argument('--mask', action='append',
-                        help='region masks, one per reference, per adapter '
-                        '(default: none, the whole image)')
-    parser.add_argument('--embeds', help='precomputed image embeddings '
-                        '(.safetensors from --save-embeds) instead of --image '
-                        '(default: none)')
-    parser.add_argument('--save-embeds', help='save the references\' image '
-                        'embeddings to this .safetensors (default: not saved)')
-    parser.add_argument('--base-model', help='another base checkpoint of the '
-                        'family: folder, Hub id or single .safetensors '
-                        "(default: the config's)")
-    parser.add_argument('--controlnet', help='a ControlNet of the family '
-                        '(default: none)')
-    parser.add_argument('--control-image', help="the ControlNet's condition "
-                        '(default: none)')
-    parser.add_argument('--control-scale', type=float_at_least(0), default=1.0,
-                        help='ControlNet conditioning scale (default: 1.0)')
-    parser.add_argument('--jobs', help='JSON Lines file, one generation a line '
-                        '(default: one generation from the flags)')
-    parser.add_argument('--steps', type=int_at_least(1),
-                        help="denoising steps (default: the config's or "
-                        "family's: 30 SD1.5/SDXL, 28 SD3.5/FLUX.1)")
-    parser.add_argument('--guidance-scale', type=float_at_least(0),
-                        help="default: the config's or family's (7.5 SD, "
-                        '7.0 SD3.5, 3.5 FLUX.1 distilled guidance)')
-    parser.add_argument('--true-cfg-scale', type=float_at_least(0),
-                        help='FLUX-type bases: true CFG against '
-                        "--negative-prompt (give '' for the empty prompt) and "
-                        "the negative image embedding, as FluxPipeline's "
-                        "true_cfg_scale, e.g. 4.0 (default: the config's, "
-                        'else off)')
-    parser.add_argument('--seed', type=seed, default=0,
-                        help='random seed (default: 0)')
-    parser.add_argument('--num-images', type=int_at_least(1), default=1,
-                        help='images per prompt (default: 1)')
-    parser.add_argument('--height', type=int_at_least(1),
-                        help='a multiple of 8 (SD1.5/SDXL) or 16 (SD3.5, '
-                        "FLUX.1), with --width (default: the config's, else "
-                        "the base model's)")
-    parser.add_argument('--width', type=int_at_least(1),
-                        help='with --height (default: as --height)')
-    parser.add_argument('--out', type=output_image,
-                        help='output image (.png, .jpg, ...; default: '
-                        'outputs/infer/<reference>_seed<seed>.png)')
-    parser.add_argument('--out-dir', type=output_folder,
-                        help='with --jobs: where images go (default: '
-                        'outputs/jobs/<jobs file name>)')
+    parser.add_argument(
+        '--adapter',
+        action='append',
+        default=[],
+        help='another adapter: PATH[:SCALE][@ENCODER] (ENCODER '
+        'a Hub id or folder, //SUBFOLDER after it; default: '
+        'CKPT only)',
+    )
+    parser.add_argument(
+        '--image',
+        action='append',
+        help="an adapter's reference image(s), commas between "
+        '(default: none; give --image, --embeds or --jobs)',
+    )
+    parser.add_argument(
+        '--prompt',
+        default='best quality, high quality',
+        help="the text prompt (default: 'best quality, high quality')",
+    )
+    parser.add_argument(
+        '--negative-prompt', help="default: the config's or the family's"
+    )
+    parser.add_argument(
+        '--scale',
+        default=None,
+        help='image-prompt strength: a number (0 = text only), '
+        'one per adapter (0.6,0.8), a preset (style, layout, '
+        'style_and_layout: SDXL) or per-block JSON (default: '
+        "1.0, or each --adapter's)",
+    )
+    parser.add_argument(
+        '--negative-image',
+        action='append',
+        help='images whose features are the unconditional '
+        "image prompt, per adapter (default: the family's "
+        'null image prompt)',
+    )
+    parser.add_argument(
+        '--mask',
+        action='append',
+        help='region masks, one per reference, per adapter '
+        '(default: none, the whole image)',
+    )
+    parser.add_argument(
+        '--embeds',
+        help='precomputed image embeddings '
+        '(.safetensors from --save-embeds) instead of --image '
+        '(default: none)',
+    )
+    parser.add_argument(
+        '--save-embeds',
+        help="save the references' image "
+        'embeddings to this .safetensors (default: not saved)',
+    )
+    parser.add_argument(
+        '--base-model',
+        help='another base checkpoint of the '
+        'family: folder, Hub id or single .safetensors '
+        "(default: the config's)",
+    )
+    parser.add_argument(
+        '--controlnet', help='a ControlNet of the family (default: none)'
+    )
+    parser.add_argument(
+        '--control-image', help="the ControlNet's condition (default: none)"
+    )
+    parser.add_argument(
+        '--control-scale',
+        type=float_at_least(0),
+        default=1.0,
+        help='ControlNet conditioning scale (default: 1.0)',
+    )
+    parser.add_argument(
+        '--jobs',
+        help='JSON Lines file, one generation a line '
+        '(default: one generation from the flags)',
+    )
+    parser.add_argument(
+        '--steps',
+        type=int_at_least(1),
+        help="denoising steps (default: the config's or "
+        "family's: 30 SD1.5/SDXL, 28 SD3.5/FLUX.1)",
+    )
+    parser.add_argument(
+        '--guidance-scale',
+        type=float_at_least(0),
+        help="default: the config's or family's (7.5 SD, "
+        '7.0 SD3.5, 3.5 FLUX.1 distilled guidance)',
+    )
+    parser.add_argument(
+        '--true-cfg-scale',
+        type=float_at_least(0),
+        help='FLUX-type bases: true CFG against '
+        "--negative-prompt (give '' for the empty prompt) and "
+        "the negative image embedding, as FluxPipeline's "
+        "true_cfg_scale, e.g. 4.0 (default: the config's, "
+        'else off)',
+    )
+    parser.add_argument('--seed', type=seed, default=0, help='random seed (default: 0)')
+    parser.add_argument(
+        '--num-images',
+        type=int_at_least(1),
+        default=1,
+        help='images per prompt (default: 1)',
+    )
+    parser.add_argument(
+        '--height',
+        type=int_at_least(1),
+        help='a multiple of 8 (SD1.5/SDXL) or 16 (SD3.5, '
+        "FLUX.1), with --width (default: the config's, else "
+        "the base model's)",
+    )
+    parser.add_argument(
+        '--width', type=int_at_least(1), help='with --height (default: as --height)'
+    )
+    parser.add_argument(
+        '--out',
+        type=output_image,
+        help='output image (.png, .jpg, ...; default: '
+        'outputs/infer/<reference>_seed<seed>.png)',
+    )
+    parser.add_argument(
+        '--out-dir',
+        type=output_folder,
+        help='with --jobs: where images go (default: outputs/jobs/<jobs file name>)',
+    )
     parser.add_argument('--device', help='default: CUDA, MPS or the CPU')
-    parser.add_argument('--dtype', choices=['fp32', 'fp16', 'bf16'],
-                        help="default: the family's on CUDA (fp16 SD1.5/SDXL, "
-                        'bf16 SD3.5/FLUX.1), fp32 elsewhere')
-    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
-                        help='override config entries (default: none)')
+    parser.add_argument(
+        '--dtype',
+        choices=['fp32', 'fp16', 'bf16'],
+        help="default: the family's on CUDA (fp16 SD1.5/SDXL, "
+        'bf16 SD3.5/FLUX.1), fp32 elsewhere',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=ConfigOptions,
+        help='override config entries (default: none)',
+    )
     args = parser.parse_args()
     if not (args.image or args.embeds or args.jobs):
         parser.error('give --image, --embeds or --jobs')
     if (args.height is None) != (args.width is None):
-        parser.error('give --height and --width together (or neither: the '
-                     "config's size)")
+        parser.error(
+            "give --height and --width together (or neither: the config's size)"
+        )
     if args.controlnet and not (args.control_image or args.jobs):
         parser.error('--controlnet needs --control-image')
     return args
@@ -139,6 +206,7 @@ def per_adapter(values: list[str] | None) -> list[list[str]] | None:
 def parse_scale(text: str | None):
     """A number, one per adapter, per-block JSON, or a preset's name."""
     from diffengine_ipa.errors import UserError
+
     if text is None:
         return None
     if text.lstrip().startswith(('{', '[')):
@@ -158,8 +226,10 @@ def parse_scale(text: str | None):
 def output_paths(args: argparse.Namespace, references: list | None) -> list[str]:
     first = references[0][0] if references else 'embeds'
     out = args.out or osp.join(
-        'outputs', 'infer',
-        f'{osp.splitext(osp.basename(first))[0]}_seed{args.seed}.png')
+        'outputs',
+        'infer',
+        f'{osp.splitext(osp.basename(first))[0]}_seed{args.seed}.png',
+    )
     if args.num_images == 1:
         return [out]
     stem, ext = osp.splitext(out)
@@ -169,6 +239,7 @@ def output_paths(args: argparse.Namespace, references: list | None) -> list[str]
 def main() -> None:
     args = parse_args()  # before the heavy imports: --help is instant
     from diffengine_ipa.console import quiet_third_party
+
     quiet_third_party()
     from PIL import Image
 
@@ -186,36 +257,53 @@ def main() -> None:
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.registry import MODELS
     from diffengine_ipa.user_config import load_user_config
+
     if args.device:
         check_device(args.device)
     scale = parse_scale(args.scale)
     cfg = load_user_config(args.config, args.cfg_options)
     family = MODELS.get(cfg.model.get('family', dict(type='SD15'))['type'])
     check_true_cfg(family, args.true_cfg_scale, '--true-cfg-scale')
-    settings = generation_settings(cfg.model, height=args.height,
-                                   width=args.width)
-    check_image_size(settings['height'], settings['width'],
-                     family.size_multiple, family.__name__)
+    settings = generation_settings(cfg.model, height=args.height, width=args.width)
+    check_image_size(
+        settings['height'], settings['width'], family.size_multiple, family.__name__
+    )
     references = per_adapter(args.image)
     paths = output_paths(args, references)
-    images = {path: read_rgb_image(path) for option in (
-        references, per_adapter(args.negative_image), per_adapter(args.mask))
-        for adapter in option or [] for path in adapter}
+    images = {
+        path: read_rgb_image(path)
+        for option in (
+            references,
+            per_adapter(args.negative_image),
+            per_adapter(args.mask),
+        )
+        for adapter in option or []
+        for path in adapter
+    }
     if args.control_image:
         images[args.control_image] = read_rgb_image(args.control_image)
     disable_progress_bars()
     inferencer = IPAdapterInferencer(
-        cfg, [args.checkpoint, *args.adapter], args.base_model,
-        args.controlnet, args.device, args.dtype)
+        cfg,
+        [args.checkpoint, *args.adapter],
+        args.base_model,
+        args.controlnet,
+        args.device,
+        args.dtype,
+    )
     # Each denoising step on a bar with ETA (batch jobs have their own).
     inferencer.pipeline.pipe.set_progress_bar_config(
-        disable=bool(args.jobs) or not sys.stderr.isatty(), leave=False)
+        disable=bool(args.jobs) or not sys.stderr.isatty(), leave=False
+    )
     if args.jobs:
         out_dir = args.out_dir or osp.join(
-            'outputs', 'jobs', osp.splitext(osp.basename(args.jobs))[0])
+            'outputs', 'jobs', osp.splitext(osp.basename(args.jobs))[0]
+        )
         summary = run_jobs(inferencer, args.jobs, out_dir)
-        print(f'\nwrote {len(summary["images"])} images and '
-              f'{summary["contact_sheet"]} for {summary["jobs"]} jobs')
+        print(
+            f'\nwrote {len(summary["images"])} images and '
+            f'{summary["contact_sheet"]} for {summary["jobs"]} jobs'
+        )
         for error in summary['errors']:
             print(f'error: {error}', file=sys.stderr)
         if summary['errors']:
@@ -223,30 +311,40 @@ def main() -> None:
         return
     embeds = load_image_embeds(args.embeds) if args.embeds else None
     if args.save_embeds:
-        embeds = [inferencer.encode(images, i)
-                  for i, images in enumerate(references)]
+        embeds = [inferencer.encode(images, i) for i, images in enumerate(references)]
         save_image_embeds(args.save_embeds, embeds)
         print(f'wrote {args.save_embeds}')
+
     def read(option: list[list[str]] | None) -> list | None:
         return option and [[images[path] for path in adapter] for adapter in option]
 
     results = inferencer(
-        args.prompt, read(references), scale=scale,
+        args.prompt,
+        read(references),
+        scale=scale,
         negative_prompt=args.negative_prompt,
         negative_images=read(per_adapter(args.negative_image)),
-        masks=read(per_adapter(args.mask)), image_embeds=embeds,
+        masks=read(per_adapter(args.mask)),
+        image_embeds=embeds,
         control_image=images.get(args.control_image),
         control_scale=args.control_scale,
-        steps=args.steps, guidance_scale=args.guidance_scale,
-        true_cfg_scale=args.true_cfg_scale, seed=args.seed,
-        num_images=args.num_images, height=args.height, width=args.width)
+        steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        true_cfg_scale=args.true_cfg_scale,
+        seed=args.seed,
+        num_images=args.num_images,
+        height=args.height,
+        width=args.width,
+    )
     for image, path in zip(results, paths, strict=True):
         with atomic_path(path) as tmp:
-            image.save(tmp, format=Image.registered_extensions()[
-                osp.splitext(path)[1].lower()])
+            image.save(
+                tmp, format=Image.registered_extensions()[osp.splitext(path)[1].lower()]
+            )
         print(f'wrote {path}')
 
 
 if __name__ == '__main__':
     from diffengine_ipa.errors import run_tool
+
     run_tool(main)

@@ -11,6 +11,7 @@ SigLIP at 384 px for SD3), and ``<out>/tiny_clip`` (a CLIPModel that judges
 generated images in evaluation), which the tiny configs load through the real
 ``from_pretrained`` code.
 """
+
 import argparse
 
 TINY = ('tiny_sd15', 'tiny_sdxl', 'tiny_sd3', 'tiny_flux')
@@ -18,18 +19,28 @@ TINY = ('tiny_sd15', 'tiny_sdxl', 'tiny_sd3', 'tiny_flux')
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--out', default='work_dirs/tiny_models',
-                        help='folder to write them in (default: '
-                        'work_dirs/tiny_models)')
-    parser.add_argument('--architectures', nargs='+', default=list(TINY),
-                        choices=TINY, help='which (default: all)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='of the random weights (default: 0)')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/tiny_models',
+        help='folder to write them in (default: work_dirs/tiny_models)',
+    )
+    parser.add_argument(
+        '--architectures',
+        nargs='+',
+        default=list(TINY),
+        choices=TINY,
+        help='which (default: all)',
+    )
+    parser.add_argument(
+        '--seed', type=int, default=0, help='of the random weights (default: 0)'
+    )
     args = parser.parse_args()
     from diffengine_ipa.console import quiet_third_party
+
     quiet_third_party()
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.testing import write_base_model, write_clip_judge
+
     disable_progress_bars()
     for name in args.architectures:
         base, encoder = write_base_model(name, args.out, args.seed)

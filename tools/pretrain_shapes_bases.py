@@ -9,6 +9,7 @@ world), then the denoisers ``sd15`` ``sdxl`` ``sd35`` ``flux`` (each needs
 its VAE and text encoders), which also measure their prompted-colour
 accuracy. ``manifest.json`` records each stage's command, steps and time.
 """
+
 import argparse
 import json
 import os
@@ -20,31 +21,44 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # stage -> steps on 2 CPU cores (the shipped weights' schedule)
-STEPS = dict(vae=400, clip_vision=600, siglip_vision=600,
-             sd15=500, sdxl=400, sd35=400, flux=600)
+STEPS = dict(
+    vae=400, clip_vision=600, siglip_vision=600, sd15=500, sdxl=400, sd35=400, flux=600
+)
 POOL = dict(vae=8000, encoder=6000, denoiser=12000)
 TEXT_PARTS = ('clip_text', 'clip_text_proj', 'clip_text_proj_2', 't5')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     from diffengine_ipa.shapes_world import bases
+
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--stages', nargs='+', default=['all'],
-                        choices=['all', 'text', *STEPS])
+    parser.add_argument(
+        '--stages', nargs='+', default=['all'], choices=['all', 'text', *STEPS]
+    )
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=bases.SHIPPED)
-    parser.add_argument('--steps', type=int, default=None,
-                        help='override every stage\'s steps (tests)')
-    parser.add_argument('--pool', type=int, default=None,
-                        help='override the number of world images (tests)')
-    parser.add_argument('--eval-per-caption', type=int, default=4,
-                        help='images per caption for the colour check; 0: none')
+    parser.add_argument(
+        '--steps', type=int, default=None, help="override every stage's steps (tests)"
+    )
+    parser.add_argument(
+        '--pool',
+        type=int,
+        default=None,
+        help='override the number of world images (tests)',
+    )
+    parser.add_argument(
+        '--eval-per-caption',
+        type=int,
+        default=4,
+        help='images per caption for the colour check; 0: none',
+    )
     parser.add_argument('--threads', type=int, default=1)
     return parser.parse_args(argv)
 
 
 def run_stage(stage: str, args: argparse.Namespace, log) -> dict:
     from diffengine_ipa.shapes_world import bases, pretrain
+
     seed = args.seed + list(STEPS).index(stage) + 1 if stage in STEPS else args.seed
     steps = args.steps or STEPS.get(stage, 0)
     if stage == 'text':
@@ -52,8 +66,13 @@ def run_stage(stage: str, args: argparse.Namespace, log) -> dict:
             model = bases.build_part(part, args.seed + list(bases.PARTS).index(part))
             bases.save_part(model, part, args.out, half=False)
         return dict()
-    kind = ('vae' if stage.startswith('vae') else
-            'encoder' if stage.endswith('vision') else 'denoiser')
+    kind = (
+        'vae'
+        if stage.startswith('vae')
+        else 'encoder'
+        if stage.endswith('vision')
+        else 'denoiser'
+    )
     pool = pretrain.draw_pool(seed, args.pool or POOL[kind])
     if kind == 'vae':
         model = pretrain.train_vae(stage, pool, steps, seed, log=log)
@@ -73,15 +92,16 @@ def run_stage(stage: str, args: argparse.Namespace, log) -> dict:
     components = bases.family_components(stage, args.out)
     pipe = pretrain.make_pipeline(stage, components)
     call = dict(true_cfg_scale=4.0, negative_prompt='') if stage == 'flux' else {}
-    result = pretrain.colour_accuracy(stage, pipe, args.eval_per_caption,
-                                      **call)
-    return dict(colour_accuracy=result['colour'],
-                shape_accuracy=result['shape'], eval_call=call)
+    result = pretrain.colour_accuracy(stage, pipe, args.eval_per_caption, **call)
+    return dict(
+        colour_accuracy=result['colour'], shape_accuracy=result['shape'], eval_call=call
+    )
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     import torch
+
     torch.set_num_threads(args.threads)
     stages = list(args.stages)
     if 'all' in stages:
@@ -93,14 +113,22 @@ def main(argv=None) -> None:
 
         def log(step: int, loss: float, stage=stage, start=start) -> None:
             if step % 50 == 0:
-                print(f'[{stage}] step {step} loss {loss:.4f} '
-                      f'{time.perf_counter() - start:.0f}s', flush=True)
+                print(
+                    f'[{stage}] step {step} loss {loss:.4f} '
+                    f'{time.perf_counter() - start:.0f}s',
+                    flush=True,
+                )
+
         result = run_stage(stage, args, log)
         result.update(
             seconds=round(time.perf_counter() - start, 1),
-            steps=args.steps or STEPS.get(stage, 0), seed=args.seed,
-            command='python tools/pretrain_shapes_bases.py ' + ' '.join(
-                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])))
+            steps=args.steps or STEPS.get(stage, 0),
+            seed=args.seed,
+            command='python tools/pretrain_shapes_bases.py '
+            + ' '.join(
+                shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+            ),
+        )
         print(f'[{stage}] {json.dumps(result)}', flush=True)
         manifest = {}
         if osp.exists(manifest_path):  # re-read: stages may run in parallel

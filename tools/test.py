@@ -15,6 +15,7 @@ more adapters, evaluates each on the same cases (under ``<out-dir>/<name>``)
 and adds one comparison: a table, side-by-side grids per scale, one
 trade-off plot and ``comparison.json``.
 """
+
 import argparse
 import os
 import os.path as osp
@@ -27,29 +28,55 @@ from diffengine_ipa.errors import UserError, run_tool
 def parse_args() -> argparse.Namespace:
     parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', nargs='+',
-                        help='checkpoint, work dir or adapter; several to '
-                        'compare them')
-    parser.add_argument('--quick', action='store_true',
-                        help='the 3 quick cases, scale 1.0, one seed '
-                        '(default: every case, scale and seed)')
-    parser.add_argument('--work-dir', type=output_folder,
-                        help='where logs go (default: --out-dir when given, '
-                        'else work_dirs/<config name>)')
-    parser.add_argument('--out-dir', type=output_folder,
-                        help='where the report and images go; nothing is '
-                        'written elsewhere (default: '
-                        '<work-dir>/eval_<mode>_<time>)')
-    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions,
-                        help='override config entries (default: none)')
-    parser.add_argument('--verbose', action='store_true',
-                        help="also print MMEngine's environment report and "
-                        'config dump, which go to the log (default: off)')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        help='job launcher (default: none)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help='set by torch.distributed.launch (default: 0)')
+    parser.add_argument(
+        'checkpoint',
+        nargs='+',
+        help='checkpoint, work dir or adapter; several to compare them',
+    )
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='the 3 quick cases, scale 1.0, one seed '
+        '(default: every case, scale and seed)',
+    )
+    parser.add_argument(
+        '--work-dir',
+        type=output_folder,
+        help='where logs go (default: --out-dir when given, '
+        'else work_dirs/<config name>)',
+    )
+    parser.add_argument(
+        '--out-dir',
+        type=output_folder,
+        help='where the report and images go; nothing is '
+        'written elsewhere (default: '
+        '<work-dir>/eval_<mode>_<time>)',
+    )
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=ConfigOptions,
+        help='override config entries (default: none)',
+    )
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help="also print MMEngine's environment report and "
+        'config dump, which go to the log (default: off)',
+    )
+    parser.add_argument(
+        '--launcher',
+        default='none',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        help='job launcher (default: none)',
+    )
+    parser.add_argument(
+        '--local_rank',
+        '--local-rank',
+        type=int,
+        default=0,
+        help='set by torch.distributed.launch (default: 0)',
+    )
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -57,23 +84,32 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace):
     from diffengine_ipa.user_config import load_user_config
+
     cfg = load_user_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if cfg.get('test_dataloader') is None:
-        raise UserError(f'{args.config}: has no test_dataloader / '
-                        'test_evaluator; add configs/_base_/datasets/eval_set.py '
-                        'to its _base_')
+        raise UserError(
+            f'{args.config}: has no test_dataloader / '
+            'test_evaluator; add configs/_base_/datasets/eval_set.py '
+            'to its _base_'
+        )
     name = osp.splitext(osp.basename(args.config))[0]
-    cfg.work_dir = (args.work_dir or args.out_dir or cfg.get('work_dir')
-                    or osp.join('work_dirs', name))
+    cfg.work_dir = (
+        args.work_dir
+        or args.out_dir
+        or cfg.get('work_dir')
+        or osp.join('work_dirs', name)
+    )
     mode = 'quick' if args.quick else 'full'
     if args.quick:
         dataset = cfg.test_dataloader.dataset
         dataset.update(quick=True, scales=[1.0], seeds=list(dataset.seeds)[:1])
     out_dir = args.out_dir or osp.join(
-        cfg.work_dir, f'eval_{mode}_{time.strftime("%Y%m%d_%H%M%S")}')
-    cfg.test_evaluator.update(out_dir=out_dir, report_meta=dict(
-        config=args.config, mode=mode))
+        cfg.work_dir, f'eval_{mode}_{time.strftime("%Y%m%d_%H%M%S")}'
+    )
+    cfg.test_evaluator.update(
+        out_dir=out_dir, report_meta=dict(config=args.config, mode=mode)
+    )
     cfg.load_from = None  # the adapter is loaded below, in any format
     return cfg
 
@@ -106,6 +142,7 @@ def main() -> None:
         load_adapter,
         load_adapter_into,
     )
+
     quiet_console(verbose=args.verbose)
     memoize_config_formatting()
     cfg = build_config(args)
@@ -116,14 +153,14 @@ def main() -> None:
         except NeedsLayerOrder:
             pass  # numbered from the configured UNet below
     runner = Runner.from_cfg(cfg)
-    model = runner.model.module if hasattr(runner.model,
-                                           'module') else runner.model
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
     out_dir = cfg.test_evaluator.out_dir
     several = len(args.checkpoint) > 1
-    (metric, ) = runner.test_loop.evaluator.metrics
+    (metric,) = runner.test_loop.evaluator.metrics
     reports = {}
-    for name, checkpoint in zip(names_of(args.checkpoint), args.checkpoint,
-                                strict=True):
+    for name, checkpoint in zip(
+        names_of(args.checkpoint), args.checkpoint, strict=True
+    ):
         load_adapter_into(model, checkpoint)
         metric.out_dir = osp.join(out_dir, name) if several else out_dir
         metric.report_meta.update(checkpoint=checkpoint)

@@ -10,6 +10,7 @@
 ``torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch`` and
 ``mim train diffengine_ipa CONFIG --gpus N --launcher pytorch|slurm``.
 """
+
 import argparse
 import contextlib
 import os
@@ -26,15 +27,18 @@ AMP_MODES = ('auto', 'bf16', 'fp16', 'fp32')
 def parse_args() -> argparse.Namespace:
     parser = ToolParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='config file path')
-    parser.add_argument('--work-dir', type=output_folder,
-                        help='where logs and checkpoints go (default: '
-                        'work_dirs/<config name>)')
+    parser.add_argument(
+        '--work-dir',
+        type=output_folder,
+        help='where logs and checkpoints go (default: work_dirs/<config name>)',
+    )
     parser.add_argument(
         '--resume',
         nargs='?',
         const='auto',
         help='resume from CKPT, or from the last checkpoint of the work dir '
-        'when no CKPT is given (default: a new run)')
+        'when no CKPT is given (default: a new run)',
+    )
     parser.add_argument(
         '--amp',
         nargs='?',
@@ -46,37 +50,48 @@ def parse_args() -> argparse.Namespace:
         'fp16, fp32: that one. Bare --amp: fp16 with loss scaling '
         "(MMEngine's AmpOptimWrapper) on CUDA, bf16 autocast elsewhere. "
         'hardware.* in --cfg-options overrides any single choice (default: '
-        "the config's precision, fp32 in the shipped configs but *_fast)")
+        "the config's precision, fp32 in the shipped configs but *_fast)",
+    )
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
         help='scale the learning rate linearly with the effective batch size '
         '(batch_size x processes x accumulative_counts) against '
-        'auto_scale_lr.base_batch_size (default: off)')
+        'auto_scale_lr.base_batch_size (default: off)',
+    )
     parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=ConfigOptions,
         help='override config entries, e.g. '
-        'model.pretrained_model_name_or_path=/path/to/sd15 (default: none)')
+        'model.pretrained_model_name_or_path=/path/to/sd15 (default: none)',
+    )
     parser.add_argument(
         '--tensorboard',
         action='store_true',
         help='also log to TensorBoard, in <work dir>/<time>/vis_data/ '
-        "(needs pip install '.[tensorboard]'; default: off)")
+        "(needs pip install '.[tensorboard]'; default: off)",
+    )
     parser.add_argument(
         '--verbose',
         action='store_true',
         help="also print MMEngine's environment report, config dump and "
-        'hook table, which go to the log file (default: off)')
+        'hook table, which go to the log file (default: off)',
+    )
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
-        help='job launcher for distributed training (default: none)')
+        help='job launcher for distributed training (default: none)',
+    )
     # torch.distributed.launch passes --local-rank (or --local_rank).
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0,
-                        help='set by torch.distributed.launch (default: 0)')
+    parser.add_argument(
+        '--local_rank',
+        '--local-rank',
+        type=int,
+        default=0,
+        help='set by torch.distributed.launch (default: 0)',
+    )
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -89,6 +104,7 @@ def build_config(args: argparse.Namespace) -> tuple:
     from diffengine_ipa.official_format import find_checkpoint
     from diffengine_ipa.user_config import load_user_config
     from diffengine_ipa.work_dir import last_checkpoint
+
     cfg = load_user_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.work_dir:
@@ -112,8 +128,10 @@ def enable_auto_scale_lr(cfg) -> None:
     """Turn on mmengine's linear LR scaling, counting gradient accumulation
     in the effective batch (mmengine counts batch_size x processes only)."""
     if 'auto_scale_lr' not in cfg:
-        raise UserError('--auto-scale-lr needs auto_scale_lr.base_batch_size '
-                        'in the config (the default runtime sets it)')
+        raise UserError(
+            '--auto-scale-lr needs auto_scale_lr.base_batch_size '
+            'in the config (the default runtime sets it)'
+        )
     cfg.auto_scale_lr.enable = True
     counts = cfg.optim_wrapper.get('accumulative_counts', 1)
     cfg.auto_scale_lr.base_batch_size /= counts
@@ -124,10 +142,13 @@ def enable_tensorboard(cfg) -> None:
     the runner reads it; a ``vis_backends`` variable in a child config is
     not), after checking that TensorBoard is installed."""
     import importlib.util
+
     if importlib.util.find_spec('tensorboard') is None:
-        raise UserError("--tensorboard needs the tensorboard package: pip "
-                        "install '.[tensorboard]' (or pip install -r "
-                        'requirements/tensorboard.txt)')
+        raise UserError(
+            '--tensorboard needs the tensorboard package: pip '
+            "install '.[tensorboard]' (or pip install -r "
+            'requirements/tensorboard.txt)'
+        )
     backends = cfg.visualizer.setdefault('vis_backends', [])
     if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
         backends.append(dict(type='TensorboardVisBackend'))
@@ -139,6 +160,7 @@ def use_gloo_without_cuda(cfg, launcher: str) -> None:
     CPUs joins its process group here (the Runner then keeps it), and DDP
     gets no device ids."""
     import torch
+
     if torch.cuda.is_available():
         return
     dist_cfg = cfg.env_cfg.setdefault('dist_cfg', {})
@@ -151,6 +173,7 @@ def use_gloo_without_cuda(cfg, launcher: str) -> None:
         import datetime
 
         import torch.distributed as dist
+
         timeout = datetime.timedelta(seconds=dist_cfg.get('timeout', 1800))
         dist.init_process_group('gloo', timeout=timeout)
 
@@ -159,9 +182,11 @@ def build_runner(cfg):
     """mmengine's Runner, or the runner ``runner_type`` names (e.g.
     ``FlexibleRunner`` for the FSDP and DeepSpeed strategies)."""
     from mmengine.runner import Runner
+
     if 'runner_type' not in cfg:
         return Runner.from_cfg(cfg)
     from mmengine.registry import RUNNERS
+
     return RUNNERS.build(cfg)
 
 
@@ -177,51 +202,71 @@ def summary(runner, config: str, started: float) -> str:
     """What a person needs when training ends: where the checkpoint and
     the logs are, the final loss and validation scores, what to run next."""
     from diffengine_ipa.work_dir import last_checkpoint
+
     work_dir = osp.relpath(runner.work_dir)
     try:
         checkpoint = osp.relpath(last_checkpoint(runner.work_dir))
     except UserError:
         checkpoint = '(none written)'
     scalars = runner.message_hub.log_scalars
-    lines = [f'done: {runner.iter} iterations in '
-             f'{time.monotonic() - started:.1f} s',
-             f'  checkpoint  {checkpoint}',
-             f'  logs        {osp.relpath(runner.log_dir)}/ (the log, '
-             'vis_data/scalars.json)']
+    lines = [
+        f'done: {runner.iter} iterations in {time.monotonic() - started:.1f} s',
+        f'  checkpoint  {checkpoint}',
+        f'  logs        {osp.relpath(runner.log_dir)}/ (the log, '
+        'vis_data/scalars.json)',
+    ]
     if 'train/loss' in scalars:
         loss = scalars['train/loss']
         window = min(5, len(loss.data[0]))
-        lines.append(f'  final loss  {loss.mean(window):.4f} (mean of the '
-                     f'last {window} iterations)')
-    scores = {key[len('val/'):]: buffer.current() for key, buffer in
-              scalars.items()
-              if key.startswith('val/ipa/') and '@' not in key}  # not per scale
+        lines.append(
+            f'  final loss  {loss.mean(window):.4f} (mean of the '
+            f'last {window} iterations)'
+        )
+    scores = {
+        key[len('val/') :]: buffer.current()
+        for key, buffer in scalars.items()
+        if key.startswith('val/ipa/') and '@' not in key
+    }  # not per scale
     if scores:
-        lines.append('  validation  ' + '  '.join(
-            f'{key.split("/")[-1]} {value:.2f}'
-            for key, value in sorted(scores.items())))
+        lines.append(
+            '  validation  '
+            + '  '.join(
+                f'{key.split("/")[-1]} {value:.2f}'
+                for key, value in sorted(scores.items())
+            )
+        )
     if 'val/reference_gain' in scalars:
         gain = scalars['val/reference_gain'].current()
         none = scalars['val/no_reference_gain'].current()
-        lines.append(f'  reference   gain {gain:+.4f} (shuffled references), '
-                     f'{none:+.4f} (none) at the last validation'
-                     + ('' if gain > 0 else ': ≤ 0, the adapter is not using '
-                        'its reference yet (docs/training.md)'))
-    lines += ['next:',
-              f'  python tools/convert.py {work_dir}',
-              f'  python tools/infer.py {config} {work_dir} --image REF.jpg',
-              f'  python tools/test.py {config} {work_dir} --quick',
-              f'  python tools/plot_loss.py {work_dir}']
+        lines.append(
+            f'  reference   gain {gain:+.4f} (shuffled references), '
+            f'{none:+.4f} (none) at the last validation'
+            + (
+                ''
+                if gain > 0
+                else ': ≤ 0, the adapter is not using '
+                'its reference yet (docs/training.md)'
+            )
+        )
+    lines += [
+        'next:',
+        f'  python tools/convert.py {work_dir}',
+        f'  python tools/infer.py {config} {work_dir} --image REF.jpg',
+        f'  python tools/test.py {config} {work_dir} --quick',
+        f'  python tools/plot_loss.py {work_dir}',
+    ]
     return '\n'.join(lines)
 
 
 def main() -> None:
     args = parse_args()
     from diffengine_ipa.console import memoize_config_formatting, quiet_console
+
     quiet_console(verbose=args.verbose)
     memoize_config_formatting()
     from diffengine_ipa.models.model_sources import disable_progress_bars
     from diffengine_ipa.work_dir import refuse_fresh_run_over, work_dir_lock
+
     started = time.monotonic()
     cfg, settings = build_config(args)
     if is_first_process():  # before anything of MMEngine's
@@ -230,8 +275,9 @@ def main() -> None:
         refuse_fresh_run_over(cfg.work_dir)  # never overwrite an earlier run
     # One training per work dir: a second stops here, before any model loads.
     existed = osp.isdir(cfg.work_dir)
-    lock = (work_dir_lock(cfg.work_dir) if is_first_process() else
-            contextlib.nullcontext())
+    lock = (
+        work_dir_lock(cfg.work_dir) if is_first_process() else contextlib.nullcontext()
+    )
     runner = None
     try:
         with lock:
@@ -255,16 +301,21 @@ def interrupted(work_dir: str, runner) -> str:
     """What Ctrl-C leaves: the last complete checkpoint (writes are atomic,
     so a save it cut short left the previous one) and how to go on."""
     from diffengine_ipa.work_dir import read_pointer
+
     at = f' at iteration {runner.iter}' if runner is not None else ''
     try:
         checkpoint = read_pointer(work_dir)
     except UserError:
         checkpoint = None
     if checkpoint is None:
-        return (f'Ctrl-C{at}, before the first checkpoint of {work_dir}: '
-                'nothing to resume; run the same command again to start over')
-    return (f'Ctrl-C{at}; last checkpoint {checkpoint}: continue with the '
-            'same command and --resume')
+        return (
+            f'Ctrl-C{at}, before the first checkpoint of {work_dir}: '
+            'nothing to resume; run the same command again to start over'
+        )
+    return (
+        f'Ctrl-C{at}; last checkpoint {checkpoint}: continue with the '
+        'same command and --resume'
+    )
 
 
 def remove_if_no_checkpoint(work_dir: str) -> None:
@@ -272,6 +323,7 @@ def remove_if_no_checkpoint(work_dir: str) -> None:
     (only its logs, which said nothing the error does not)."""
     import glob
     import shutil
+
     if osp.isdir(work_dir) and not glob.glob(osp.join(work_dir, '*.pth')):
         shutil.rmtree(work_dir, ignore_errors=True)
 

@@ -9,6 +9,7 @@ in a subprocess: progress, loss curve, samples, Stop, Resume), Generate
 Every file the page reads or writes is inside the workspace. Needs the
 ``webui`` extra: ``pip install -r requirements/webui.txt``.
 """
+
 import argparse
 import os.path as osp
 import sys
@@ -18,13 +19,17 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--host', default='127.0.0.1',
-                        help='address to bind (default: localhost only)')
-    parser.add_argument('--port', type=int, default=7860,
-                        help='port to serve on (default: 7860)')
-    parser.add_argument('--workspace', default='work_dirs/webui',
-                        help='the folder the page reads and writes (default: '
-                        'work_dirs/webui)')
+    parser.add_argument(
+        '--host', default='127.0.0.1', help='address to bind (default: localhost only)'
+    )
+    parser.add_argument(
+        '--port', type=int, default=7860, help='port to serve on (default: 7860)'
+    )
+    parser.add_argument(
+        '--workspace',
+        default='work_dirs/webui',
+        help='the folder the page reads and writes (default: work_dirs/webui)',
+    )
     return parser.parse_args()
 
 
@@ -33,11 +38,14 @@ def main() -> None:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        sys.exit('error: the web UI needs Gradio (pip install -c '
-                 'requirements/constraints.txt -r requirements/webui.txt)')
+        sys.exit(
+            'error: the web UI needs Gradio (pip install -c '
+            'requirements/constraints.txt -r requirements/webui.txt)'
+        )
     if osp.isdir(osp.join(REPO, 'diffengine_ipa')):
         sys.path.insert(0, REPO)  # a checkout: its package, tools and data
     from diffengine_ipa.webui.server import serve
+
     serve(args.workspace, args.host, args.port)
 
 

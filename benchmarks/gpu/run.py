@@ -19,6 +19,7 @@ the test suite does (tests/benchmarks/test_gpu_run.py).
 
 benchmarks/gpu/run.sh installs the kit from the wheelhouse first.
 """
+
 import argparse
 import json
 import os
@@ -32,26 +33,39 @@ from report import markdown
 from steps import STEPS, Context
 
 # Seconds each step may take at most (the deadline may leave it less).
-BUDGETS = dict(environment=40, cuda_tests=130, mim_train=75, train_sd15=110,
-               sdxl_memory=70, inference=110, largest_family=80,
-               memory_modes=150)
+BUDGETS = dict(
+    environment=40,
+    cuda_tests=130,
+    mim_train=75,
+    train_sd15=110,
+    sdxl_memory=70,
+    inference=110,
+    largest_family=80,
+    memory_modes=150,
+)
 MIN_USEFUL = 15  # a step with less time left than this is skipped
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', default='cuda', choices=['cuda', 'cpu'])
-    parser.add_argument('--tiny', action='store_true',
-                        help='tiny architectures (the CPU dry run)')
+    parser.add_argument(
+        '--tiny', action='store_true', help='tiny architectures (the CPU dry run)'
+    )
     parser.add_argument('--out', default=os.environ.get('OUT', 'gpu_results'))
     parser.add_argument('--work', default='/tmp/diffengine_ipa_gpu_run')
-    parser.add_argument('--deadline', type=float, default=470,
-                        help='seconds for everything')
-    parser.add_argument('--budget-scale', type=float, default=1.0,
-                        help="multiply each step's time limit (a CPU dry run "
-                        'needs more than a GPU)')
-    parser.add_argument('--only', nargs='+', choices=list(STEPS),
-                        help='run these steps only')
+    parser.add_argument(
+        '--deadline', type=float, default=470, help='seconds for everything'
+    )
+    parser.add_argument(
+        '--budget-scale',
+        type=float,
+        default=1.0,
+        help="multiply each step's time limit (a CPU dry run needs more than a GPU)",
+    )
+    parser.add_argument(
+        '--only', nargs='+', choices=list(STEPS), help='run these steps only'
+    )
     parser.add_argument('--step', choices=list(STEPS), help=argparse.SUPPRESS)
     parser.add_argument('--result', help=argparse.SUPPRESS)
     parser.add_argument('--deadline-at', type=float, help=argparse.SUPPRESS)
@@ -60,8 +74,7 @@ def parse_args() -> argparse.Namespace:
 
 def run_step(args: argparse.Namespace) -> None:
     """The child process: one step."""
-    ctx = Context(args.device, args.tiny, args.work, args.result,
-                  args.deadline_at)
+    ctx = Context(args.device, args.tiny, args.work, args.result, args.deadline_at)
     STEPS[args.step](ctx)
 
 
@@ -72,15 +85,27 @@ def launch(args: argparse.Namespace, name: str, timeout: float) -> dict:
     log = osp.join(args.work, f'{name}.log')
     if osp.exists(result):
         os.remove(result)
-    command = [sys.executable, osp.abspath(__file__), '--step', name,
-               '--device', args.device, '--work', args.work, '--result',
-               result, '--deadline-at', str(time.time() + timeout)]
+    command = [
+        sys.executable,
+        osp.abspath(__file__),
+        '--step',
+        name,
+        '--device',
+        args.device,
+        '--work',
+        args.work,
+        '--result',
+        result,
+        '--deadline-at',
+        str(time.time() + timeout),
+    ]
     if args.tiny:
         command.append('--tiny')
     start = time.time()
     with open(log, 'w') as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             code = process.wait(timeout=timeout)
             status = 'ok' if code == 0 else f'failed (exit {code})'
@@ -100,15 +125,22 @@ def launch(args: argparse.Namespace, name: str, timeout: float) -> dict:
 def write(args: argparse.Namespace, run: dict) -> None:
     """The JSON, the Markdown report and the logs, rewritten atomically."""
     os.makedirs(args.out, exist_ok=True)
-    logs = '\n'.join(f'===== {name}: {entry["status"]}\n{entry["log_tail"]}'
-                     for name, entry in run['steps'].items())
-    summary = {**run, 'steps': {name: {k: v for k, v in entry.items()
-                                       if k != 'log_tail'}
-                                for name, entry in run['steps'].items()}}
-    for name, text in (('gpu_run.json', json.dumps(summary, indent=1,
-                                                   default=str)),
-                       ('gpu_run.md', markdown(summary)),
-                       ('gpu_run_log.txt', logs)):
+    logs = '\n'.join(
+        f'===== {name}: {entry["status"]}\n{entry["log_tail"]}'
+        for name, entry in run['steps'].items()
+    )
+    summary = {
+        **run,
+        'steps': {
+            name: {k: v for k, v in entry.items() if k != 'log_tail'}
+            for name, entry in run['steps'].items()
+        },
+    }
+    for name, text in (
+        ('gpu_run.json', json.dumps(summary, indent=1, default=str)),
+        ('gpu_run.md', markdown(summary)),
+        ('gpu_run_log.txt', logs),
+    ):
         path = osp.join(args.out, name)
         with open(f'{path}.tmp', 'w') as f:
             f.write(text)
@@ -121,20 +153,31 @@ def main() -> None:
     if args.step:
         return run_step(args)
     start = time.time()
-    run = dict(device=args.device, tiny=args.tiny, deadline_s=args.deadline,
-               started=time.strftime('%Y-%m-%d %H:%M:%S %Z'), steps={})
+    run = dict(
+        device=args.device,
+        tiny=args.tiny,
+        deadline_s=args.deadline,
+        started=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+        steps={},
+    )
     for name in args.only or list(STEPS):
         left = args.deadline - (time.time() - start)
         if left < MIN_USEFUL:
-            run['steps'][name] = dict(status='skipped (no time left)',
-                                      seconds=0, log_tail='')
+            run['steps'][name] = dict(
+                status='skipped (no time left)', seconds=0, log_tail=''
+            )
         else:
             limit = min(BUDGETS[name] * args.budget_scale, left)
-            print(f'[{time.time() - start:5.0f} s] {name} (at most '
-                  f'{limit:.0f} s)', flush=True)
+            print(
+                f'[{time.time() - start:5.0f} s] {name} (at most {limit:.0f} s)',
+                flush=True,
+            )
             run['steps'][name] = launch(args, name, limit)
-            print(f'[{time.time() - start:5.0f} s] {name}: '
-                  f'{run["steps"][name]["status"]}', flush=True)
+            print(
+                f'[{time.time() - start:5.0f} s] {name}: '
+                f'{run["steps"][name]["status"]}',
+                flush=True,
+            )
         run['seconds'] = round(time.time() - start, 1)
         write(args, run)
     print(markdown(run))

@@ -14,8 +14,10 @@ default_hooks = dict(
         by_epoch=False,
         max_keep_ckpts=3,
         save_last=True,
-        backend_args=dict(backend='atomic_local')),
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+        backend_args=dict(backend='atomic_local'),
+    ),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
 custom_hooks = [
     dict(type='AdapterCheckpointHook'),
     # Skip updates of a NaN/Inf loss; stop after 5 in a row (never saving
@@ -50,7 +52,8 @@ custom_hooks = [
 model_wrapper_cfg = dict(
     type='MMDistributedDataParallel',
     broadcast_buffers=False,
-    find_unused_parameters=False)
+    find_unused_parameters=False,
+)
 # `--auto-scale-lr`: the learning rate scales with the effective batch size
 # (batch_size x processes x optim_wrapper.accumulative_counts) against the
 # paper's recipe, 1e-4 at 8 GPUs x 8 images.
@@ -59,7 +62,8 @@ auto_scale_lr = dict(enable=False, base_batch_size=64)
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
+    dist_cfg=dict(backend='nccl'),
+)
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)

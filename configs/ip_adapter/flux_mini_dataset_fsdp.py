@@ -5,6 +5,11 @@ _base_ = ['./flux_mini_dataset.py', '../_base_/strategies/fsdp.py']
 
 # FSDP's state dict holds every weight it shards; checkpoints stay adapter-only.
 model = dict(adapter_only_state_dict=False)
-strategy = dict(model_wrapper=dict(auto_wrap_policy=dict(
-    type='block_wrap_policy',
-    block_names=['FluxTransformerBlock', 'FluxSingleTransformerBlock'])))
+strategy = dict(
+    model_wrapper=dict(
+        auto_wrap_policy=dict(
+            type='block_wrap_policy',
+            block_names=['FluxTransformerBlock', 'FluxSingleTransformerBlock'],
+        )
+    )
+)

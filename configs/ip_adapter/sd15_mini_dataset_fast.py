@@ -5,7 +5,14 @@
 # Build the cache first: python tools/cache_embeddings.py <this config>
 _base_ = ['./sd15_mini_dataset.py']
 
-hardware = dict(amp='auto', frozen_dtype='auto', channels_last='auto',
-                attention='auto', num_workers='auto', threads='auto')
-train_dataloader = dict(dataset=dict(
-    embedding_cache='work_dirs/embedding_cache/sd15_mini_dataset_fast'))
+hardware = dict(
+    amp='auto',
+    frozen_dtype='auto',
+    channels_last='auto',
+    attention='auto',
+    num_workers='auto',
+    threads='auto',
+)
+train_dataloader = dict(
+    dataset=dict(embedding_cache='work_dirs/embedding_cache/sd15_mini_dataset_fast')
+)

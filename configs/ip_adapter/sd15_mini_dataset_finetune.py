@@ -6,7 +6,9 @@
 _base_ = ['./sd15_mini_dataset.py']
 
 model = dict(
-    image_encoder=dict(pretrained_model_name_or_path='h94/IP-Adapter',
-                       subfolder='models/image_encoder'),
-    pretrained_ip_adapter='h94/IP-Adapter/models/ip-adapter_sd15.safetensors')
+    image_encoder=dict(
+        pretrained_model_name_or_path='h94/IP-Adapter', subfolder='models/image_encoder'
+    ),
+    pretrained_ip_adapter='h94/IP-Adapter/models/ip-adapter_sd15.safetensors',
+)
 optim_wrapper = dict(optimizer=dict(lr=1e-5))

@@ -3,10 +3,13 @@
 _base_ = ['./sd15_mini_dataset.py']
 
 model = dict(
-    image_encoder=dict(pretrained_model_name_or_path='h94/IP-Adapter',
-                       subfolder='models/image_encoder'),
+    image_encoder=dict(
+        pretrained_model_name_or_path='h94/IP-Adapter', subfolder='models/image_encoder'
+    ),
     image_projection=dict(
         _delete_=True,
         type='IPAdapterPlusImageProjection',
         hidden_dims=768,
-        num_tokens=16))
+        num_tokens=16,
+    ),
+)

@@ -8,6 +8,5 @@ _base_ = [
     '../_base_/strategies/deepspeed_zero2.py',
 ]
 # The schedule of adamw_10e, whose OptimWrapper DeepSpeed replaces.
-train_cfg = dict(
-    type='ResumableEpochBasedTrainLoop', max_epochs=10, val_interval=5)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=10, val_interval=5)
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]

@@ -9,4 +9,6 @@ model = dict(
         _delete_=True,
         type='IPAdapterPlusImageProjection',
         hidden_dims=1280,
-        num_tokens=16))
+        num_tokens=16,
+    ),
+)

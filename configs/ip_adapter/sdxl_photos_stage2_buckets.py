@@ -10,7 +10,6 @@ _base_ = [
 ]
 model = dict(
     family=dict(objective=dict(snr_gamma=5.0)),  # min-SNR-γ
-    pretrained_ip_adapter='work_dirs/sdxl_photos_stage1_512/'
-    'ip_adapter.safetensors')
-custom_hooks = _base_.custom_hooks + [
-    dict(type='AdapterEMAHook', momentum=1e-4)]
+    pretrained_ip_adapter='work_dirs/sdxl_photos_stage1_512/ip_adapter.safetensors',
+)
+custom_hooks = _base_.custom_hooks + [dict(type='AdapterEMAHook', momentum=1e-4)]

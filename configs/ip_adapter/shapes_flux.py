@@ -10,12 +10,20 @@ _base_ = [
 model = dict(
     pretrained_model_name_or_path='work_dirs/shapes_world/flux',
     family=dict(max_sequence_length=16),  # the T5 length the base learned
-    image_encoder=dict(pretrained_model_name_or_path='work_dirs/shapes_world/'
-                       'flux/image_encoder'),
+    image_encoder=dict(
+        pretrained_model_name_or_path='work_dirs/shapes_world/flux/image_encoder'
+    ),
     # diffusers' documented FLUX IP-Adapter call: distilled guidance 3.5,
     # true CFG 4 against an empty negative prompt.
-    generation_cfg=dict(steps=20, guidance_scale=3.5, negative_prompt='',
-                        true_cfg_scale=4.0, height=32, width=32))
+    generation_cfg=dict(
+        steps=20,
+        guidance_scale=3.5,
+        negative_prompt='',
+        true_cfg_scale=4.0,
+        height=32,
+        width=32,
+    ),
+)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(max_epochs=12, val_interval=3)  # 12 x 50 = 600 steps
 default_hooks = dict(checkpoint=dict(interval=200))

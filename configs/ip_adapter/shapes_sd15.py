@@ -10,10 +10,13 @@ _base_ = [
 model = dict(
     pretrained_model_name_or_path='work_dirs/shapes_world/sd15',
     image_encoder=dict(
-        pretrained_model_name_or_path='work_dirs/shapes_world/sd15/image_encoder'),
+        pretrained_model_name_or_path='work_dirs/shapes_world/sd15/image_encoder'
+    ),
     # StableDiffusionPipeline's defaults: guidance 7.5, no negative prompt.
-    generation_cfg=dict(steps=20, guidance_scale=7.5, negative_prompt=None,
-                        height=32, width=32))
+    generation_cfg=dict(
+        steps=20, guidance_scale=7.5, negative_prompt=None, height=32, width=32
+    ),
+)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(max_epochs=12, val_interval=3)  # 12 x 50 = 600 steps
 default_hooks = dict(checkpoint=dict(interval=200))

@@ -11,12 +11,15 @@ _base_ = [
 model = dict(
     pretrained_model_name_or_path='work_dirs/shapes_world/sd35',
     family=dict(max_sequence_length=16),  # the T5 length the base learned
-    image_encoder=dict(pretrained_model_name_or_path='work_dirs/shapes_world/'
-                       'sd35/image_encoder'),
+    image_encoder=dict(
+        pretrained_model_name_or_path='work_dirs/shapes_world/sd35/image_encoder'
+    ),
     image_projection=dict(hidden_dims=64, num_tokens=16, timestep_in_dim=32),
     # StableDiffusion3Pipeline's defaults: guidance 7, no negative prompt.
-    generation_cfg=dict(steps=20, guidance_scale=7.0, negative_prompt=None,
-                        height=32, width=32))
+    generation_cfg=dict(
+        steps=20, guidance_scale=7.0, negative_prompt=None, height=32, width=32
+    ),
+)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(max_epochs=12, val_interval=3)  # 12 x 50 = 600 steps
 default_hooks = dict(checkpoint=dict(interval=200))

@@ -7,14 +7,20 @@ model = dict(
     pretrained_model_name_or_path='work_dirs/tiny_models/tiny_flux',
     family=dict(max_sequence_length=32),
     image_encoder=dict(
-        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_flux/image_encoder'),
+        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_flux/image_encoder'
+    ),
     frozen_dtype=None,
     gradient_checkpointing=False,
-    generation_cfg=dict(steps=4, height=64, width=64))
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+    generation_cfg=dict(steps=4, height=64, width=64),
+)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
+)
 
 train_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(resolution=64))
+    num_workers=0, persistent_workers=False, dataset=dict(resolution=64)
+)
 val_evaluator = dict(clip_model='work_dirs/tiny_models/tiny_clip')
 test_evaluator = val_evaluator

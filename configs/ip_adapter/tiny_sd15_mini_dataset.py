@@ -12,10 +12,13 @@ _base_ = [
 model = dict(
     pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15',
     image_encoder=dict(
-        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15/image_encoder'),
-    generation_cfg=dict(steps=4))
+        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15/image_encoder'
+    ),
+    generation_cfg=dict(steps=4),
+)
 
 train_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(resolution=64))
+    num_workers=0, persistent_workers=False, dataset=dict(resolution=64)
+)
 val_evaluator = dict(clip_model='work_dirs/tiny_models/tiny_clip')
 test_evaluator = val_evaluator

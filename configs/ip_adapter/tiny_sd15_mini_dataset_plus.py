@@ -7,4 +7,6 @@ model = dict(
         _delete_=True,
         type='IPAdapterPlusImageProjection',
         hidden_dims=64,
-        num_tokens=16))
+        num_tokens=16,
+    )
+)

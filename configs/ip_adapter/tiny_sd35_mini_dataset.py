@@ -7,16 +7,22 @@ model = dict(
     pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd3',
     family=dict(max_sequence_length=32),
     image_encoder=dict(
-        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd3/image_encoder'),
+        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd3/image_encoder'
+    ),
     # The published Resampler's depth and head width, one head, 16 queries.
     image_projection=dict(hidden_dims=64, num_tokens=16, timestep_in_dim=32),
     frozen_dtype=None,
     gradient_checkpointing=False,
-    generation_cfg=dict(steps=4, height=64, width=64))
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+    generation_cfg=dict(steps=4, height=64, width=64),
+)
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
+)
 
 train_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(resolution=64))
+    num_workers=0, persistent_workers=False, dataset=dict(resolution=64)
+)
 val_evaluator = dict(clip_model='work_dirs/tiny_models/tiny_clip')
 test_evaluator = val_evaluator

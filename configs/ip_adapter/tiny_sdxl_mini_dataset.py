@@ -13,10 +13,13 @@ model = dict(
     pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sdxl',
     image_encoder=dict(
         pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sdxl/image_encoder',
-        subfolder=None),
-    generation_cfg=dict(steps=4))
+        subfolder=None,
+    ),
+    generation_cfg=dict(steps=4),
+)
 
 train_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(resolution=64))
+    num_workers=0, persistent_workers=False, dataset=dict(resolution=64)
+)
 val_evaluator = dict(clip_model='work_dirs/tiny_models/tiny_clip')
 test_evaluator = val_evaluator

@@ -4,6 +4,7 @@ Procedural (numpy + Pillow, fixed seed), so the evaluation set has a mountain
 landscape whose licence is ours to give (CC0, like the rest of this folder's
 own files). Run from this folder: ``python render_mountains.py``.
 """
+
 import numpy as np
 from PIL import Image, ImageFilter
 
@@ -16,12 +17,17 @@ def ridge(base: float, roughness: float, octaves: int = 6) -> np.ndarray:
     """A mountain skyline: height (fraction of the image) per column."""
     height = np.full(SIZE, base)
     for octave in range(octaves):
-        frequency = 2 ** octave
+        frequency = 2**octave
         phase = rng.uniform(0, 2 * np.pi, 3)
         columns = np.linspace(0, 1, SIZE)
-        height += roughness / (octave + 1) ** 1.7 * sum(
-            np.sin(2 * np.pi * frequency * (k + 1) * columns + phase[k]) /
-            (k + 1) for k in range(3))
+        height += (
+            roughness
+            / (octave + 1) ** 1.7
+            * sum(
+                np.sin(2 * np.pi * frequency * (k + 1) * columns + phase[k]) / (k + 1)
+                for k in range(3)
+            )
+        )
     return height
 
 
@@ -33,8 +39,12 @@ sun = np.exp(-(((x - 0.7) ** 2 + (y - 0.3) ** 2) / 0.002))[..., None]
 image = image + sun * np.array([255, 230, 180]) * 0.9
 
 # Ridges, far to near: bluer and lighter far away (atmospheric perspective).
-layers = [(0.42, 0.08, (120, 130, 170)), (0.50, 0.06, (80, 95, 130)),
-          (0.60, 0.05, (50, 70, 80)), (0.70, 0.03, (30, 55, 45))]
+layers = [
+    (0.42, 0.08, (120, 130, 170)),
+    (0.50, 0.06, (80, 95, 130)),
+    (0.60, 0.05, (50, 70, 80)),
+    (0.70, 0.03, (30, 55, 45)),
+]
 for index, (base, roughness, colour) in enumerate(layers):
     skyline = 1 - ridge(1 - base, roughness)
     mask = y >= skyline[None, :]
@@ -46,9 +56,8 @@ for index, (base, roughness, colour) in enumerate(layers):
 
 # A lake below the nearest ridge, reflecting the scene with ripples.
 water = int(SIZE * 0.78)
-reflection = image[water - (SIZE - water) * 2:water][::-2][:SIZE - water]
+reflection = image[water - (SIZE - water) * 2 : water][::-2][: SIZE - water]
 ripple = 1 + 0.06 * np.sin(np.arange(SIZE - water) * 1.7)[:, None, None]
 image[water:] = reflection * 0.75 * ripple + np.array([10, 25, 40]) * 0.25
 image = Image.fromarray(image.clip(0, 255).astype(np.uint8))
-image.filter(ImageFilter.GaussianBlur(0.6)).save('images/mountains.jpg',
-                                                 quality=90)
+image.filter(ImageFilter.GaussianBlur(0.6)).save('images/mountains.jpg', quality=90)

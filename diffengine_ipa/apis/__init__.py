@@ -1,11 +1,21 @@
 """High-level entry points: the inferencer, batch jobs, pipeline loading and
 the embedding cache."""
+
 from ..official_format import load_adapter
 from .batch_jobs import run_jobs
 from .embedding_cache import build_embedding_cache
 from .inference import AdapterSpec, build_pipeline, generation_settings, load_pipeline
 from .inferencer import IPAdapterInferencer, load_image_embeds, save_image_embeds
 
-__all__ = ['AdapterSpec', 'IPAdapterInferencer', 'build_embedding_cache',
-           'build_pipeline', 'generation_settings', 'load_adapter',
-           'load_image_embeds', 'load_pipeline', 'run_jobs', 'save_image_embeds']
+__all__ = [
+    'AdapterSpec',
+    'IPAdapterInferencer',
+    'build_embedding_cache',
+    'build_pipeline',
+    'generation_settings',
+    'load_adapter',
+    'load_image_embeds',
+    'load_pipeline',
+    'run_jobs',
+    'save_image_embeds',
+]

@@ -8,6 +8,7 @@ paths; with several adapters, one of those per adapter), and optionally
 the jobs file. A line that cannot run is reported with its number and the
 others still run.
 """
+
 import json
 import math
 import os
@@ -22,13 +23,22 @@ from ..errors import UserError
 __all__ = ['JOB_KEYS', 'read_jobs', 'run_jobs', 'contact_sheet']
 
 # A line's keys → the inferencer's arguments.
-JOB_KEYS = dict(prompt='prompt', image='images', scale='scale', seed='seed',
-                negative_prompt='negative_prompt',
-                negative_image='negative_images', mask='masks',
-                steps='steps', guidance_scale='guidance_scale',
-                true_cfg_scale='true_cfg_scale',
-                num_images='num_images', height='height', width='width',
-                name=None)
+JOB_KEYS = dict(
+    prompt='prompt',
+    image='images',
+    scale='scale',
+    seed='seed',
+    negative_prompt='negative_prompt',
+    negative_image='negative_images',
+    mask='masks',
+    steps='steps',
+    guidance_scale='guidance_scale',
+    true_cfg_scale='true_cfg_scale',
+    num_images='num_images',
+    height='height',
+    width='width',
+    name=None,
+)
 PATH_KEYS = ('image', 'negative_image', 'mask')
 
 
@@ -47,35 +57,44 @@ def _shown(value: Any) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _value_problem(key: str, value: Any) -> str | None:
     """Why a job line's ``key`` cannot be ``value`` (None when it can)."""
     if key in PATH_KEYS:
         paths = value if isinstance(value, list) else [value]
-        if not value or not all(isinstance(p, str) and p.strip()
-                                for p in paths):
-            return (f'"{key}" must be a path or a list of paths, got '
-                    f'{_shown(value)}')
+        if not value or not all(isinstance(p, str) and p.strip() for p in paths):
+            return f'"{key}" must be a path or a list of paths, got {_shown(value)}'
     elif key in _COUNTS:
         least = _COUNTS[key]
-        if not (isinstance(value, int) and not isinstance(value, bool)
-                and value >= least):
-            return (f'"{key}" must be an integer of at least {least}, got '
-                    f'{_shown(value)}')
+        if not (
+            isinstance(value, int) and not isinstance(value, bool) and value >= least
+        ):
+            return (
+                f'"{key}" must be an integer of at least {least}, got {_shown(value)}'
+            )
     elif key == 'guidance_scale' and not _is_number(value):
         return f'"{key}" must be a finite number, got {_shown(value)}'
     elif key in _TEXTS and not isinstance(value, str):
         return f'"{key}" must be text, got {_shown(value)}'
     elif key == 'scale':
         scales = value if isinstance(value, list) else [value]
-        if not value and value != 0 or not all(
-                isinstance(v, (str, dict)) or (_is_number(v) and v >= 0)
-                for v in scales):
-            return (f'"{key}" must be a number of at least 0 or a scale spec '
-                    f'(one per adapter), got {_shown(value)}')
+        if (
+            not value
+            and value != 0
+            or not all(
+                isinstance(v, (str, dict)) or (_is_number(v) and v >= 0) for v in scales
+            )
+        ):
+            return (
+                f'"{key}" must be a number of at least 0 or a scale spec '
+                f'(one per adapter), got {_shown(value)}'
+            )
     return None
 
 
@@ -85,8 +104,7 @@ def read_jobs(path: str) -> tuple[list[tuple[int, dict]], list[str]]:
         with open(path, encoding='utf-8-sig') as f:
             lines = f.read().splitlines()
     except OSError as err:
-        raise UserError(f'{path}: cannot read the jobs file ({err.strerror})'
-                        ) from None
+        raise UserError(f'{path}: cannot read the jobs file ({err.strerror})') from None
     folder, jobs, errors = osp.dirname(osp.abspath(path)), [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -97,16 +115,21 @@ def read_jobs(path: str) -> tuple[list[tuple[int, dict]], list[str]]:
             errors.append(f'{path}:{number}: not JSON ({err.msg})')
             continue
         if not isinstance(job, dict) or 'image' not in job:
-            errors.append(f'{path}:{number}: a job is an object with at least '
-                          '"prompt" and "image"')
+            errors.append(
+                f'{path}:{number}: a job is an object with at least '
+                '"prompt" and "image"'
+            )
             continue
         unknown = sorted(set(job) - set(JOB_KEYS))
         if unknown:
-            errors.append(f'{path}:{number}: unknown key {unknown[0]!r} (keys: '
-                          f'{", ".join(JOB_KEYS)})')
+            errors.append(
+                f'{path}:{number}: unknown key {unknown[0]!r} (keys: '
+                f'{", ".join(JOB_KEYS)})'
+            )
             continue
-        problem = next(filter(None, (_value_problem(k, v)
-                                     for k, v in job.items())), None)
+        problem = next(
+            filter(None, (_value_problem(k, v) for k, v in job.items())), None
+        )
         if problem:
             errors.append(f'{path}:{number}: {problem}')
             continue
@@ -122,8 +145,12 @@ def _label(job: dict, number: int) -> str:
     return f'{number:04d}_' + re.sub(r'[^A-Za-z0-9_-]+', '_', name)[:40].strip('_')
 
 
-def contact_sheet(images: list[tuple[str, Image.Image]], cell: int = 192,
-                  columns: int = 4, header: int = 18) -> Image.Image:
+def contact_sheet(
+    images: list[tuple[str, Image.Image]],
+    cell: int = 192,
+    columns: int = 4,
+    header: int = 18,
+) -> Image.Image:
     """A grid of ``(label, image)`` thumbnails."""
     columns = max(1, min(columns, len(images)))
     rows = (len(images) + columns - 1) // columns
@@ -154,8 +181,7 @@ def run_jobs(inferencer: Any, path: str, out_dir: str) -> dict[str, Any]:
             errors.append(f'{path}:{number}: {str(err).splitlines()[0]}')
         else:
             for index, image in enumerate(images):
-                label = _label(job, number) + (f'_{index}' if len(images) > 1
-                                               else '')
+                label = _label(job, number) + (f'_{index}' if len(images) > 1 else '')
                 image.save(osp.join(out_dir, f'{label}.png'))
                 written.append((label, image))
         progress.update()
@@ -163,5 +189,9 @@ def run_jobs(inferencer: Any, path: str, out_dir: str) -> dict[str, Any]:
     if written:
         sheet = osp.join(out_dir, 'contact_sheet.png')
         contact_sheet(written).save(sheet)
-    return dict(images=[osp.join(out_dir, f'{label}.png') for label, _ in written],
-                contact_sheet=sheet, errors=errors, jobs=total)
+    return dict(
+        images=[osp.join(out_dir, f'{label}.png') for label, _ in written],
+        contact_sheet=sheet,
+        errors=errors,
+        jobs=total,
+    )

@@ -1,4 +1,5 @@
 """Build an embedding cache: run the frozen encoders once per sample."""
+
 import copy
 import os
 import os.path as osp
@@ -35,11 +36,19 @@ def _pipelines(pipeline: list[dict]) -> list[tuple[str, Compose]]:
         keys.append('time_ids')
     pack = dict(type='PackInputs', input_keys=tuple(keys))
     is_flip = [step['type'] == 'RandomHorizontalFlip' for step in steps]
-    variants = [('', Compose([s for s, flip in zip(steps, is_flip, strict=True)
-                              if not flip] + [pack]))]
+    variants = [
+        (
+            '',
+            Compose(
+                [s for s, flip in zip(steps, is_flip, strict=True) if not flip] + [pack]
+            ),
+        )
+    ]
     if any(is_flip):
-        mirrored = [dict(s, prob=1.0) if flip else s
-                    for s, flip in zip(steps, is_flip, strict=True)]
+        mirrored = [
+            dict(s, prob=1.0) if flip else s
+            for s, flip in zip(steps, is_flip, strict=True)
+        ]
         variants.append(('_flipped', Compose(mirrored + [pack])))
     return variants
 
@@ -55,16 +64,19 @@ def _sample(info: dict) -> dict:
     return sample
 
 
-def _other_references(model: Any, transforms: Any, info: dict,
-                      device: str) -> dict[str, torch.Tensor]:
+def _other_references(
+    model: Any, transforms: Any, info: dict, device: str
+) -> dict[str, torch.Tensor]:
     """The image features of a record's second, third, ... reference
     (``image_features_1``, ...): the first one's are ``image_features``."""
     features = {}
     for index, path in enumerate(cached_references(info)[1:], start=1):
-        pixels = transforms(dict(_sample(info), reference_path=path))[
-            'inputs']['reference_pixel_values']
+        pixels = transforms(dict(_sample(info), reference_path=path))['inputs'][
+            'reference_pixel_values'
+        ]
         features[extra_feature_key(index)] = model.image_encoder(
-            pixels[None].to(device), model.image_projection.image_features)[0]
+            pixels[None].to(device), model.image_projection.image_features
+        )[0]
     return features
 
 
@@ -76,9 +88,13 @@ def _stored(name: str, value: torch.Tensor, dtype: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
-                          dtype: str | None = None,
-                          device: str | None = None) -> dict[str, Any]:
+def build_embedding_cache(
+    cfg: Config,
+    folder: str,
+    batch_size: int = 8,
+    dtype: str | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Write the cache for ``cfg``'s training set and model into ``folder``.
 
     Incremental: entries that exist are kept. ``dtype`` is the storage
@@ -89,8 +105,7 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     dataset_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
     dataset_cfg.embedding_cache = None
-    pipeline = fill_resolution(dataset_cfg.pipeline,
-                               dataset_cfg.get('resolution'))
+    pipeline = fill_resolution(dataset_cfg.pipeline, dataset_cfg.get('resolution'))
     dataset_cfg.pipeline = []
     dataset = DATASETS.build(dataset_cfg)  # records, checked; no transforms
     model = MODELS.build(cfg.model).to(device).eval()
@@ -104,21 +119,28 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
     todo = []
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
-        key = cache.entry_key(info['img_path'], info['text'], settings,
-                              fingerprint, info.get('bucket'),
-                              cached_references(info))
+        key = cache.entry_key(
+            info['img_path'],
+            info['text'],
+            settings,
+            fingerprint,
+            info.get('bucket'),
+            cached_references(info),
+        )
         if not osp.isfile(cache.entry_path(key)):
             todo.append((key, info))
 
     start = time.perf_counter()
     for first in range(0, len(todo), batch_size):
-        chunk = todo[first:first + batch_size]
+        chunk = todo[first : first + batch_size]
         entries: list[dict] = [{} for _ in chunk]
         for suffix, transforms in variants:
-            batch = default_collate([
-                transforms(_sample(info)) for _, info in chunk])['inputs']
+            batch = default_collate([transforms(_sample(info)) for _, info in chunk])[
+                'inputs'
+            ]
             mean, std = model.family.latent_distribution(
-                batch['pixel_values'].to(device))
+                batch['pixel_values'].to(device)
+            )
             outputs = dict(latent_mean=mean, latent_std=std)
             if 'time_ids' in batch:
                 outputs['time_ids'] = batch['time_ids']
@@ -126,20 +148,35 @@ def build_embedding_cache(cfg: Config, folder: str, batch_size: int = 8,
                 outputs.update(model.family.encode_prompt(batch['text']))
                 outputs['image_features'] = model.image_encoder(
                     batch['reference_pixel_values'].to(device),
-                    model.image_projection.image_features)
+                    model.image_projection.image_features,
+                )
             for entry, row in zip(entries, range(len(chunk)), strict=True):
-                entry.update({f'{name}{suffix}': _stored(name, value[row], dtype)
-                              for name, value in outputs.items()})
+                entry.update(
+                    {
+                        f'{name}{suffix}': _stored(name, value[row], dtype)
+                        for name, value in outputs.items()
+                    }
+                )
         for (_, info), entry in zip(chunk, entries, strict=True):
-            entry.update({name: _stored(name, value, dtype) for name, value in
-                          _other_references(model, variants[0][1], info,
-                                            device).items()})
+            entry.update(
+                {
+                    name: _stored(name, value, dtype)
+                    for name, value in _other_references(
+                        model, variants[0][1], info, device
+                    ).items()
+                }
+            )
         for (key, _), entry in zip(chunk, entries, strict=True):
             cache.write_entry(key, entry)
     seconds = time.perf_counter() - start
     cache.write_manifest(settings, fingerprint, dict(model.sources))
-    entry_bytes = sum(os.path.getsize(cache.entry_path(key))
-                      for key, _ in todo[:1])
-    return dict(folder=folder, records=len(dataset), written=len(todo),
-                seconds=seconds, device=device, dtype=dtype,
-                entry_bytes=entry_bytes)
+    entry_bytes = sum(os.path.getsize(cache.entry_path(key)) for key, _ in todo[:1])
+    return dict(
+        folder=folder,
+        records=len(dataset),
+        written=len(todo),
+        seconds=seconds,
+        device=device,
+        dtype=dtype,
+        entry_bytes=entry_bytes,
+    )

@@ -7,6 +7,7 @@ then ``load_ip_adapter`` of each adapter; each adapter's image encoder is
 registered beside it. The same seed therefore gives the same image as
 diffusers with the converted files loaded.
 """
+
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +30,7 @@ from ..official_format import (
 )
 from ..registry import MODELS
 
-__all__ = ['AdapterSpec', 'load_pipeline', 'build_pipeline',
-           'generation_settings']
+__all__ = ['AdapterSpec', 'load_pipeline', 'build_pipeline', 'generation_settings']
 
 SINGLE_FILES = ('.safetensors', '.ckpt')
 
@@ -62,8 +62,7 @@ class AdapterSpec:
             text, encoder = text.rsplit('@', 1)
             if '//' in encoder:
                 path, subfolder = encoder.split('//', 1)
-                encoder = dict(pretrained_model_name_or_path=path,
-                               subfolder=subfolder)
+                encoder = dict(pretrained_model_name_or_path=path, subfolder=subfolder)
         scale: Any = 1.0
         head, _, tail = text.rpartition(':')
         if head:
@@ -75,41 +74,60 @@ class AdapterSpec:
         return cls(text, scale, encoder)
 
 
-def _load_base(family: Any, model_cfg: dict, base_model: str | None,
-               controlnet: str | None, dtype: torch.dtype) -> Any:
+def _load_base(
+    family: Any,
+    model_cfg: dict,
+    base_model: str | None,
+    controlnet: str | None,
+    dtype: torch.dtype,
+) -> Any:
     """The family's pipeline (or its ControlNet pipeline) of the base model:
     the config's, a folder or Hub id, or a single-file checkpoint."""
     import diffusers
+
     name = family.controlnet_pipeline_class if controlnet else family.pipeline_class
     pipeline_class = getattr(diffusers, name)
     extra = dict(pipeline_extras(pipeline_class))
     if controlnet:
         extra['controlnet'] = load_component(
-            getattr(diffusers, family.controlnet_model_class), controlnet,
-            field='--controlnet', dtype=dtype)
+            getattr(diffusers, family.controlnet_model_class),
+            controlnet,
+            field='--controlnet',
+            dtype=dtype,
+        )
     source = base_model or model_cfg['pretrained_model_name_or_path']
     if source.endswith(SINGLE_FILES):
         if not osp.isfile(source):
             raise UserError(f'--base-model: no file {osp.abspath(source)}')
         try:  # the configs of the config's base model, the weights of the file
             return pipeline_class.from_single_file(
-                source, config=model_cfg['pretrained_model_name_or_path'],
-                torch_dtype=dtype, **extra)
+                source,
+                config=model_cfg['pretrained_model_name_or_path'],
+                torch_dtype=dtype,
+                **extra,
+            )
         except (OSError, ValueError, KeyError) as err:
             raise UserError(
                 f'--base-model {source}: not a {family.__name__} checkpoint that '
-                f'diffusers reads ({str(err).splitlines()[0][:200]})') from None
-    return load_component(pipeline_class, source, dtype=dtype,
-                          field='--base-model' if base_model else
-                          'model.pretrained_model_name_or_path', **extra)
+                f'diffusers reads ({str(err).splitlines()[0][:200]})'
+            ) from None
+    return load_component(
+        pipeline_class,
+        source,
+        dtype=dtype,
+        field='--base-model' if base_model else 'model.pretrained_model_name_or_path',
+        **extra,
+    )
 
 
-def load_pipeline(model_cfg: dict,
-                  adapters: list[AdapterSpec],
-                  device: str = 'cpu',
-                  dtype: torch.dtype = torch.float32,
-                  base_model: str | None = None,
-                  controlnet: str | None = None) -> AdapterPipeline:
+def load_pipeline(
+    model_cfg: dict,
+    adapters: list[AdapterSpec],
+    device: str = 'cpu',
+    dtype: torch.dtype = torch.float32,
+    base_model: str | None = None,
+    controlnet: str | None = None,
+) -> AdapterPipeline:
     """The config's family pipeline with ``adapters`` loaded.
 
     Args:
@@ -139,15 +157,19 @@ def load_pipeline(model_cfg: dict,
     denoiser = getattr(pipe, family.denoiser_name)
     names = list(denoiser.attn_processors)
     configured = image_encoder_config(model_cfg['image_encoder'])
-    projection_cfg = dict(model_cfg.get('image_projection')
-                          or family.default_projection)
+    projection_cfg = dict(
+        model_cfg.get('image_projection') or family.default_projection
+    )
     encoders: dict[str, Any] = {}
     prompts, states = [], []
     for index, spec in enumerate(adapters):
         state = files[spec.path] or load_adapter(spec.path, names)
         found = describe_official(state)
-        encoder_cfg = (image_encoder_config(spec.image_encoder)
-                       if spec.image_encoder else configured)
+        encoder_cfg = (
+            image_encoder_config(spec.image_encoder)
+            if spec.image_encoder
+            else configured
+        )
         key = repr(sorted(encoder_cfg.items()))
         if key not in encoders:
             encoders[key] = MODELS.build(encoder_cfg).to(dtype=dtype)
@@ -156,13 +178,15 @@ def load_pipeline(model_cfg: dict,
             tokens = projection_cfg.get('num_tokens')
         else:  # another: the file's own variant
             projection, tokens = PROJECTIONS_BY_VARIANT[found['variant']], None
-        compare_adapter(found, expected_adapter(
-            family, denoiser, encoders[key], projection, tokens), spec.path)
+        compare_adapter(
+            found,
+            expected_adapter(family, denoiser, encoders[key], projection, tokens),
+            spec.path,
+        )
         prompts.append(ImagePrompt(encoders[key], projection.image_features))
         states.append(nest_official(cast_adapter(state, dtype, spec.path)))
     first = prompts[0].image_encoder
-    pipe.register_modules(image_encoder=first.model,
-                          feature_extractor=first.processor)
+    pipe.register_modules(image_encoder=first.model, feature_extractor=first.processor)
     try:
         family.load_ip_adapter(pipe, states)
     except (RuntimeError, ValueError, KeyError, IndexError) as err:
@@ -179,8 +203,12 @@ def load_pipeline(model_cfg: dict,
     return AdapterPipeline(pipe, family, prompts, settings)
 
 
-def build_pipeline(model_cfg: dict, adapter_path: str, device: str = 'cpu',
-                   dtype: torch.dtype = torch.float32) -> AdapterPipeline:
+def build_pipeline(
+    model_cfg: dict,
+    adapter_path: str,
+    device: str = 'cpu',
+    dtype: torch.dtype = torch.float32,
+) -> AdapterPipeline:
     """The config's family pipeline with one adapter loaded."""
     return load_pipeline(model_cfg, [AdapterSpec(adapter_path)], device, dtype)
 

@@ -1,5 +1,6 @@
 """IPAdapterInferencer: generate with trained adapters, built once, called
 many times (the MMEngine / mmpretrain inferencer pattern)."""
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,8 +14,12 @@ from ..image_io import read_rgb_image
 from ..registry import MODELS
 from .inference import AdapterSpec, generation_settings, load_pipeline
 
-__all__ = ['IPAdapterInferencer', 'best_device', 'save_image_embeds',
-           'load_image_embeds']
+__all__ = [
+    'IPAdapterInferencer',
+    'best_device',
+    'save_image_embeds',
+    'load_image_embeds',
+]
 
 
 def best_device() -> str:
@@ -40,20 +45,26 @@ def save_image_embeds(path: str, embeds: Sequence[torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
     from ..fileio import atomic_path
+
     with atomic_path(path) as tmp:
-        save_file({f'adapter_{i}': e.detach().cpu().contiguous()
-                   for i, e in enumerate(embeds)}, tmp)
+        save_file(
+            {
+                f'adapter_{i}': e.detach().cpu().contiguous()
+                for i, e in enumerate(embeds)
+            },
+            tmp,
+        )
 
 
 def load_image_embeds(path: str) -> list[torch.Tensor]:
     """Image features saved by :func:`save_image_embeds`."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
+
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError) as err:
-        raise UserError(f'{path}: not a saved image-embeddings file ({err})'
-                        ) from None
+        raise UserError(f'{path}: not a saved image-embeddings file ({err})') from None
     return [tensors[f'adapter_{i}'] for i in range(len(tensors))]
 
 
@@ -83,28 +94,38 @@ class IPAdapterInferencer:
         >>> images = inferencer('a portrait', ['style.jpg', 'face.jpg'], seed=1)
     """
 
-    def __init__(self,
-                 config: str | Config,
-                 adapters: str | AdapterSpec | Sequence[str | AdapterSpec],
-                 base_model: str | None = None,
-                 controlnet: str | None = None,
-                 device: str | None = None,
-                 dtype: str | torch.dtype | None = None,
-                 cfg_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        config: str | Config,
+        adapters: str | AdapterSpec | Sequence[str | AdapterSpec],
+        base_model: str | None = None,
+        controlnet: str | None = None,
+        device: str | None = None,
+        dtype: str | torch.dtype | None = None,
+        cfg_options: dict | None = None,
+    ) -> None:
         from ..user_config import load_user_config
-        cfg = (config if isinstance(config, Config) else
-               load_user_config(config, cfg_options))
+
+        cfg = (
+            config
+            if isinstance(config, Config)
+            else load_user_config(config, cfg_options)
+        )
         if isinstance(adapters, (str, AdapterSpec)):
             adapters = [adapters]
-        self.adapters = [a if isinstance(a, AdapterSpec) else AdapterSpec.parse(a)
-                         for a in adapters]
+        self.adapters = [
+            a if isinstance(a, AdapterSpec) else AdapterSpec.parse(a) for a in adapters
+        ]
         family = MODELS.get(dict(cfg.model.get('family', dict(type='SD15')))['type'])
         self.device = device or best_device()
-        self.dtype = to_dtype(dtype or (family.inference_dtype if
-                                        self.device.startswith('cuda') else 'fp32'))
+        self.dtype = to_dtype(
+            dtype
+            or (family.inference_dtype if self.device.startswith('cuda') else 'fp32')
+        )
         self.defaults = generation_settings(cfg.model)
-        self.pipeline = load_pipeline(cfg.model, self.adapters, self.device,
-                                      self.dtype, base_model, controlnet)
+        self.pipeline = load_pipeline(
+            cfg.model, self.adapters, self.device, self.dtype, base_model, controlnet
+        )
 
     def encode(self, images: Any, adapter: int = 0) -> torch.Tensor:
         """The features adapter ``adapter`` reads from reference images
@@ -112,24 +133,26 @@ class IPAdapterInferencer:
         :func:`save_image_embeds`."""
         return self.pipeline.encode(_read(images), adapter)
 
-    def __call__(self,
-                 prompt: str = '',
-                 images: Any = None,
-                 *,
-                 scale: Any = None,
-                 negative_prompt: str | None = None,
-                 negative_images: Any = None,
-                 masks: Any = None,
-                 image_embeds: Sequence[torch.Tensor] | None = None,
-                 control_image: Any = None,
-                 control_scale: float = 1.0,
-                 steps: int | None = None,
-                 guidance_scale: float | None = None,
-                 true_cfg_scale: float | None = None,
-                 seed: int = 0,
-                 num_images: int = 1,
-                 height: int | None = None,
-                 width: int | None = None) -> list[Image.Image]:
+    def __call__(
+        self,
+        prompt: str = '',
+        images: Any = None,
+        *,
+        scale: Any = None,
+        negative_prompt: str | None = None,
+        negative_images: Any = None,
+        masks: Any = None,
+        image_embeds: Sequence[torch.Tensor] | None = None,
+        control_image: Any = None,
+        control_scale: float = 1.0,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        true_cfg_scale: float | None = None,
+        seed: int = 0,
+        num_images: int = 1,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> list[Image.Image]:
         """Generate ``num_images`` images for ``prompt``.
 
         Args:
@@ -158,21 +181,34 @@ class IPAdapterInferencer:
             seed: Seed of ``torch.Generator(device)``.
             num_images: Images to make.
         """
-        given = dict(steps=steps, guidance_scale=guidance_scale,
-                     negative_prompt=negative_prompt, height=height,
-                     width=width, true_cfg_scale=true_cfg_scale)
+        given = dict(
+            steps=steps,
+            guidance_scale=guidance_scale,
+            negative_prompt=negative_prompt,
+            height=height,
+            width=width,
+            true_cfg_scale=true_cfg_scale,
+        )
         settings = dict(self.defaults)
         settings.update({k: v for k, v in given.items() if v is not None})
         if scale is None:
             scales = [spec.scale for spec in self.adapters]
             scale = scales[0] if len(scales) == 1 else scales
         return self.pipeline(
-            _read(images), prompt, settings['negative_prompt'], scale,
-            settings['steps'], settings['guidance_scale'], seed, num_images,
-            settings['height'], settings['width'],
+            _read(images),
+            prompt,
+            settings['negative_prompt'],
+            scale,
+            settings['steps'],
+            settings['guidance_scale'],
+            seed,
+            num_images,
+            settings['height'],
+            settings['width'],
             image_embeds=image_embeds,
             negative_reference=_read(negative_images),
             masks=_read(masks),
             control_image=_read(control_image),
             control_scale=control_scale,
-            true_cfg_scale=settings.get('true_cfg_scale'))
+            true_cfg_scale=settings.get('true_cfg_scale'),
+        )

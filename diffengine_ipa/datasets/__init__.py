@@ -1,26 +1,38 @@
 """Datasets and their transforms."""
+
 from .aspect_buckets import AspectRatioBuckets
 from .bucket_batch_sampler import BucketBatchSampler
 from .ip_adapter_dataset import IPAdapterDataset, read_records
 from .ip_adapter_eval_dataset import IPAdapterEvalDataset
 from .ip_adapter_web_dataset import IPAdapterWebDataset
 from .transforms import (
-                         CenterCrop,
-                         ComputeTimeIds,
-                         LoadImage,
-                         PackInputs,
-                         PreprocessReference,
-                         RandomCrop,
-                         RandomHorizontalFlip,
-                         ResizeCropToBucket,
-                         ResizeShortEdge,
-                         ToVAEInput,
+    CenterCrop,
+    ComputeTimeIds,
+    LoadImage,
+    PackInputs,
+    PreprocessReference,
+    RandomCrop,
+    RandomHorizontalFlip,
+    ResizeCropToBucket,
+    ResizeShortEdge,
+    ToVAEInput,
 )
 
 __all__ = [
-    'IPAdapterDataset', 'IPAdapterEvalDataset', 'IPAdapterWebDataset',
-    'AspectRatioBuckets', 'BucketBatchSampler', 'read_records', 'LoadImage',
-    'PreprocessReference', 'ResizeShortEdge', 'CenterCrop', 'RandomCrop',
-    'RandomHorizontalFlip', 'ResizeCropToBucket', 'ToVAEInput', 'ComputeTimeIds',
-    'PackInputs'
+    'IPAdapterDataset',
+    'IPAdapterEvalDataset',
+    'IPAdapterWebDataset',
+    'AspectRatioBuckets',
+    'BucketBatchSampler',
+    'read_records',
+    'LoadImage',
+    'PreprocessReference',
+    'ResizeShortEdge',
+    'CenterCrop',
+    'RandomCrop',
+    'RandomHorizontalFlip',
+    'ResizeCropToBucket',
+    'ToVAEInput',
+    'ComputeTimeIds',
+    'PackInputs',
 ]

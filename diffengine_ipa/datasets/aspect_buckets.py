@@ -8,6 +8,7 @@ holds one bucket. Here: for every width ``w`` a multiple of ``step``, the
 largest height (a multiple of ``step``) with ``w · h ≤ resolution²``, both
 ways round, up to ``max_aspect``.
 """
+
 import math
 
 import numpy as np
@@ -27,23 +28,25 @@ class AspectRatioBuckets:
         max_aspect: The longest side is at most this times the shortest.
     """
 
-    def __init__(self, resolution: int | None, step: int = 64,
-                 max_aspect: float = 4.0) -> None:
+    def __init__(
+        self, resolution: int | None, step: int = 64, max_aspect: float = 4.0
+    ) -> None:
         if resolution is None:
-            raise UserError('buckets: no resolution; set resolution= on the '
-                            'dataset (or in buckets=dict(...))')
+            raise UserError(
+                'buckets: no resolution; set resolution= on the '
+                'dataset (or in buckets=dict(...))'
+            )
         if resolution % step or resolution < step:
-            raise UserError(f'buckets: resolution {resolution} must be a '
-                            f'multiple of step {step}')
+            raise UserError(
+                f'buckets: resolution {resolution} must be a multiple of step {step}'
+            )
         if max_aspect < 1:
             raise UserError(f'buckets: max_aspect {max_aspect} must be >= 1')
         self.resolution, self.step, self.max_aspect = resolution, step, max_aspect
         area, sizes = resolution * resolution, set()
-        for width in range(step, int(resolution * math.sqrt(max_aspect)) + step,
-                           step):
+        for width in range(step, int(resolution * math.sqrt(max_aspect)) + step, step):
             height = area // width // step * step
-            if height >= step and max(width, height) <= max_aspect * min(
-                    width, height):
+            if height >= step and max(width, height) <= max_aspect * min(width, height):
                 sizes |= {(height, width), (width, height)}
         # (height, width), from the tallest to the widest
         self.sizes = sorted(sizes, key=lambda size: size[1] / size[0])
@@ -57,17 +60,23 @@ class AspectRatioBuckets:
         its (N, 2) upright (width, height): the nearest aspect ratio, which
         crops the least."""
         sizes = np.asarray(sizes, np.float64).reshape(-1, 2)
-        log_ratio = np.log(np.maximum(sizes[:, 0], 1) /
-                           np.maximum(sizes[:, 1], 1))
+        log_ratio = np.log(np.maximum(sizes[:, 0], 1) / np.maximum(sizes[:, 1], 1))
         right = np.searchsorted(self._log_ratios, log_ratio).clip(
-            1, len(self.sizes) - 1)
+            1, len(self.sizes) - 1
+        )
         left = right - 1
         nearer_left = (log_ratio - self._log_ratios[left]) <= (
-            self._log_ratios[right] - log_ratio)
-        return np.where(nearer_left, left, right) if len(self.sizes) > 1 else (
-            np.zeros(len(sizes), np.int64))
+            self._log_ratios[right] - log_ratio
+        )
+        return (
+            np.where(nearer_left, left, right)
+            if len(self.sizes) > 1
+            else (np.zeros(len(sizes), np.int64))
+        )
 
     def __repr__(self) -> str:
-        return (f'AspectRatioBuckets({len(self)} sizes around '
-                f'{self.resolution}², step {self.step}, up to '
-                f'{self.max_aspect}:1)')
+        return (
+            f'AspectRatioBuckets({len(self)} sizes around '
+            f'{self.resolution}², step {self.step}, up to '
+            f'{self.max_aspect}:1)'
+        )

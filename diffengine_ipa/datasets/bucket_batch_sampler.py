@@ -1,4 +1,5 @@
 """Batches of one aspect-ratio bucket each, split across ranks."""
+
 from collections.abc import Iterator
 
 import numpy as np
@@ -33,12 +34,12 @@ class BucketBatchSampler(Sampler):
             (a bucket smaller than a batch then still trains).
     """
 
-    def __init__(self, sampler: Sampler, batch_size: int,
-                 pad: bool = False) -> None:
+    def __init__(self, sampler: Sampler, batch_size: int, pad: bool = False) -> None:
         dataset = sampler.dataset
         if getattr(dataset, 'buckets', None) is None:
-            raise UserError('BucketBatchSampler needs a dataset with buckets='
-                            'dict(resolution=...)')
+            raise UserError(
+                'BucketBatchSampler needs a dataset with buckets=dict(resolution=...)'
+            )
         if not len(dataset):
             raise UserError('BucketBatchSampler: the dataset is empty')
         self.sampler, self.batch_size, self.pad = sampler, batch_size, pad
@@ -61,15 +62,16 @@ class BucketBatchSampler(Sampler):
             full = len(members) // self.batch_size * self.batch_size
             if self.pad and full < len(members):
                 extra = self.batch_size - (len(members) - full)
-                members = np.concatenate(
-                    [members, np.resize(members, extra)])
+                members = np.concatenate([members, np.resize(members, extra)])
                 full = len(members)
-            batches += [members[i:i + self.batch_size].tolist()
-                        for i in range(0, full, self.batch_size)]
+            batches += [
+                members[i : i + self.batch_size].tolist()
+                for i in range(0, full, self.batch_size)
+            ]
         if shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         per_rank = len(batches) // self.world_size
-        return batches[self.rank:per_rank * self.world_size:self.world_size]
+        return batches[self.rank : per_rank * self.world_size : self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:
         yield from self._plan()

@@ -16,6 +16,7 @@ Random crops cannot be cached (each epoch would need another crop): use
 ``CenterCrop``, or train without the cache. A random flip is cached as both
 orientations, chosen per step with the flip's probability.
 """
+
 import hashlib
 import json
 import os
@@ -30,13 +31,18 @@ from ..errors import DatasetError
 from ..fileio import atomic_write_bytes
 
 __all__ = [
-    'cached_reference', 'cached_references', 'extra_feature_key',
+    'cached_reference',
+    'cached_references',
+    'extra_feature_key',
     'pick_reference_features',
-    'CACHE_VERSION', 'EmbeddingCache', 'cacheable_pipeline', 'settings_of'
+    'CACHE_VERSION',
+    'EmbeddingCache',
+    'cacheable_pipeline',
+    'settings_of',
 ]
 
 CACHE_VERSION = 1
-_UNCACHEABLE = ('RandomCrop', )
+_UNCACHEABLE = ('RandomCrop',)
 _FLIP = 'RandomHorizontalFlip'
 
 
@@ -51,12 +57,14 @@ def cacheable_pipeline(pipeline: list[dict]) -> tuple[list[dict], float]:
     steps, flip = [], 0.0
     for transform in pipeline:
         kind = _type_name(transform)
-        if kind in _UNCACHEABLE or (kind == 'ResizeCropToBucket'
-                                    and transform.get('random_crop')):
+        if kind in _UNCACHEABLE or (
+            kind == 'ResizeCropToBucket' and transform.get('random_crop')
+        ):
             raise DatasetError(
                 f'the pipeline has {kind}, which an embedding cache cannot '
                 'hold (each epoch would crop elsewhere): use CenterCrop, or '
-                'train without embedding_cache')
+                'train without embedding_cache'
+            )
         if kind == _FLIP:
             flip = float(transform.get('prob', 0.5))
         elif kind != 'PackInputs':
@@ -95,8 +103,7 @@ def extra_feature_key(index: int) -> str:
 def pick_reference_features(inputs: dict, index: int) -> dict:
     """``inputs`` with the ``index``-th reference's features as
     ``image_features`` and the others' keys removed."""
-    extra = [key for key in inputs
-             if re.fullmatch(r'image_features_\d+', key)]
+    extra = [key for key in inputs if re.fullmatch(r'image_features_\d+', key)]
     if index:
         inputs['image_features'] = inputs[extra_feature_key(index)]
     for key in extra:
@@ -133,20 +140,36 @@ class EmbeddingCache:
             for block in iter(lambda: f.read(1 << 20), b''):
                 digest.update(block)
         self.manifest.setdefault('image_digests', {})[osp.abspath(path)] = [
-            stat.st_size, stat.st_mtime_ns, digest.hexdigest()]
+            stat.st_size,
+            stat.st_mtime_ns,
+            digest.hexdigest(),
+        ]
         return digest.hexdigest()
 
-    def entry_key(self, img_path: str, text: str, settings: dict,
-                  fingerprint: str, bucket: tuple | None = None,
-                  reference_path: str | list[str] | None = None) -> str:
+    def entry_key(
+        self,
+        img_path: str,
+        text: str,
+        settings: dict,
+        fingerprint: str,
+        bucket: tuple | None = None,
+        reference_path: str | list[str] | None = None,
+    ) -> str:
         """The key of one sample's entry: its image, caption, aspect-ratio
         bucket and references (when it has its own; all of them) count."""
-        parts = [self.image_digest(img_path), text,
-                 json.dumps(settings, sort_keys=True), fingerprint]
+        parts = [
+            self.image_digest(img_path),
+            text,
+            json.dumps(settings, sort_keys=True),
+            fingerprint,
+        ]
         if bucket is not None:
             parts.append(f'bucket {bucket[0]}x{bucket[1]}')
-        paths = ([reference_path] if isinstance(reference_path, str)
-                 else reference_path or [])
+        paths = (
+            [reference_path]
+            if isinstance(reference_path, str)
+            else reference_path or []
+        )
         for path in paths:
             parts.append('reference ' + self.image_digest(path))
         return _digest(*parts)[:40]
@@ -158,37 +181,44 @@ class EmbeddingCache:
 
     def write_entry(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         from safetensors.torch import save
-        data = save({k: v.detach().cpu().contiguous()
-                     for k, v in tensors.items()})
+
+        data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
         atomic_write_bytes(self.entry_path(key), data)  # full disk: one line
 
-    def write_manifest(self, settings: dict, fingerprint: str,
-                       sources: dict) -> None:
-        self.manifest.update(settings=settings, fingerprint=fingerprint,
-                             sources=sources)
-        atomic_write_bytes(self.manifest_path,
-                           json.dumps(self.manifest, indent=1).encode())
+    def write_manifest(self, settings: dict, fingerprint: str, sources: dict) -> None:
+        self.manifest.update(
+            settings=settings, fingerprint=fingerprint, sources=sources
+        )
+        atomic_write_bytes(
+            self.manifest_path, json.dumps(self.manifest, indent=1).encode()
+        )
 
     # --- reading (IPAdapterDataset) -------------------------------------------
 
-    def check(self, data_list: list[dict], pipeline: list[dict],
-              ann_file: str) -> None:
+    def check(self, data_list: list[dict], pipeline: list[dict], ann_file: str) -> None:
         """Give every record its ``cache_file``, or stop with one line."""
         if not self.manifest:
             raise DatasetError(
                 f'no embedding cache at {self.folder}: build it with '
-                '`python tools/cache_embeddings.py CONFIG`')
+                '`python tools/cache_embeddings.py CONFIG`'
+            )
         settings = settings_of(pipeline, self.manifest['settings']['dtype'])
         if settings != self.manifest['settings']:
             raise DatasetError(
                 f'the embedding cache {self.folder} was built for another data '
                 'pipeline (resize, crop, CLIP size or flip differ): rebuild it '
-                'with tools/cache_embeddings.py')
+                'with tools/cache_embeddings.py'
+            )
         missing = []
         for index, info in enumerate(data_list):
-            key = self.entry_key(info['img_path'], info['text'], settings,
-                                 self.manifest['fingerprint'],
-                                 info.get('bucket'), cached_references(info))
+            key = self.entry_key(
+                info['img_path'],
+                info['text'],
+                settings,
+                self.manifest['fingerprint'],
+                info.get('bucket'),
+                cached_references(info),
+            )
             info['cache_file'] = self.entry_path(key)
             if not osp.isfile(info['cache_file']):
                 missing.append((index, info['img_path']))
@@ -198,12 +228,14 @@ class EmbeddingCache:
                 f'{ann_file}: the embedding cache {self.folder} lacks '
                 f'{len(missing)} of {len(data_list)} records (new or changed '
                 f'images or captions; first: record {index}, {path}): rebuild '
-                'it with tools/cache_embeddings.py')
+                'it with tools/cache_embeddings.py'
+            )
 
     def load(self, info: dict, reference: int = 0) -> dict:
         """A packed sample (``inputs``, ``data_samples``) from its entry,
         with the features of its ``reference``-th reference."""
         from safetensors.torch import load_file
+
         tensors = load_file(info['cache_file'])
         flipped = self.manifest['settings']['flip'] > np.random.rand()
         inputs = {}
@@ -215,6 +247,9 @@ class EmbeddingCache:
             inputs[key] = value
         return dict(
             inputs=pick_reference_features(inputs, reference),
-            data_samples=dict(img_path=info['img_path'],
-                              sample_idx=info['sample_idx'],
-                              cache_fingerprint=self.manifest['fingerprint']))
+            data_samples=dict(
+                img_path=info['img_path'],
+                sample_idx=info['sample_idx'],
+                cache_fingerprint=self.manifest['fingerprint'],
+            ),
+        )

@@ -1,4 +1,5 @@
 """Image–caption records from a file or folder the user already has."""
+
 import logging
 import os.path as osp
 
@@ -18,12 +19,10 @@ from .record_index import RecordIndex, default_cache_root
 from .record_sources import decode_annotations, open_source, read_records
 from .transforms.geometric import fill_resolution
 
-__all__ = ['IPAdapterDataset', 'read_records', 'decode_annotations',
-           'draw_reference']
+__all__ = ['IPAdapterDataset', 'read_records', 'decode_annotations', 'draw_reference']
 
 
-def draw_reference(paths: list[str], seed: int, epoch: int,
-                   sample_idx: int) -> str:
+def draw_reference(paths: list[str], seed: int, epoch: int, sample_idx: int) -> str:
     """The reference a sample shows the image encoder this epoch: one of
     its ``paths``, drawn from the sample's own generator (run seed, epoch,
     sample index; a stream of its own, so the crop and flip draws stay)."""
@@ -39,8 +38,7 @@ def cached_reference_index(info: dict, seed: int, epoch: int) -> int:
     paths = info.get('reference_paths') or []
     if len(paths) < 2:
         return 0
-    return draw_reference(list(range(len(paths))), seed, epoch,
-                          info['sample_idx'])
+    return draw_reference(list(range(len(paths))), seed, epoch, info['sample_idx'])
 
 
 @DATASETS.register_module()
@@ -95,83 +93,106 @@ class IPAdapterDataset(BaseDataset):
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset`.
     """
 
-    def __init__(self,
-                 ann_file: str,
-                 data_root: str | None = None,
-                 pipeline: tuple = (),
-                 resolution: int | None = None,
-                 embedding_cache: str | None = None,
-                 on_bad_record: str = 'strict',
-                 min_image_side: int = 64,
-                 buckets: dict | None = None,
-                 image_column: str = 'image',
-                 text_column: str = 'text',
-                 reference_column: str | None = None,
-                 index_cache: str | None = None,
-                 check_workers: int | None = None,
-                 val_split: float = 0.0,
-                 split: str = 'train',
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        ann_file: str,
+        data_root: str | None = None,
+        pipeline: tuple = (),
+        resolution: int | None = None,
+        embedding_cache: str | None = None,
+        on_bad_record: str = 'strict',
+        min_image_side: int = 64,
+        buckets: dict | None = None,
+        image_column: str = 'image',
+        text_column: str = 'text',
+        reference_column: str | None = None,
+        index_cache: str | None = None,
+        check_workers: int | None = None,
+        val_split: float = 0.0,
+        split: str = 'train',
+        **kwargs,
+    ) -> None:
         if on_bad_record not in ('strict', 'skip'):
-            raise DatasetError(f'on_bad_record={on_bad_record!r}: use '
-                               "'strict' or 'skip'")
+            raise DatasetError(
+                f"on_bad_record={on_bad_record!r}: use 'strict' or 'skip'"
+            )
         self.on_bad_record = on_bad_record
         self.min_image_side = min_image_side
         self._images_relative_to_ann = not data_root
         self.resolution = resolution
-        self.columns = dict(image_column=image_column, text_column=text_column,
-                            reference_column=reference_column)
+        self.columns = dict(
+            image_column=image_column,
+            text_column=text_column,
+            reference_column=reference_column,
+        )
         self.index_cache, self.check_workers = index_cache, check_workers
         self.val_split, self.split = val_split, split
-        self.buckets = AspectRatioBuckets(**dict(
-            dict(resolution=resolution), **buckets)) if buckets else None
+        self.buckets = (
+            AspectRatioBuckets(**dict(dict(resolution=resolution), **buckets))
+            if buckets
+            else None
+        )
         self.pipeline_cfg = fill_resolution(pipeline, resolution)
-        self.embedding_cache = (EmbeddingCache(embedding_cache)
-                                if embedding_cache else None)
+        self.embedding_cache = (
+            EmbeddingCache(embedding_cache) if embedding_cache else None
+        )
         self.draw_key = DrawKey()
         super().__init__(
             ann_file=ann_file,
             data_root=data_root or '',
             pipeline=list(self.pipeline_cfg),
             serialize_data=False,
-            **kwargs)
+            **kwargs,
+        )
 
     def full_init(self) -> None:
         """Open (or build) the record index; stop or log on bad records."""
         if self._fully_initialized:
             return
         if not osp.exists(self.ann_file):
-            raise DatasetError(f'{self.ann_file}: cannot read the annotation '
-                               'file (No such file or directory)')
+            raise DatasetError(
+                f'{self.ann_file}: cannot read the annotation '
+                'file (No such file or directory)'
+            )
         image_root = None if self._images_relative_to_ann else self.data_root
-        columns = self.columns if osp.isdir(self.ann_file) or (
-            self.ann_file.endswith(('.parquet', '.arrow'))) else {}
+        columns = (
+            self.columns
+            if osp.isdir(self.ann_file)
+            or (self.ann_file.endswith(('.parquet', '.arrow')))
+            else {}
+        )
         source = open_source(self.ann_file, image_root, **columns)
         if hasattr(source, 'cache_dir'):  # parquet converted to Arrow there
             source.cache_dir = osp.join(
-                self.index_cache or default_cache_root(), 'arrow')
-        self.index = RecordIndex.open(source, self.min_image_side,
-                                      self.index_cache, self.check_workers)
+                self.index_cache or default_cache_root(), 'arrow'
+            )
+        self.index = RecordIndex.open(
+            source, self.min_image_side, self.index_cache, self.check_workers
+        )
         self._report_bad_records()
         if self.val_split:
-            self.index.usable = held_out_split(self.index.usable, self.val_split,
-                                               self.split, self.ann_file)
+            self.index.usable = held_out_split(
+                self.index.usable, self.val_split, self.split, self.ann_file
+            )
         if self._indices is not None:  # BaseDataset's ``indices``: a subset
             keep = self._indices
             if isinstance(keep, int):
                 keep = slice(None, keep) if keep >= 0 else slice(keep, None)
             self.index.usable = np.asarray(self.index.usable)[keep]
-        self.bucket_ids = (self.buckets.assign(self.index.image_sizes())
-                           if self.buckets else None)
+        self.bucket_ids = (
+            self.buckets.assign(self.index.image_sizes()) if self.buckets else None
+        )
         self._cache_files = None
         if self.embedding_cache is not None:
             if len(self.index) and self.index.is_embedded(
-                    self.index.info(0)['img_path']):
+                self.index.info(0)['img_path']
+            ):
                 raise DatasetError(
                     f'{self.ann_file}: an embedding cache keys entries by '
                     'image files, and this dataset stores its images inside '
                     'it; train without embedding_cache, or save the images '
-                    'as files and name them in an image-path column')
+                    'as files and name them in an image-path column'
+                )
             infos = [self._record(i) for i in range(len(self.index))]
             self.embedding_cache.check(infos, self.pipeline_cfg, self.ann_file)
             self._cache_files = [info['cache_file'] for info in infos]
@@ -182,20 +203,22 @@ class IPAdapterDataset(BaseDataset):
         if usable == total:
             return
         bad = self.index.bad_records()
-        counts = ', '.join(f'{kind}: {n}'
-                           for kind, n in count_problems(bad).items())
+        counts = ', '.join(f'{kind}: {n}' for kind, n in count_problems(bad).items())
         if self.on_bad_record == 'strict' or not usable:
             raise DatasetError(
                 f'{self.ann_file}: {len(bad)} of {total} records are '
                 'unusable; fix or remove them'
                 + ('' if usable else ' (none is usable)')
                 + ', or set on_bad_record="skip" on the dataset to train '
-                f'without them ({counts}):\n' + describe_bad_records(bad))
+                f'without them ({counts}):\n' + describe_bad_records(bad)
+            )
         print_log(
             f'{self.ann_file}: skipped {len(bad)} of {total} unusable '
             f'records (on_bad_record="skip"; {counts}):\n'
             + describe_bad_records(bad, limit=100),
-            logger='current', level=logging.WARNING)
+            logger='current',
+            level=logging.WARNING,
+        )
 
     def __len__(self) -> int:
         if not self._fully_initialized:
@@ -228,18 +251,20 @@ class IPAdapterDataset(BaseDataset):
         DataLoader workers, persistent ones included, see it)."""
         self.draw_key.set(seed, epoch)
 
-    def pipeline_input(self, info: dict, seed: int = 0, epoch: int = 0
-                       ) -> dict:
+    def pipeline_input(self, info: dict, seed: int = 0, epoch: int = 0) -> dict:
         """``info`` as the pipeline takes it: the reference drawn
         (``reference_path``), images stored in the source as bytes
         (``img_bytes``, ``reference_bytes``)."""
         info = dict(info)
         paths = info.pop('reference_paths', None)
         if paths:
-            info['reference_path'] = draw_reference(paths, seed, epoch,
-                                                    info['sample_idx'])
-        for key, data in (('img_path', 'img_bytes'),
-                          ('reference_path', 'reference_bytes')):
+            info['reference_path'] = draw_reference(
+                paths, seed, epoch, info['sample_idx']
+            )
+        for key, data in (
+            ('img_path', 'img_bytes'),
+            ('reference_path', 'reference_bytes'),
+        ):
             if key in info and self.index.is_embedded(info[key]):
                 info[key], info[data] = self.index.embedded_bytes(info[key])
         return info
@@ -257,16 +282,21 @@ class IPAdapterDataset(BaseDataset):
             seed, epoch = self.draw_key.get()
             if self.embedding_cache is not None:
                 return self.embedding_cache.load(
-                    info, cached_reference_index(info, seed, epoch))
+                    info, cached_reference_index(info, seed, epoch)
+                )
             info = self.pipeline_input(info, seed, epoch)
             info['generator'] = sample_generator(
-                seed, epoch, info['sample_idx'], stream='data')
+                seed, epoch, info['sample_idx'], stream='data'
+            )
             return self.pipeline(info)
         except DatasetError as err:
             if self.on_bad_record == 'strict':
                 raise
-            print_log(f'skipped a record that failed during training: {err}',
-                      logger='current', level=logging.WARNING)
+            print_log(
+                f'skipped a record that failed during training: {err}',
+                logger='current',
+                level=logging.WARNING,
+            )
             return None
 
     def _rand_another(self) -> int:

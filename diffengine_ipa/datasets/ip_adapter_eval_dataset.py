@@ -1,5 +1,6 @@
 """Evaluation cases: a reference image, its caption and a prompt, generated at
 each scale with each seed."""
+
 import os.path as osp
 
 from ..errors import DatasetError
@@ -34,15 +35,17 @@ class IPAdapterEvalDataset(IPAdapterDataset):
         **kwargs: As for :class:`IPAdapterDataset`.
     """
 
-    def __init__(self,
-                 ann_file: str,
-                 scales: tuple = (1.0, ),
-                 seeds: tuple = (0, ),
-                 quick: bool = False,
-                 caption_as_prompt: bool = False,
-                 max_cases: int | None = None,
-                 empty_prompt: bool = False,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        ann_file: str,
+        scales: tuple = (1.0,),
+        seeds: tuple = (0,),
+        quick: bool = False,
+        caption_as_prompt: bool = False,
+        max_cases: int | None = None,
+        empty_prompt: bool = False,
+        **kwargs,
+    ) -> None:
         self.scales = tuple(float(s) for s in scales)
         self.seeds = tuple(int(s) for s in seeds)
         self.quick = quick
@@ -59,17 +62,21 @@ class IPAdapterEvalDataset(IPAdapterDataset):
         for case in self._cases():
             prompt = case.get('prompt')
             if not isinstance(prompt, str) or not (prompt or self.empty_prompt):
-                raise DatasetError(f'{self.ann_file}: case {case["image_file"]}'
-                                   ' needs a non-empty "prompt" (or set '
-                                   'empty_prompt=True on the dataset)')
+                raise DatasetError(
+                    f'{self.ann_file}: case {case["image_file"]}'
+                    ' needs a non-empty "prompt" (or set '
+                    'empty_prompt=True on the dataset)'
+                )
             # The id names output files: made safe, and unique.
-            case_id = safe_file_name(case.get('id') or osp.splitext(
-                osp.basename(case['img_path']))[0])
+            case_id = safe_file_name(
+                case.get('id') or osp.splitext(osp.basename(case['img_path']))[0]
+            )
             if case_id in ids:
                 raise DatasetError(
                     f'{self.ann_file}: cases {ids[case_id]} and '
                     f'{case["image_file"]} have the same id {case_id!r}, which '
-                    'names their output files; give each case its own "id"')
+                    'names their output files; give each case its own "id"'
+                )
             ids[case_id] = case['image_file']
             if self.quick and not case.get('quick', False):
                 continue
@@ -78,11 +85,20 @@ class IPAdapterEvalDataset(IPAdapterDataset):
             kept += 1
             for scale in self.scales:
                 for seed in self.seeds:
-                    samples.append(dict(case, case_id=case_id, scale=scale,
-                                        seed=seed, sample_idx=len(samples)))
+                    samples.append(
+                        dict(
+                            case,
+                            case_id=case_id,
+                            scale=scale,
+                            seed=seed,
+                            sample_idx=len(samples),
+                        )
+                    )
         if not samples:
-            raise DatasetError(f'{self.ann_file}: no evaluation cases'
-                               + (' marked "quick"' if self.quick else ''))
+            raise DatasetError(
+                f'{self.ann_file}: no evaluation cases'
+                + (' marked "quick"' if self.quick else '')
+            )
         self.samples = samples
 
     def _cases(self):
@@ -92,15 +108,17 @@ class IPAdapterEvalDataset(IPAdapterDataset):
             for i in range(len(self.index)):
                 info = self.index.info(i)
                 stem = osp.splitext(osp.basename(info['img_path']))[0]
-                yield dict(info, prompt=info['text'], image_file=info['img_path'],
-                           id=f'{self.index.record_number(i):06d}_{stem}',
-                           img_path=info.get('reference_paths',
-                                             [info['img_path']])[0])
+                yield dict(
+                    info,
+                    prompt=info['text'],
+                    image_file=info['img_path'],
+                    id=f'{self.index.record_number(i):06d}_{stem}',
+                    img_path=info.get('reference_paths', [info['img_path']])[0],
+                )
             return
         records = read_records(self.ann_file)  # a few cases: their own fields
         for i in range(len(self.index)):
-            yield dict(records[self.index.record_number(i)],
-                       **self.index.info(i))
+            yield dict(records[self.index.record_number(i)], **self.index.info(i))
 
     def __len__(self) -> int:
         if not self._fully_initialized:

@@ -16,6 +16,7 @@ With ``buckets`` each worker keeps a buffer per aspect-ratio bucket and
 yields a bucket's samples ``batch_size`` at a time, so a batch (made of one
 worker's consecutive samples) never mixes buckets.
 """
+
 import logging
 import os.path as osp
 import tarfile
@@ -46,16 +47,17 @@ def expand_shards(shards: str | list[str]) -> list[str]:
     import glob
 
     import braceexpand
+
     patterns = [shards] if isinstance(shards, str) else list(shards)
     found = []
     for pattern in patterns:
         for path in braceexpand.braceexpand(pattern):
-            found.extend(sorted(glob.glob(path)) if glob.has_magic(path)
-                         else [path])
+            found.extend(sorted(glob.glob(path)) if glob.has_magic(path) else [path])
     missing = [path for path in found if not osp.isfile(path)]
     if missing or not found:
-        raise DatasetError(f'{missing[0] if missing else shards}: no such '
-                           'WebDataset shard')
+        raise DatasetError(
+            f'{missing[0] if missing else shards}: no such WebDataset shard'
+        )
     return found
 
 
@@ -106,17 +108,26 @@ class IPAdapterWebDataset(IterableDataset):
         world_size: The number of ranks (default: likewise).
     """
 
-    def __init__(self, shards: str | list[str], pipeline: list,
-                 batch_size: int = 1, num_workers: int = 0,
-                 image_key: str = 'jpg;jpeg;png;webp', text_key: str = 'txt',
-                 reference_key: str = 'ref.jpg;ref.jpeg;ref.png;ref.webp',
-                 buckets: dict | None = None, shuffle_buffer: int = 1000,
-                 min_image_side: int = 64, on_bad_record: str = 'strict',
-                 rank: int | None = None,
-                 world_size: int | None = None) -> None:
+    def __init__(
+        self,
+        shards: str | list[str],
+        pipeline: list,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        image_key: str = 'jpg;jpeg;png;webp',
+        text_key: str = 'txt',
+        reference_key: str = 'ref.jpg;ref.jpeg;ref.png;ref.webp',
+        buckets: dict | None = None,
+        shuffle_buffer: int = 1000,
+        min_image_side: int = 64,
+        on_bad_record: str = 'strict',
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
         if on_bad_record not in ('strict', 'skip'):
-            raise DatasetError(f'on_bad_record={on_bad_record!r}: use '
-                               "'strict' or 'skip'")
+            raise DatasetError(
+                f"on_bad_record={on_bad_record!r}: use 'strict' or 'skip'"
+            )
         self.shards = expand_shards(shards)
         self.pipeline = Compose(pipeline)
         self.batch_size, self.num_workers = batch_size, max(1, num_workers)
@@ -152,13 +163,16 @@ class IPAdapterWebDataset(IterableDataset):
             share = sum(self._sizes) // n
         batches = share // self.batch_size
         if self.buckets is not None:  # each bucket may strand batch_size - 1
-            batches = max(0, (share - len(self.buckets) *
-                              (self.batch_size - 1)) // self.batch_size)
+            batches = max(
+                0,
+                (share - len(self.buckets) * (self.batch_size - 1)) // self.batch_size,
+            )
         if batches == 0:
             raise DatasetError(
                 f'{self.shards[0]}: the shards hold {sum(self._sizes)} '
                 f'samples, too few for {n} workers × batches of '
-                f'{self.batch_size}' + (' per bucket' if self.buckets else ''))
+                f'{self.batch_size}' + (' per bucket' if self.buckets else '')
+            )
         return batches * self.batch_size
 
     def __len__(self) -> int:
@@ -178,31 +192,38 @@ class IPAdapterWebDataset(IterableDataset):
             raise DatasetError(
                 f'{self.shards[0]}: the DataLoader has {workers} workers, the '
                 f'dataset was told num_workers={self.num_workers}; set both '
-                'alike')
+                'alike'
+            )
         return self.rank * self.num_workers + worker
 
-    def _members(self, worker: int, seed: int, epoch: int
-                 ) -> Iterator[dict]:
+    def _members(self, worker: int, seed: int, epoch: int) -> Iterator[dict]:
         """This global worker's raw samples (dicts of member bytes)."""
         import webdataset as wds
+
         n = self.global_workers
         order = torch.Generator().manual_seed(
-            (seed * 1_000_003 + epoch * 7_919 + worker) & (2**63 - 1))
+            (seed * 1_000_003 + epoch * 7_919 + worker) & (2**63 - 1)
+        )
         if self._by_shard():
             mine = self.shards[worker::n]
-            mine = [mine[i] for i in torch.randperm(len(mine),
-                                                    generator=order)]
+            mine = [mine[i] for i in torch.randperm(len(mine), generator=order)]
             keep = None
         else:
             mine, keep = self.shards, worker
-        stream = wds.WebDataset(mine, shardshuffle=False, empty_check=False,
-                                nodesplitter=None, workersplitter=None)
+        stream = wds.WebDataset(
+            mine,
+            shardshuffle=False,
+            empty_check=False,
+            nodesplitter=None,
+            workersplitter=None,
+        )
         for position, sample in enumerate(stream):
             if keep is None or position % n == keep:
                 yield sample
 
-    def _shuffled(self, samples: Iterator[dict], seed: int, epoch: int,
-                  worker: int) -> Iterator[dict]:
+    def _shuffled(
+        self, samples: Iterator[dict], seed: int, epoch: int, worker: int
+    ) -> Iterator[dict]:
         if self.shuffle_buffer <= 1:
             yield from samples
             return
@@ -232,8 +253,10 @@ class IPAdapterWebDataset(IterableDataset):
         elif text is None or not text.strip():
             problem = f'no caption member (.{self.text_key})'
         elif caption is None:
-            problem = (f'caption (.{self.text_key}) is not UTF-8 '
-                       f'({text[:40]!r}); save it as UTF-8')
+            problem = (
+                f'caption (.{self.text_key}) is not UTF-8 '
+                f'({text[:40]!r}); save it as UTF-8'
+            )
         else:
             try:
                 size = check_image(name, self.min_image_side, image)
@@ -242,36 +265,46 @@ class IPAdapterWebDataset(IterableDataset):
         if problem is not None:
             message = f'{name}: {problem}'
             if self.on_bad_record == 'strict':
-                raise DatasetError(message + '; fix the shard or set '
-                                   'on_bad_record="skip" on the dataset')
-            print_log(f'skipped {message}', logger='current',
-                      level=logging.WARNING)
+                raise DatasetError(
+                    message + '; fix the shard or set '
+                    'on_bad_record="skip" on the dataset'
+                )
+            print_log(f'skipped {message}', logger='current', level=logging.WARNING)
             return None
-        info = dict(img_path=name, img_bytes=image,
-                    text=caption, image_size=size,
-                    sample_idx=zlib.crc32(name.encode()))
+        info = dict(
+            img_path=name,
+            img_bytes=image,
+            text=caption,
+            image_size=size,
+            sample_idx=zlib.crc32(name.encode()),
+        )
         reference = self._first(sample, self.reference_keys)
         if reference is not None:
             info.update(reference_path=name + '.ref', reference_bytes=reference)
         if self.buckets is not None:
-            info['bucket'] = self.buckets.sizes[int(
-                self.buckets.assign(np.array([size]))[0])]
+            info['bucket'] = self.buckets.sizes[
+                int(self.buckets.assign(np.array([size]))[0])
+            ]
         return info
 
     def __iter__(self) -> Iterator[dict]:
         worker = self._worker()
         seed, epoch = self.draw_key.get()
-        infos = (self._info(sample) for sample in self._shuffled(
-            self._members(worker, seed, epoch), seed, epoch, worker))
+        infos = (
+            self._info(sample)
+            for sample in self._shuffled(
+                self._members(worker, seed, epoch), seed, epoch, worker
+            )
+        )
         infos = (info for info in infos if info is not None)
         if self.buckets is not None:
             infos = self._bucketed(infos)
         for count, info in enumerate(infos):
             if count == self.per_worker:
                 return
-            info['generator'] = sample_generator(seed, epoch,
-                                                 info['sample_idx'],
-                                                 stream='data')
+            info['generator'] = sample_generator(
+                seed, epoch, info['sample_idx'], stream='data'
+            )
             yield self.pipeline(info)
 
     def _bucketed(self, infos: Iterator[dict]) -> Iterator[dict]:

@@ -1,4 +1,5 @@
 """Many strings as one UTF-8 buffer and offsets, saved and memory-mapped."""
+
 import os.path as osp
 from array import array
 from collections.abc import Iterable, Iterator
@@ -26,8 +27,9 @@ class PackedStrings:
 
     def __getitem__(self, i: int) -> str:
         start = int(self.ends[i - 1]) if i else 0
-        return bytes(self.data[start:int(self.ends[i])]).decode(
-            'utf-8', 'surrogatepass')
+        return bytes(self.data[start : int(self.ends[i])]).decode(
+            'utf-8', 'surrogatepass'
+        )
 
     def __iter__(self) -> Iterator[str]:
         return (self[i] for i in range(len(self)))
@@ -53,8 +55,9 @@ class StringPacker:
         self.ends.append(len(self.data))
 
     def packed(self) -> PackedStrings:
-        return PackedStrings(np.frombuffer(self.data, np.uint8),
-                             np.frombuffer(self.ends, np.int64))
+        return PackedStrings(
+            np.frombuffer(self.data, np.uint8), np.frombuffer(self.ends, np.int64)
+        )
 
 
 def load_array(folder: str, name: str) -> np.ndarray:

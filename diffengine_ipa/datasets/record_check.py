@@ -11,20 +11,30 @@ not a duplicate (same image and caption) of an earlier record.
 path part here, the images in :mod:`.record_index`), so they agree on what
 is usable.
 """
+
 import os
 import os.path as osp
 import re
 import reprlib
 from dataclasses import dataclass
 
-__all__ = ['BadRecord', 'describe_bad_records', 'field_problem',
-           'reference_files', 'resolve_path', 'symlink_problem',
-           'problem_kind', 'count_problems', 'printable']
+__all__ = [
+    'BadRecord',
+    'describe_bad_records',
+    'field_problem',
+    'reference_files',
+    'resolve_path',
+    'symlink_problem',
+    'problem_kind',
+    'count_problems',
+    'printable',
+]
 
 
 @dataclass(frozen=True)
 class BadRecord:
     """One unusable record: its index, its ``image_file`` and why."""
+
     index: int
     file: str
     reason: str
@@ -39,8 +49,11 @@ _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
 
 def printable(text: str) -> str:
     """``text`` with what no terminal or log can print escaped."""
-    return text.encode('utf-8', 'backslashreplace').decode('utf-8').replace(
-        '\x00', '\\x00')
+    return (
+        text.encode('utf-8', 'backslashreplace')
+        .decode('utf-8')
+        .replace('\x00', '\\x00')
+    )
 
 
 def _text_problem(value: str, what: str) -> str | None:
@@ -50,8 +63,10 @@ def _text_problem(value: str, what: str) -> str | None:
     try:
         value.encode('utf-8')
     except UnicodeEncodeError as err:
-        return (f'{what} contains an invalid character (a lone surrogate '
-                f'{printable(value[err.start])} at position {err.start})')
+        return (
+            f'{what} contains an invalid character (a lone surrogate '
+            f'{printable(value[err.start])} at position {err.start})'
+        )
     return None
 
 
@@ -68,10 +83,15 @@ def _reference_problem(record: dict) -> str | None:
     if value is None:
         return None
     paths = [value] if isinstance(value, str) else value
-    if not isinstance(paths, list) or not paths or not all(
-            isinstance(path, str) and path for path in paths):
-        return ('"reference_file" must be a path or a non-empty list of '
-                f'paths, got {_SHORT.repr(value)}')
+    if (
+        not isinstance(paths, list)
+        or not paths
+        or not all(isinstance(path, str) and path for path in paths)
+    ):
+        return (
+            '"reference_file" must be a path or a non-empty list of '
+            f'paths, got {_SHORT.repr(value)}'
+        )
     for path in paths:
         problem = _text_problem(path, '"reference_file"')
         if problem:
@@ -131,7 +151,7 @@ def problem_kind(reason: str) -> str:
     kind = re.sub(r' \([^()]*\)$', '', reason.split(': ')[0])
     kind = kind.split(' of record ')[0]
     if ' the image root' in kind:
-        kind = kind[:kind.index(' the image root') + len(' the image root')]
+        kind = kind[: kind.index(' the image root') + len(' the image root')]
     return kind.rstrip('.')
 
 

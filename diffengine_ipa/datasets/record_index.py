@@ -19,6 +19,7 @@ records whose fields are unusable), the record arrays (``text``, ``target``,
 ``refs`` ...) and the image table (``files``, ``size``, ``mtime``,
 ``width``, ``height``, ``verdict``).
 """
+
 import hashlib
 import json
 import os
@@ -50,7 +51,8 @@ _UNCHECKED, _OK = -1, 0  # image verdicts; > 0: 1 + index into reasons
 def default_cache_root() -> str:
     """``$DIFFENGINE_IPA_CACHE``, else ``~/.cache/diffengine_ipa``."""
     return os.environ.get('DIFFENGINE_IPA_CACHE') or osp.join(
-        osp.expanduser('~'), '.cache', 'diffengine_ipa')
+        osp.expanduser('~'), '.cache', 'diffengine_ipa'
+    )
 
 
 def _locator(value: Any, root: str) -> tuple[str, str | None]:
@@ -76,6 +78,7 @@ def _as_fields(record: Any) -> Any:
 
 # --- the index -----------------------------------------------------------------
 
+
 class RecordIndex:
     """The usable records of a source, and why the others are not.
 
@@ -85,8 +88,7 @@ class RecordIndex:
     ``image_size`` (width, height)).
     """
 
-    def __init__(self, folder: str, source: RecordSource,
-                 min_image_side: int) -> None:
+    def __init__(self, folder: str, source: RecordSource, min_image_side: int) -> None:
         self.folder, self.source = folder, source
         self.min_image_side = min_image_side
         self._map()
@@ -94,15 +96,22 @@ class RecordIndex:
     # --- opening ---------------------------------------------------------------
 
     @classmethod
-    def open(cls, source: RecordSource, min_image_side: int = 1,
-             cache_root: str | None = None, workers: int | None = None,
-             progress: bool = True) -> 'RecordIndex':
+    def open(
+        cls,
+        source: RecordSource,
+        min_image_side: int = 1,
+        cache_root: str | None = None,
+        workers: int | None = None,
+        progress: bool = True,
+    ) -> 'RecordIndex':
         """The index of ``source``: reused from the cache when the source is
         unchanged, its changed images re-checked; built otherwise."""
         from filelock import FileLock
+
         root = cache_root or default_cache_root()
-        key = hashlib.sha256(f'{INDEX_VERSION}\0{osp.abspath(source.name)}\0'
-                             f'{source.image_root}'.encode()).hexdigest()[:20]
+        key = hashlib.sha256(
+            f'{INDEX_VERSION}\0{osp.abspath(source.name)}\0{source.image_root}'.encode()
+        ).hexdigest()[:20]
         folder = osp.join(root, 'dataset_index', key)
         os.makedirs(osp.dirname(folder), exist_ok=True)
         workers = workers or min(8, os.cpu_count() or 1)
@@ -123,13 +132,18 @@ class RecordIndex:
         self.files = PackedStrings.load(folder, 'files')
         for name in ('target', 'refs', 'ref_ends', 'record_no', 'dup_of'):
             setattr(self, name, load_array(folder, name))
-        self.verdicts = {name: np.load(osp.join(folder, f'{name}.npy'))
-                         for name in ('size', 'mtime', 'width', 'height',
-                                      'verdict')}
+        self.verdicts = {
+            name: np.load(osp.join(folder, f'{name}.npy'))
+            for name in ('size', 'mtime', 'width', 'height', 'verdict')
+        }
 
     def __getstate__(self) -> dict:  # workers started by spawn re-map
-        return dict(folder=self.folder, source=self.source,
-                    min_image_side=self.min_image_side, usable=self.usable)
+        return dict(
+            folder=self.folder,
+            source=self.source,
+            min_image_side=self.min_image_side,
+            usable=self.usable,
+        )
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -151,14 +165,16 @@ class RecordIndex:
             except OSError:
                 continue
             size[i], mtime[i] = stat.st_size, stat.st_mtime_ns
-        stale = (v['verdict'] == _UNCHECKED) | (~embedded & (
-            (size != v['size']) | (mtime != v['mtime'])))
+        stale = (v['verdict'] == _UNCHECKED) | (
+            ~embedded & ((size != v['size']) | (mtime != v['mtime']))
+        )
         if not stale.any():
             return
         reasons = self.meta['reasons']
         todo = [(int(i), self.files[int(i)]) for i in np.flatnonzero(stale)]
-        for i, width, height, reason in check_images(todo, self.source,
-                                                     workers, progress):
+        for i, width, height, reason in check_images(
+            todo, self.source, workers, progress
+        ):
             v['width'][i], v['height'][i] = width, height
             if reason is None:
                 v['verdict'][i] = _OK
@@ -177,8 +193,9 @@ class RecordIndex:
         """Usable records: fields, paths, images (and their minimum side)
         and references all fine, and not a duplicate."""
         v = self.verdicts
-        ok = (v['verdict'] == _OK) & (np.minimum(v['width'], v['height'])
-                                      >= self.min_image_side)
+        ok = (v['verdict'] == _OK) & (
+            np.minimum(v['width'], v['height']) >= self.min_image_side
+        )
         bad_refs = np.concatenate([[0], np.cumsum(~ok[self.refs])])
         starts = np.concatenate([[0], self.ref_ends]).astype(np.int64)[:-1]
         refs_ok = (bad_refs[self.ref_ends] - bad_refs[starts]) == 0
@@ -195,15 +212,19 @@ class RecordIndex:
         """Every unusable record with its reason, in source order."""
         bad = [BadRecord(*row) for row in self.meta['field_problems']]
         for r in np.flatnonzero(~self._usable_mask):
-            bad.append(BadRecord(int(self.record_no[r]),
-                                 self._shown(int(self.target[r])),
-                                 self._reason(int(r))))
+            bad.append(
+                BadRecord(
+                    int(self.record_no[r]),
+                    self._shown(int(self.target[r])),
+                    self._reason(int(r)),
+                )
+            )
         return sorted(bad, key=lambda problem: problem.index)
 
     def _shown(self, file_id: int) -> str:
         locator = self.files[file_id]
         if locator.startswith(EMBEDDED):
-            return f'row {locator[len(EMBEDDED):].split(":")[0]}'
+            return f'row {locator[len(EMBEDDED) :].split(":")[0]}'
         return printable(osp.relpath(locator, self.source.image_root))
 
     def _image_reason(self, file_id: int) -> str:
@@ -212,8 +233,9 @@ class RecordIndex:
         if code > _OK:
             return self.meta['reasons'][code - 1]
         width, height = int(v['width'][file_id]), int(v['height'][file_id])
-        return (f'too small ({width}x{height} px; min_image_side is '
-                f'{self.min_image_side})')
+        return (
+            f'too small ({width}x{height} px; min_image_side is {self.min_image_side})'
+        )
 
     def _reason(self, r: int) -> str:
         if self.dup_of[r] >= 0:
@@ -222,10 +244,12 @@ class RecordIndex:
         if not self._ok[target]:
             return self._image_reason(target)
         start = int(self.ref_ends[r - 1]) if r else 0
-        for file_id in self.refs[start:int(self.ref_ends[r])]:
+        for file_id in self.refs[start : int(self.ref_ends[r])]:
             if not self._ok[file_id]:
-                return (f'reference_file {self._shown(int(file_id))}: '
-                        f'{self._image_reason(int(file_id))}')
+                return (
+                    f'reference_file {self._shown(int(file_id))}: '
+                    f'{self._image_reason(int(file_id))}'
+                )
         return 'unusable'
 
     # --- records ----------------------------------------------------------------
@@ -237,11 +261,16 @@ class RecordIndex:
         """The ``i``-th usable record as a dict."""
         r = int(self.usable[i])
         target = int(self.target[r])
-        info = dict(img_path=self.files[target], text=self.text[r],
-                    image_size=(int(self.verdicts['width'][target]),
-                                int(self.verdicts['height'][target])))
+        info = dict(
+            img_path=self.files[target],
+            text=self.text[r],
+            image_size=(
+                int(self.verdicts['width'][target]),
+                int(self.verdicts['height'][target]),
+            ),
+        )
         start = int(self.ref_ends[r - 1]) if r else 0
-        refs = self.refs[start:int(self.ref_ends[r])]
+        refs = self.refs[start : int(self.ref_ends[r])]
         if len(refs):
             info['reference_paths'] = [self.files[int(j)] for j in refs]
         return info
@@ -253,8 +282,9 @@ class RecordIndex:
     def image_sizes(self) -> np.ndarray:
         """(N, 2) width and height of every usable record's target image."""
         target = np.asarray(self.target)[self.usable]
-        return np.stack([self.verdicts['width'][target],
-                         self.verdicts['height'][target]], axis=1)
+        return np.stack(
+            [self.verdicts['width'][target], self.verdicts['height'][target]], axis=1
+        )
 
     @staticmethod
     def is_embedded(locator: str) -> bool:
@@ -263,12 +293,15 @@ class RecordIndex:
 
     def embedded_bytes(self, locator: str) -> tuple[str, bytes]:
         """The name (for messages) and bytes of an embedded image."""
-        row, column = locator[len(EMBEDDED):].split(':')
-        return (f'{self.source.name}[row {row}]',
-                self.source.image_bytes(int(row), column))
+        row, column = locator[len(EMBEDDED) :].split(':')
+        return (
+            f'{self.source.name}[row {row}]',
+            self.source.image_bytes(int(row), column),
+        )
 
 
 # --- building from the source -------------------------------------------------
+
 
 def _shown_file(record: Any) -> str:
     """A record's ``image_file`` as an error line shows it."""
@@ -307,17 +340,20 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     old = {}
     if osp.isfile(osp.join(folder, 'files.npy')):  # earlier verdicts
         files = PackedStrings.load(folder, 'files')
-        arrays = {n: np.load(osp.join(folder, f'{n}.npy'))
-                  for n in ('size', 'mtime', 'width', 'height', 'verdict')}
+        arrays = {
+            n: np.load(osp.join(folder, f'{n}.npy'))
+            for n in ('size', 'mtime', 'width', 'height', 'verdict')
+        }
         reasons = _read_meta(folder).get('reasons', [])
-        old = {path: tuple(int(arrays[n][i]) for n in arrays)
-               for i, path in enumerate(files)
-               if not path.startswith(EMBEDDED)}
+        old = {
+            path: tuple(int(arrays[n][i]) for n in arrays)
+            for i, path in enumerate(files)
+            if not path.startswith(EMBEDDED)
+        }
     else:
         reasons = []
     file_ids: dict[str, int] = {}
-    texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'),
-                                     array('q'))
+    texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'), array('q'))
     record_no, keys, field_problems, total = array('q'), array('q'), [], 0
     for number, (record, problem) in enumerate(source):
         total += 1
@@ -343,12 +379,12 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         raise DatasetError(f'{source.name}: no records')
     dup_of = np.full(len(keys), -1, np.int64)
     if keys:
-        _, first, inverse = np.unique(np.frombuffer(keys, np.int64),
-                                      return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(
+            np.frombuffer(keys, np.int64), return_index=True, return_inverse=True
+        )
         firsts = first[inverse]
         repeated = firsts != np.arange(len(keys))
-        dup_of[repeated] = np.frombuffer(record_no, np.int64)[
-            firsts[repeated]]
+        dup_of[repeated] = np.frombuffer(record_no, np.int64)[firsts[repeated]]
     del keys
 
     tmp = folder + f'.tmp-{os.getpid()}'
@@ -358,9 +394,16 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     del texts
     locators = list(file_ids)
     PackedStrings.pack(locators).save(tmp, 'files')
-    table = {n: np.full(len(locators), -1, dtype) for n, dtype in (
-        ('size', np.int64), ('mtime', np.int64), ('width', np.int32),
-        ('height', np.int32), ('verdict', np.int32))}
+    table = {
+        n: np.full(len(locators), -1, dtype)
+        for n, dtype in (
+            ('size', np.int64),
+            ('mtime', np.int64),
+            ('width', np.int32),
+            ('height', np.int32),
+            ('verdict', np.int32),
+        )
+    }
     for i, locator in enumerate(locators):  # unchanged files keep verdicts
         known = old.get(locator)
         if known is not None:
@@ -368,13 +411,27 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
                 table[name][i] = value
     for name, values in table.items():
         np.save(osp.join(tmp, f'{name}.npy'), values)
-    for name, values in (('target', target), ('refs', refs),
-                         ('ref_ends', ref_ends), ('record_no', record_no)):
-        np.save(osp.join(tmp, f'{name}.npy'), np.frombuffer(values, np.int64)
-                if len(values) else np.zeros(0, np.int64))
+    for name, values in (
+        ('target', target),
+        ('refs', refs),
+        ('ref_ends', ref_ends),
+        ('record_no', record_no),
+    ):
+        np.save(
+            osp.join(tmp, f'{name}.npy'),
+            np.frombuffer(values, np.int64) if len(values) else np.zeros(0, np.int64),
+        )
     np.save(osp.join(tmp, 'dup_of.npy'), dup_of)
-    _write_meta(tmp, dict(version=INDEX_VERSION, fingerprint=fingerprint,
-                          source=source.name, total=total, reasons=reasons,
-                          field_problems=field_problems))
+    _write_meta(
+        tmp,
+        dict(
+            version=INDEX_VERSION,
+            fingerprint=fingerprint,
+            source=source.name,
+            total=total,
+            reasons=reasons,
+            field_problems=field_problems,
+        ),
+    )
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)

@@ -15,6 +15,7 @@ holds them), which then go through the same checks (:mod:`.record_check`,
 
 WebDataset shards are read as a stream instead (:mod:`.ip_adapter_web_dataset`).
 """
+
 import codecs
 import glob
 import hashlib
@@ -27,25 +28,35 @@ from typing import Any
 from ..cli import IMAGE_EXTENSIONS
 from ..errors import DatasetError
 
-__all__ = ['RecordSource', 'JsonRecords', 'FolderRecords', 'ArrowRecords',
-           'open_source', 'read_records', 'iter_json_records',
-           'decode_annotations']
+__all__ = [
+    'RecordSource',
+    'JsonRecords',
+    'FolderRecords',
+    'ArrowRecords',
+    'open_source',
+    'read_records',
+    'iter_json_records',
+    'decode_annotations',
+]
 
 # A source yields (record, problem): ``problem`` is set when the source
 # itself could not make a record (an image without its caption file).
 Item = tuple[Any, str | None]
 
-_BOMS = ((codecs.BOM_UTF32_LE, 'utf-32'), (codecs.BOM_UTF32_BE, 'utf-32'),
-         (codecs.BOM_UTF8, 'utf-8-sig'), (codecs.BOM_UTF16_LE, 'utf-16'),
-         (codecs.BOM_UTF16_BE, 'utf-16'))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, 'utf-32'),
+    (codecs.BOM_UTF32_BE, 'utf-32'),
+    (codecs.BOM_UTF8, 'utf-8-sig'),
+    (codecs.BOM_UTF16_LE, 'utf-16'),
+    (codecs.BOM_UTF16_BE, 'utf-16'),
+)
 
 
 def decode_annotations(raw: bytes, ann_file: str) -> str:
     """The text of an annotation file in any encoding an editor writes:
     UTF-8 with or without a BOM, UTF-16 or UTF-32 with a BOM, UTF-16
     without one; anything else is one line naming the first bad byte."""
-    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)),
-                    None)
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), None)
     if encoding is None and len(raw) >= 2 and b'\x00' in raw[:200]:
         head = raw[:200]  # ASCII text in UTF-16 has a NUL every other byte
         if head[1::2].count(0) > len(head) // 4:
@@ -55,11 +66,12 @@ def decode_annotations(raw: bytes, ann_file: str) -> str:
     try:
         return raw.decode(encoding or 'utf-8')
     except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b'\n') + 1
+        line = raw[: err.start].count(b'\n') + 1
         raise DatasetError(
             f'{ann_file}: not {encoding or "UTF-8"} text (byte '
             f'0x{raw[err.start]:02x} at line {line} cannot be decoded); save '
-            'it as UTF-8') from None
+            'it as UTF-8'
+        ) from None
 
 
 def _stat_key(*paths: str) -> str:
@@ -104,8 +116,10 @@ def _skip(text: str, pos: int) -> int:
 
 
 def _bad_json(ann_file: str, err: json.JSONDecodeError) -> DatasetError:
-    return DatasetError(f'{ann_file}: not valid JSON or JSON Lines ({err.msg} '
-                        f'at line {err.lineno}, column {err.colno})')
+    return DatasetError(
+        f'{ann_file}: not valid JSON or JSON Lines ({err.msg} '
+        f'at line {err.lineno}, column {err.colno})'
+    )
 
 
 class _KeyGivenTwice(Exception):
@@ -116,8 +130,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
     found = dict(pairs)
     if len(found) < len(pairs):
         seen = set()
-        raise _KeyGivenTwice(next(k for k, _ in pairs
-                                  if k in seen or seen.add(k)))
+        raise _KeyGivenTwice(next(k for k, _ in pairs if k in seen or seen.add(k)))
     return found
 
 
@@ -129,8 +142,10 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
     try:
         yield from _json_records(ann_file, where)
     except _KeyGivenTwice as err:
-        raise DatasetError(f'{ann_file}: {where[0]}: "{err.args[0]}" is given '
-                           'twice; keep the one you mean') from None
+        raise DatasetError(
+            f'{ann_file}: {where[0]}: "{err.args[0]}" is given '
+            'twice; keep the one you mean'
+        ) from None
 
 
 def _json_records(ann_file: str, where: list[str]) -> Iterator[Any]:
@@ -164,8 +179,7 @@ def _json_records(ann_file: str, where: list[str]) -> Iterator[Any]:
                         raise json.JSONDecodeError('Extra data', text, pos + 1)
                     break
                 else:
-                    raise json.JSONDecodeError("Expecting ',' delimiter", text,
-                                               pos)
+                    raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
             return
         if pos >= len(text):
             raise json.JSONDecodeError('Expecting value', text, pos)
@@ -177,7 +191,8 @@ def _json_records(ann_file: str, where: list[str]) -> Iterator[Any]:
                 return
             raise DatasetError(
                 f'{ann_file}: expected a JSON list of {{"image_file", "text"}} '
-                f'records, got a JSON {type(first).__name__}')
+                f'records, got a JSON {type(first).__name__}'
+            )
         if not isinstance(first, dict):
             raise json.JSONDecodeError('Extra data', text, end)
         lines = iter(text[pos:].splitlines())  # JSON Lines: one per line
@@ -190,10 +205,12 @@ def _json_records(ann_file: str, where: list[str]) -> Iterator[Any]:
                 except json.JSONDecodeError as err:
                     raise DatasetError(
                         f'{ann_file}: not valid JSON or JSON Lines ({err.msg} '
-                        f'at line {number}, column {err.colno})') from None
+                        f'at line {number}, column {err.colno})'
+                    ) from None
     except RecursionError:
-        raise DatasetError(f'{ann_file}: JSON nested too deeply to be '
-                           'records') from None
+        raise DatasetError(
+            f'{ann_file}: JSON nested too deeply to be records'
+        ) from None
     except json.JSONDecodeError as err:
         raise _bad_json(ann_file, err) from None
 
@@ -220,8 +237,9 @@ class JsonRecords(RecordSource):
         try:
             return _stat_key(osp.abspath(self.name))
         except OSError as err:
-            raise DatasetError(f'{self.name}: cannot read the annotation file '
-                               f'({err.strerror})') from None
+            raise DatasetError(
+                f'{self.name}: cannot read the annotation file ({err.strerror})'
+            ) from None
 
     def __iter__(self) -> Iterator[Item]:
         for record in iter_json_records(self.name):
@@ -243,9 +261,11 @@ class FolderRecords(RecordSource):
         found = []
         for parent, dirs, files in os.walk(self.image_root):
             dirs[:] = sorted(d for d in dirs if not d.startswith('.'))
-            found.extend(osp.join(parent, name) for name in files
-                         if name.lower().endswith(IMAGE_EXTENSIONS)
-                         and not name.startswith('.'))
+            found.extend(
+                osp.join(parent, name)
+                for name in files
+                if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.')
+            )
         return sorted(found)
 
     def fingerprint(self) -> str:
@@ -253,8 +273,10 @@ class FolderRecords(RecordSource):
         for image in self._images():
             caption = osp.splitext(image)[0] + '.txt'
             stat = os.stat(caption) if osp.isfile(caption) else None
-            digest.update(f'{image}\0{stat and stat.st_size}\0'
-                          f'{stat and stat.st_mtime_ns}\0'.encode())
+            digest.update(
+                f'{image}\0{stat and stat.st_size}\0'
+                f'{stat and stat.st_mtime_ns}\0'.encode()
+            )
         return digest.hexdigest()
 
     def __iter__(self) -> Iterator[Item]:
@@ -265,8 +287,10 @@ class FolderRecords(RecordSource):
                 with open(caption, 'rb') as f:
                     text = decode_annotations(f.read(), caption).strip()
             except FileNotFoundError:
-                yield {'image_file': file}, (
-                    f'no caption file {osp.basename(caption)} beside it')
+                yield (
+                    {'image_file': file},
+                    (f'no caption file {osp.basename(caption)} beside it'),
+                )
                 continue
             except DatasetError as err:
                 yield {'image_file': file}, str(err).split(': ', 1)[-1]
@@ -278,9 +302,11 @@ def _import_datasets() -> Any:
     try:
         import datasets
     except ImportError:
-        raise DatasetError('reading a Hugging Face dataset, .parquet or .arrow '
-                           'files needs the datasets package: pip install '
-                           'datasets') from None
+        raise DatasetError(
+            'reading a Hugging Face dataset, .parquet or .arrow '
+            'files needs the datasets package: pip install '
+            'datasets'
+        ) from None
     datasets.disable_progress_bars()
     return datasets
 
@@ -303,32 +329,40 @@ class ArrowRecords(RecordSource):
         cache_dir: Where ``.parquet`` files are converted to Arrow.
     """
 
-    def __init__(self, path: str, image_column: str = 'image',
-                 text_column: str = 'text',
-                 reference_column: str | None = None, split: str = 'train',
-                 image_root: str | None = None,
-                 cache_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        image_column: str = 'image',
+        text_column: str = 'text',
+        reference_column: str | None = None,
+        split: str = 'train',
+        image_root: str | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
         self.name = path
-        self.columns = dict(image=image_column, text=text_column,
-                            reference=reference_column)
+        self.columns = dict(
+            image=image_column, text=text_column, reference=reference_column
+        )
         self.split = split
         self.cache_dir = cache_dir
         self.files = self._files()
-        self.image_root = osp.abspath(image_root or (
-            path if osp.isdir(path) else osp.dirname(self.files[0])))
+        self.image_root = osp.abspath(
+            image_root or (path if osp.isdir(path) else osp.dirname(self.files[0]))
+        )
         self._dataset = None
 
     def _files(self) -> list[str]:
         path = self.name
         if osp.isdir(path):
-            found = sorted(glob.glob(osp.join(path, '**', '*.arrow'),
-                                     recursive=True)
-                           + glob.glob(osp.join(path, '**', '*.parquet'),
-                                       recursive=True))
+            found = sorted(
+                glob.glob(osp.join(path, '**', '*.arrow'), recursive=True)
+                + glob.glob(osp.join(path, '**', '*.parquet'), recursive=True)
+            )
         else:
             found = sorted(glob.glob(path))
-        found = [osp.abspath(f) for f in found if not osp.basename(f)
-                 .startswith('cache-')]
+        found = [
+            osp.abspath(f) for f in found if not osp.basename(f).startswith('cache-')
+        ]
         if not found:
             raise DatasetError(f'{path}: no .arrow or .parquet files')
         return found
@@ -346,27 +380,34 @@ class ArrowRecords(RecordSource):
     def _open(self) -> Any:
         datasets = _import_datasets()
         path = self.name
-        if osp.isdir(path) and (osp.isfile(osp.join(path, 'state.json')) or
-                                osp.isfile(osp.join(path,
-                                                    'dataset_dict.json'))):
+        if osp.isdir(path) and (
+            osp.isfile(osp.join(path, 'state.json'))
+            or osp.isfile(osp.join(path, 'dataset_dict.json'))
+        ):
             data = _load_from_disk(datasets, path)
             if isinstance(data, datasets.DatasetDict):
                 if self.split not in data:
-                    raise DatasetError(f'{path}: no split {self.split!r} '
-                                       f'(has {sorted(data)})')
+                    raise DatasetError(
+                        f'{path}: no split {self.split!r} (has {sorted(data)})'
+                    )
                 data = data[self.split]
         elif all(f.endswith('.parquet') for f in self.files):
-            data = datasets.Dataset.from_parquet(self.files,
-                                                 cache_dir=self.cache_dir)
+            data = datasets.Dataset.from_parquet(self.files, cache_dir=self.cache_dir)
         else:
             data = datasets.concatenate_datasets(
-                [datasets.Dataset.from_file(f) for f in self.files])
-        missing = [c for c in self.columns.values()
-                   if c is not None and c not in data.column_names]
+                [datasets.Dataset.from_file(f) for f in self.files]
+            )
+        missing = [
+            c
+            for c in self.columns.values()
+            if c is not None and c not in data.column_names
+        ]
         if missing:
-            raise DatasetError(f'{path}: no column {missing[0]!r} (columns: '
-                               f'{data.column_names}); set image_column, '
-                               'text_column or reference_column')
+            raise DatasetError(
+                f'{path}: no column {missing[0]!r} (columns: '
+                f'{data.column_names}); set image_column, '
+                'text_column or reference_column'
+            )
         for column in (self.columns['image'], self.columns['reference']):
             if column and type(data.features[column]).__name__ == 'Image':
                 data = data.cast_column(column, datasets.Image(decode=False))
@@ -397,10 +438,12 @@ class ArrowRecords(RecordSource):
             for i in range(len(batch[self.columns['text']])):
                 record = dict(text=batch[self.columns['text']][i])
                 record['image_file'] = self._image(
-                    batch[self.columns['image']][i], row, 'image')
+                    batch[self.columns['image']][i], row, 'image'
+                )
                 if self.columns['reference']:
-                    reference = self._image(batch[self.columns['reference']][i],
-                                            row, 'reference')
+                    reference = self._image(
+                        batch[self.columns['reference']][i], row, 'reference'
+                    )
                     if reference is not None:
                         record['reference_file'] = reference
                 yield record, None
@@ -428,24 +471,28 @@ def _load_from_disk(datasets: Any, path: str) -> Any:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise DatasetError(
                 f'{path}: {name} is damaged ({err}); save the dataset again '
-                '(Dataset.save_to_disk) or restore that file') from None
+                '(Dataset.save_to_disk) or restore that file'
+            ) from None
     try:
         return datasets.load_from_disk(path)
     except (KeyError, TypeError, ValueError) as err:
-        raise DatasetError(f'{path}: not a readable save_to_disk folder '
-                           f'({type(err).__name__}: {err}); save the dataset '
-                           'again (Dataset.save_to_disk)') from None
+        raise DatasetError(
+            f'{path}: not a readable save_to_disk folder '
+            f'({type(err).__name__}: {err}); save the dataset '
+            'again (Dataset.save_to_disk)'
+        ) from None
 
 
-def open_source(ann_file: str, image_root: str | None = None,
-                **columns: Any) -> RecordSource:
+def open_source(
+    ann_file: str, image_root: str | None = None, **columns: Any
+) -> RecordSource:
     """The source that reads ``ann_file``: a JSON or JSON Lines file, a
     folder of images and captions, a Hugging Face dataset folder, or
     ``.parquet`` / ``.arrow`` files."""
     if osp.isdir(ann_file):
-        arrow = glob.glob(osp.join(ann_file, '**', '*.arrow'),
-                          recursive=True) or glob.glob(
-                              osp.join(ann_file, '*.parquet'))
+        arrow = glob.glob(
+            osp.join(ann_file, '**', '*.arrow'), recursive=True
+        ) or glob.glob(osp.join(ann_file, '*.parquet'))
         if arrow or osp.isfile(osp.join(ann_file, 'dataset_dict.json')):
             return ArrowRecords(ann_file, image_root=image_root, **columns)
         return FolderRecords(ann_file)

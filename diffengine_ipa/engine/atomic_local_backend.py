@@ -4,6 +4,7 @@ Registered as ``atomic_local``; the runtime config points the
 ``CheckpointHook`` at it (``backend_args=dict(backend='atomic_local')``), so a
 kill while a checkpoint is written leaves the previous file intact.
 """
+
 from pathlib import Path
 
 from mmengine.fileio import LocalBackend, register_backend

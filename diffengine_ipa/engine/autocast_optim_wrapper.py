@@ -1,4 +1,5 @@
 """Mixed precision by autocast alone, on any device."""
+
 import contextlib
 from collections.abc import Iterator
 
@@ -31,6 +32,8 @@ class AutocastOptimWrapper(OptimWrapper):
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
         device = next(model.parameters()).device.type
-        with super().optim_context(model), torch.autocast(
-                device, dtype=self.cast_dtype):
+        with (
+            super().optim_context(model),
+            torch.autocast(device, dtype=self.cast_dtype),
+        ):
             yield

@@ -1,4 +1,5 @@
 """Which modules FSDP shards on their own: the denoiser's repeated blocks."""
+
 from torch import nn
 
 from ..registry import FUNCTIONS
@@ -7,8 +8,9 @@ __all__ = ['block_wrap_policy']
 
 
 @FUNCTIONS.register_module()
-def block_wrap_policy(module: nn.Module, recurse: bool, nonwrapped_numel: int,
-                      block_names: tuple = ()) -> bool:
+def block_wrap_policy(
+    module: nn.Module, recurse: bool, nonwrapped_numel: int, block_names: tuple = ()
+) -> bool:
     """FSDP auto-wrap policy: one FSDP unit per block named in
     ``block_names`` (class names, e.g. FLUX's ``FluxTransformerBlock``), as
     torch's ``transformer_auto_wrap_policy`` does for classes; a config can

@@ -16,20 +16,40 @@ config writes it::
                     attention='auto', num_workers='auto', threads='auto',
                     compile='auto')
 """
+
 import dataclasses
 import os
 from typing import Any
 
 from ..errors import UserError
 
-__all__ = ['Capabilities', 'Decision', 'SETTINGS', 'AMP_MODES',
-           'ATTENTION_BACKENDS', 'NATIVE_BF16_FLAGS', 'read_cpuinfo', 'detect',
-           'decide', 'requested_settings',
-           'denoiser_is_unet', 'apply_to_config', 'apply_to_process', 'report',
-           'configure']
+__all__ = [
+    'Capabilities',
+    'Decision',
+    'SETTINGS',
+    'AMP_MODES',
+    'ATTENTION_BACKENDS',
+    'NATIVE_BF16_FLAGS',
+    'read_cpuinfo',
+    'detect',
+    'decide',
+    'requested_settings',
+    'denoiser_is_unet',
+    'apply_to_config',
+    'apply_to_process',
+    'report',
+    'configure',
+]
 
-SETTINGS = ('amp', 'frozen_dtype', 'channels_last', 'attention',
-            'num_workers', 'threads', 'compile')
+SETTINGS = (
+    'amp',
+    'frozen_dtype',
+    'channels_last',
+    'attention',
+    'num_workers',
+    'threads',
+    'compile',
+)
 COMPILE_VALUES = (False, True, 'whole', 'regional')
 AMP_MODES = ('auto', 'bf16', 'fp16', 'fp32')
 # 'default': PyTorch's own order (flash, memory-efficient, cuDNN, then math
@@ -38,8 +58,11 @@ ATTENTION_BACKENDS = ('default', 'flash', 'efficient', 'cudnn', 'math')
 NATIVE_BF16_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})
 # The optimizer wrappers whose precision this module may change (a DeepSpeed
 # or other strategy's wrapper decides its own).
-PRECISION_WRAPPERS = {'bf16': 'AutocastOptimWrapper', 'fp16': 'AmpOptimWrapper',
-                      'fp32': 'OptimWrapper'}
+PRECISION_WRAPPERS = {
+    'bf16': 'AutocastOptimWrapper',
+    'fp16': 'AmpOptimWrapper',
+    'fp32': 'OptimWrapper',
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +77,7 @@ class Capabilities:
         cpu_cores: Cores this process may run on.
         processes_per_node: Training processes sharing this machine.
     """
+
     device: str
     name: str = ''
     cuda_capability: tuple[int, int] | None = None
@@ -74,6 +98,7 @@ class Capabilities:
 class Decision:
     """One setting: its value, why, and who chose it (``'auto'`` or the
     config / command line)."""
+
     value: Any
     reason: str
     source: str = 'auto'
@@ -96,12 +121,18 @@ def read_cpuinfo(cpuinfo: str = '/proc/cpuinfo') -> tuple[str, frozenset[str]]:
         pass
     if flags is None:
         import torch
-        checks = dict(avx512_bf16='_is_avx512_bf16_supported',
-                      amx_bf16='_is_amx_tile_supported')
-        flags = frozenset(flag for flag, check in checks.items()
-                          if getattr(torch.cpu, check, lambda: False)())
+
+        checks = dict(
+            avx512_bf16='_is_avx512_bf16_supported', amx_bf16='_is_amx_tile_supported'
+        )
+        flags = frozenset(
+            flag
+            for flag, check in checks.items()
+            if getattr(torch.cpu, check, lambda: False)()
+        )
     if not name:
         import platform
+
         name = platform.processor() or platform.machine()
     return name, flags
 
@@ -110,12 +141,21 @@ def detect(device: str | None = None) -> Capabilities:
     """This machine's capabilities; ``device`` forces the training device
     (default: CUDA, else MPS, else the CPU)."""
     import torch
+
     if device is None:
-        device = ('cuda' if torch.cuda.is_available() else
-                  'mps' if torch.backends.mps.is_available() else 'cpu')
+        device = (
+            'cuda'
+            if torch.cuda.is_available()
+            else 'mps'
+            if torch.backends.mps.is_available()
+            else 'cpu'
+        )
     device = device.split(':')[0]
-    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-             else os.cpu_count() or 1)
+    cores = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, 'sched_getaffinity')
+        else os.cpu_count() or 1
+    )
     name, flags = read_cpuinfo()
     name = f'{name}, {torch.backends.cpu.get_cpu_capability()}'
     capability = None
@@ -125,118 +165,169 @@ def detect(device: str | None = None) -> Capabilities:
     elif device == 'mps':
         name = 'Apple MPS'
     return Capabilities(
-        device=device, name=name, cuda_capability=capability,
-        cpu_flags=flags, cpu_cores=cores,
-        processes_per_node=int(os.environ.get('LOCAL_WORLD_SIZE', 1)))
+        device=device,
+        name=name,
+        cuda_capability=capability,
+        cpu_flags=flags,
+        cpu_cores=cores,
+        processes_per_node=int(os.environ.get('LOCAL_WORLD_SIZE', 1)),
+    )
 
 
 def _amp(caps: Capabilities) -> Decision:
     if caps.device == 'cuda':
         major, minor = caps.cuda_capability or (0, 0)
         if major >= 8:
-            return Decision('bf16', f'{caps.name} (sm_{major}{minor}) has '
-                            'bf16 tensor cores: bf16 autocast, no loss scaling')
-        return Decision('fp16', f'{caps.name} (sm_{major}{minor}) has no bf16 '
-                        'tensor cores: fp16 autocast with dynamic loss '
-                        "scaling (MMEngine's AmpOptimWrapper)")
+            return Decision(
+                'bf16',
+                f'{caps.name} (sm_{major}{minor}) has '
+                'bf16 tensor cores: bf16 autocast, no loss scaling',
+            )
+        return Decision(
+            'fp16',
+            f'{caps.name} (sm_{major}{minor}) has no bf16 '
+            'tensor cores: fp16 autocast with dynamic loss '
+            "scaling (MMEngine's AmpOptimWrapper)",
+        )
     if caps.device == 'mps':
-        return Decision('fp32', 'Apple MPS: fp16 needs loss scaling, which '
-                        'MMEngine has for CUDA only, and bf16 autocast covers '
-                        'few MPS kernels')
+        return Decision(
+            'fp32',
+            'Apple MPS: fp16 needs loss scaling, which '
+            'MMEngine has for CUDA only, and bf16 autocast covers '
+            'few MPS kernels',
+        )
     if caps.native_bf16_cpu:
         flags = '/'.join(sorted(caps.cpu_flags & NATIVE_BF16_FLAGS))
-        return Decision('bf16', f'the CPU has native bf16 ({flags}): bf16 '
-                        'autocast')
-    return Decision('fp32', 'the CPU has no native bf16 (no avx512_bf16 or '
-                    'amx_bf16): bf16 would be emulated, ~5x slower than fp32')
+        return Decision('bf16', f'the CPU has native bf16 ({flags}): bf16 autocast')
+    return Decision(
+        'fp32',
+        'the CPU has no native bf16 (no avx512_bf16 or '
+        'amx_bf16): bf16 would be emulated, ~5x slower than fp32',
+    )
 
 
 def _frozen_dtype(amp: str, unet: bool) -> Decision:
     if amp == 'fp32':
         return Decision(None, 'fp32 training: the frozen weights stay fp32')
     if amp == 'fp16' and not unet:
-        return Decision(None, 'fp16 overflows in the T5 text encoder: the '
-                        'frozen weights stay fp32')
-    return Decision(amp, f'{amp} autocast: frozen weights stored in {amp} '
-                    'halve their memory and casts; the adapter stays fp32')
+        return Decision(
+            None, 'fp16 overflows in the T5 text encoder: the frozen weights stay fp32'
+        )
+    return Decision(
+        amp,
+        f'{amp} autocast: frozen weights stored in {amp} '
+        'halve their memory and casts; the adapter stays fp32',
+    )
 
 
 def _channels_last(caps: Capabilities, unet: bool) -> Decision:
     if not unet:
-        return Decision(False, 'a transformer denoiser: no convolutions to '
-                        'lay out')
+        return Decision(False, 'a transformer denoiser: no convolutions to lay out')
     if caps.device == 'mps':
-        return Decision(False, 'MPS runs channels-last convolutions through '
-                        'extra copies')
+        return Decision(
+            False, 'MPS runs channels-last convolutions through extra copies'
+        )
     kernels = 'tensor-core' if caps.device == 'cuda' else 'oneDNN'
-    return Decision(True, f"the UNet's convolutions: {kernels} kernels "
-                    'prefer channels-last (NHWC)')
+    return Decision(
+        True, f"the UNet's convolutions: {kernels} kernels prefer channels-last (NHWC)"
+    )
 
 
 def _attention(caps: Capabilities) -> Decision:
-    where = ('flash, memory-efficient or cuDNN kernels' if caps.device ==
-             'cuda' else 'the fused CPU flash kernel' if caps.device == 'cpu'
-             else "the device's SDPA kernel")
-    return Decision('default', f"PyTorch SDPA's own order: {where}, math only "
-                    'where none takes the inputs')
+    where = (
+        'flash, memory-efficient or cuDNN kernels'
+        if caps.device == 'cuda'
+        else 'the fused CPU flash kernel'
+        if caps.device == 'cpu'
+        else "the device's SDPA kernel"
+    )
+    return Decision(
+        'default',
+        f"PyTorch SDPA's own order: {where}, math only where none takes the inputs",
+    )
 
 
 def _num_workers(caps: Capabilities) -> Decision:
     cores = caps.cores_per_process
     if caps.device == 'cpu':
         workers = min(2, cores // 4)
-        return Decision(workers, f'{cores} cores per process, which the CPU '
-                        'step uses: ' + ('loading in the main process' if
-                                         not workers else
-                                         f'{workers} loader processes'))
+        return Decision(
+            workers,
+            f'{cores} cores per process, which the CPU '
+            'step uses: '
+            + (
+                'loading in the main process'
+                if not workers
+                else f'{workers} loader processes'
+            ),
+        )
     workers = min(8, max(1, cores - 1))
-    return Decision(workers, f'{cores} cores per process: {workers} loader '
-                    'processes keep the GPU fed, one core for the main process')
+    return Decision(
+        workers,
+        f'{cores} cores per process: {workers} loader '
+        'processes keep the GPU fed, one core for the main process',
+    )
 
 
 def _threads(caps: Capabilities) -> Decision:
     if caps.device != 'cpu':
-        return Decision(None, "the accelerator does the work: PyTorch's "
-                        'default threads')
+        return Decision(
+            None, "the accelerator does the work: PyTorch's default threads"
+        )
     cores = caps.cores_per_process
-    return Decision(cores, f'{cores} cores per process '
-                    f'({caps.cpu_cores} usable, {caps.processes_per_node} '
-                    'processes): one compute thread each')
+    return Decision(
+        cores,
+        f'{cores} cores per process '
+        f'({caps.cpu_cores} usable, {caps.processes_per_node} '
+        'processes): one compute thread each',
+    )
 
 
 def _compile(caps: Capabilities) -> Decision:
     if caps.device == 'cpu':
-        return Decision(False, 'compiling does not pay on a CPU: measured '
-                        '0.46x (29.7 against ~7 s per full-size SD1.5 step)')
+        return Decision(
+            False,
+            'compiling does not pay on a CPU: measured '
+            '0.46x (29.7 against ~7 s per full-size SD1.5 step)',
+        )
     if caps.device == 'mps':
         return Decision(False, 'torch.compile covers few MPS kernels')
-    return Decision(False, "its first steps cost minutes and the gain is "
-                    "unmeasured here: set hardware.compile='regional' for long "
-                    'runs (benchmarks/gpu/run.sh measures it)')
+    return Decision(
+        False,
+        'its first steps cost minutes and the gain is '
+        "unmeasured here: set hardware.compile='regional' for long "
+        'runs (benchmarks/gpu/run.sh measures it)',
+    )
 
 
 def _given(name: str, value: Any, caps: Capabilities) -> Decision:
     """A value the config or command line sets, checked against the device."""
     if name == 'amp':
         if value not in AMP_MODES[1:]:
-            raise UserError(f'hardware.amp={value!r}: use one of '
-                            f'{", ".join(AMP_MODES)}')
+            raise UserError(
+                f'hardware.amp={value!r}: use one of {", ".join(AMP_MODES)}'
+            )
         if value == 'fp16' and caps.device != 'cuda':
             raise UserError(
                 f'hardware.amp=fp16 on {caps.device}: fp16 needs loss scaling, '
                 "which MMEngine's AmpOptimWrapper has on CUDA only; use bf16 "
-                'or fp32')
+                'or fp32'
+            )
     if name == 'compile' and value not in COMPILE_VALUES:
-        raise UserError(f'hardware.compile={value!r}: use auto, False, '
-                        "'whole' or 'regional'")
+        raise UserError(
+            f"hardware.compile={value!r}: use auto, False, 'whole' or 'regional'"
+        )
     if name == 'attention' and value not in ATTENTION_BACKENDS:
-        raise UserError(f'hardware.attention={value!r}: use auto or one of '
-                        f'{", ".join(ATTENTION_BACKENDS)}')
+        raise UserError(
+            f'hardware.attention={value!r}: use auto or one of '
+            f'{", ".join(ATTENTION_BACKENDS)}'
+        )
     return Decision(value, 'set in the config or on the command line', 'given')
 
 
-def decide(caps: Capabilities, requested: dict[str, Any],
-           unet: bool = True) -> dict[str, Decision]:
+def decide(
+    caps: Capabilities, requested: dict[str, Any], unet: bool = True
+) -> dict[str, Decision]:
     """One decision per requested setting (``'auto'`` or a value).
 
     Args:
@@ -251,8 +342,10 @@ def decide(caps: Capabilities, requested: dict[str, Any],
     """
     unknown = set(requested) - set(SETTINGS)
     if unknown:
-        raise UserError(f'hardware.{sorted(unknown)[0]}: unknown setting; the '
-                        f'settings are {", ".join(SETTINGS)}')
+        raise UserError(
+            f'hardware.{sorted(unknown)[0]}: unknown setting; the '
+            f'settings are {", ".join(SETTINGS)}'
+        )
     auto = dict(
         amp=lambda: _amp(caps),
         frozen_dtype=lambda: _frozen_dtype(decisions['amp'].value, unet),
@@ -260,22 +353,28 @@ def decide(caps: Capabilities, requested: dict[str, Any],
         attention=lambda: _attention(caps),
         num_workers=lambda: _num_workers(caps),
         threads=lambda: _threads(caps),
-        compile=lambda: _compile(caps))
+        compile=lambda: _compile(caps),
+    )
     decisions: dict[str, Decision] = {}
     if requested.get('frozen_dtype') == 'auto' and 'amp' not in requested:
-        raise UserError("hardware.frozen_dtype='auto' follows hardware.amp: "
-                        'set that too')
+        raise UserError(
+            "hardware.frozen_dtype='auto' follows hardware.amp: set that too"
+        )
     for name in SETTINGS:
         if name not in requested:
             continue
         value = requested[name]
-        decisions[name] = (auto[name]() if value == 'auto' else
-                           _given(name, value, caps))
+        decisions[name] = auto[name]() if value == 'auto' else _given(name, value, caps)
     frozen = decisions.get('frozen_dtype')
-    if frozen and frozen.value not in (None, 'fp32', 'float32') and (
-            decisions['amp'].value == 'fp32'):
-        raise UserError(f'hardware.frozen_dtype={frozen.value!r} needs mixed '
-                        'precision, but hardware.amp is fp32 here')
+    if (
+        frozen
+        and frozen.value not in (None, 'fp32', 'float32')
+        and (decisions['amp'].value == 'fp32')
+    ):
+        raise UserError(
+            f'hardware.frozen_dtype={frozen.value!r} needs mixed '
+            'precision, but hardware.amp is fp32 here'
+        )
     return decisions
 
 
@@ -299,6 +398,7 @@ def requested_settings(cfg: Any, amp: str | None, device: str) -> dict:
 def denoiser_is_unet(model_cfg: dict) -> bool:
     """Whether the config's model family denoises with a UNet."""
     from ..registry import MODELS
+
     family = (model_cfg.get('family') or {}).get('type', 'SD15')
     family_class = MODELS.get(family) if isinstance(family, str) else family
     return getattr(family_class, 'denoiser_name', 'unet') == 'unet'
@@ -317,8 +417,9 @@ def _set_precision(optim_wrapper: dict, amp: str) -> None:
         optim_wrapper.update(dtype='float16', loss_scale='dynamic')
 
 
-def apply_to_config(cfg: Any, decisions: dict[str, Decision],
-                    caps: Capabilities) -> None:
+def apply_to_config(
+    cfg: Any, decisions: dict[str, Decision], caps: Capabilities
+) -> None:
     """Write the decisions into a training config (model, optimizer
     wrapper, train dataloader; pinned host memory where CUDA copies it)."""
     if 'amp' in decisions:
@@ -330,14 +431,17 @@ def apply_to_config(cfg: Any, decisions: dict[str, Decision],
         cfg.model['compile_denoiser'] = decisions['compile'].value
     if 'num_workers' in decisions:
         workers = decisions['num_workers'].value
-        cfg.train_dataloader.update(num_workers=workers,
-                                    persistent_workers=workers > 0,
-                                    pin_memory=caps.device == 'cuda')
+        cfg.train_dataloader.update(
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=caps.device == 'cuda',
+        )
 
 
 def apply_to_process(decisions: dict[str, Decision]) -> None:
     """Set the process-wide decisions: compute threads, SDPA kernels."""
     import torch
+
     threads = decisions.get('threads')
     if threads is not None and threads.value:
         torch.set_num_threads(int(threads.value))
@@ -353,26 +457,31 @@ def apply_to_process(decisions: dict[str, Decision]) -> None:
 def report(caps: Capabilities, decisions: dict[str, Decision]) -> list[str]:
     """What was chosen and why, one line each (the log's first lines)."""
     bf16 = 'native bf16' if caps.native_bf16_cpu else 'no native bf16'
-    lines = [f'hardware: {caps.device} ({caps.name}); CPU: {caps.cpu_cores} '
-             f'cores, {bf16}; {caps.processes_per_node} process(es) per node']
+    lines = [
+        f'hardware: {caps.device} ({caps.name}); CPU: {caps.cpu_cores} '
+        f'cores, {bf16}; {caps.processes_per_node} process(es) per node'
+    ]
     for name, decision in decisions.items():
         how = 'auto' if decision.source == 'auto' else 'given'
-        lines.append(f'hardware.{name} = {decision.value!r} ({how}: '
-                     f'{decision.reason})')
+        lines.append(f'hardware.{name} = {decision.value!r} ({how}: {decision.reason})')
     if not decisions:
-        lines.append('hardware: nothing set to auto; the config decides '
-                     "(e.g. --amp auto, or hardware=dict(amp='auto', ...))")
+        lines.append(
+            'hardware: nothing set to auto; the config decides '
+            "(e.g. --amp auto, or hardware=dict(amp='auto', ...))"
+        )
     return lines
 
 
-def configure(cfg: Any, amp: str | None = None,
-              device: str | None = None) -> list[str]:
+def configure(cfg: Any, amp: str | None = None, device: str | None = None) -> list[str]:
     """Detect, decide and apply (config and process) for ``cfg`` with the
     command line's ``--amp``; returns the report. The train script and the
     embedding-cache tool call this, so both build the same frozen model."""
     caps = detect(device)
-    decisions = decide(caps, requested_settings(cfg, amp, caps.device),
-                       unet=denoiser_is_unet(cfg.model))
+    decisions = decide(
+        caps,
+        requested_settings(cfg, amp, caps.device),
+        unet=denoiser_is_unet(cfg.model),
+    )
     apply_to_config(cfg, decisions, caps)
     apply_to_process(decisions)
     check_precision_options(cfg)
@@ -385,6 +494,7 @@ def check_precision_options(cfg: Any) -> None:
     wrapper = cfg.get('optim_wrapper') or {}
     if wrapper.get('type') == 'OptimWrapper' and 'dtype' in wrapper:
         raise UserError(
-            f"optim_wrapper.dtype={wrapper['dtype']!r} needs mixed precision: "
+            f'optim_wrapper.dtype={wrapper["dtype"]!r} needs mixed precision: '
             'train with --amp bf16 (or --amp fp16 on CUDA) instead of setting '
-            'the dtype')
+            'the dtype'
+        )

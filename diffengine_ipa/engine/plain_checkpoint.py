@@ -5,6 +5,7 @@ scalars, which ``weights_only`` loading refuses (torch ≥ 2.6). Converting
 them to lists and numbers on save, and back on load, lets every loader of our
 checkpoints, MMEngine's resume included, stay in the safe mode.
 """
+
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -16,8 +17,7 @@ from mmengine.logging import HistoryBuffer, print_log
 __all__ = ['to_plain', 'restore_history_buffers']
 
 _HISTORY_TAG = '__history_buffer__'
-_PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.dtype,
-          torch.Size)
+_PLAIN = (str, int, float, bool, type(None), torch.Tensor, torch.dtype, torch.Size)
 
 
 def to_plain(obj: Any) -> Any:
@@ -29,8 +29,12 @@ def to_plain(obj: Any) -> Any:
         return obj
     if isinstance(obj, HistoryBuffer):
         log, count = obj.data
-        return {_HISTORY_TAG: True, 'log_history': log.tolist(),
-                'count_history': count.tolist(), 'max_length': obj.max_length}
+        return {
+            _HISTORY_TAG: True,
+            'log_history': log.tolist(),
+            'count_history': count.tolist(),
+            'max_length': obj.max_length,
+        }
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(obj.copy())
     if isinstance(obj, dict):
@@ -40,8 +44,11 @@ def to_plain(obj: Any) -> Any:
         return tuple(to_plain(value) for value in obj)
     if isinstance(obj, (list, set)):
         return [to_plain(value) for value in obj]
-    print_log(f'checkpoint: stored a {type(obj).__name__} as its repr',
-              logger='current', level=logging.DEBUG)
+    print_log(
+        f'checkpoint: stored a {type(obj).__name__} as its repr',
+        logger='current',
+        level=logging.DEBUG,
+    )
     return repr(obj)
 
 
@@ -50,6 +57,6 @@ def restore_history_buffers(message_hub: dict) -> None:
     scalars = message_hub.get('log_scalars', {})
     for key, value in scalars.items():
         if isinstance(value, dict) and value.get(_HISTORY_TAG):
-            scalars[key] = HistoryBuffer(value['log_history'],
-                                         value['count_history'],
-                                         value['max_length'])
+            scalars[key] = HistoryBuffer(
+                value['log_history'], value['count_history'], value['max_length']
+            )

@@ -1,5 +1,6 @@
 """A process's random state (Python, NumPy, torch CPU and CUDA) as plain
 data, so that it fits a ``weights_only`` checkpoint."""
+
 import contextlib
 import random
 from collections.abc import Iterator
@@ -18,7 +19,8 @@ def get_random_state() -> dict[str, Any]:
     state = dict(
         python=[version, list(internal), gauss],
         numpy=[kind, keys.tolist(), pos, has_gauss, cached],
-        torch=torch.get_rng_state())
+        torch=torch.get_rng_state(),
+    )
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state['cuda'] = torch.cuda.get_rng_state_all()
     return state
@@ -29,8 +31,7 @@ def set_random_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state['python']
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state['numpy']
-    np.random.set_state((kind, np.asarray(keys, np.uint32), pos, has_gauss,
-                         cached))
+    np.random.set_state((kind, np.asarray(keys, np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])

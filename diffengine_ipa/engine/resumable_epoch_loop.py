@@ -1,4 +1,5 @@
 """An epoch-based training loop that resumes from any iteration."""
+
 import torch
 from mmengine.runner import EpochBasedTrainLoop
 

@@ -9,6 +9,7 @@ tool of the kit reads user files (:func:`load_weights_file`: safetensors, or
 ``torch.load(weights_only=True)``), so those mistakes are one line. Our
 checkpoints are plain data (see :mod:`.plain_checkpoint`), so they load.
 """
+
 from typing import Any
 
 from mmengine.runner.checkpoint import CheckpointLoader

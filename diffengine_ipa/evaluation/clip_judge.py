@@ -1,4 +1,5 @@
 """The CLIP model that scores generated images (not the adapter's encoder)."""
+
 import functools
 
 import torch
@@ -21,28 +22,33 @@ class CLIPJudge:
 
     def __init__(self, source: str, device: str = 'cpu') -> None:
         from transformers import CLIPModel, CLIPProcessor
+
         field = 'val_evaluator.clip_model'
         self.source = source
         self.device = device
-        self.model = load_component(CLIPModel, source, field=field,
-                                    component='clip').eval().to(device)
+        self.model = (
+            load_component(CLIPModel, source, field=field, component='clip')
+            .eval()
+            .to(device)
+        )
         self.processor = load_component(CLIPProcessor, source, field=field)
 
     @torch.no_grad()
     def image_embeds(self, images: list[Image.Image]) -> torch.Tensor:
         """(N, D) unit vectors."""
         pixels = self.processor(images=images, return_tensors='pt').pixel_values
-        features = self.model.get_image_features(pixel_values=pixels.to(
-            self.device))
+        features = self.model.get_image_features(pixel_values=pixels.to(self.device))
         return F.normalize(_tensor(features), dim=-1).cpu()
 
     @torch.no_grad()
     def text_embeds(self, texts: list[str]) -> torch.Tensor:
         """(N, D) unit vectors; texts longer than CLIP's 77 tokens are cut."""
-        tokens = self.processor(text=texts, padding=True, truncation=True,
-                                return_tensors='pt').to(self.device)
+        tokens = self.processor(
+            text=texts, padding=True, truncation=True, return_tensors='pt'
+        ).to(self.device)
         features = self.model.get_text_features(
-            input_ids=tokens.input_ids, attention_mask=tokens.attention_mask)
+            input_ids=tokens.input_ids, attention_mask=tokens.attention_mask
+        )
         return F.normalize(_tensor(features), dim=-1).cpu()
 
 

@@ -1,5 +1,6 @@
 """Two or more adapters on the same evaluation cases: one table, side-by-side
 grids, one trade-off plot."""
+
 import json
 import os.path as osp
 from typing import Any
@@ -13,21 +14,22 @@ from .tradeoff_plot import plot_tradeoff
 __all__ = ['compare_reports', 'format_comparison']
 
 
-def _side_by_side(reports: dict[str, dict], scale: str, cell: int = 256,
-                  header: int = 28) -> Image.Image:
+def _side_by_side(
+    reports: dict[str, dict], scale: str, cell: int = 256, header: int = 28
+) -> Image.Image:
     """Rows = cases; columns = reference | each adapter's image at ``scale``
     (the first seed)."""
     names = list(reports)
     cases = next(iter(reports.values()))['cases']
-    grid = Image.new('RGB', (cell * (1 + len(names)),
-                             header + cell * len(cases)), 'white')
+    grid = Image.new(
+        'RGB', (cell * (1 + len(names)), header + cell * len(cases)), 'white'
+    )
     draw = ImageDraw.Draw(grid)
     for x, title in enumerate(['reference', *names]):
         draw.text((x * cell + 8, 8), f'{title[:28]}', fill='black')
     for y, case in enumerate(cases):
         top = header + y * cell
-        grid.paste(read_rgb_image(case['reference']).resize((cell, cell)),
-                   (0, top))
+        grid.paste(read_rgb_image(case['reference']).resize((cell, cell)), (0, top))
         for x, name in enumerate(names, start=1):
             match = [c for c in reports[name]['cases'] if c['id'] == case['id']]
             images = match[0]['scales'].get(scale, {}).get('images') if match else None
@@ -39,18 +41,21 @@ def _side_by_side(reports: dict[str, dict], scale: str, cell: int = 256,
 
 def format_comparison(comparison: dict[str, Any]) -> str:
     """A console table: one line per adapter, overall scores."""
-    lines = [f'{"adapter":<32}{"CLIP-I":>8}{"CLIP-T":>8}{"ref %":>7}'
-             f'{"prompt %":>9}{"comb %":>8}{"grade":>6}']
+    lines = [
+        f'{"adapter":<32}{"CLIP-I":>8}{"CLIP-T":>8}{"ref %":>7}'
+        f'{"prompt %":>9}{"comb %":>8}{"grade":>6}'
+    ]
     for name, s in comparison['overall'].items():
-        lines.append(f'{name[:32]:<32}{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
-                     f'{s["reference_preservation_percent"]:>7.1f}'
-                     f'{s["prompt_following_percent"]:>9.1f}'
-                     f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}')
+        lines.append(
+            f'{name[:32]:<32}{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
+            f'{s["reference_preservation_percent"]:>7.1f}'
+            f'{s["prompt_following_percent"]:>9.1f}'
+            f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}'
+        )
     return '\n'.join(lines)
 
 
-def compare_reports(reports: dict[str, dict[str, Any]],
-                    out_dir: str) -> dict[str, Any]:
+def compare_reports(reports: dict[str, dict[str, Any]], out_dir: str) -> dict[str, Any]:
     """Write ``comparison.json``, ``comparison_grid_scale<S>.png`` per scale
     and ``comparison_tradeoff.png`` for reports of the same cases."""
     scales = sorted(next(iter(reports.values()))['per_scale'], key=float)
@@ -63,7 +68,10 @@ def compare_reports(reports: dict[str, dict[str, Any]],
         adapters={name: r.get('checkpoint') for name, r in reports.items()},
         overall={name: r['overall'] for name, r in reports.items()},
         per_scale={name: r['per_scale'] for name, r in reports.items()},
-        grids=grids, tradeoff_plot=plot)
-    atomic_write_bytes(osp.join(out_dir, 'comparison.json'),
-                       json.dumps(comparison, indent=2).encode())
+        grids=grids,
+        tradeoff_plot=plot,
+    )
+    atomic_write_bytes(
+        osp.join(out_dir, 'comparison.json'), json.dumps(comparison, indent=2).encode()
+    )
     return comparison

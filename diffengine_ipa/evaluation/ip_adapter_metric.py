@@ -1,4 +1,5 @@
 """CLIP-based evaluation of an IP-Adapter as an MMEngine metric."""
+
 import logging
 import os.path as osp
 from typing import Any
@@ -37,14 +38,17 @@ class IPAdapterMetric(BaseMetric):
 
     default_prefix = 'ipa'
 
-    def __init__(self,
-                 clip_model: str = 'openai/clip-vit-large-patch14',
-                 out_dir: str | None = None,
-                 report_meta: dict | None = None,
-                 device: str | None = None,
-                 **kwargs) -> None:
+    def __init__(
+        self,
+        clip_model: str = 'openai/clip-vit-large-patch14',
+        out_dir: str | None = None,
+        report_meta: dict | None = None,
+        device: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         import torch
+
         self.clip_model = clip_model
         self.out_dir = out_dir
         self.report_meta = dict(report_meta or {}, clip_model=clip_model)
@@ -57,32 +61,40 @@ class IPAdapterMetric(BaseMetric):
         generated = judge.image_embeds([s['image'] for s in data_samples])
         prompts = judge.text_embeds([s['prompt'] for s in data_samples])
         for i, sample in enumerate(data_samples):
-            self.results.append(dict(
-                case_id=sample['case_id'],
-                img_path=sample['img_path'],
-                prompt=sample['prompt'],
-                scale=sample['scale'],
-                seed=sample['seed'],
-                clip_i=float(references[i] @ generated[i]),
-                clip_t=float(generated[i] @ prompts[i]),
-                embedding=generated[i]))
+            self.results.append(
+                dict(
+                    case_id=sample['case_id'],
+                    img_path=sample['img_path'],
+                    prompt=sample['prompt'],
+                    scale=sample['scale'],
+                    seed=sample['seed'],
+                    clip_i=float(references[i] @ generated[i]),
+                    clip_t=float(generated[i] @ prompts[i]),
+                    embedding=generated[i],
+                )
+            )
             if self.out_dir:
                 self._images.append(sample['image'])
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         if self.out_dir and len(self._images) == len(results):
-            summary = report_lib.write_report(results, self._images,
-                                              self.out_dir, self.report_meta)
+            summary = report_lib.write_report(
+                results, self._images, self.out_dir, self.report_meta
+            )
             print_log('\n' + report_lib.format_table(summary), logger='current')
-            print_log(f'evaluation report: '
-                      f'{osp.join(self.out_dir, "eval_report.json")}',
-                      logger='current')
+            print_log(
+                f'evaluation report: {osp.join(self.out_dir, "eval_report.json")}',
+                logger='current',
+            )
         else:
             summary = report_lib.summarize(results, self.report_meta)
             if self.out_dir:
-                print_log('images from other ranks are not saved; the report '
-                          'is written without them', logger='current',
-                          level=logging.WARNING)
+                print_log(
+                    'images from other ranks are not saved; the report '
+                    'is written without them',
+                    logger='current',
+                    level=logging.WARNING,
+                )
         self._images = []
         metrics = _flat(summary['overall'])
         for scale, values in summary['per_scale'].items():
@@ -92,9 +104,16 @@ class IPAdapterMetric(BaseMetric):
 
 def _flat(values: dict) -> dict[str, float]:
     """The scalar scores MMEngine logs (grade and missing diversity left out)."""
-    names = dict(clip_i='clip_i', clip_t='clip_t',
-                 reference_preservation_percent='reference_preservation',
-                 prompt_following_percent='prompt_following',
-                 combined_percent='combined', diversity='diversity')
-    return {short: values[long] for long, short in names.items()
-            if values.get(long) is not None}
+    names = dict(
+        clip_i='clip_i',
+        clip_t='clip_t',
+        reference_preservation_percent='reference_preservation',
+        prompt_following_percent='prompt_following',
+        combined_percent='combined',
+        diversity='diversity',
+    )
+    return {
+        short: values[long]
+        for long, short in names.items()
+        if values.get(long) is not None
+    }

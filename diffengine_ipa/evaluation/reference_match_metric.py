@@ -1,5 +1,6 @@
 """The shapes world's judge: does the generated image show the reference's
 colour and shape? Scored with the world's own classifier, not CLIP."""
+
 import html
 import json
 import os
@@ -42,8 +43,9 @@ class ReferenceMatchMetric(BaseMetric):
 
     default_prefix = 'match'
 
-    def __init__(self, out_dir: str | None = None,
-                 report_meta: dict | None = None, **kwargs) -> None:
+    def __init__(
+        self, out_dir: str | None = None, report_meta: dict | None = None, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.out_dir = out_dir
         self.report_meta = dict(report_meta or {})
@@ -53,14 +55,20 @@ class ReferenceMatchMetric(BaseMetric):
         for sample in data_samples:
             truth = classify(sample['reference'])
             seen = classify(sample['image'])
-            self.results.append(dict(
-                case_id=sample['case_id'], img_path=sample['img_path'],
-                scale=float(sample['scale']), seed=int(sample['seed']),
-                reference_hue=truth.hue, reference_shape=truth.shape,
-                hue=seen.hue, shape=seen.shape,
-                colour_match=seen.hue is not None and seen.hue == truth.hue,
-                shape_match=(seen.shape is not None
-                             and seen.shape == truth.shape)))
+            self.results.append(
+                dict(
+                    case_id=sample['case_id'],
+                    img_path=sample['img_path'],
+                    scale=float(sample['scale']),
+                    seed=int(sample['seed']),
+                    reference_hue=truth.hue,
+                    reference_shape=truth.shape,
+                    hue=seen.hue,
+                    shape=seen.shape,
+                    colour_match=seen.hue is not None and seen.hue == truth.hue,
+                    shape_match=(seen.shape is not None and seen.shape == truth.shape),
+                )
+            )
             if self.out_dir:
                 self._images.append(sample['image'])
 
@@ -69,9 +77,10 @@ class ReferenceMatchMetric(BaseMetric):
         if self.out_dir and len(self._images) == len(results):
             _write(report, results, self._images, self.out_dir)
             print_log('\n' + match_table(report), logger='current')
-            print_log('evaluation report: '
-                      f'{osp.join(self.out_dir, "eval_report.json")}',
-                      logger='current')
+            print_log(
+                f'evaluation report: {osp.join(self.out_dir, "eval_report.json")}',
+                logger='current',
+            )
         self._images = []
         metrics = {}
         for scale, values in report['per_scale'].items():
@@ -85,24 +94,33 @@ def summarize_matches(rows: list[dict], meta: dict | None = None) -> dict:
     by_scale: dict[float, list] = defaultdict(list)
     for row in rows:
         by_scale[row['scale']].append(row)
-    per_scale = {f'{scale:g}': dict(
-        colour_match=mean(r['colour_match'] for r in items),
-        shape_match=mean(r['shape_match'] for r in items),
-        images=len(items)) for scale, items in sorted(by_scale.items())}
-    return dict(meta or {}, judge='diffengine_ipa.shapes_world.world.classify',
-                chance=chance_levels(), per_scale=per_scale,
-                rows=[{k: v for k, v in r.items()} for r in rows])
+    per_scale = {
+        f'{scale:g}': dict(
+            colour_match=mean(r['colour_match'] for r in items),
+            shape_match=mean(r['shape_match'] for r in items),
+            images=len(items),
+        )
+        for scale, items in sorted(by_scale.items())
+    }
+    return dict(
+        meta or {},
+        judge='diffengine_ipa.shapes_world.world.classify',
+        chance=chance_levels(),
+        per_scale=per_scale,
+        rows=[{k: v for k, v in r.items()} for r in rows],
+    )
 
 
 def match_table(report: dict) -> str:
     """The console table: one line per scale, then chance."""
     lines = [f'{"scale":>6}{"colour":>9}{"shape":>9}{"images":>8}']
     for scale, values in report['per_scale'].items():
-        lines.append(f'{scale:>6}{values["colour_match"]:>9.2f}'
-                     f'{values["shape_match"]:>9.2f}{values["images"]:>8}')
+        lines.append(
+            f'{scale:>6}{values["colour_match"]:>9.2f}'
+            f'{values["shape_match"]:>9.2f}{values["images"]:>8}'
+        )
     chance = report['chance']
-    lines.append(f'{"chance":>6}{chance["colour"]:>9.2f}'
-                 f'{chance["shape"]:>9.2f}')
+    lines.append(f'{"chance":>6}{chance["colour"]:>9.2f}{chance["shape"]:>9.2f}')
     return '\n'.join(lines)
 
 
@@ -111,8 +129,8 @@ def _write(report: dict, rows: list[dict], images: list, out_dir: str) -> None:
     os.makedirs(image_dir, exist_ok=True)
     for row, image in zip(rows, images, strict=True):
         row['image_path'] = osp.join(
-            image_dir, f'{row["case_id"]}_scale{row["scale"]:g}_seed'
-            f'{row["seed"]}.png')
+            image_dir, f'{row["case_id"]}_scale{row["scale"]:g}_seed{row["seed"]}.png'
+        )
         image.save(row['image_path'])
     report['rows'] = rows
     report['grids'] = []
@@ -122,25 +140,44 @@ def _write(report: dict, rows: list[dict], images: list, out_dir: str) -> None:
     report['figure'] = _figure(report, osp.join(out_dir, 'reference_match.png'))
     report['html'] = osp.join(out_dir, 'report.html')
     atomic_write_bytes(report['html'], _html(report, out_dir).encode())
-    atomic_write_bytes(osp.join(out_dir, 'eval_report.json'),
-                       json.dumps(report, indent=2).encode())
+    atomic_write_bytes(
+        osp.join(out_dir, 'eval_report.json'), json.dumps(report, indent=2).encode()
+    )
 
 
 def _figure(report: dict, path: str) -> str:
     """Match rate against adapter scale, chance levels dashed."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+
     scales = [float(s) for s in report['per_scale']]
     figure, axes = plt.subplots(figsize=(4.5, 3.2), dpi=100)
-    for key, name, colour in (('colour_match', 'colour', 'tab:red'),
-                              ('shape_match', 'shape', 'tab:blue')):
-        axes.plot(scales, [v[key] for v in report['per_scale'].values()],
-                  'o-', color=colour, label=f'{name} match')
-        axes.axhline(report['chance'][name], color=colour, linestyle='--',
-                     linewidth=1, label=f'{name} chance')
-    axes.set(xlabel='adapter scale', ylabel='match rate', ylim=(0, 1.02),
-             title='reference match (shapes world judge)')
+    for key, name, colour in (
+        ('colour_match', 'colour', 'tab:red'),
+        ('shape_match', 'shape', 'tab:blue'),
+    ):
+        axes.plot(
+            scales,
+            [v[key] for v in report['per_scale'].values()],
+            'o-',
+            color=colour,
+            label=f'{name} match',
+        )
+        axes.axhline(
+            report['chance'][name],
+            color=colour,
+            linestyle='--',
+            linewidth=1,
+            label=f'{name} chance',
+        )
+    axes.set(
+        xlabel='adapter scale',
+        ylabel='match rate',
+        ylim=(0, 1.02),
+        title='reference match (shapes world judge)',
+    )
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path)
@@ -151,10 +188,12 @@ def _figure(report: dict, path: str) -> str:
 def _html(report: dict, out_dir: str) -> str:
     def rel(path: str) -> str:
         return html.escape(osp.relpath(path, out_dir))
+
     rows = ''.join(
         f'<tr><td>{s}</td><td>{v["colour_match"]:.2f}</td>'
         f'<td>{v["shape_match"]:.2f}</td><td>{v["images"]}</td></tr>'
-        for s, v in report['per_scale'].items())
+        for s, v in report['per_scale'].items()
+    )
     chance = report['chance']
     checkpoint = html.escape(str(report.get('checkpoint', '')))
     return (
@@ -164,4 +203,5 @@ def _html(report: dict, out_dir: str) -> str:
         f'<th>images</th></tr>{rows}<tr><td>chance</td>'
         f'<td>{chance["colour"]:.2f}</td><td>{chance["shape"]:.2f}</td><td></td>'
         f'</tr></table><p><img src="{rel(report["figure"])}"></p>'
-        + ''.join(f'<p><img src="{rel(g)}"></p>' for g in report['grids']))
+        + ''.join(f'<p><img src="{rel(g)}"></p>' for g in report['grids'])
+    )

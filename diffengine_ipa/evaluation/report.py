@@ -3,6 +3,7 @@
 Rows come from :class:`IPAdapterMetric`: one per generated image, with its
 case, scale, seed, CLIP-I and CLIP-T cosines and CLIP embedding.
 """
+
 import json
 import os
 import os.path as osp
@@ -26,7 +27,8 @@ PERCENT_NOTE = (
     '(CLIPScore, Hessel et al. 2021); combined_percent = their mean; grade '
     'from combined: A+ >= 90, A >= 80, B >= 70, C >= 60, else F; diversity = '
     'mean pairwise 1 - cosine between CLIP embeddings of one case and scale '
-    'across seeds.')
+    'across seeds.'
+)
 
 
 def _diversity(rows: list[dict]) -> float | None:
@@ -35,8 +37,11 @@ def _diversity(rows: list[dict]) -> float | None:
     groups: dict[tuple, list] = defaultdict(list)
     for row in rows:
         groups[row['case_id'], row['scale']].append(row['embedding'])
-    values = [scores.mean_pairwise_distance(torch.stack(group))
-              for group in groups.values() if len(group) > 1]
+    values = [
+        scores.mean_pairwise_distance(torch.stack(group))
+        for group in groups.values()
+        if len(group) > 1
+    ]
     return mean(values) if values else None
 
 
@@ -47,13 +52,13 @@ def _scores(rows: list[dict]) -> dict[str, Any]:
     return dict(
         clip_i=clip_i,
         clip_t=clip_t,
-        reference_preservation_percent=scores.reference_preservation_percent(
-            clip_i),
+        reference_preservation_percent=scores.reference_preservation_percent(clip_i),
         prompt_following_percent=scores.prompt_following_percent(clip_t),
         combined_percent=combined,
         grade=scores.grade(combined),
         diversity=_diversity(rows),
-        images=[r['image_path'] for r in rows if r.get('image_path')])
+        images=[r['image_path'] for r in rows if r.get('image_path')],
+    )
 
 
 def summarize(rows: list[dict], meta: dict | None = None) -> dict[str, Any]:
@@ -64,32 +69,44 @@ def summarize(rows: list[dict], meta: dict | None = None) -> dict[str, Any]:
     for row in rows:
         by_case[row['case_id']][row['scale']].append(row)
         by_scale[row['scale']].append(row)
-        cases.setdefault(row['case_id'], dict(
-            id=row['case_id'], reference=row['img_path'], prompt=row['prompt']))
+        cases.setdefault(
+            row['case_id'],
+            dict(id=row['case_id'], reference=row['img_path'], prompt=row['prompt']),
+        )
     report_cases = []
     for case_id, per_scale in by_case.items():
-        report_cases.append(dict(cases[case_id], scales={
-            f'{scale:g}': _scores(items) for scale, items in sorted(per_scale.items())
-        }))
+        report_cases.append(
+            dict(
+                cases[case_id],
+                scales={
+                    f'{scale:g}': _scores(items)
+                    for scale, items in sorted(per_scale.items())
+                },
+            )
+        )
     overall = _scores(rows)
     overall.pop('images')
     return dict(
         meta or {},
         how_percentages_are_derived=PERCENT_NOTE,
         cases=report_cases,
-        per_scale={f'{scale:g}': {k: v for k, v in _scores(items).items()
-                                  if k != 'images'}
-                   for scale, items in sorted(by_scale.items())},
-        overall=overall)
+        per_scale={
+            f'{scale:g}': {k: v for k, v in _scores(items).items() if k != 'images'}
+            for scale, items in sorted(by_scale.items())
+        },
+        overall=overall,
+    )
 
 
-def _grid(rows: list[dict], seed: int, cell: int = 256,
-          header: int = 28) -> Image.Image:
+def _grid(
+    rows: list[dict], seed: int, cell: int = 256, header: int = 28
+) -> Image.Image:
     """Rows = references, columns = reference | one image per scale."""
     scales = sorted({r['scale'] for r in rows})
     case_ids = list(dict.fromkeys(r['case_id'] for r in rows))
-    grid = Image.new('RGB', (cell * (1 + len(scales)),
-                             header + cell * len(case_ids)), 'white')
+    grid = Image.new(
+        'RGB', (cell * (1 + len(scales)), header + cell * len(case_ids)), 'white'
+    )
     draw = ImageDraw.Draw(grid)
     titles = ['reference'] + [f'scale {scale:g}' for scale in scales]
     for x, title in enumerate(titles):
@@ -100,24 +117,24 @@ def _grid(rows: list[dict], seed: int, cell: int = 256,
         reference = read_rgb_image(case_rows[0]['img_path'])
         grid.paste(reference.resize((cell, cell)), (0, top))
         for x, scale in enumerate(scales, start=1):
-            match = [r for r in case_rows
-                     if r['scale'] == scale and r['seed'] == seed]
+            match = [r for r in case_rows if r['scale'] == scale and r['seed'] == seed]
             if match:
                 image = Image.open(match[0]['image_path']).convert('RGB')
                 grid.paste(image.resize((cell, cell)), (x * cell, top))
     return grid
 
 
-def write_report(rows: list[dict], images: list[Image.Image], out_dir: str,
-                 meta: dict | None = None) -> dict[str, Any]:
+def write_report(
+    rows: list[dict], images: list[Image.Image], out_dir: str, meta: dict | None = None
+) -> dict[str, Any]:
     """Save the images, one grid per seed, the scale trade-off plot (with
     several scales) and ``eval_report.json``."""
     image_dir = osp.join(out_dir, 'images')
     os.makedirs(image_dir, exist_ok=True)
     for row, image in zip(rows, images, strict=True):
         row['image_path'] = osp.join(
-            image_dir, f'{row["case_id"]}_scale{row["scale"]:g}_seed'
-            f'{row["seed"]}.png')
+            image_dir, f'{row["case_id"]}_scale{row["scale"]:g}_seed{row["seed"]}.png'
+        )
         image.save(row['image_path'])
     grids = []
     for seed in sorted({r['seed'] for r in rows}):
@@ -126,23 +143,31 @@ def write_report(rows: list[dict], images: list[Image.Image], out_dir: str,
     report = summarize(rows, dict(meta or {}, grids=grids))
     if len(report['per_scale']) > 1:  # a full evaluation: the trade-off plot
         report['tradeoff_plot'] = plot_tradeoff(
-            {'adapter': report}, osp.join(out_dir, 'tradeoff.png'))
-    atomic_write_bytes(osp.join(out_dir, 'eval_report.json'),
-                       json.dumps(report, indent=2).encode())
+            {'adapter': report}, osp.join(out_dir, 'tradeoff.png')
+        )
+    atomic_write_bytes(
+        osp.join(out_dir, 'eval_report.json'), json.dumps(report, indent=2).encode()
+    )
     return report
 
 
 def format_table(report: dict[str, Any]) -> str:
     """A console table: one line per case and scale, then the overall line."""
-    lines = [f'{"case":<14}{"scale":>6}{"CLIP-I":>8}{"CLIP-T":>8}'
-             f'{"ref %":>7}{"prompt %":>9}{"comb %":>8}{"grade":>6}'
-             f'{"divers.":>8}']
+    lines = [
+        f'{"case":<14}{"scale":>6}{"CLIP-I":>8}{"CLIP-T":>8}'
+        f'{"ref %":>7}{"prompt %":>9}{"comb %":>8}{"grade":>6}'
+        f'{"divers.":>8}'
+    ]
+
     def line(name: str, scale: str, s: dict) -> str:
         diversity = '-' if s['diversity'] is None else f'{s["diversity"]:.3f}'
-        return (f'{name:<14}{scale:>6}{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
-                f'{s["reference_preservation_percent"]:>7.1f}'
-                f'{s["prompt_following_percent"]:>9.1f}'
-                f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}{diversity:>8}')
+        return (
+            f'{name:<14}{scale:>6}{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
+            f'{s["reference_preservation_percent"]:>7.1f}'
+            f'{s["prompt_following_percent"]:>9.1f}'
+            f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}{diversity:>8}'
+        )
+
     for case in report['cases']:
         for scale, s in case['scales'].items():
             lines.append(line(case['id'][:14], scale, s))

@@ -13,11 +13,16 @@
 
 Raw cosines are always reported beside the percentages.
 """
+
 import torch
 
 __all__ = [
-    'reference_preservation_percent', 'prompt_following_percent',
-    'combined_percent', 'grade', 'mean_pairwise_distance', 'GRADE_BANDS'
+    'reference_preservation_percent',
+    'prompt_following_percent',
+    'combined_percent',
+    'grade',
+    'mean_pairwise_distance',
+    'GRADE_BANDS',
 ]
 
 CLIPSCORE_WEIGHT = 2.5
@@ -36,8 +41,10 @@ def prompt_following_percent(cosine: float) -> float:
 
 def combined_percent(clip_i_cosine: float, clip_t_cosine: float) -> float:
     """The mean of the two percentages."""
-    return (reference_preservation_percent(clip_i_cosine) +
-            prompt_following_percent(clip_t_cosine)) / 2
+    return (
+        reference_preservation_percent(clip_i_cosine)
+        + prompt_following_percent(clip_t_cosine)
+    ) / 2
 
 
 def grade(percent: float) -> str:

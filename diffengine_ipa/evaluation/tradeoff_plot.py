@@ -1,4 +1,5 @@
 """The reference-preservation / prompt-following trade-off across scales."""
+
 from typing import Any
 
 __all__ = ['plot_tradeoff']
@@ -9,6 +10,7 @@ def plot_tradeoff(reports: dict[str, dict[str, Any]], path: str) -> str:
     (name → ``eval_report.json`` contents), each point labelled with its
     scale; raising the scale moves up (reference) and left (prompt)."""
     import matplotlib
+
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
@@ -19,8 +21,13 @@ def plot_tradeoff(reports: dict[str, dict[str, Any]], path: str) -> str:
         y = [report['per_scale'][s]['clip_i'] for s in scales]
         axes.plot(x, y, marker='o', label=name)
         for scale, xi, yi in zip(scales, x, y, strict=True):
-            axes.annotate(f'scale {scale}', (xi, yi), textcoords='offset points',
-                          xytext=(4, 4), fontsize=8)
+            axes.annotate(
+                f'scale {scale}',
+                (xi, yi),
+                textcoords='offset points',
+                xytext=(4, 4),
+                fontsize=8,
+            )
     axes.set_xlabel('prompt following (CLIP-T cosine)')
     axes.set_ylabel('reference preservation (CLIP-I cosine)')
     axes.set_title('IP-Adapter scale: reference vs prompt')

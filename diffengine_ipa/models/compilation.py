@@ -9,6 +9,7 @@ recipe). On a CPU compiling did not pay: ``--compile`` ran 0.46× (29.7
 against ~7 s per full-size SD1.5 step at 256 px), so ``hardware.compile=
 'auto'`` never compiles there.
 """
+
 from torch import nn
 
 from ..errors import UserError
@@ -17,13 +18,14 @@ __all__ = ['COMPILE_MODES', 'compile_denoiser', 'repeated_blocks']
 
 COMPILE_MODES = (False, True, 'whole', 'regional')
 # Denoisers whose diffusers class names no ``_repeated_blocks``.
-_REPEATED_BLOCKS = dict(SD3Transformer2DModel=('JointTransformerBlock', ))
+_REPEATED_BLOCKS = dict(SD3Transformer2DModel=('JointTransformerBlock',))
 
 
 def repeated_blocks(denoiser: nn.Module) -> list[nn.Module]:
     """The denoiser's repeated blocks, in module order."""
-    names = (getattr(denoiser, '_repeated_blocks', None)
-             or _REPEATED_BLOCKS.get(type(denoiser).__name__, ()))
+    names = getattr(denoiser, '_repeated_blocks', None) or _REPEATED_BLOCKS.get(
+        type(denoiser).__name__, ()
+    )
     return [m for m in denoiser.modules() if type(m).__name__ in names]
 
 
@@ -31,8 +33,9 @@ def compile_denoiser(denoiser: nn.Module, mode: bool | str) -> int:
     """Compile ``denoiser`` in place by ``mode`` (see :data:`COMPILE_MODES`;
     ``True`` is ``'whole'``); returns the number of compiled modules."""
     if mode not in COMPILE_MODES:
-        raise UserError(f'model.compile_denoiser={mode!r}: use False, '
-                        "'whole' (True) or 'regional'")
+        raise UserError(
+            f"model.compile_denoiser={mode!r}: use False, 'whole' (True) or 'regional'"
+        )
     if not mode:
         return 0
     if mode != 'regional':
@@ -40,9 +43,11 @@ def compile_denoiser(denoiser: nn.Module, mode: bool | str) -> int:
         return 1
     blocks = repeated_blocks(denoiser)
     if not blocks:
-        raise UserError(f"model.compile_denoiser='regional': "
-                        f'{type(denoiser).__name__} names no repeated blocks; '
-                        "use 'whole'")
+        raise UserError(
+            f"model.compile_denoiser='regional': "
+            f'{type(denoiser).__name__} names no repeated blocks; '
+            "use 'whole'"
+        )
     for block in blocks:
         block.compile()
     return len(blocks)

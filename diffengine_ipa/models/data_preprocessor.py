@@ -1,4 +1,5 @@
 """Move a collated batch to the model's device, as float32 tensors."""
+
 from typing import Any
 
 import torch
@@ -19,11 +20,15 @@ class IPAdapterDataPreprocessor(BaseDataPreprocessor):
     def forward(self, data: dict, training: bool = False) -> dict[str, Any]:
         inputs = dict(data['inputs'])
         for key, value in inputs.items():
-            if isinstance(value, (list, tuple)) and value and isinstance(
-                    value[0], torch.Tensor):
+            if (
+                isinstance(value, (list, tuple))
+                and value
+                and isinstance(value[0], torch.Tensor)
+            ):
                 value = torch.stack(value)
             if isinstance(value, torch.Tensor) and value.is_floating_point():
                 value = value.float()
             inputs[key] = value
         return self.cast_data(
-            dict(inputs=inputs, data_samples=data.get('data_samples')))
+            dict(inputs=inputs, data_samples=data.get('data_samples'))
+        )

@@ -1,4 +1,5 @@
 """A short identity of a set of modules' weights, to tell caches apart."""
+
 import hashlib
 import json
 from typing import Any
@@ -12,7 +13,8 @@ __all__ = ['fingerprint_modules']
 def _plain(tensor: torch.Tensor) -> torch.Tensor:
     """A quantized weight (a torchao tensor subclass) as the values it holds."""
     if type(tensor) not in (torch.Tensor, nn.Parameter) and hasattr(
-            tensor, 'dequantize'):
+        tensor, 'dequantize'
+    ):
         return tensor.dequantize()
     return tensor
 
@@ -41,6 +43,8 @@ def fingerprint_modules(modules: dict[str, Any], extra: str = '') -> str:
         for key, tensor in module.state_dict().items():
             values = _plain(tensor.detach()).double()
             digest.update(f'{key}{tuple(tensor.shape)}{tensor.dtype}'.encode())
-            digest.update(f'{values.sum().item():.10e}'
-                          f'{values.square().sum().item():.10e}'.encode())
+            digest.update(
+                f'{values.sum().item():.10e}'
+                f'{values.square().sum().item():.10e}'.encode()
+            )
     return digest.hexdigest()

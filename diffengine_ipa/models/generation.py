@@ -9,6 +9,7 @@ encoders diffusers knows the images equal diffusers' own.
 :func:`live_pipeline` wraps a model that is being trained in its family's
 pipeline without copying or re-loading anything.
 """
+
 import contextlib
 import inspect
 import logging
@@ -21,14 +22,22 @@ from PIL import Image
 
 from ..errors import UserError
 
-__all__ = ['AdapterPipeline', 'ImagePrompt', 'live_pipeline', 'make_pipeline',
-           'pipeline_extras', 'check_true_cfg', 'true_cfg_kwargs']
+__all__ = [
+    'AdapterPipeline',
+    'ImagePrompt',
+    'live_pipeline',
+    'make_pipeline',
+    'pipeline_extras',
+    'check_true_cfg',
+    'true_cfg_kwargs',
+]
 
 _log = logging.getLogger(__name__)
 
 
-def check_true_cfg(family: Any, true_cfg_scale: float | None,
-                   field: str = 'true_cfg_scale') -> None:
+def check_true_cfg(
+    family: Any, true_cfg_scale: float | None, field: str = 'true_cfg_scale'
+) -> None:
     """True CFG exists for FLUX-type bases only (``FluxPipeline``'s
     ``true_cfg_scale``): elsewhere ``field`` is one clear error."""
     if true_cfg_scale is not None and not getattr(family, 'true_cfg', False):
@@ -36,11 +45,13 @@ def check_true_cfg(family: Any, true_cfg_scale: float | None,
         raise UserError(
             f'{field}: {name} has no true CFG (only FLUX-type bases, whose '
             'guidance_scale is distilled guidance); its guidance_scale is '
-            'already classifier-free guidance: drop the option')
+            'already classifier-free guidance: drop the option'
+        )
 
 
-def true_cfg_kwargs(family: Any, true_cfg_scale: float | None,
-                    negative_prompt: str | None) -> dict[str, Any]:
+def true_cfg_kwargs(
+    family: Any, true_cfg_scale: float | None, negative_prompt: str | None
+) -> dict[str, Any]:
     """The pipeline's true-CFG argument, with FluxPipeline's rule said in
     one line where it would surprise: true CFG runs only when
     ``true_cfg_scale`` > 1 *and* a negative prompt is given (``''`` counts),
@@ -52,16 +63,17 @@ def true_cfg_kwargs(family: Any, true_cfg_scale: float | None,
     if true_cfg_scale is None or true_cfg_scale <= 1:
         if negative_prompt is not None:
             _log.warning(
-                'the negative prompt is ignored: FLUX\'s guidance_scale is '
+                "the negative prompt is ignored: FLUX's guidance_scale is "
                 'distilled guidance; give true_cfg_scale > 1 (e.g. '
-                '--true-cfg-scale 4.0) for true CFG with it')
-        return {} if true_cfg_scale is None else dict(
-            true_cfg_scale=true_cfg_scale)
+                '--true-cfg-scale 4.0) for true CFG with it'
+            )
+        return {} if true_cfg_scale is None else dict(true_cfg_scale=true_cfg_scale)
     if negative_prompt is None:
         _log.warning(
             f'true_cfg_scale={true_cfg_scale} does nothing without a negative '
             "prompt (FluxPipeline's rule): give negative_prompt='' "
-            "(--negative-prompt '') for true CFG against the empty prompt")
+            "(--negative-prompt '') for true CFG against the empty prompt"
+        )
     return dict(true_cfg_scale=true_cfg_scale)
 
 
@@ -69,8 +81,9 @@ def pipeline_extras(pipeline_class: type) -> dict[str, Any]:
     """What this kit never uses (safety checker, watermark), as the
     pipeline's arguments that turn it off."""
     accepted = inspect.signature(pipeline_class).parameters
-    extras = dict(safety_checker=None, requires_safety_checker=False,
-                  add_watermarker=False)
+    extras = dict(
+        safety_checker=None, requires_safety_checker=False, add_watermarker=False
+    )
     return {k: v for k, v in extras.items() if k in accepted}
 
 
@@ -94,8 +107,11 @@ class ImagePrompt:
 def _per_adapter(value: Any, count: int, what: str) -> list:
     """One entry per adapter: a single value for one adapter, or a list of
     ``count`` entries."""
-    if count == 1 and not (isinstance(value, (list, tuple)) and len(value) == 1
-                           and isinstance(value[0], (list, tuple))):
+    if count == 1 and not (
+        isinstance(value, (list, tuple))
+        and len(value) == 1
+        and isinstance(value[0], (list, tuple))
+    ):
         return [value]
     if not isinstance(value, (list, tuple)) or len(value) != count:
         raise UserError(f'{what}: give one entry per adapter ({count} adapters)')
@@ -117,16 +133,22 @@ class AdapterPipeline:
         settings: The family's config entry (e.g. ``max_sequence_length``).
     """
 
-    def __init__(self, pipe: Any, family: Any, prompts: Sequence[ImagePrompt],
-                 settings: dict | None = None) -> None:
+    def __init__(
+        self,
+        pipe: Any,
+        family: Any,
+        prompts: Sequence[ImagePrompt],
+        settings: dict | None = None,
+    ) -> None:
         self.pipe = pipe
         self.family = family
         self.prompts = list(prompts)
         self.settings = dict(settings or {})
 
     @torch.no_grad()
-    def encode(self, images: Image.Image | Sequence[Image.Image],
-               adapter: int = 0) -> torch.Tensor:
+    def encode(
+        self, images: Image.Image | Sequence[Image.Image], adapter: int = 0
+    ) -> torch.Tensor:
         """The features (N, ...) adapter ``adapter`` reads from N references:
         what ``image_embeds`` takes, and what can be saved and reused."""
         prompt = self.prompts[adapter]
@@ -141,24 +163,26 @@ class AdapterPipeline:
         null = prompt.image_encoder.null_features(rule, prompt.features)
         return null.expand(count, *null.shape[1:])
 
-    def __call__(self,
-                 reference: Any = None,
-                 prompt: str = '',
-                 negative_prompt: str | None = None,
-                 scale: Any = 1.0,
-                 steps: int = 50,
-                 guidance_scale: float = 7.5,
-                 seed: int = 0,
-                 num_images: int = 1,
-                 height: int | None = None,
-                 width: int | None = None,
-                 *,
-                 image_embeds: Sequence[torch.Tensor] | None = None,
-                 negative_reference: Any = None,
-                 masks: Any = None,
-                 control_image: Image.Image | None = None,
-                 control_scale: float = 1.0,
-                 true_cfg_scale: float | None = None) -> list[Image.Image]:
+    def __call__(
+        self,
+        reference: Any = None,
+        prompt: str = '',
+        negative_prompt: str | None = None,
+        scale: Any = 1.0,
+        steps: int = 50,
+        guidance_scale: float = 7.5,
+        seed: int = 0,
+        num_images: int = 1,
+        height: int | None = None,
+        width: int | None = None,
+        *,
+        image_embeds: Sequence[torch.Tensor] | None = None,
+        negative_reference: Any = None,
+        masks: Any = None,
+        control_image: Image.Image | None = None,
+        control_scale: float = 1.0,
+        true_cfg_scale: float | None = None,
+    ) -> list[Image.Image]:
         """Images for ``prompt`` guided by the references.
 
         Args:
@@ -189,30 +213,42 @@ class AdapterPipeline:
         if image_embeds is None:
             if reference is None:
                 raise UserError('give reference images or image_embeds')
-            image_embeds = [self.encode(images, i) for i, images in enumerate(
-                _per_adapter(reference, count, 'reference'))]
+            image_embeds = [
+                self.encode(images, i)
+                for i, images in enumerate(_per_adapter(reference, count, 'reference'))
+            ]
         elif isinstance(image_embeds, torch.Tensor):
             image_embeds = [image_embeds]
         if len(image_embeds) != count:
-            raise UserError(f'image_embeds: give one tensor per adapter ({count} '
-                            f'adapters, {len(image_embeds)} tensors)')
+            raise UserError(
+                f'image_embeds: give one tensor per adapter ({count} '
+                f'adapters, {len(image_embeds)} tensors)'
+            )
         device, dtype = self.pipe.device, self.pipe.dtype
         image_embeds = [e.to(device=device, dtype=dtype) for e in image_embeds]
         if negative_reference is None:
             nulls = [self.null(i, len(e)) for i, e in enumerate(image_embeds)]
         else:
-            nulls = [self.encode(images, i) for i, images in enumerate(
-                _per_adapter(negative_reference, count, 'negative_reference'))]
+            nulls = [
+                self.encode(images, i)
+                for i, images in enumerate(
+                    _per_adapter(negative_reference, count, 'negative_reference')
+                )
+            ]
         family = self.family
         kwargs = true_cfg_kwargs(family, true_cfg_scale, negative_prompt)
         family.check_image_prompts([len(e) for e in image_embeds])
         self.pipe.set_ip_adapter_scale(family.adapter_scale(scale, count))
-        kwargs.update(family.image_prompt_kwargs(image_embeds, nulls,
-                                                 guidance_scale))
+        kwargs.update(family.image_prompt_kwargs(image_embeds, nulls, guidance_scale))
         if masks is not None:
-            kwargs.update(family.mask_kwargs(
-                [_images(m) for m in _per_adapter(masks, count, 'masks')],
-                self.pipe, height, width))
+            kwargs.update(
+                family.mask_kwargs(
+                    [_images(m) for m in _per_adapter(masks, count, 'masks')],
+                    self.pipe,
+                    height,
+                    width,
+                )
+            )
         if control_image is not None:
             kwargs.update(family.control_kwargs(control_image, control_scale))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)
@@ -226,7 +262,8 @@ class AdapterPipeline:
             width=width,
             generator=generator,
             **kwargs,
-            **family.pipeline_call_kwargs(self.settings)).images
+            **family.pipeline_call_kwargs(self.settings),
+        ).images
 
 
 @contextlib.contextmanager
@@ -243,23 +280,34 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
     import diffusers
 
     from .resident_encoders import resident_encoders
+
     family, encoder = model.family, model.image_encoder
-    with resident_encoders(model), \
-            family.attached_projection(model.image_projection), \
-            _frozen_dtype_autocast(model):
-        pipe = make_pipeline(getattr(diffusers, family.pipeline_class), dict(
-            family.pipeline_components(), image_encoder=encoder.model,
-            feature_extractor=encoder.processor))
+    with (
+        resident_encoders(model),
+        family.attached_projection(model.image_projection),
+        _frozen_dtype_autocast(model),
+    ):
+        pipe = make_pipeline(
+            getattr(diffusers, family.pipeline_class),
+            dict(
+                family.pipeline_components(),
+                image_encoder=encoder.model,
+                feature_extractor=encoder.processor,
+            ),
+        )
         yield AdapterPipeline(
-            pipe, family,
+            pipe,
+            family,
             [ImagePrompt(encoder, model.image_projection.image_features)],
-            family.settings())
+            family.settings(),
+        )
 
 
 def _frozen_dtype_autocast(model: Any) -> contextlib.AbstractContextManager:
     """Autocast to ``model.frozen_dtype`` (bf16/fp16), unless the frozen
     weights are fp32 or autocast is already on."""
     from ..dtypes import to_dtype
+
     device = model.device.type
     frozen = getattr(model, 'frozen_dtype', None)
     if not frozen or torch.is_autocast_enabled(device):

@@ -15,6 +15,7 @@ Two kinds of features, named by what an image projection reads:
 output) and ``'hidden_states'`` (the penultimate layer's tokens, which
 IP-Adapter Plus and SD3.5's time-aware Resampler read).
 """
+
 import importlib
 from typing import Any
 
@@ -26,9 +27,13 @@ from ..registry import MODELS
 from .model_sources import RANDOM_PREFIX, load_component
 
 __all__ = [
-    'ImageEncoder', 'CLIPImageEncoder', 'SiglipImageEncoder',
-    'Dinov2ImageEncoder', 'FEATURE_KINDS', 'processor_image_size',
-    'image_encoder_config'
+    'ImageEncoder',
+    'CLIPImageEncoder',
+    'SiglipImageEncoder',
+    'Dinov2ImageEncoder',
+    'FEATURE_KINDS',
+    'processor_image_size',
+    'image_encoder_config',
 ]
 
 FEATURE_KINDS = ('pooled', 'hidden_states')
@@ -59,33 +64,48 @@ class ImageEncoder(nn.Module):
     model_class = ''  # the transformers class
     processor_class = ''  # its image processor, for folders without one
 
-    def __init__(self, pretrained_model_name_or_path: str,
-                 subfolder: str | None = None,
-                 preprocess: dict | None = None) -> None:
+    def __init__(
+        self,
+        pretrained_model_name_or_path: str,
+        subfolder: str | None = None,
+        preprocess: dict | None = None,
+    ) -> None:
         super().__init__()
-        self.source = dict(pretrained_model_name_or_path=pretrained_model_name_or_path,
-                           subfolder=subfolder)
+        self.source = dict(
+            pretrained_model_name_or_path=pretrained_model_name_or_path,
+            subfolder=subfolder,
+        )
         self.model = load_component(
-            _transformers_class(self.model_class), pretrained_model_name_or_path,
-            subfolder, field=FIELD, component='image_encoder')
-        self.processor = self.load_processor(pretrained_model_name_or_path,
-                                             subfolder, preprocess)
+            _transformers_class(self.model_class),
+            pretrained_model_name_or_path,
+            subfolder,
+            field=FIELD,
+            component='image_encoder',
+        )
+        self.processor = self.load_processor(
+            pretrained_model_name_or_path, subfolder, preprocess
+        )
 
     # --- preprocessing ------------------------------------------------------
 
     @classmethod
-    def load_processor(cls, pretrained_model_name_or_path: str,
-                       subfolder: str | None = None,
-                       preprocess: dict | None = None) -> Any:
+    def load_processor(
+        cls,
+        pretrained_model_name_or_path: str,
+        subfolder: str | None = None,
+        preprocess: dict | None = None,
+    ) -> Any:
         """The encoder's own processor (its ``preprocessor_config.json``), else
         the processor class's defaults at the model's image size."""
         source, overrides = pretrained_model_name_or_path, dict(preprocess or {})
         if source.startswith(RANDOM_PREFIX):
             from ..testing.architectures import architecture_spec
-            spec = architecture_spec(source[len(RANDOM_PREFIX):])
+
+            spec = architecture_spec(source[len(RANDOM_PREFIX) :])
             settings = dict(spec.get('processor', {}), **overrides)
             return _transformers_class(cls.processor_class)(**settings)
         from transformers import AutoConfig, AutoImageProcessor
+
         kwargs = dict(subfolder=subfolder) if subfolder else {}
         try:
             return AutoImageProcessor.from_pretrained(source, **kwargs, **overrides)
@@ -97,10 +117,10 @@ class ImageEncoder(nn.Module):
             raise ModelSourceError(
                 f'{FIELD}: cannot read the image encoder config of {source!r}'
                 f'{f" (subfolder {subfolder!r})" if subfolder else ""}: '
-                f'{str(err).splitlines()[0]}') from None
+                f'{str(err).splitlines()[0]}'
+            ) from None
         vision = getattr(config, 'vision_config', config)
-        settings = dict(cls.default_processor_settings(vision.image_size),
-                        **overrides)
+        settings = dict(cls.default_processor_settings(vision.image_size), **overrides)
         return _transformers_class(cls.processor_class)(**settings)
 
     @classmethod
@@ -131,23 +151,22 @@ class ImageEncoder(nn.Module):
         """Width of ``'pooled'`` or ``'hidden_states'`` features."""
         _check_kind(features)
         config = self.model.config
-        return (self.pooled_dim(config) if features == 'pooled'
-                else config.hidden_size)
+        return self.pooled_dim(config) if features == 'pooled' else config.hidden_size
 
     @staticmethod
     def pooled_dim(config: Any) -> int:
         return config.hidden_size
 
-    def forward(self, pixels: torch.Tensor,
-                features: str = 'pooled') -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor, features: str = 'pooled') -> torch.Tensor:
         """Features of preprocessed images: ``'pooled'`` (B, D) or
         ``'hidden_states'`` of the penultimate layer (B, tokens, D)."""
         _check_kind(features)
         if pixels.shape[-1] != self.image_size:
             raise UserError(
                 f'the image encoder takes {self.image_size} px images but the '
-                f'data gives {pixels.shape[-1]} px: the data pipeline\'s '
-                'PreprocessReference was set up for another image encoder')
+                f"data gives {pixels.shape[-1]} px: the data pipeline's "
+                'PreprocessReference was set up for another image encoder'
+            )
         pixels = pixels.to(device=self.device, dtype=self.dtype)
         if features == 'hidden_states':
             return self.model(pixels, output_hidden_states=True).hidden_states[-2]
@@ -166,6 +185,7 @@ class ImageEncoder(nn.Module):
         size = self.image_size
         if rule == 'black_image':
             from PIL import Image
+
             pixels = self.preprocess([Image.new('RGB', (size, size))])
         else:
             pixels = torch.zeros(1, 3, size, size, device=self.device)
@@ -215,36 +235,48 @@ class Dinov2ImageEncoder(ImageEncoder):
 
     @classmethod
     def default_processor_settings(cls, image_size: int) -> dict:
-        return dict(size=dict(shortest_edge=image_size * 256 // 224),
-                    crop_size=dict(height=image_size, width=image_size),
-                    image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+        return dict(
+            size=dict(shortest_edge=image_size * 256 // 224),
+            crop_size=dict(height=image_size, width=image_size),
+            image_mean=IMAGENET_MEAN,
+            image_std=IMAGENET_STD,
+        )
 
 
 # transformers' model_type → the encoder that reads it.
-ENCODER_TYPES = dict(clip='CLIPImageEncoder', clip_vision_model='CLIPImageEncoder',
-                     siglip='SiglipImageEncoder',
-                     siglip_vision_model='SiglipImageEncoder',
-                     dinov2='Dinov2ImageEncoder')
+ENCODER_TYPES = dict(
+    clip='CLIPImageEncoder',
+    clip_vision_model='CLIPImageEncoder',
+    siglip='SiglipImageEncoder',
+    siglip_vision_model='SiglipImageEncoder',
+    dinov2='Dinov2ImageEncoder',
+)
 
 
 def image_encoder_config(image_encoder: dict | str) -> dict:
     """An image encoder's config entry; a bare path (or an entry without a
     type) gets the type its ``config.json`` names (for ``random:<name>``,
     the architecture's)."""
-    entry = (dict(image_encoder) if isinstance(image_encoder, dict) else
-             dict(pretrained_model_name_or_path=image_encoder))
+    entry = (
+        dict(image_encoder)
+        if isinstance(image_encoder, dict)
+        else dict(pretrained_model_name_or_path=image_encoder)
+    )
     if 'type' in entry:
         return entry
     source = entry['pretrained_model_name_or_path']
     if source.startswith(RANDOM_PREFIX):
         from ..testing.architectures import architecture_spec
-        spec = architecture_spec(source[len(RANDOM_PREFIX):])
+
+        spec = architecture_spec(source[len(RANDOM_PREFIX) :])
         return dict(entry, type=spec.get('encoder', 'CLIPImageEncoder'))
     from transformers import AutoConfig
+
     subfolder = entry.get('subfolder')
     try:
         config = AutoConfig.from_pretrained(
-            source, **(dict(subfolder=subfolder) if subfolder else {}))
+            source, **(dict(subfolder=subfolder) if subfolder else {})
+        )
         kind = ENCODER_TYPES.get(config.model_type, 'CLIPImageEncoder')
     except (OSError, ValueError):  # loading it says what is wrong, in one line
         kind = 'CLIPImageEncoder'
@@ -257,5 +289,4 @@ def _transformers_class(name: str) -> type:
 
 def _check_kind(features: str) -> None:
     if features not in FEATURE_KINDS:
-        raise ValueError(f'features must be one of {FEATURE_KINDS}, got '
-                         f'{features!r}')
+        raise ValueError(f'features must be one of {FEATURE_KINDS}, got {features!r}')

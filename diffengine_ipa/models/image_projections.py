@@ -9,6 +9,7 @@ modules from our files (their official names live in
 :mod:`diffengine_ipa.official_format`). ``forward(features, timesteps)`` takes
 the denoising timesteps for the projections that use them.
 """
+
 import logging
 
 import torch
@@ -19,8 +20,10 @@ from ..errors import UserError
 from ..registry import MODELS
 
 __all__ = [
-    'IPAdapterImageProjection', 'IPAdapterPlusImageProjection',
-    'IPAdapterTimeImageProjection', 'PROJECTIONS_BY_VARIANT'
+    'IPAdapterImageProjection',
+    'IPAdapterPlusImageProjection',
+    'IPAdapterTimeImageProjection',
+    'PROJECTIONS_BY_VARIANT',
 ]
 
 HEAD_DIM = 64  # diffusers and ComfyUI infer Resampler heads as rows / 64
@@ -31,7 +34,8 @@ def _check_resampler(hidden_dims: int, depth: int) -> None:
         raise UserError(
             f'model.image_projection: hidden_dims ({hidden_dims}) must be a '
             f'multiple of {HEAD_DIM} and depth 4 (got {depth}), as diffusers '
-            'and ComfyUI expect of a Resampler')
+            'and ComfyUI expect of a Resampler'
+        )
 
 
 @MODELS.register_module()
@@ -50,24 +54,29 @@ class IPAdapterImageProjection(embeddings.ImageProjection):
     variant = 'base'
     image_features = 'pooled'
 
-    def __init__(self, image_embed_dim: int, cross_attention_dim: int,
-                 num_tokens: int = 4) -> None:
+    def __init__(
+        self, image_embed_dim: int, cross_attention_dim: int, num_tokens: int = 4
+    ) -> None:
         super().__init__(
             image_embed_dim=image_embed_dim,
             cross_attention_dim=cross_attention_dim,
-            num_image_text_embeds=num_tokens)
+            num_image_text_embeds=num_tokens,
+        )
         if num_tokens != 4:
             print_log(
                 f'num_tokens={num_tokens}: diffusers and ComfyUI assume 4 '
                 'tokens for a base IP-Adapter and may not load this one.',
-                logger='current', level=logging.WARNING)
+                logger='current',
+                level=logging.WARNING,
+            )
 
     @property
     def num_tokens(self) -> int:
         return self.num_image_text_embeds
 
-    def forward(self, image_embeds: torch.Tensor,
-                timesteps: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, image_embeds: torch.Tensor, timesteps: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, D_img) → (B, N, D)."""
         return super().forward(image_embeds)
 
@@ -91,9 +100,15 @@ class IPAdapterPlusImageProjection(embeddings.IPAdapterPlusImageProjection):
     variant = 'plus'
     image_features = 'hidden_states'
 
-    def __init__(self, image_embed_dim: int, cross_attention_dim: int,
-                 hidden_dims: int = 768, depth: int = 4, num_tokens: int = 16,
-                 ffn_ratio: float = 4) -> None:
+    def __init__(
+        self,
+        image_embed_dim: int,
+        cross_attention_dim: int,
+        hidden_dims: int = 768,
+        depth: int = 4,
+        num_tokens: int = 16,
+        ffn_ratio: float = 4,
+    ) -> None:
         _check_resampler(hidden_dims, depth)
         super().__init__(
             embed_dims=image_embed_dim,
@@ -103,14 +118,16 @@ class IPAdapterPlusImageProjection(embeddings.IPAdapterPlusImageProjection):
             dim_head=HEAD_DIM,
             heads=hidden_dims // HEAD_DIM,
             num_queries=num_tokens,
-            ffn_ratio=ffn_ratio)
+            ffn_ratio=ffn_ratio,
+        )
 
     @property
     def num_tokens(self) -> int:
         return self.latents.shape[1]
 
-    def forward(self, hidden_states: torch.Tensor,
-                timesteps: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, timesteps: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, tokens_in, D_img) → (B, N, D)."""
         return super().forward(hidden_states)
 
@@ -138,9 +155,16 @@ class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
     variant = 'time-resampler'
     image_features = 'hidden_states'
 
-    def __init__(self, image_embed_dim: int, cross_attention_dim: int,
-                 hidden_dims: int = 1280, depth: int = 4, num_tokens: int = 64,
-                 timestep_in_dim: int = 320, ffn_ratio: int = 4) -> None:
+    def __init__(
+        self,
+        image_embed_dim: int,
+        cross_attention_dim: int,
+        hidden_dims: int = 1280,
+        depth: int = 4,
+        num_tokens: int = 64,
+        timestep_in_dim: int = 320,
+        ffn_ratio: int = 4,
+    ) -> None:
         _check_resampler(hidden_dims, depth)
         super().__init__(
             embed_dim=image_embed_dim,
@@ -151,7 +175,8 @@ class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
             heads=hidden_dims // HEAD_DIM,
             num_queries=num_tokens,
             ffn_ratio=ffn_ratio,
-            timestep_in_dim=timestep_in_dim)
+            timestep_in_dim=timestep_in_dim,
+        )
 
     @property
     def num_tokens(self) -> int:
@@ -162,9 +187,9 @@ class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
         """Width of the timestep embedding handed to the processors."""
         return self.latents.shape[2]
 
-    def forward(self, hidden_states: torch.Tensor,
-                timesteps: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, hidden_states: torch.Tensor, timesteps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, tokens_in, D_img), (B, ) → tokens (B, N, D) and the timestep
         embedding (B, hidden_dims)."""
         if timesteps is None:
@@ -173,6 +198,11 @@ class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
 
 
 # The projection that reads an official file of each variant.
-PROJECTIONS_BY_VARIANT = {cls.variant: cls for cls in (
-    IPAdapterImageProjection, IPAdapterPlusImageProjection,
-    IPAdapterTimeImageProjection)}
+PROJECTIONS_BY_VARIANT = {
+    cls.variant: cls
+    for cls in (
+        IPAdapterImageProjection,
+        IPAdapterPlusImageProjection,
+        IPAdapterTimeImageProjection,
+    )
+}

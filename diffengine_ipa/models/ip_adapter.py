@@ -7,6 +7,7 @@ read those tokens with the same query (``out = text_attn + scale ·
 image_attn``). The family owns everything that differs between kinds of
 model; this class is the recipe they share.
 """
+
 from collections import OrderedDict
 from typing import Any
 
@@ -26,8 +27,9 @@ from .training_draws import draw_fixed_randomness, draw_training_randomness
 __all__ = ['IPAdapter', 'condition_drops']
 
 
-def condition_drops(u: torch.Tensor, text_rate: float, image_rate: float,
-                    both_rate: float) -> tuple[torch.Tensor, torch.Tensor]:
+def condition_drops(
+    u: torch.Tensor, text_rate: float, image_rate: float, both_rate: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Which samples lose their text, image or both (for CFG), from one
     uniform draw ``u`` (B, ) per sample.
 
@@ -38,8 +40,7 @@ def condition_drops(u: torch.Tensor, text_rate: float, image_rate: float,
     """
     image_only = u < image_rate
     text_only = (u >= image_rate) & (u < image_rate + text_rate)
-    both = (u >= image_rate + text_rate) & (
-        u < image_rate + text_rate + both_rate)
+    both = (u >= image_rate + text_rate) & (u < image_rate + text_rate + both_rate)
     return text_only | both, image_only | both
 
 
@@ -60,7 +61,8 @@ def _drop_missing_frozen_keys(model: 'IPAdapter', incompatible: Any) -> None:
     frozen weights are not 'missing'; a missing adapter weight still is."""
     adapter = model.adapter_parameter_names()
     incompatible.missing_keys[:] = [
-        key for key in incompatible.missing_keys
+        key
+        for key in incompatible.missing_keys
         if any(key == name or key.endswith('.' + name) for name in adapter)
     ]
 
@@ -118,46 +120,56 @@ class IPAdapter(BaseModel):
         init_cfg: MMEngine weight-init config (unused by default).
     """
 
-    def __init__(self,
-                 pretrained_model_name_or_path: str,
-                 image_encoder: dict | str,
-                 family: dict = dict(type='SD15'),
-                 image_projection: dict | None = None,
-                 pretrained_ip_adapter: str | None = None,
-                 text_drop_rate: float = 0.05,
-                 image_drop_rate: float = 0.05,
-                 both_drop_rate: float = 0.05,
-                 noise_offset: float = 0.0,
-                 gradient_checkpointing: bool = False,
-                 generation_cfg: dict | None = None,
-                 frozen_dtype: str | None = None,
-                 quantize: dict | None = None,
-                 channels_last: bool = False,
-                 compile_denoiser: bool | str = False,
-                 adapter_only_state_dict: bool = True,
-                 data_preprocessor: dict | None = None,
-                 init_cfg: dict | None = None) -> None:
+    def __init__(
+        self,
+        pretrained_model_name_or_path: str,
+        image_encoder: dict | str,
+        family: dict = dict(type='SD15'),
+        image_projection: dict | None = None,
+        pretrained_ip_adapter: str | None = None,
+        text_drop_rate: float = 0.05,
+        image_drop_rate: float = 0.05,
+        both_drop_rate: float = 0.05,
+        noise_offset: float = 0.0,
+        gradient_checkpointing: bool = False,
+        generation_cfg: dict | None = None,
+        frozen_dtype: str | None = None,
+        quantize: dict | None = None,
+        channels_last: bool = False,
+        compile_denoiser: bool | str = False,
+        adapter_only_state_dict: bool = True,
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='IPAdapterDataPreprocessor')
         super().__init__(
-            data_preprocessor=MODELS.build(data_preprocessor),
-            init_cfg=init_cfg)
+            data_preprocessor=MODELS.build(data_preprocessor), init_cfg=init_cfg
+        )
         rates = (text_drop_rate, image_drop_rate, both_drop_rate)
         if min(rates) < 0 or sum(rates) > 1:
-            raise UserError('model.text_drop_rate + image_drop_rate + '
-                            f'both_drop_rate must be in [0, 1], got {rates}')
+            raise UserError(
+                'model.text_drop_rate + image_drop_rate + '
+                f'both_drop_rate must be in [0, 1], got {rates}'
+            )
         self.drop_rates = dict(
             text_rate=text_drop_rate,
             image_rate=image_drop_rate,
-            both_rate=both_drop_rate)
+            both_rate=both_drop_rate,
+        )
         self.noise_offset = noise_offset
         encoder_cfg = image_encoder_config(image_encoder)
         self.sources = dict(
             pretrained_model_name_or_path=pretrained_model_name_or_path,
-            image_encoder=encoder_cfg)
+            image_encoder=encoder_cfg,
+        )
 
-        self.family = MODELS.build(family, default_args=dict(
-            pretrained_model_name_or_path=pretrained_model_name_or_path))
+        self.family = MODELS.build(
+            family,
+            default_args=dict(
+                pretrained_model_name_or_path=pretrained_model_name_or_path
+            ),
+        )
         self.image_encoder = MODELS.build(encoder_cfg)
         self.requires_grad_(False)  # all frozen; only what follows trains
 
@@ -167,14 +179,19 @@ class IPAdapter(BaseModel):
             image_projection,
             default_args=dict(
                 image_embed_dim=self.image_encoder.feature_dim(reads),
-                cross_attention_dim=self.family.token_width(
-                    self.family.denoiser)))
+                cross_attention_dim=self.family.token_width(self.family.denoiser),
+            ),
+        )
         self.family.install_adapter(self.image_projection)
-        self.generation_cfg = dict(self.family.generation_defaults,
-                                   height=None, width=None)
+        self.generation_cfg = dict(
+            self.family.generation_defaults, height=None, width=None
+        )
         self.generation_cfg.update(generation_cfg or {})
-        check_true_cfg(self.family, self.generation_cfg.get('true_cfg_scale'),
-                       'model.generation_cfg.true_cfg_scale')
+        check_true_cfg(
+            self.family,
+            self.generation_cfg.get('true_cfg_scale'),
+            'model.generation_cfg.true_cfg_scale',
+        )
 
         denoiser = self.family.denoiser
         if gradient_checkpointing:
@@ -201,19 +218,21 @@ class IPAdapter(BaseModel):
         """Initialise the adapter from an official-layout file (local or Hub)."""
         from ..official_format import load_adapter_into
         from .model_sources import resolve_file
+
         load_adapter_into(self, resolve_file(spec, 'model.pretrained_ip_adapter'))
 
     def expected_adapter(self) -> dict[str, Any]:
         """What an adapter file must be to fit this model (see
         :func:`diffengine_ipa.official_format.compare_adapter`)."""
         from ..official_format import expected_adapter
-        return expected_adapter(self.family, self.family.denoiser,
-                                self.image_encoder, self.image_projection)
 
-    def forward(self,
-                inputs: dict,
-                data_samples: Any | None = None,
-                mode: str = 'loss') -> dict[str, torch.Tensor]:
+        return expected_adapter(
+            self.family, self.family.denoiser, self.image_encoder, self.image_projection
+        )
+
+    def forward(
+        self, inputs: dict, data_samples: Any | None = None, mode: str = 'loss'
+    ) -> dict[str, torch.Tensor]:
         """The family's training loss (``mode='loss'``), or generated images
         (``mode='predict'``, see :meth:`predict`).
 
@@ -228,25 +247,29 @@ class IPAdapter(BaseModel):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode != 'loss':
-            raise ValueError(f"IPAdapter.forward has no mode {mode!r}; "
-                             "use 'loss' or 'predict'")
+            raise ValueError(
+                f"IPAdapter.forward has no mode {mode!r}; use 'loss' or 'predict'"
+            )
         self._check_cache_fingerprint(data_samples)
         if self.frozen_dtype and not torch.is_autocast_enabled(self.device.type):
-            raise UserError(f'model.frozen_dtype={self.frozen_dtype!r} needs '
-                            'mixed precision: train with --amp')
+            raise UserError(
+                f'model.frozen_dtype={self.frozen_dtype!r} needs '
+                'mixed precision: train with --amp'
+            )
         family = self.family
         objective = family.objective
         with torch.no_grad():
             mean, std = self.latent_moments(inputs)  # (B, C, h, w)
             family.check_latent_size(mean)
             draws = draw_training_randomness(
-                mean.shape, objective.sample_timestep,
-                _sample_indices(data_samples), mean.device,
-                with_offset=bool(self.noise_offset))
-            drop_text, drop_image = condition_drops(draws.drop,
-                                                    **self.drop_rates)
-            latents = family.scale_latents(
-                mean + std * draws.latent_eps.to(mean.dtype))
+                mean.shape,
+                objective.sample_timestep,
+                _sample_indices(data_samples),
+                mean.device,
+                with_offset=bool(self.noise_offset),
+            )
+            drop_text, drop_image = condition_drops(draws.drop, **self.drop_rates)
+            latents = family.scale_latents(mean + std * draws.latent_eps.to(mean.dtype))
             conditions = self.text_conditions(inputs, drop_text)
             image_features = self.image_features(inputs, drop_image)
 
@@ -254,32 +277,37 @@ class IPAdapter(BaseModel):
         if self.noise_offset:
             noise += self.noise_offset * draws.offset.to(latents.dtype)
         noisy = self._noisy(latents, noise, draws.timesteps)
-        return {'loss': self._denoising_loss(latents, noise, noisy,
-                                             draws.timesteps, conditions,
-                                             image_features)}
+        return {
+            'loss': self._denoising_loss(
+                latents, noise, noisy, draws.timesteps, conditions, image_features
+            )
+        }
 
-    def _noisy(self, latents: torch.Tensor, noise: torch.Tensor,
-               timesteps: torch.Tensor) -> torch.Tensor:
+    def _noisy(
+        self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor:
         """The objective's noisy latents (B, C, h, w) at ``timesteps``."""
         noisy = self.family.objective.add_noise(latents, noise, timesteps)
         if self.channels_last:
             noisy = noisy.contiguous(memory_format=torch.channels_last)
         return noisy
 
-    def _denoising_loss(self, latents: torch.Tensor, noise: torch.Tensor,
-                        noisy: torch.Tensor, timesteps: torch.Tensor,
-                        conditions: dict, image_features: torch.Tensor
-                        ) -> torch.Tensor:
+    def _denoising_loss(
+        self,
+        latents: torch.Tensor,
+        noise: torch.Tensor,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        conditions: dict,
+        image_features: torch.Tensor,
+    ) -> torch.Tensor:
         """Project the image features to tokens, denoise, score (a scalar)."""
         image_tokens = self.image_projection(image_features, timesteps)
-        prediction = self.family.denoise(noisy, timesteps, conditions,
-                                         image_tokens)
-        return self.family.objective.loss(prediction, latents, noise, noisy,
-                                          timesteps)
+        prediction = self.family.denoise(noisy, timesteps, conditions, image_tokens)
+        return self.family.objective.loss(prediction, latents, noise, noisy, timesteps)
 
     @torch.no_grad()
-    def reference_losses(self, inputs: dict, seed: int = 0
-                         ) -> dict[str, torch.Tensor]:
+    def reference_losses(self, inputs: dict, seed: int = 0) -> dict[str, torch.Tensor]:
         """The denoising loss of one batch three ways, with the same noise,
         timesteps and prompts: each sample's own reference (``true``),
         another sample's (``shuffled``: the batch rolled by one, a
@@ -298,22 +326,26 @@ class IPAdapter(BaseModel):
         """
         family = self.family
         mean, std = self.latent_moments(inputs)  # (B, C, h, w)
-        draws = draw_fixed_randomness(mean.shape,
-                                      family.objective.sample_timestep, seed,
-                                      mean.device)
-        latents = family.scale_latents(mean + std * draws.latent_eps.to(
-            mean.dtype))
+        draws = draw_fixed_randomness(
+            mean.shape, family.objective.sample_timestep, seed, mean.device
+        )
+        latents = family.scale_latents(mean + std * draws.latent_eps.to(mean.dtype))
         keep = torch.zeros(len(mean), dtype=torch.bool, device=mean.device)
         conditions = self.text_conditions(inputs, keep)
         features = self.image_features(inputs, keep)  # (B, ...)
         noise = draws.noise.to(latents.dtype)
         noisy = self._noisy(latents, noise, draws.timesteps)
-        variants = dict(true=features,
-                        shuffled=features.roll(1, dims=0),
-                        none=self.image_features(inputs, ~keep))
-        return {name: self._denoising_loss(latents, noise, noisy,
-                                           draws.timesteps, conditions, value)
-                for name, value in variants.items()}
+        variants = dict(
+            true=features,
+            shuffled=features.roll(1, dims=0),
+            none=self.image_features(inputs, ~keep),
+        )
+        return {
+            name: self._denoising_loss(
+                latents, noise, noisy, draws.timesteps, conditions, value
+            )
+            for name, value in variants.items()
+        }
 
     @property
     def device(self) -> torch.device:
@@ -321,8 +353,7 @@ class IPAdapter(BaseModel):
 
     # --- the three conditions, from cached tensors or computed now ---------
 
-    def latent_moments(self, inputs: dict
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def latent_moments(self, inputs: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The VAE latent distribution's mean and std: cached
         (``latent_mean``/``latent_std``) or of ``pixel_values`` (the same
         latents either way once sampled)."""
@@ -330,31 +361,35 @@ class IPAdapter(BaseModel):
             return inputs['latent_mean'], inputs['latent_std']
         return self.family.latent_distribution(inputs['pixel_values'])
 
-    def text_conditions(self, inputs: dict, drop_text: torch.Tensor
-                        ) -> dict[str, torch.Tensor]:
+    def text_conditions(
+        self, inputs: dict, drop_text: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """The denoiser's text conditions; dropped samples get the empty
         prompt's."""
         if 'text' in inputs:
-            texts = ['' if drop else text
-                     for text, drop in zip(inputs['text'], drop_text, strict=True)]
+            texts = [
+                '' if drop else text
+                for text, drop in zip(inputs['text'], drop_text, strict=True)
+            ]
             encodings = self.family.encode_prompt(texts)
         else:  # cached encodings
             empty = self.empty_prompt_encodings()
             encodings = {
-                key: torch.where(_per_sample(drop_text, value), value,
-                                 inputs[key].to(value.dtype))
+                key: torch.where(
+                    _per_sample(drop_text, value), value, inputs[key].to(value.dtype)
+                )
                 for key, value in empty.items()
             }
         return self.family.conditions(encodings, inputs)
 
-    def image_features(self, inputs: dict,
-                       drop_image: torch.Tensor) -> torch.Tensor:
+    def image_features(self, inputs: dict, drop_image: torch.Tensor) -> torch.Tensor:
         """What the projection reads (cached ``image_features`` or encoded
         now); a dropped sample gets :meth:`null_image_features`."""
         features = inputs.get('image_features')
         if features is None:
-            features = self.image_encoder(inputs['reference_pixel_values'],
-                                          self.image_projection.image_features)
+            features = self.image_encoder(
+                inputs['reference_pixel_values'], self.image_projection.image_features
+            )
         null = self.null_image_features().to(features.dtype)
         return torch.where(_per_sample(drop_image, features), null, features)
 
@@ -364,7 +399,8 @@ class IPAdapter(BaseModel):
         if self._null_image is None:
             kind = self.image_projection.image_features
             self._null_image = self.image_encoder.null_features(
-                self.family.null_image[kind], kind)
+                self.family.null_image[kind], kind
+            )
         return self._null_image
 
     def empty_prompt_encodings(self) -> dict[str, torch.Tensor]:
@@ -378,19 +414,26 @@ class IPAdapter(BaseModel):
         """Identity of the frozen encoders' weights and settings (for
         embedding caches)."""
         if self._fingerprint is None:
-            modules = dict(self.family.conditioning_modules(),
-                           image_encoder=self.image_encoder.model)
-            self._fingerprint = fingerprint_modules(modules, extra=(
-                f'family={type(self.family).__name__};'
-                f'settings={sorted(self.family.settings().items())};'
-                f'image_features={self.image_projection.image_features};'
-                f'preprocess={self.image_encoder.processor.to_json_string()}'))
+            modules = dict(
+                self.family.conditioning_modules(),
+                image_encoder=self.image_encoder.model,
+            )
+            self._fingerprint = fingerprint_modules(
+                modules,
+                extra=(
+                    f'family={type(self.family).__name__};'
+                    f'settings={sorted(self.family.settings().items())};'
+                    f'image_features={self.image_projection.image_features};'
+                    f'preprocess={self.image_encoder.processor.to_json_string()}'
+                ),
+            )
         return self._fingerprint
 
     def _check_cache_fingerprint(self, data_samples: Any) -> None:
         """Refuse cached inputs that other encoders made."""
         if not isinstance(data_samples, dict) or (
-                'cache_fingerprint' not in data_samples):
+            'cache_fingerprint' not in data_samples
+        ):
             return
         ours = self.encoder_fingerprint()
         theirs = set(data_samples['cache_fingerprint'])
@@ -398,7 +441,8 @@ class IPAdapter(BaseModel):
             raise UserError(
                 f'the embedding cache was made with other frozen models '
                 f'(fingerprint {sorted(theirs)[0][:12]}, this model '
-                f'{ours[:12]}): rebuild it with tools/cache_embeddings.py')
+                f'{ours[:12]}): rebuild it with tools/cache_embeddings.py'
+            )
 
     def _cast_frozen_weights(self, name: str) -> None:
         dtype = to_dtype(name, 'model.frozen_dtype')
@@ -426,23 +470,42 @@ class IPAdapter(BaseModel):
         cfg = self.generation_cfg
         count = len(inputs['prompt'])
         if isinstance(data_samples, dict):  # collated: one list per key
-            samples = [{k: v[i] for k, v in data_samples.items()}
-                       for i in range(count)]
+            samples = [{k: v[i] for k, v in data_samples.items()} for i in range(count)]
         else:
             samples = data_samples or [{} for _ in range(count)]
         outputs = []
         with live_pipeline(self) as pipe:
             for reference, prompt, scale, seed, meta in zip(
-                    inputs['img'], inputs['prompt'], inputs['scale'],
-                    inputs['seed'], samples, strict=True):
-                (image, ) = pipe(
-                    reference, prompt, cfg['negative_prompt'], float(scale),
-                    cfg['steps'], cfg['guidance_scale'], int(seed), 1,
-                    cfg['height'], cfg['width'],
-                    true_cfg_scale=cfg.get('true_cfg_scale'))
-                outputs.append(dict(meta, reference=reference, prompt=prompt,
-                                    scale=float(scale), seed=int(seed),
-                                    image=image))
+                inputs['img'],
+                inputs['prompt'],
+                inputs['scale'],
+                inputs['seed'],
+                samples,
+                strict=True,
+            ):
+                (image,) = pipe(
+                    reference,
+                    prompt,
+                    cfg['negative_prompt'],
+                    float(scale),
+                    cfg['steps'],
+                    cfg['guidance_scale'],
+                    int(seed),
+                    1,
+                    cfg['height'],
+                    cfg['width'],
+                    true_cfg_scale=cfg.get('true_cfg_scale'),
+                )
+                outputs.append(
+                    dict(
+                        meta,
+                        reference=reference,
+                        prompt=prompt,
+                        scale=float(scale),
+                        seed=int(seed),
+                        image=image,
+                    )
+                )
         return outputs
 
     # --- the adapter as the model's state -----------------------------------
@@ -451,10 +514,9 @@ class IPAdapter(BaseModel):
         """Names of the trainable (adapter) parameters."""
         return {n for n, p in self.named_parameters() if p.requires_grad}
 
-    def state_dict(self,
-                   destination: dict | None = None,
-                   prefix: str = '',
-                   keep_vars: bool = False) -> dict[str, torch.Tensor]:
+    def state_dict(
+        self, destination: dict | None = None, prefix: str = '', keep_vars: bool = False
+    ) -> dict[str, torch.Tensor]:
         """The adapter's weights only (unless ``adapter_only_state_dict`` is
         off).
 
@@ -462,8 +524,9 @@ class IPAdapter(BaseModel):
         small (~86 MB for SD1.5) and ``load_state_dict`` accepts them.
         """
         if not self.adapter_only_state_dict:
-            return super().state_dict(destination=destination, prefix=prefix,
-                                      keep_vars=keep_vars)
+            return super().state_dict(
+                destination=destination, prefix=prefix, keep_vars=keep_vars
+            )
         full = super().state_dict(prefix=prefix, keep_vars=keep_vars)
         adapter = {prefix + name for name in self.adapter_parameter_names()}
         if destination is None:

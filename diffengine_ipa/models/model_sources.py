@@ -6,6 +6,7 @@ architecture built from config with random weights (see
 :mod:`diffengine_ipa.testing.architectures`), for tests and benchmarks that
 need no weights.
 """
+
 import os
 import os.path as osp
 import re
@@ -14,8 +15,11 @@ from typing import Any
 from ..errors import ModelSourceError
 
 __all__ = [
-    'RANDOM_PREFIX', 'load_component', 'load_scheduler_config', 'resolve_file',
-    'disable_progress_bars'
+    'RANDOM_PREFIX',
+    'load_component',
+    'load_scheduler_config',
+    'resolve_file',
+    'disable_progress_bars',
 ]
 
 RANDOM_PREFIX = 'random:'
@@ -29,35 +33,45 @@ def _is_hub_id(source: str) -> bool:
     return bool(_HUB_ID.match(source)) and not osp.exists(source.split('/')[0])
 
 
-def _explain(source: str, subfolder: str | None, field: str,
-             err: Exception) -> str:
+def _explain(source: str, subfolder: str | None, field: str, err: Exception) -> str:
     what = f"'{subfolder}' of " if subfolder else ''
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(
-        err).__name__
-    fix = (f'point `{field}` at a local folder: '
-           f'--cfg-options {field}=/path/to/folder')
+    reason = (
+        str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    )
+    fix = f'point `{field}` at a local folder: --cfg-options {field}=/path/to/folder'
     if osp.isdir(source):
-        return (f'could not load {what}local folder {osp.abspath(source)} '
-                f'({reason}); the folder must hold a complete '
-                f"'{subfolder or 'model'}' (config and weights)")
+        return (
+            f'could not load {what}local folder {osp.abspath(source)} '
+            f'({reason}); the folder must hold a complete '
+            f"'{subfolder or 'model'}' (config and weights)"
+        )
     if not _is_hub_id(source):
-        return (f'{field}: no folder {osp.abspath(source)}. For the tiny '
-                'demo write it with `python tools/make_tiny_models.py`; '
-                f'otherwise {fix}')
+        return (
+            f'{field}: no folder {osp.abspath(source)}. For the tiny '
+            'demo write it with `python tools/make_tiny_models.py`; '
+            f'otherwise {fix}'
+        )
     offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false')
-    why = ('the Hub is disabled (HF_HUB_OFFLINE=1)'
-           if offline else 'the Hub could not be reached or has no such repo')
-    return (f'could not load {what}{source!r} given as {field}: it is not in '
-            f'the local Hugging Face cache and {why} ({reason}). Download it '
-            f'where there is network (`hf download {source}`) or {fix}')
+    why = (
+        'the Hub is disabled (HF_HUB_OFFLINE=1)'
+        if offline
+        else 'the Hub could not be reached or has no such repo'
+    )
+    return (
+        f'could not load {what}{source!r} given as {field}: it is not in '
+        f'the local Hugging Face cache and {why} ({reason}). Download it '
+        f'where there is network (`hf download {source}`) or {fix}'
+    )
 
 
-def load_component(cls: type,
-                   source: str,
-                   subfolder: str | None = None,
-                   field: str = 'model.pretrained_model_name_or_path',
-                   component: str | None = None,
-                   **kwargs: Any) -> Any:
+def load_component(
+    cls: type,
+    source: str,
+    subfolder: str | None = None,
+    field: str = 'model.pretrained_model_name_or_path',
+    component: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """Load ``cls`` (a diffusers/transformers class) from ``source``.
 
     Args:
@@ -76,28 +90,29 @@ def load_component(cls: type,
     """
     if source.startswith(RANDOM_PREFIX):
         from ..testing.builders import build_component, build_pipeline
-        architecture = source[len(RANDOM_PREFIX):]
+
+        architecture = source[len(RANDOM_PREFIX) :]
         try:
-            if component is None and subfolder is None and hasattr(
-                    cls, 'from_pipe'):  # a whole diffusers pipeline
+            if (
+                component is None and subfolder is None and hasattr(cls, 'from_pipe')
+            ):  # a whole diffusers pipeline
                 return build_pipeline(architecture, cls, kwargs.get('dtype'))
             return build_component(architecture, component or subfolder, cls)
         except KeyError as err:
             raise ModelSourceError(f'{field}: {err.args[0]}') from None
-    return _load_with_errors(cls.from_pretrained, source, subfolder, field,
-                             **kwargs)
+    return _load_with_errors(cls.from_pretrained, source, subfolder, field, **kwargs)
 
 
-def _load_with_errors(load: Any, source: str, subfolder: str | None,
-                      field: str, **kwargs: Any) -> Any:
+def _load_with_errors(
+    load: Any, source: str, subfolder: str | None, field: str, **kwargs: Any
+) -> Any:
     """``load(source, subfolder=...)``; failures become one-line errors."""
     try:
         if subfolder is None:
             return load(source, **kwargs)
         return load(source, subfolder=subfolder, **kwargs)
     except (OSError, ValueError) as err:
-        raise ModelSourceError(_explain(source, subfolder, field,
-                                        err)) from None
+        raise ModelSourceError(_explain(source, subfolder, field, err)) from None
 
 
 def load_scheduler_config(source: str) -> dict:
@@ -105,15 +120,23 @@ def load_scheduler_config(source: str) -> dict:
     scheduler its pipeline generates with)."""
     if source.startswith(RANDOM_PREFIX):
         from ..testing.architectures import architecture_spec
+
         try:
-            return dict(architecture_spec(source[len(RANDOM_PREFIX):])['scheduler'])
+            return dict(architecture_spec(source[len(RANDOM_PREFIX) :])['scheduler'])
         except KeyError as err:
             raise ModelSourceError(
-                f'model.pretrained_model_name_or_path: {err.args[0]}') from None
+                f'model.pretrained_model_name_or_path: {err.args[0]}'
+            ) from None
     from diffusers import DDPMScheduler  # any scheduler reads the config file
-    return dict(_load_with_errors(DDPMScheduler.load_config, source,
-                                  'scheduler',
-                                  'model.pretrained_model_name_or_path'))
+
+    return dict(
+        _load_with_errors(
+            DDPMScheduler.load_config,
+            source,
+            'scheduler',
+            'model.pretrained_model_name_or_path',
+        )
+    )
 
 
 def resolve_file(spec: str, field: str) -> str:
@@ -125,22 +148,28 @@ def resolve_file(spec: str, field: str) -> str:
     if len(parts) < 3 or osp.exists(parts[0]) or spec.startswith(('.', '/')):
         raise ModelSourceError(f'{field}: no file {osp.abspath(spec)}')
     from huggingface_hub import hf_hub_download
+
     repo, filename = '/'.join(parts[:2]), '/'.join(parts[2:])
     try:
         return hf_hub_download(repo_id=repo, filename=filename)
     except Exception as err:  # offline, no such repo or file, no network
         offline = os.environ.get('HF_HUB_OFFLINE', '0') not in ('0', '', 'false')
-        why = ('the Hub is disabled (HF_HUB_OFFLINE=1)' if offline else
-               str(err).strip().splitlines()[0][:160])
+        why = (
+            'the Hub is disabled (HF_HUB_OFFLINE=1)'
+            if offline
+            else str(err).strip().splitlines()[0][:160]
+        )
         raise ModelSourceError(
             f'{field}: could not download {filename!r} from the Hub repo '
             f'{repo!r}: {why}. Download it where there is network (`hf '
-            f'download {repo} {filename}`) and give the local path') from None
+            f'download {repo} {filename}`) and give the local path'
+        ) from None
 
 
 def disable_progress_bars() -> None:
     """Keep diffusers' and transformers' loading bars out of training logs."""
     import diffusers
     import transformers
+
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()

@@ -14,6 +14,7 @@
 Timesteps are drawn one sample at a time from that sample's own generator
 (see :mod:`.training_draws`), so a sample's draw does not depend on its batch.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -33,37 +34,47 @@ class NoisePrediction:
             ``compute_snr``; 5.0 is the paper's. ``None``: plain MSE.
     """
 
-    def __init__(self, scheduler_config: dict,
-                 snr_gamma: float | None = None) -> None:
+    def __init__(self, scheduler_config: dict, snr_gamma: float | None = None) -> None:
         from diffusers import DDPMScheduler
+
         if snr_gamma is not None and not snr_gamma > 0:
-            raise UserError(f'objective snr_gamma={snr_gamma}: must be > 0 '
-                            '(5.0 is the paper\'s), or None for plain MSE')
+            raise UserError(
+                f'objective snr_gamma={snr_gamma}: must be > 0 '
+                "(5.0 is the paper's), or None for plain MSE"
+            )
         self.scheduler = DDPMScheduler.from_config(scheduler_config)
         self.snr_gamma = snr_gamma
 
     def snr_weights(self, timesteps: torch.Tensor) -> torch.Tensor:
         """(B, ) min-SNR-γ loss weights of ``timesteps``."""
         from diffusers.training_utils import compute_snr
+
         snr = compute_snr(self.scheduler, timesteps).float()
         clipped = snr.clamp(max=self.snr_gamma)
         if self.scheduler.config.prediction_type == 'v_prediction':
             return clipped / (snr + 1)
         return clipped / snr
 
-    def sample_timestep(self, generator: torch.Generator | None,
-                        device: torch.device) -> torch.Tensor:
+    def sample_timestep(
+        self, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor:
         """One integer timestep in [0, num_train_timesteps)."""
         steps = self.scheduler.config.num_train_timesteps
         return torch.randint(0, steps, (), generator=generator, device=device)
 
-    def add_noise(self, latents: torch.Tensor, noise: torch.Tensor,
-                  timesteps: torch.Tensor) -> torch.Tensor:
+    def add_noise(
+        self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor:
         return self.scheduler.add_noise(latents, noise, timesteps)
 
-    def loss(self, prediction: torch.Tensor, latents: torch.Tensor,
-             noise: torch.Tensor, noisy: torch.Tensor,
-             timesteps: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        prediction: torch.Tensor,
+        latents: torch.Tensor,
+        noise: torch.Tensor,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+    ) -> torch.Tensor:
         """MSE against the noise or, for v-prediction, the velocity."""
         if self.scheduler.config.prediction_type == 'v_prediction':
             target = self.scheduler.get_velocity(latents, noise, timesteps)
@@ -71,8 +82,11 @@ class NoisePrediction:
             target = noise
         if self.snr_gamma is None:
             return F.mse_loss(prediction.float(), target.float())
-        per_sample = F.mse_loss(prediction.float(), target.float(),
-                                reduction='none').flatten(1).mean(1)  # (B, )
+        per_sample = (
+            F.mse_loss(prediction.float(), target.float(), reduction='none')
+            .flatten(1)
+            .mean(1)
+        )  # (B, )
         return (per_sample * self.snr_weights(timesteps)).mean()
 
 
@@ -95,36 +109,45 @@ class RectifiedFlow:
 
     SCHEMES = ('logit_normal', 'mode', 'sigma_sqrt', 'cosmap', 'none')
 
-    def __init__(self, scheduler_config: dict,
-                 weighting_scheme: str = 'none',
-                 logit_mean: float = 0.0,
-                 logit_std: float = 1.0,
-                 mode_scale: float = 1.29,
-                 precondition_outputs: bool = False,
-                 snr_gamma: float | None = None) -> None:
+    def __init__(
+        self,
+        scheduler_config: dict,
+        weighting_scheme: str = 'none',
+        logit_mean: float = 0.0,
+        logit_std: float = 1.0,
+        mode_scale: float = 1.29,
+        precondition_outputs: bool = False,
+        snr_gamma: float | None = None,
+    ) -> None:
         from diffusers import FlowMatchEulerDiscreteScheduler
+
         if snr_gamma is not None:
             raise UserError(
                 'model.family.objective.snr_gamma: min-SNR-γ weights the ε/v '
                 'objective of SD1.5 and SDXL; flow families weight timesteps '
-                "by weighting_scheme ('logit_normal', 'mode', ...) instead")
+                "by weighting_scheme ('logit_normal', 'mode', ...) instead"
+            )
         if weighting_scheme not in self.SCHEMES:
-            raise UserError(f'model.family.objective.weighting_scheme: '
-                            f'{weighting_scheme!r} is not one of {self.SCHEMES}')
-        self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(
-            scheduler_config)
+            raise UserError(
+                f'model.family.objective.weighting_scheme: '
+                f'{weighting_scheme!r} is not one of {self.SCHEMES}'
+            )
+        self.scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler_config)
         self.weighting_scheme = weighting_scheme
-        self.density = dict(logit_mean=logit_mean, logit_std=logit_std,
-                            mode_scale=mode_scale)
+        self.density = dict(
+            logit_mean=logit_mean, logit_std=logit_std, mode_scale=mode_scale
+        )
         self.precondition_outputs = precondition_outputs
 
-    def sample_timestep(self, generator: torch.Generator | None,
-                        device: torch.device) -> torch.Tensor:
+    def sample_timestep(
+        self, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor:
         """One timestep (σ · 1000) of the scheduler's, drawn by the density."""
         from diffusers.training_utils import compute_density_for_timestep_sampling
+
         u = compute_density_for_timestep_sampling(
-            self.weighting_scheme, 1, device=device, generator=generator,
-            **self.density)
+            self.weighting_scheme, 1, device=device, generator=generator, **self.density
+        )
         index = (u * self.scheduler.config.num_train_timesteps).long()
         return self.scheduler.timesteps.to(device)[index][0]
 
@@ -135,23 +158,29 @@ class RectifiedFlow:
         sigma = self.scheduler.sigmas.to(timesteps.device)[index]
         return sigma.view(-1, *([1] * (ndim - 1)))
 
-    def add_noise(self, latents: torch.Tensor, noise: torch.Tensor,
-                  timesteps: torch.Tensor) -> torch.Tensor:
+    def add_noise(
+        self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+    ) -> torch.Tensor:
         sigmas = self.sigmas(timesteps, latents.ndim).to(latents.dtype)
         return (1.0 - sigmas) * latents + sigmas * noise
 
-    def loss(self, prediction: torch.Tensor, latents: torch.Tensor,
-             noise: torch.Tensor, noisy: torch.Tensor,
-             timesteps: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self,
+        prediction: torch.Tensor,
+        latents: torch.Tensor,
+        noise: torch.Tensor,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+    ) -> torch.Tensor:
         """The weighted flow-matching MSE, per sample, then averaged."""
         from diffusers.training_utils import compute_loss_weighting_for_sd3
+
         sigmas = self.sigmas(timesteps, latents.ndim)
         if self.precondition_outputs:
             prediction = prediction * (-sigmas) + noisy
             target = latents
         else:
             target = noise - latents
-        weighting = compute_loss_weighting_for_sd3(self.weighting_scheme,
-                                                   sigmas)
-        error = weighting.float() * (prediction.float() - target.float())**2
+        weighting = compute_loss_weighting_for_sd3(self.weighting_scheme, sigmas)
+        error = weighting.float() * (prediction.float() - target.float()) ** 2
         return error.reshape(target.shape[0], -1).mean(1).mean()

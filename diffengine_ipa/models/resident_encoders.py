@@ -9,6 +9,7 @@ loads the text and image encoders back for a block that generates
 (validation, sample images) and frees them again after. Generation never
 needs the VAE encoder, so it stays freed.
 """
+
 import contextlib
 import gc
 from collections.abc import Iterator
@@ -19,16 +20,21 @@ from torch import nn
 
 from .model_sources import load_component
 
-__all__ = ['release_encoders', 'resident_encoders', 'released_encoders',
-           'ReleasedEncoder']
+__all__ = [
+    'release_encoders',
+    'resident_encoders',
+    'released_encoders',
+    'ReleasedEncoder',
+]
 
 
 class ReleasedEncoder(nn.Module):
     """Where a freed encoder was: keeps its ``config`` (what the adapter's
     metadata reads) and says so when something calls it."""
 
-    def __init__(self, name: str, dtype: torch.dtype = torch.float32,
-                 config: Any = None) -> None:
+    def __init__(
+        self, name: str, dtype: torch.dtype = torch.float32, config: Any = None
+    ) -> None:
         super().__init__()
         self.name = name
         self.freed_dtype = dtype  # what it is loaded back in
@@ -37,7 +43,8 @@ class ReleasedEncoder(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> None:
         raise RuntimeError(
             f'{self.name} was freed (training reads the embedding cache); '
-            'wrap the call in models.resident_encoders(model)')
+            'wrap the call in models.resident_encoders(model)'
+        )
 
 
 def _text_encoder_names(family: nn.Module) -> list[str]:
@@ -47,8 +54,11 @@ def _text_encoder_names(family: nn.Module) -> list[str]:
 def released_encoders(model: nn.Module) -> list[str]:
     """The names of the model's encoders that are freed now."""
     family = model.family
-    names = [f'family.{n}' for n in _text_encoder_names(family)
-             if isinstance(getattr(family, n), ReleasedEncoder)]
+    names = [
+        f'family.{n}'
+        for n in _text_encoder_names(family)
+        if isinstance(getattr(family, n), ReleasedEncoder)
+    ]
     if isinstance(model.image_encoder.model, ReleasedEncoder):
         names.append('image_encoder')
     if isinstance(family.vae.encoder, ReleasedEncoder):
@@ -94,11 +104,9 @@ def _placeholder(module: nn.Module, name: str) -> ReleasedEncoder:
 def _release_text_and_image(model: nn.Module) -> None:
     family = model.family
     for name in _text_encoder_names(family):
-        setattr(family, name, _placeholder(getattr(family, name),
-                                           f'family.{name}'))
+        setattr(family, name, _placeholder(getattr(family, name), f'family.{name}'))
     family.__dict__.pop('_text_pipeline', None)  # it holds the encoders
-    model.image_encoder.model = _placeholder(model.image_encoder.model,
-                                             'image_encoder')
+    model.image_encoder.model = _placeholder(model.image_encoder.model, 'image_encoder')
 
 
 def _reload(model: nn.Module) -> None:
@@ -107,24 +115,37 @@ def _reload(model: nn.Module) -> None:
     from .families.diffusion_family import component_class
     from .image_encoders import FIELD, _transformers_class
     from .quantization import quantize_parts
+
     family, encoder = model.family, model.image_encoder
     source = model.sources['pretrained_model_name_or_path']
     device = model.device
     for name in _text_encoder_names(family):
         library, cls = family.components[name]
         dtype = getattr(family, name).freed_dtype
-        setattr(family, name, load_component(
-            component_class(library, cls), source, name).requires_grad_(
-                False).to(device=device, dtype=dtype))
+        setattr(
+            family,
+            name,
+            load_component(component_class(library, cls), source, name)
+            .requires_grad_(False)
+            .to(device=device, dtype=dtype),
+        )
     dtype = encoder.model.freed_dtype
-    encoder.model = load_component(
-        _transformers_class(encoder.model_class),
-        encoder.source['pretrained_model_name_or_path'],
-        encoder.source['subfolder'], field=FIELD,
-        component='image_encoder').requires_grad_(False).to(device=device,
-                                                            dtype=dtype)
-    modes = {k: v for k, v in model.quantize_modes.items()
-             if k in ('text_encoders', 'image_encoder')}
+    encoder.model = (
+        load_component(
+            _transformers_class(encoder.model_class),
+            encoder.source['pretrained_model_name_or_path'],
+            encoder.source['subfolder'],
+            field=FIELD,
+            component='image_encoder',
+        )
+        .requires_grad_(False)
+        .to(device=device, dtype=dtype)
+    )
+    modes = {
+        k: v
+        for k, v in model.quantize_modes.items()
+        if k in ('text_encoders', 'image_encoder')
+    }
     if modes:
         quantize_parts(model, modes)
 

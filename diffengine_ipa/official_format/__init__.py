@@ -2,6 +2,7 @@
 and the original projects load (tencent-ailab for SD1.5/SDXL, InstantX for
 SD3.5, XLabs for FLUX.1), reading files safely, converting ours to them, and
 checking that a file fits a model."""
+
 from .conversion import (
     NeedsLayerOrder,
     adapter_metadata,
@@ -27,11 +28,26 @@ from .files import (
 from .layouts import LAYOUTS, describe_official, layout_of, validate_official
 
 __all__ = [
-    'LAYOUTS', 'NeedsLayerOrder', 'TUTORIAL_FILES', 'adapter_metadata',
-    'adapter_weights', 'cast_adapter', 'compare_adapter',
-    'describe_official', 'expected_adapter', 'find_checkpoint', 'layout_of',
-    'load_adapter', 'load_adapter_into', 'load_official_state_dict',
-    'load_weights_file', 'nest_official', 'official_key_map',
-    'official_state_dict', 'rename_to_official', 'save_official',
-    'to_official', 'validate_official'
+    'LAYOUTS',
+    'NeedsLayerOrder',
+    'TUTORIAL_FILES',
+    'adapter_metadata',
+    'adapter_weights',
+    'cast_adapter',
+    'compare_adapter',
+    'describe_official',
+    'expected_adapter',
+    'find_checkpoint',
+    'layout_of',
+    'load_adapter',
+    'load_adapter_into',
+    'load_official_state_dict',
+    'load_weights_file',
+    'nest_official',
+    'official_key_map',
+    'official_state_dict',
+    'rename_to_official',
+    'save_official',
+    'to_official',
+    'validate_official',
 ]

@@ -6,6 +6,7 @@ Inputs: a training checkpoint of this kit (``state_dict`` plus
 official dict (XLabs' FLUX names included), or what the official
 ``tutorial_train*.py`` scripts save.
 """
+
 import re
 from typing import Any
 
@@ -24,11 +25,19 @@ from .layouts import (
 )
 
 __all__ = [
-    'NeedsLayerOrder', 'cast_adapter', 'to_official', 'rename_to_official',
-    'load_adapter', 'compare_adapter',
-    'expected_adapter', 'official_key_map', 'adapter_metadata',
-    'official_state_dict', 'adapter_weights', 'load_official_state_dict',
-    'load_adapter_into'
+    'NeedsLayerOrder',
+    'cast_adapter',
+    'to_official',
+    'rename_to_official',
+    'load_adapter',
+    'compare_adapter',
+    'expected_adapter',
+    'official_key_map',
+    'adapter_metadata',
+    'official_state_dict',
+    'adapter_weights',
+    'load_official_state_dict',
+    'load_adapter_into',
 ]
 
 
@@ -37,16 +46,19 @@ class NeedsLayerOrder(CheckpointError):
     the base model's ``attn_processors`` order."""
 
 
-def rename_to_official(state: dict[str, torch.Tensor],
-                       key_map: dict[str, str]) -> dict[str, torch.Tensor]:
+def rename_to_official(
+    state: dict[str, torch.Tensor], key_map: dict[str, str]
+) -> dict[str, torch.Tensor]:
     """Our weights under their official names. Several of ours that map to
     one official key (Plus's K and V → ``to_kv``) are stacked along dim 0 in
     the key map's order."""
     groups: dict[str, list[torch.Tensor]] = {}
     for ours, official in key_map.items():
         groups.setdefault(official, []).append(state[ours])
-    return {official: parts[0] if len(parts) == 1 else torch.cat(parts)
-            for official, parts in groups.items()}
+    return {
+        official: parts[0] if len(parts) == 1 else torch.cat(parts)
+        for official, parts in groups.items()
+    }
 
 
 _OFFICIAL_KEY = re.compile(r'^(image_proj\.[\w.]+|ip_adapter\.\d+\.[\w.]+)$')
@@ -55,28 +67,39 @@ _OFFICIAL_KEY = re.compile(r'^(image_proj\.[\w.]+|ip_adapter\.\d+\.[\w.]+)$')
 def _check_key_map(key_map: Any, state: Any, source: str) -> None:
     """The checkpoint's ``meta['ip_adapter']['key_map']`` maps weights it
     holds to official names; parts stacked into one name fit together."""
-    if not isinstance(key_map, dict) or not key_map or not isinstance(
-            state, dict):
-        raise CheckpointError(f'{source}: meta[\'ip_adapter\'][\'key_map\'] '
-                              'is not a map of the adapter weights')
+    if not isinstance(key_map, dict) or not key_map or not isinstance(state, dict):
+        raise CheckpointError(
+            f"{source}: meta['ip_adapter']['key_map'] "
+            'is not a map of the adapter weights'
+        )
     groups: dict[str, list] = {}
     for ours, official in key_map.items():
-        if not (isinstance(ours, str) and isinstance(official, str)
-                and _OFFICIAL_KEY.match(official)):
-            raise CheckpointError(f'{source}: the key map sends {ours!r} to '
-                                  f'{official!r}, not an official key name')
+        if not (
+            isinstance(ours, str)
+            and isinstance(official, str)
+            and _OFFICIAL_KEY.match(official)
+        ):
+            raise CheckpointError(
+                f'{source}: the key map sends {ours!r} to '
+                f'{official!r}, not an official key name'
+            )
         if ours not in state:
             missing = [key for key in key_map if key not in state]
-            raise CheckpointError(f'{source}: adapter weight {missing[0]} is '
-                                  f'missing ({len(missing)} in all)')
+            raise CheckpointError(
+                f'{source}: adapter weight {missing[0]} is '
+                f'missing ({len(missing)} in all)'
+            )
         if not isinstance(state[ours], torch.Tensor):
-            raise CheckpointError(f'{source}: {ours} is a '
-                                  f'{type(state[ours]).__name__}, not a tensor')
+            raise CheckpointError(
+                f'{source}: {ours} is a {type(state[ours]).__name__}, not a tensor'
+            )
         groups.setdefault(official, []).append(state[ours])
     for official, parts in groups.items():
         if len({(p.dim(), tuple(p.shape[1:])) for p in parts}) > 1:
-            raise CheckpointError(f'{source}: the key map stacks weights of '
-                                  f'different shapes into {official}')
+            raise CheckpointError(
+                f'{source}: the key map stacks weights of '
+                f'different shapes into {official}'
+            )
 
 
 # diffusers' UNet2DConditionModel registers down_blocks, up_blocks, then
@@ -90,21 +113,29 @@ def processor_order(contents: dict) -> list[str] | None:
     checkpoint holds; ``None`` when it holds no UNet. Numbers sort as
     numbers (``attentions.10`` after ``attentions.9``)."""
     suffix = '.to_q.weight'
-    paths = [k[len('unet.'):-len(suffix)] for k in contents
-             if k.startswith('unet.') and k.endswith(suffix)
-             and not k.endswith('_ip' + suffix)]
+    paths = [
+        k[len('unet.') : -len(suffix)]
+        for k in contents
+        if k.startswith('unet.')
+        and k.endswith(suffix)
+        and not k.endswith('_ip' + suffix)
+    ]
     if not paths or any(p.split('.')[0] not in _BLOCK_ORDER for p in paths):
         return None
 
     def place(path: str) -> tuple:
         first, *rest = path.split('.')
-        return (_BLOCK_ORDER[first], *((0, int(p), '') if p.isdigit() else
-                                      (1, 0, p) for p in rest))
+        return (
+            _BLOCK_ORDER[first],
+            *((0, int(p), '') if p.isdigit() else (1, 0, p) for p in rest),
+        )
+
     return [f'{p}.processor' for p in sorted(paths, key=place)]
 
 
-def _tutorial_to_official(contents: dict, source: str,
-                          processor_names: list[str] | None) -> dict:
+def _tutorial_to_official(
+    contents: dict, source: str, processor_names: list[str] | None
+) -> dict:
     """What ``tutorial_train*.py`` saves: ``unet.*`` (the whole UNet, adapter
     processors included), ``image_proj_model.*`` and ``adapter_modules.<i>.*``,
     ``adapter_modules`` being ``ModuleList(unet.attn_processors.values())``,
@@ -112,51 +143,66 @@ def _tutorial_to_official(contents: dict, source: str,
     aliases of UNet tensors can vanish; then the layers are numbered from the
     UNet's own ``attn_processors`` order (``processor_names``, else as the
     file's UNet names give it: :func:`processor_order`)."""
-    state = {'image_proj.' + k[len('image_proj_model.'):]: v
-             for k, v in contents.items() if k.startswith('image_proj_model.')}
-    aliases = {k[len('adapter_modules.'):]: v for k, v in contents.items()
-               if k.startswith('adapter_modules.')}
+    state = {
+        'image_proj.' + k[len('image_proj_model.') :]: v
+        for k, v in contents.items()
+        if k.startswith('image_proj_model.')
+    }
+    aliases = {
+        k[len('adapter_modules.') :]: v
+        for k, v in contents.items()
+        if k.startswith('adapter_modules.')
+    }
     if aliases:
         state.update({f'ip_adapter.{k}': v for k, v in aliases.items()})
         return state
-    in_unet = {k[len('unet.'):-len('.to_k_ip.weight')]
-               for k in contents if k.endswith('.processor.to_k_ip.weight')}
+    in_unet = {
+        k[len('unet.') : -len('.to_k_ip.weight')]
+        for k in contents
+        if k.endswith('.processor.to_k_ip.weight')
+    }
     if not in_unet:
-        raise CheckpointError(f'{source}: an official-script checkpoint without '
-                              'adapter weights (no adapter_modules.* and no '
-                              'unet.*.processor.to_k_ip.weight keys)')
+        raise CheckpointError(
+            f'{source}: an official-script checkpoint without '
+            'adapter weights (no adapter_modules.* and no '
+            'unet.*.processor.to_k_ip.weight keys)'
+        )
     if processor_names is None:
         processor_names = processor_order(contents)
     if processor_names is None:
         raise NeedsLayerOrder(
             f'{source}: the adapter_modules.* keys are missing (safetensors '
-            'drops tensors that alias the UNet\'s); pass --config CONFIG (the '
+            "drops tensors that alias the UNet's); pass --config CONFIG (the "
             'base model it was trained on) so the layers are numbered from '
-            "that UNet's attn_processors")
+            "that UNet's attn_processors"
+        )
     unknown = sorted(in_unet - set(processor_names))
     if unknown:
-        raise CheckpointError(f'{source}: {unknown[0]} is not a layer of the '
-                              "configured UNet: another base model's checkpoint?")
+        raise CheckpointError(
+            f'{source}: {unknown[0]} is not a layer of the '
+            "configured UNet: another base model's checkpoint?"
+        )
     for index, name in enumerate(processor_names):
         if name in in_unet:
             for kind in ('to_k_ip', 'to_v_ip'):
                 state[f'ip_adapter.{index}.{kind}.weight'] = contents[
-                    f'unet.{name}.{kind}.weight']
+                    f'unet.{name}.{kind}.weight'
+                ]
     return state
 
 
-def to_official(contents: dict, source: str,
-                processor_names: list[str] | None = None
-                ) -> dict[str, torch.Tensor]:
+def to_official(
+    contents: dict, source: str, processor_names: list[str] | None = None
+) -> dict[str, torch.Tensor]:
     """The canonical flat state from any file this kit understands
     (``processor_names``: a UNet's ``attn_processors`` order, needed only
     for an official-script checkpoint whose aliases are missing)."""
     if not isinstance(contents, dict):
-        raise CheckpointError(f'{source}: holds a {type(contents).__name__}, '
-                              'not a checkpoint dict')
+        raise CheckpointError(
+            f'{source}: holds a {type(contents).__name__}, not a checkpoint dict'
+        )
     if not all(isinstance(key, str) for key in contents):
-        raise CheckpointError(f'{source}: not a checkpoint: its keys are not '
-                              'all names')
+        raise CheckpointError(f'{source}: not a checkpoint: its keys are not all names')
     meta = contents.get('meta')
     if isinstance(meta, dict) and 'state_dict' in contents:
         info = meta.get('ip_adapter')
@@ -164,12 +210,14 @@ def to_official(contents: dict, source: str,
             raise CheckpointError(
                 f'{source}: an MMEngine checkpoint without diffengine_ipa '
                 "adapter metadata (meta['ip_adapter']); was it written by a "
-                'config with AdapterCheckpointHook?')
+                'config with AdapterCheckpointHook?'
+            )
         state = contents['state_dict']
         _check_key_map(info['key_map'], state, source)
         return rename_to_official(state, info['key_map'])
     if set(contents) >= {'image_proj', 'ip_adapter'} and all(
-            isinstance(contents[k], dict) for k in ('image_proj', 'ip_adapter')):
+        isinstance(contents[k], dict) for k in ('image_proj', 'ip_adapter')
+    ):
         return {
             f'{part}.{key}': value
             for part in ('image_proj', 'ip_adapter')
@@ -183,11 +231,13 @@ def to_official(contents: dict, source: str,
     keys = ', '.join(list(contents)[:5])
     raise CheckpointError(
         f"{source}: not an IP-Adapter checkpoint: no 'image_proj'/"
-        f"'ip_adapter' keys and no diffengine_ipa metadata (keys: {keys})")
+        f"'ip_adapter' keys and no diffengine_ipa metadata (keys: {keys})"
+    )
 
 
-def cast_adapter(state: dict[str, torch.Tensor], dtype: torch.dtype,
-                 source: str) -> dict[str, torch.Tensor]:
+def cast_adapter(
+    state: dict[str, torch.Tensor], dtype: torch.dtype, source: str
+) -> dict[str, torch.Tensor]:
     """The weights in ``dtype``; one line when a weight does not fit in it
     (fp16 overflows above 65504 and would generate black images)."""
     cast = {key: value.to(dtype) for key, value in state.items()}
@@ -197,12 +247,14 @@ def cast_adapter(state: dict[str, torch.Tensor], dtype: torch.dtype,
             raise CheckpointError(
                 f'{source}: {key} does not fit in '
                 f'{str(dtype).replace("torch.", "")} (largest value '
-                f'{largest:.3g}); use bf16 or fp32')
+                f'{largest:.3g}); use bf16 or fp32'
+            )
     return cast
 
 
-def load_adapter(path: str, processor_names: list[str] | None = None
-                 ) -> dict[str, torch.Tensor]:
+def load_adapter(
+    path: str, processor_names: list[str] | None = None
+) -> dict[str, torch.Tensor]:
     """The canonical, checked state from a training checkpoint, a work dir
     (its last checkpoint), an official ``.safetensors``/``.bin``, or an
     official script's checkpoint."""
@@ -215,9 +267,14 @@ def load_adapter(path: str, processor_names: list[str] | None = None
 
 # --- fit ----------------------------------------------------------------------
 
-def expected_adapter(family: Any, denoiser: nn.Module, image_encoder: Any,
-                     projection: Any, tokens: int | None = None
-                     ) -> dict[str, Any]:
+
+def expected_adapter(
+    family: Any,
+    denoiser: nn.Module,
+    image_encoder: Any,
+    projection: Any,
+    tokens: int | None = None,
+) -> dict[str, Any]:
     """What an adapter file must be to fit these modules.
 
     Args:
@@ -235,11 +292,13 @@ def expected_adapter(family: Any, denoiser: nn.Module, image_encoder: Any,
         cross_attention_dim=family.token_width(denoiser),
         image_embed_dim=image_encoder.feature_dim(projection.image_features),
         tokens=tokens,
-        layers=len(family.adapter_layers(denoiser)))
+        layers=len(family.adapter_layers(denoiser)),
+    )
 
 
-def compare_adapter(found: dict[str, Any], expected: dict[str, Any],
-                    source: str) -> None:
+def compare_adapter(
+    found: dict[str, Any], expected: dict[str, Any], source: str
+) -> None:
     """Stop with one line when an adapter does not fit the configured model.
 
     Args:
@@ -255,14 +314,18 @@ def compare_adapter(found: dict[str, Any], expected: dict[str, Any],
             f'({found["family"]}, {found["cross_attention_dim"]}-d tokens) but '
             f'the configured model takes the {wanted.name} layout '
             f'({wanted.family_label(width)}, {width}-d tokens): the config '
-            'names another model family')
+            'names another model family'
+        )
     if found['variant'] != expected['variant']:
-        config = ('a *_plus config (IPAdapterPlusImageProjection)'
-                  if found['variant'] == 'plus' else
-                  'a base config (IPAdapterImageProjection)')
+        config = (
+            'a *_plus config (IPAdapterPlusImageProjection)'
+            if found['variant'] == 'plus'
+            else 'a base config (IPAdapterImageProjection)'
+        )
         raise CheckpointError(
             f'{source}: an IP-Adapter {found["variant"]} file, but the config '
-            f'builds a {expected["variant"]} adapter: use {config}')
+            f'builds a {expected["variant"]} adapter: use {config}'
+        )
     if found['cross_attention_dim'] != expected['cross_attention_dim']:
         layout = LAYOUTS[found['layout']]
         raise CheckpointError(
@@ -270,32 +333,41 @@ def compare_adapter(found: dict[str, Any], expected: dict[str, Any],
             f'{found["cross_attention_dim"]}-d cross-attention '
             f'({found["family"]}) but the configured base model has '
             f'{expected["cross_attention_dim"]} '
-            f'({layout.family_label(expected["cross_attention_dim"])})')
+            f'({layout.family_label(expected["cross_attention_dim"])})'
+        )
     if found['image_embed_dim'] != expected['image_embed_dim']:
-        what, encoders = (('image embeddings', '768: CLIP ViT-L/14, 1024: '
-                           'ViT-H/14, 1280: ViT-bigG/14') if found['variant']
-                          == 'base' else ('hidden states', '1024: ViT-L/14, '
-                                          '1152: SigLIP so400m, 1280: ViT-H/14'))
+        what, encoders = (
+            (
+                'image embeddings',
+                '768: CLIP ViT-L/14, 1024: ViT-H/14, 1280: ViT-bigG/14',
+            )
+            if found['variant'] == 'base'
+            else (
+                'hidden states',
+                '1024: ViT-L/14, 1152: SigLIP so400m, 1280: ViT-H/14',
+            )
+        )
         raise CheckpointError(
             f'{source}: the adapter expects {found["image_embed_dim"]}-d '
             f'{what} ({encoders}); the configured image encoder gives '
-            f'{expected["image_embed_dim"]}')
-    for field, what in (('tokens', 'image tokens'),
-                        ('layers', 'adapter layers')):
+            f'{expected["image_embed_dim"]}'
+        )
+    for field, what in (('tokens', 'image tokens'), ('layers', 'adapter layers')):
         if expected.get(field) is not None and found[field] != expected[field]:
             raise CheckpointError(
                 f'{source}: the adapter has {found[field]} {what}; the '
-                f'configured model has {expected[field]}')
+                f'configured model has {expected[field]}'
+            )
 
 
 # --- a live IPAdapter model ---------------------------------------------------
+
 
 def official_key_map(model: nn.Module) -> dict[str, str]:
     """The model's state-dict keys → the canonical official keys."""
     family = model.family
     keys = projection_key_map(model.image_projection, 'image_projection.')
-    keys.update(attention_key_map(family.denoiser,
-                                  f'family.{family.denoiser_name}.'))
+    keys.update(attention_key_map(family.denoiser, f'family.{family.denoiser_name}.'))
     return keys
 
 
@@ -309,11 +381,11 @@ def adapter_metadata(model: nn.Module) -> dict[str, Any]:
         family=type(family).__name__,
         variant=projection.variant,
         num_tokens=projection.num_tokens,
-        image_embed_dim=model.image_encoder.feature_dim(
-            projection.image_features),
+        image_embed_dim=model.image_encoder.feature_dim(projection.image_features),
         cross_attention_dim=family.token_width(family.denoiser),
         pretrained_model_name_or_path=model.sources['pretrained_model_name_or_path'],
-        image_encoder=model.sources['image_encoder'])
+        image_encoder=model.sources['image_encoder'],
+    )
 
 
 def official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -322,8 +394,9 @@ def official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return rename_to_official(weights, official_key_map(model))
 
 
-def adapter_weights(model: nn.Module, state: dict[str, torch.Tensor],
-                    source: str = 'adapter') -> dict[str, torch.Tensor]:
+def adapter_weights(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str = 'adapter'
+) -> dict[str, torch.Tensor]:
     """A canonical state under the model's own parameter names (Plus's
     ``to_kv`` split back into K and V). Strict: a missing, extra or
     mis-shaped weight stops with one line."""
@@ -336,8 +409,12 @@ def adapter_weights(model: nn.Module, state: dict[str, torch.Tensor],
     if missing or extra:
         raise CheckpointError(
             f'{source}: does not fit this model: '
-            + (f'missing {missing[0]} ({len(missing)} in all)' if missing
-               else f'unexpected {extra[0]} ({len(extra)} in all)'))
+            + (
+                f'missing {missing[0]} ({len(missing)} in all)'
+                if missing
+                else f'unexpected {extra[0]} ({len(extra)} in all)'
+            )
+        )
     weights = {}
     for official, keys in ours.items():
         shapes = [current[key].shape for key in keys]
@@ -346,14 +423,16 @@ def adapter_weights(model: nn.Module, state: dict[str, torch.Tensor],
             raise CheckpointError(
                 f'{source}: {official} has shape '
                 f'{tuple(state[official].shape)}, this model needs '
-                f'{tuple(expected)}')
+                f'{tuple(expected)}'
+            )
         parts = state[official].split([shape[0] for shape in shapes])
         weights.update(zip(keys, parts, strict=True))
     return weights
 
 
-def load_official_state_dict(model: nn.Module, state: dict[str, torch.Tensor],
-                             source: str = 'adapter') -> None:
+def load_official_state_dict(
+    model: nn.Module, state: dict[str, torch.Tensor], source: str = 'adapter'
+) -> None:
     """Load a canonical state into the model (strict, see
     :func:`adapter_weights`)."""
     model.load_state_dict(adapter_weights(model, state, source), strict=True)

@@ -8,6 +8,7 @@
 Files a user hands us are read with safetensors or ``torch.load(...,
 weights_only=True)``: a pickle that would run code is refused, not run.
 """
+
 import io
 import os.path as osp
 import pickle
@@ -21,15 +22,19 @@ from ..fileio import atomic_write_bytes
 from ..work_dir import POINTER, read_pointer
 from .layouts import layout_of
 
-__all__ = ['load_weights_file', 'find_checkpoint', 'nest_official',
-           'save_official', 'TUTORIAL_FILES']
+__all__ = [
+    'load_weights_file',
+    'find_checkpoint',
+    'nest_official',
+    'save_official',
+    'TUTORIAL_FILES',
+]
 
 # What the official tutorial_train*.py scripts (accelerate) leave in checkpoint-N/.
 TUTORIAL_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
-def load_weights_file(path: str, map_location: Any = 'cpu'
-                      ) -> tuple[dict, dict]:
+def load_weights_file(path: str, map_location: Any = 'cpu') -> tuple[dict, dict]:
     """Read a ``.safetensors`` or a torch pickle without running code.
 
     Returns:
@@ -39,16 +44,19 @@ def load_weights_file(path: str, map_location: Any = 'cpu'
         raise CheckpointError(f'{path}: no such file')
     if path.endswith('.safetensors'):
         from safetensors import SafetensorError, safe_open
+
         try:
             with safe_open(path, framework='pt', device='cpu') as f:
-                return ({key: f.get_tensor(key) for key in f.keys()},
-                        f.metadata() or {})
+                return (
+                    {key: f.get_tensor(key) for key in f.keys()},
+                    f.metadata() or {},
+                )
         except (SafetensorError, OSError) as err:
-            raise CheckpointError(f'{path}: not a readable safetensors file '
-                                  f'({err})') from None
+            raise CheckpointError(
+                f'{path}: not a readable safetensors file ({err})'
+            ) from None
     try:
-        return torch.load(path, map_location=map_location,
-                          weights_only=True), {}
+        return torch.load(path, map_location=map_location, weights_only=True), {}
     except Exception as err:  # torch raises many kinds for a non-checkpoint
         found = re.search(r'GLOBAL ([\w.]+)', str(err))
         if isinstance(err, pickle.UnpicklingError) and found:
@@ -56,9 +64,11 @@ def load_weights_file(path: str, map_location: Any = 'cpu'
                 f'{path}: refused to load: the pickle calls {found[1]}, '
                 'which could run code. Files written by this kit and official '
                 'IP-Adapter files load safely; use .safetensors, or convert '
-                'the file yourself where you trust it') from None
-        raise CheckpointError(f'{path}: not a torch checkpoint or safetensors '
-                              f'file ({type(err).__name__})') from None
+                'the file yourself where you trust it'
+            ) from None
+        raise CheckpointError(
+            f'{path}: not a torch checkpoint or safetensors file ({type(err).__name__})'
+        ) from None
 
 
 def find_checkpoint(path: str) -> str:
@@ -74,8 +84,9 @@ def find_checkpoint(path: str) -> str:
             return osp.join(path, name)
     found = read_pointer(path)
     if found is None:
-        raise CheckpointError(f'{path}: a folder without a `{POINTER}` file; '
-                              'pass a checkpoint')
+        raise CheckpointError(
+            f'{path}: a folder without a `{POINTER}` file; pass a checkpoint'
+        )
     return found
 
 
@@ -88,9 +99,9 @@ def nest_official(state: dict[str, torch.Tensor]) -> dict[str, dict]:
     return nested
 
 
-def save_official(state: dict[str, torch.Tensor],
-                  path: str,
-                  metadata: dict[str, Any] | None = None) -> None:
+def save_official(
+    state: dict[str, torch.Tensor], path: str, metadata: dict[str, Any] | None = None
+) -> None:
     """Write a canonical state: ``.safetensors`` in the layout's file names,
     or the nested ``.bin``. Written to a temporary file, read back and
     compared, and only then renamed over ``path``: a failed write or check
@@ -98,9 +109,9 @@ def save_official(state: dict[str, torch.Tensor],
     state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     if path.endswith('.safetensors'):
         from safetensors.torch import save
+
         meta = {k: str(v) for k, v in (metadata or {}).items()}
-        data = save(layout_of(state).to_file(state),
-                    metadata={'format': 'pt', **meta})
+        data = save(layout_of(state).to_file(state), metadata={'format': 'pt', **meta})
     else:
         buffer = io.BytesIO()
         torch.save(nest_official(state), buffer)
@@ -108,10 +119,13 @@ def save_official(state: dict[str, torch.Tensor],
 
     def same_as_written(tmp: str) -> None:
         from .conversion import to_official
+
         written = to_official(load_weights_file(tmp)[0], path)
         if set(written) != set(state) or any(
-                not written[k].equal(state[k]) for k in state):
-            raise CheckpointError(f'{path}: read back differs from what was '
-                                  'written; nothing was replaced')
+            not written[k].equal(state[k]) for k in state
+        ):
+            raise CheckpointError(
+                f'{path}: read back differs from what was written; nothing was replaced'
+            )
 
     atomic_write_bytes(path, data, verify=same_as_written)

@@ -6,6 +6,7 @@ These checks run before a layout reads sizes from the file, so a malformed
 file is one line naming the weight, never an ``IndexError`` or a
 ``ZeroDivisionError`` (a zero-width norm), and never a black image (NaN/Inf).
 """
+
 import re
 
 import torch
@@ -15,7 +16,8 @@ from ..errors import CheckpointError
 __all__ = ['expected_rank', 'check_weights']
 
 _ONE_D_WEIGHT = re.compile(
-    r'(^|\.)(norm[^.]*|layers\.\d+\.1\.0)\.weight$')  # norms, incl. Resampler FF's
+    r'(^|\.)(norm[^.]*|layers\.\d+\.1\.0)\.weight$'
+)  # norms, incl. Resampler FF's
 
 
 def expected_rank(key: str) -> int:
@@ -36,32 +38,41 @@ def check_weights(state: dict, source: str) -> None:
         raise CheckpointError(f'{source}: holds no adapter weights')
     for key, value in state.items():
         if not isinstance(key, str):
-            raise CheckpointError(f'{source}: a weight is named {key!r}, not '
-                                  'a string')
+            raise CheckpointError(f'{source}: a weight is named {key!r}, not a string')
         if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f'{source}: {key} is a '
-                                  f'{type(value).__name__}, not a tensor')
+            raise CheckpointError(
+                f'{source}: {key} is a {type(value).__name__}, not a tensor'
+            )
         if not value.is_floating_point():
-            raise CheckpointError(f'{source}: {key} holds {value.dtype} '
-                                  'values, not floating-point weights')
+            raise CheckpointError(
+                f'{source}: {key} holds {value.dtype} '
+                'values, not floating-point weights'
+            )
         rank = expected_rank(key)
         if value.dim() != rank:
             raise CheckpointError(
                 f'{source}: {key} has shape {tuple(value.shape)}; a weight of '
-                f'that name has {rank} dimension{"s" if rank > 1 else ""}')
+                f'that name has {rank} dimension{"s" if rank > 1 else ""}'
+            )
         if 0 in value.shape:
-            raise CheckpointError(f'{source}: {key} has an empty dimension '
-                                  f'(shape {tuple(value.shape)})')
+            raise CheckpointError(
+                f'{source}: {key} has an empty dimension (shape {tuple(value.shape)})'
+            )
         if not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
             raise CheckpointError(
                 f'{source}: {key} holds NaN/Inf values ({bad} of '
                 f'{value.numel()}): the training diverged; use an earlier '
-                'checkpoint')
+                'checkpoint'
+            )
         if key.endswith('.bias'):
-            weight = state.get(key[:-len('bias')] + 'weight')
-            if isinstance(weight, torch.Tensor) and weight.dim() >= 1 and (
-                    weight.shape[0] != value.shape[0]):
+            weight = state.get(key[: -len('bias')] + 'weight')
+            if (
+                isinstance(weight, torch.Tensor)
+                and weight.dim() >= 1
+                and (weight.shape[0] != value.shape[0])
+            ):
                 raise CheckpointError(
                     f'{source}: {key} has {value.shape[0]} values, its weight '
-                    f'{weight.shape[0]} rows')
+                    f'{weight.shape[0]} rows'
+                )

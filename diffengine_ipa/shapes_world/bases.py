@@ -16,18 +16,33 @@ each with ``image_encoder/`` (a CLIP vision tower with projection; SigLIP
 for SD3.5), trained briefly on the world's colour and shape labels, and its
 preprocessor config; all weights fp32 once installed.
 """
+
 import os
 import os.path as osp
 from typing import Any
 
 from . import world
 
-__all__ = ['FAMILIES', 'PARTS', 'SHIPPED', 'MAX_SEQUENCE_LENGTH',
-           'build_part', 'build_clip_tokenizer', 'build_t5_tokenizer',
-           'family_components', 'install_bases', 'load_part', 'save_part']
+__all__ = [
+    'FAMILIES',
+    'PARTS',
+    'SHIPPED',
+    'MAX_SEQUENCE_LENGTH',
+    'build_part',
+    'build_clip_tokenizer',
+    'build_t5_tokenizer',
+    'family_components',
+    'install_bases',
+    'load_part',
+    'save_part',
+]
 
-SHIPPED = osp.join(osp.dirname(osp.dirname(osp.dirname(
-    osp.abspath(__file__)))), 'data', 'shapes_world', 'bases')
+SHIPPED = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+    'data',
+    'shapes_world',
+    'bases',
+)
 # T5 tokens the DiT bases were trained with: pass it when generating.
 MAX_SEQUENCE_LENGTH = 16
 _WORDS = ('a', *world.HUES, *world.SHAPES)
@@ -37,9 +52,11 @@ _WORDS = ('a', *world.HUES, *world.SHAPES)
 
 def _bytes_to_unicode() -> list[str]:
     """The 256 printable characters CLIP's byte-level BPE maps bytes to."""
-    printable = (list(range(ord('!'), ord('~') + 1)) +
-                 list(range(ord('¡'), ord('¬') + 1)) +
-                 list(range(ord('®'), ord('ÿ') + 1)))
+    printable = (
+        list(range(ord('!'), ord('~') + 1))
+        + list(range(ord('¡'), ord('¬') + 1))
+        + list(range(ord('®'), ord('ÿ') + 1))
+    )
     chars, extra = [], 0
     for byte in range(256):
         if byte in printable:
@@ -90,132 +107,279 @@ def build_t5_tokenizer() -> Any:
     vocab += [(c, -3.0) for c in chars] + [('▁' + c, -2.5) for c in chars]
     vocab += [('▁' + w, -1.0) for w in _WORDS if len(w) > 1]
     model = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
-    model.pre_tokenizer = pre_tokenizers.Metaspace(replacement='▁',
-                                                   prepend_scheme='always')
+    model.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement='▁', prepend_scheme='always'
+    )
     model.decoder = decoders.Metaspace(replacement='▁', prepend_scheme='always')
     model.post_processor = processors.TemplateProcessing(
-        single='$A </s>', pair='$A </s> $B </s>', special_tokens=[('</s>', 1)])
-    return T5TokenizerFast(tokenizer_object=model, eos_token='</s>',
-                           unk_token='<unk>', pad_token='<pad>', extra_ids=0,
-                           model_max_length=512)
+        single='$A </s>', pair='$A </s> $B </s>', special_tokens=[('</s>', 1)]
+    )
+    return T5TokenizerFast(
+        tokenizer_object=model,
+        eos_token='</s>',
+        unk_token='<unk>',
+        pad_token='<pad>',
+        extra_ids=0,
+        model_max_length=512,
+    )
 
 
 # --- the parts ----------------------------------------------------------------
 
+
 def _clip_text(projection: int = 32) -> dict:
     vocab = len(build_clip_tokenizer())
-    return dict(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                num_hidden_layers=2, num_attention_heads=4,
-                max_position_embeddings=77, hidden_act='quick_gelu',
-                projection_dim=projection, bos_token_id=vocab - 2,
-                eos_token_id=vocab - 1, pad_token_id=vocab - 1)
+    return dict(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        hidden_act='quick_gelu',
+        projection_dim=projection,
+        bos_token_id=vocab - 2,
+        eos_token_id=vocab - 1,
+        pad_token_id=vocab - 1,
+    )
 
 
 LATENT_CHANNELS = 8
 # 32 px → 8 × 8 × 8 latents: small enough for the denoisers to train on two
 # CPU cores in minutes, even (FLUX packs 2 × 2 patches).
-VAE = dict(in_channels=3, out_channels=3,
-           down_block_types=('DownEncoderBlock2D', ) * 3,
-           up_block_types=('UpDecoderBlock2D', ) * 3,
-           block_out_channels=(16, 32, 64), layers_per_block=1,
-           latent_channels=LATENT_CHANNELS, norm_num_groups=8,
-           mid_block_add_attention=False, sample_size=world.DEFAULT_SIZE)
+VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=('DownEncoderBlock2D',) * 3,
+    up_block_types=('UpDecoderBlock2D',) * 3,
+    block_out_channels=(16, 32, 64),
+    layers_per_block=1,
+    latent_channels=LATENT_CHANNELS,
+    norm_num_groups=8,
+    mid_block_add_attention=False,
+    sample_size=world.DEFAULT_SIZE,
+)
 
-_UNET = dict(sample_size=8, in_channels=LATENT_CHANNELS,
-             out_channels=LATENT_CHANNELS, layers_per_block=1,
-             block_out_channels=(32, 64), norm_num_groups=16,
-             attention_head_dim=2)  # diffusers' name: 2 heads
+_UNET = dict(
+    sample_size=8,
+    in_channels=LATENT_CHANNELS,
+    out_channels=LATENT_CHANNELS,
+    layers_per_block=1,
+    block_out_channels=(32, 64),
+    norm_num_groups=16,
+    attention_head_dim=2,
+)  # diffusers' name: 2 heads
 
 # name -> (library, class, config); the VAE's scale and shift are set by its
 # pretraining from its latents' statistics.
 PARTS: dict[str, tuple[str, str, dict]] = dict(
     vae=('diffusers', 'AutoencoderKL', VAE),
-    clip_vision=('transformers', 'CLIPVisionModelWithProjection', dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, image_size=world.DEFAULT_SIZE, patch_size=4,
-        projection_dim=64, hidden_act='quick_gelu')),
-    siglip_vision=('transformers', 'SiglipVisionModel', dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, image_size=world.DEFAULT_SIZE, patch_size=4)),
+    clip_vision=(
+        'transformers',
+        'CLIPVisionModelWithProjection',
+        dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=world.DEFAULT_SIZE,
+            patch_size=4,
+            projection_dim=64,
+            hidden_act='quick_gelu',
+        ),
+    ),
+    siglip_vision=(
+        'transformers',
+        'SiglipVisionModel',
+        dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=world.DEFAULT_SIZE,
+            patch_size=4,
+        ),
+    ),
     clip_text=('transformers', 'CLIPTextModel', _clip_text()),
-    clip_text_proj=('transformers', 'CLIPTextModelWithProjection',
-                    _clip_text()),
-    clip_text_proj_2=('transformers', 'CLIPTextModelWithProjection',
-                      _clip_text()),
-    t5=('transformers', 'T5EncoderModel', dict(
-        vocab_size=len(build_t5_tokenizer()), d_model=64, d_ff=128, d_kv=16,
-        num_heads=4, num_layers=2, relative_attention_num_buckets=8)),
-    sd15_unet=('diffusers', 'UNet2DConditionModel', dict(
-        _UNET, cross_attention_dim=32,
-        down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'),
-        up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'))),
-    sdxl_unet=('diffusers', 'UNet2DConditionModel', dict(
-        _UNET, cross_attention_dim=64,  # 32 + 32: both text encoders
-        use_linear_projection=True, transformer_layers_per_block=(1, 1),
-        down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D'),
-        up_block_types=('CrossAttnUpBlock2D', 'UpBlock2D'),
-        addition_embed_type='text_time', addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=80)),  # 32 + 6 · 8
-    sd35_transformer=('diffusers', 'SD3Transformer2DModel', dict(
-        sample_size=8, patch_size=2, in_channels=LATENT_CHANNELS,
-        out_channels=LATENT_CHANNELS, num_layers=3, attention_head_dim=32,
-        num_attention_heads=2,
-        joint_attention_dim=64,  # T5's width (≥ the CLIP states' 32 + 32)
-        caption_projection_dim=64, pooled_projection_dim=64,
-        pos_embed_max_size=8, qk_norm='rms_norm')),
-    flux_transformer=('diffusers', 'FluxTransformer2DModel', dict(
-        patch_size=1, in_channels=4 * LATENT_CHANNELS,  # packed 2 × 2
-        num_layers=2, num_single_layers=2, attention_head_dim=32,
-        num_attention_heads=2, joint_attention_dim=64,
-        pooled_projection_dim=32, guidance_embeds=True,
-        axes_dims_rope=(8, 12, 12))),
+    clip_text_proj=('transformers', 'CLIPTextModelWithProjection', _clip_text()),
+    clip_text_proj_2=('transformers', 'CLIPTextModelWithProjection', _clip_text()),
+    t5=(
+        'transformers',
+        'T5EncoderModel',
+        dict(
+            vocab_size=len(build_t5_tokenizer()),
+            d_model=64,
+            d_ff=128,
+            d_kv=16,
+            num_heads=4,
+            num_layers=2,
+            relative_attention_num_buckets=8,
+        ),
+    ),
+    sd15_unet=(
+        'diffusers',
+        'UNet2DConditionModel',
+        dict(
+            _UNET,
+            cross_attention_dim=32,
+            down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'),
+            up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
+        ),
+    ),
+    sdxl_unet=(
+        'diffusers',
+        'UNet2DConditionModel',
+        dict(
+            _UNET,
+            cross_attention_dim=64,  # 32 + 32: both text encoders
+            use_linear_projection=True,
+            transformer_layers_per_block=(1, 1),
+            down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D'),
+            up_block_types=('CrossAttnUpBlock2D', 'UpBlock2D'),
+            addition_embed_type='text_time',
+            addition_time_embed_dim=8,
+            projection_class_embeddings_input_dim=80,
+        ),
+    ),  # 32 + 6 · 8
+    sd35_transformer=(
+        'diffusers',
+        'SD3Transformer2DModel',
+        dict(
+            sample_size=8,
+            patch_size=2,
+            in_channels=LATENT_CHANNELS,
+            out_channels=LATENT_CHANNELS,
+            num_layers=3,
+            attention_head_dim=32,
+            num_attention_heads=2,
+            joint_attention_dim=64,  # T5's width (≥ the CLIP states' 32 + 32)
+            caption_projection_dim=64,
+            pooled_projection_dim=64,
+            pos_embed_max_size=8,
+            qk_norm='rms_norm',
+        ),
+    ),
+    flux_transformer=(
+        'diffusers',
+        'FluxTransformer2DModel',
+        dict(
+            patch_size=1,
+            in_channels=4 * LATENT_CHANNELS,  # packed 2 × 2
+            num_layers=2,
+            num_single_layers=2,
+            attention_head_dim=32,
+            num_attention_heads=2,
+            joint_attention_dim=64,
+            pooled_projection_dim=32,
+            guidance_embeds=True,
+            axes_dims_rope=(8, 12, 12),
+        ),
+    ),
 )
 
 _SCHEDULERS = dict(
-    ddpm=dict(_class_name='PNDMScheduler', beta_start=0.00085,
-              beta_end=0.012, beta_schedule='scaled_linear',
-              num_train_timesteps=1000, set_alpha_to_one=False,
-              skip_prk_steps=True, steps_offset=1, clip_sample=False),
-    euler=dict(_class_name='EulerDiscreteScheduler', beta_start=0.00085,
-               beta_end=0.012, beta_schedule='scaled_linear',
-               num_train_timesteps=1000, steps_offset=1,
-               timestep_spacing='leading', prediction_type='epsilon'),
-    sd3=dict(_class_name='FlowMatchEulerDiscreteScheduler',
-             num_train_timesteps=1000, shift=3.0),
-    flux=dict(_class_name='FlowMatchEulerDiscreteScheduler',
-              num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
-              base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
-              max_image_seq_len=4096))
+    ddpm=dict(
+        _class_name='PNDMScheduler',
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule='scaled_linear',
+        num_train_timesteps=1000,
+        set_alpha_to_one=False,
+        skip_prk_steps=True,
+        steps_offset=1,
+        clip_sample=False,
+    ),
+    euler=dict(
+        _class_name='EulerDiscreteScheduler',
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule='scaled_linear',
+        num_train_timesteps=1000,
+        steps_offset=1,
+        timestep_spacing='leading',
+        prediction_type='epsilon',
+    ),
+    sd3=dict(
+        _class_name='FlowMatchEulerDiscreteScheduler',
+        num_train_timesteps=1000,
+        shift=3.0,
+    ),
+    flux=dict(
+        _class_name='FlowMatchEulerDiscreteScheduler',
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    ),
+)
 
 # family -> pipeline, scheduler, component -> part (or tokenizer).
 FAMILIES: dict[str, dict] = dict(
-    sd15=dict(pipeline='StableDiffusionPipeline', scheduler='ddpm',
-              image_encoder='clip_vision', denoiser='sd15_unet',
-              parts=dict(unet='sd15_unet', vae='vae',
-                         text_encoder='clip_text', tokenizer='clip_tokenizer')),
-    sdxl=dict(pipeline='StableDiffusionXLPipeline', scheduler='euler',
-              image_encoder='clip_vision', denoiser='sdxl_unet',
-              parts=dict(unet='sdxl_unet', vae='vae',
-                         text_encoder='clip_text',
-                         text_encoder_2='clip_text_proj', tokenizer='clip_tokenizer',
-                         tokenizer_2='clip_tokenizer')),
-    sd35=dict(pipeline='StableDiffusion3Pipeline', scheduler='sd3',
-              image_encoder='siglip_vision', denoiser='sd35_transformer',
-              parts=dict(transformer='sd35_transformer', vae='vae',
-                         text_encoder='clip_text_proj',
-                         text_encoder_2='clip_text_proj_2',
-                         text_encoder_3='t5', tokenizer='clip_tokenizer',
-                         tokenizer_2='clip_tokenizer', tokenizer_3='t5_tokenizer')),
-    flux=dict(pipeline='FluxPipeline', scheduler='flux',
-              image_encoder='clip_vision', denoiser='flux_transformer',
-              parts=dict(transformer='flux_transformer', vae='vae',
-                         text_encoder='clip_text', text_encoder_2='t5',
-                         tokenizer='clip_tokenizer', tokenizer_2='t5_tokenizer')),
+    sd15=dict(
+        pipeline='StableDiffusionPipeline',
+        scheduler='ddpm',
+        image_encoder='clip_vision',
+        denoiser='sd15_unet',
+        parts=dict(
+            unet='sd15_unet',
+            vae='vae',
+            text_encoder='clip_text',
+            tokenizer='clip_tokenizer',
+        ),
+    ),
+    sdxl=dict(
+        pipeline='StableDiffusionXLPipeline',
+        scheduler='euler',
+        image_encoder='clip_vision',
+        denoiser='sdxl_unet',
+        parts=dict(
+            unet='sdxl_unet',
+            vae='vae',
+            text_encoder='clip_text',
+            text_encoder_2='clip_text_proj',
+            tokenizer='clip_tokenizer',
+            tokenizer_2='clip_tokenizer',
+        ),
+    ),
+    sd35=dict(
+        pipeline='StableDiffusion3Pipeline',
+        scheduler='sd3',
+        image_encoder='siglip_vision',
+        denoiser='sd35_transformer',
+        parts=dict(
+            transformer='sd35_transformer',
+            vae='vae',
+            text_encoder='clip_text_proj',
+            text_encoder_2='clip_text_proj_2',
+            text_encoder_3='t5',
+            tokenizer='clip_tokenizer',
+            tokenizer_2='clip_tokenizer',
+            tokenizer_3='t5_tokenizer',
+        ),
+    ),
+    flux=dict(
+        pipeline='FluxPipeline',
+        scheduler='flux',
+        image_encoder='clip_vision',
+        denoiser='flux_transformer',
+        parts=dict(
+            transformer='flux_transformer',
+            vae='vae',
+            text_encoder='clip_text',
+            text_encoder_2='t5',
+            tokenizer='clip_tokenizer',
+            tokenizer_2='t5_tokenizer',
+        ),
+    ),
 )
 
 
 def _class(part: str) -> type:
     import importlib
+
     library, name, _ = PARTS[part]
     return getattr(importlib.import_module(library), name)
 
@@ -223,6 +387,7 @@ def _class(part: str) -> type:
 def build_part(part: str, seed: int = 0, **overrides) -> Any:
     """A part of :data:`PARTS` with random weights drawn from ``seed``."""
     import torch
+
     cls = _class(part)
     config = dict(PARTS[part][2], **overrides)
     with torch.random.fork_rng(devices=[]):
@@ -232,14 +397,14 @@ def build_part(part: str, seed: int = 0, **overrides) -> Any:
         return cls.from_config(config).eval()
 
 
-def save_part(model: Any, part: str, root: str = SHIPPED,
-              half: bool = True) -> str:
+def save_part(model: Any, part: str, root: str = SHIPPED, half: bool = True) -> str:
     """Write a part as a ``from_pretrained`` folder (fp16 unless ``half`` is
     False), replacing what was there."""
     import copy
     import shutil
 
     import torch
+
     folder = osp.join(root, part)
     shutil.rmtree(folder, ignore_errors=True)
     stored = copy.deepcopy(model).to(torch.float16 if half else torch.float32)
@@ -250,12 +415,16 @@ def save_part(model: Any, part: str, root: str = SHIPPED,
 def load_part(part: str, root: str = SHIPPED) -> Any:
     """A part as written by :func:`save_part`, in fp32."""
     import torch
+
     cls = _class(part)
     folder = osp.join(root, part)
     if not osp.isdir(folder):
         from ..errors import UserError
-        raise UserError(f'{folder}: no pretrained {part!r}; run python '
-                        'tools/pretrain_shapes_bases.py (see docs/shapes_world.md)')
+
+        raise UserError(
+            f'{folder}: no pretrained {part!r}; run python '
+            'tools/pretrain_shapes_bases.py (see docs/shapes_world.md)'
+        )
     key = 'dtype' if hasattr(cls, 'config_class') else 'torch_dtype'
     return cls.from_pretrained(folder, **{key: torch.float32}).eval()
 
@@ -265,17 +434,22 @@ def image_processor(part: str) -> Any:
     size = world.DEFAULT_SIZE
     if part == 'siglip_vision':
         from transformers import SiglipImageProcessor
+
         return SiglipImageProcessor(size=dict(height=size, width=size))
     from transformers import CLIPImageProcessor
-    return CLIPImageProcessor(size=dict(shortest_edge=size),
-                              crop_size=dict(height=size, width=size))
+
+    return CLIPImageProcessor(
+        size=dict(shortest_edge=size), crop_size=dict(height=size, width=size)
+    )
 
 
-def family_components(family: str, root: str = SHIPPED,
-                      denoiser: bool = True) -> dict[str, Any]:
+def family_components(
+    family: str, root: str = SHIPPED, denoiser: bool = True
+) -> dict[str, Any]:
     """A family's pipeline components (no image encoder), as shipped under
     ``root``; without the denoiser unless ``denoiser``."""
     import diffusers
+
     spec = FAMILIES[family]
     components = {}
     for name, part in spec['parts'].items():
@@ -293,9 +467,11 @@ def family_components(family: str, root: str = SHIPPED,
     return components
 
 
-def install_bases(out_dir: str = 'work_dirs/shapes_world',
-                  root: str = SHIPPED,
-                  families: tuple[str, ...] = tuple(FAMILIES)) -> list[str]:
+def install_bases(
+    out_dir: str = 'work_dirs/shapes_world',
+    root: str = SHIPPED,
+    families: tuple[str, ...] = tuple(FAMILIES),
+) -> list[str]:
     """Lay the shipped bases out as diffusers folders ``<out_dir>/<family>``.
 
     A folder whose ``model_index.json`` exists is kept as it is.
@@ -308,6 +484,7 @@ def install_bases(out_dir: str = 'work_dirs/shapes_world',
     import diffusers
 
     from ..models.generation import pipeline_extras
+
     written = []
     for family in families:
         spec = FAMILIES[family]
@@ -320,16 +497,15 @@ def install_bases(out_dir: str = 'work_dirs/shapes_world',
         encoder = load_part(spec['image_encoder'], root)
         processor = image_processor(spec['image_encoder'])
         accepted = inspect.signature(pipeline_class).parameters
-        optional = dict(pipeline_extras(pipeline_class), image_encoder=None,
-                        feature_extractor=None)
+        optional = dict(
+            pipeline_extras(pipeline_class), image_encoder=None, feature_extractor=None
+        )
         if 'unet' in components:  # SD1.5 / SDXL folders ship one
             optional['feature_extractor'] = processor
         components.update({k: v for k, v in optional.items() if k in accepted})
         tmp = folder + '.tmp'
-        pipeline_class(**components).save_pretrained(tmp,
-                                                     safe_serialization=True)
-        encoder.save_pretrained(osp.join(tmp, 'image_encoder'),
-                                safe_serialization=True)
+        pipeline_class(**components).save_pretrained(tmp, safe_serialization=True)
+        encoder.save_pretrained(osp.join(tmp, 'image_encoder'), safe_serialization=True)
         processor.save_pretrained(osp.join(tmp, 'image_encoder'))
         os.replace(tmp, folder)
     return written

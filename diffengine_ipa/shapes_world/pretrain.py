@@ -15,6 +15,7 @@ Four stages, each a plain loop over images drawn from the world (seeded):
 - :func:`colour_accuracy`: generate "a <hue> <shape>" with the family's
   diffusers pipeline and read the colour back with :func:`world.classify`.
 """
+
 import copy
 from collections.abc import Callable
 from itertools import product
@@ -25,12 +26,18 @@ import torch.nn.functional as F
 
 from . import bases, world
 
-__all__ = ['CAPTIONS', 'Pool', 'draw_pool', 'train_vae',
-           'train_image_encoder', 'train_denoiser', 'colour_accuracy',
-           'make_pipeline']
+__all__ = [
+    'CAPTIONS',
+    'Pool',
+    'draw_pool',
+    'train_vae',
+    'train_image_encoder',
+    'train_denoiser',
+    'colour_accuracy',
+    'make_pipeline',
+]
 
-CAPTIONS = [world.colour_caption(h, s)
-            for h, s in product(world.HUES, world.SHAPES)]
+CAPTIONS = [world.colour_caption(h, s) for h, s in product(world.HUES, world.SHAPES)]
 _HUES, _SHAPES = list(world.HUES), list(world.SHAPES)
 # FluxPipeline's default distilled guidance, fed to the transformer in
 # training as the kit's adapter training does (it is not distilled here).
@@ -41,8 +48,9 @@ class Pool:
     """Images of the world: ``pixels`` (N, 3, H, W) in [-1, 1], ``hue`` and
     ``shape`` (N, ) label indices, ``caption`` (N, ) indices of CAPTIONS."""
 
-    def __init__(self, pixels: torch.Tensor, hue: torch.Tensor,
-                 shape: torch.Tensor) -> None:
+    def __init__(
+        self, pixels: torch.Tensor, hue: torch.Tensor, shape: torch.Tensor
+    ) -> None:
         self.pixels, self.hue, self.shape = pixels, hue, shape
         self.caption = hue * len(_SHAPES) + shape
 
@@ -51,6 +59,7 @@ class Pool:
 
     def images(self, index: torch.Tensor) -> list:
         from PIL import Image
+
         array = ((self.pixels[index] + 1) * 127.5).round().clamp(0, 255)
         array = array.byte().permute(0, 2, 3, 1).numpy()
         return [Image.fromarray(a) for a in array]
@@ -66,15 +75,16 @@ def draw_pool(seed: int, count: int, stream: int = 10) -> Pool:
         hues.append(_HUES.index(scene.hue))
         shapes.append(_SHAPES.index(scene.shape))
     array = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
-    return Pool(array.float() / 127.5 - 1, torch.tensor(hues),
-                torch.tensor(shapes))
+    return Pool(array.float() / 127.5 - 1, torch.tensor(hues), torch.tensor(shapes))
 
 
-def _schedule(optimizer: torch.optim.Optimizer, steps: int,
-              warmup: int = 50) -> torch.optim.lr_scheduler.LRScheduler:
+def _schedule(
+    optimizer: torch.optim.Optimizer, steps: int, warmup: int = 50
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up (at most a fifth of the steps), then cosine decay to
     10 %."""
     import math
+
     warmup = max(1, min(warmup, steps // 5))
 
     def factor(step: int) -> float:
@@ -82,12 +92,20 @@ def _schedule(optimizer: torch.optim.Optimizer, steps: int,
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, steps - warmup)
         return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train_vae(part: str, pool: Pool, steps: int, seed: int = 0,
-              batch_size: int = 32, lr: float = 2e-3, kl_weight: float = 1e-4,
-              log: Callable[[int, float], None] | None = None):
+def train_vae(
+    part: str,
+    pool: Pool,
+    steps: int,
+    seed: int = 0,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    kl_weight: float = 1e-4,
+    log: Callable[[int, float], None] | None = None,
+):
     """Train a VAE of :data:`bases.PARTS` from scratch; returns it with its
     ``scaling_factor`` from its latents' statistics (``shift_factor`` 0)."""
     torch.manual_seed(seed)
@@ -96,12 +114,15 @@ def train_vae(part: str, pool: Pool, steps: int, seed: int = 0,
     scheduler = _schedule(optimizer, steps)
     generator = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
-        index = torch.randint(0, len(pool), (batch_size, ), generator=generator)
+        index = torch.randint(0, len(pool), (batch_size,), generator=generator)
         x = pool.pixels[index]
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator)).sample
-        loss = (F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x) +
-                kl_weight * posterior.kl().mean())
+        loss = (
+            F.mse_loss(recon, x)
+            + 0.5 * F.l1_loss(recon, x)
+            + kl_weight * posterior.kl().mean()
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -114,41 +135,56 @@ def train_vae(part: str, pool: Pool, steps: int, seed: int = 0,
         latents = _encode(vae, pool.pixels[:4096], generator)
     # shift 0 (SD1.5 / SDXL pipelines have none; the KL keeps the mean
     # near 0), scale: unit second moment
-    vae.register_to_config(shift_factor=0.0, scaling_factor=float(
-        1 / latents.square().mean().sqrt()))
+    vae.register_to_config(
+        shift_factor=0.0, scaling_factor=float(1 / latents.square().mean().sqrt())
+    )
     return vae
 
 
-def train_image_encoder(part: str, pool: Pool, steps: int, seed: int = 0,
-                        batch_size: int = 64, lr: float = 2e-3,
-                        log: Callable[[int, float], None] | None = None):
+def train_image_encoder(
+    part: str,
+    pool: Pool,
+    steps: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    lr: float = 2e-3,
+    log: Callable[[int, float], None] | None = None,
+):
     """Train a vision tower to tell the world's hues and shapes apart, through
     its own preprocessor; returns the tower (the heads are dropped)."""
     torch.manual_seed(seed)
     model = bases.build_part(part, seed).train()
     processor = bases.image_processor(part)
-    pixels = processor(images=pool.images(torch.arange(len(pool))),
-                       return_tensors='pt').pixel_values
-    pooled_dim = (getattr(model.config, 'projection_dim', None) or
-                  model.config.hidden_size)
-    heads = torch.nn.ModuleList([
-        torch.nn.Linear(pooled_dim, len(_HUES) + len(_SHAPES)),
-        torch.nn.Linear(model.config.hidden_size, len(_HUES) + len(_SHAPES))])
+    pixels = processor(
+        images=pool.images(torch.arange(len(pool))), return_tensors='pt'
+    ).pixel_values
+    pooled_dim = (
+        getattr(model.config, 'projection_dim', None) or model.config.hidden_size
+    )
+    heads = torch.nn.ModuleList(
+        [
+            torch.nn.Linear(pooled_dim, len(_HUES) + len(_SHAPES)),
+            torch.nn.Linear(model.config.hidden_size, len(_HUES) + len(_SHAPES)),
+        ]
+    )
     params = list(model.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr)
     scheduler = _schedule(optimizer, steps, warmup=20)
     generator = torch.Generator().manual_seed(seed)
     for step in range(1, steps + 1):
-        index = torch.randint(0, len(pool), (batch_size, ), generator=generator)
+        index = torch.randint(0, len(pool), (batch_size,), generator=generator)
         output = model(pixel_values=pixels[index], output_hidden_states=True)
-        pooled = (output.image_embeds if hasattr(output, 'image_embeds')
-                  else output.pooler_output)
+        pooled = (
+            output.image_embeds
+            if hasattr(output, 'image_embeds')
+            else output.pooler_output
+        )
         states = output.hidden_states[-2].mean(1)
         loss = 0.0
         for head, features in zip(heads, (pooled, states), strict=True):
             logits = head(features)
-            loss = loss + F.cross_entropy(logits[:, :len(_HUES)], pool.hue[index])
-            loss = loss + F.cross_entropy(logits[:, len(_HUES):], pool.shape[index])
+            loss = loss + F.cross_entropy(logits[:, : len(_HUES)], pool.hue[index])
+            loss = loss + F.cross_entropy(logits[:, len(_HUES) :], pool.shape[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -163,9 +199,9 @@ def make_pipeline(family: str, components: dict):
     import diffusers
 
     from ..models.generation import make_pipeline as _make
+
     cls = getattr(diffusers, bases.FAMILIES[family]['pipeline'])
-    return _make(cls, dict(components, image_encoder=None,
-                           feature_extractor=None))
+    return _make(cls, dict(components, image_encoder=None, feature_extractor=None))
 
 
 @torch.no_grad()
@@ -177,23 +213,36 @@ def encode_captions(family: str, pipe) -> dict[str, torch.Tensor]:
         return dict(encoder_hidden_states=embeds)
     if family == 'sdxl':
         embeds, _, pooled, _ = pipe.encode_prompt(
-            prompts, device='cpu', num_images_per_prompt=1,
-            do_classifier_free_guidance=False)
+            prompts,
+            device='cpu',
+            num_images_per_prompt=1,
+            do_classifier_free_guidance=False,
+        )
         return dict(encoder_hidden_states=embeds, text_embeds=pooled)
     if family == 'sd35':
         embeds, _, pooled, _ = pipe.encode_prompt(
-            prompts, None, None, device='cpu', num_images_per_prompt=1,
+            prompts,
+            None,
+            None,
+            device='cpu',
+            num_images_per_prompt=1,
             do_classifier_free_guidance=False,
-            max_sequence_length=bases.MAX_SEQUENCE_LENGTH)
+            max_sequence_length=bases.MAX_SEQUENCE_LENGTH,
+        )
         return dict(encoder_hidden_states=embeds, pooled_projections=pooled)
     embeds, pooled, _ = pipe.encode_prompt(
-        prompts, None, device='cpu',
-        max_sequence_length=bases.MAX_SEQUENCE_LENGTH)
+        prompts, None, device='cpu', max_sequence_length=bases.MAX_SEQUENCE_LENGTH
+    )
     return dict(encoder_hidden_states=embeds, pooled_projections=pooled)
 
 
-def _condition(family: str, texts: dict, caption: torch.Tensor,
-               generator: torch.Generator, drop: float) -> dict:
+def _condition(
+    family: str,
+    texts: dict,
+    caption: torch.Tensor,
+    generator: torch.Generator,
+    drop: float,
+) -> dict:
     """Per-sample text conditioning; dropped captions become the pipeline's
     unconditional input ('' encoded; SDXL: zeros, as it forces for an empty
     negative prompt, or '' half as often, the adapters' empty prompt)."""
@@ -201,46 +250,61 @@ def _condition(family: str, texts: dict, caption: torch.Tensor,
     index = torch.where(u < drop, len(CAPTIONS), caption)
     out = {k: v[index] for k, v in texts.items()}
     if family == 'sdxl':
-        zero = (u < drop * 2 / 3)
+        zero = u < drop * 2 / 3
         for value in out.values():
             value[zero] = 0
     return out
 
 
-def _denoise(family: str, model, noisy: torch.Tensor, timesteps: torch.Tensor,
-             cond: dict) -> torch.Tensor:
+def _denoise(
+    family: str, model, noisy: torch.Tensor, timesteps: torch.Tensor, cond: dict
+) -> torch.Tensor:
     """The denoiser's prediction, called as the family's pipeline calls it."""
     from diffusers import FluxPipeline
+
     batch = noisy.shape[0]
     if family == 'sd15':
         return model(noisy, timesteps, **cond).sample
     if family == 'sdxl':
         size = world.DEFAULT_SIZE
-        time_ids = torch.tensor([[size, size, 0, 0, size, size]] * batch,
-                                dtype=noisy.dtype)
-        return model(noisy, timesteps, cond['encoder_hidden_states'],
-                     added_cond_kwargs=dict(text_embeds=cond['text_embeds'],
-                                            time_ids=time_ids)).sample
+        time_ids = torch.tensor(
+            [[size, size, 0, 0, size, size]] * batch, dtype=noisy.dtype
+        )
+        return model(
+            noisy,
+            timesteps,
+            cond['encoder_hidden_states'],
+            added_cond_kwargs=dict(text_embeds=cond['text_embeds'], time_ids=time_ids),
+        ).sample
     if family == 'sd35':
         return model(hidden_states=noisy, timestep=timesteps, **cond).sample
     _, channels, height, width = noisy.shape
     packed = FluxPipeline._pack_latents(noisy, batch, channels, height, width)
     image_ids = FluxPipeline._prepare_latent_image_ids(
-        batch, height // 2, width // 2, noisy.device, noisy.dtype)
+        batch, height // 2, width // 2, noisy.device, noisy.dtype
+    )
     states = cond['encoder_hidden_states']
     text_ids = torch.zeros(states.shape[1], 3, dtype=noisy.dtype)
-    guidance = torch.full((batch, ), FLUX_GUIDANCE)
-    prediction = model(hidden_states=packed, timestep=timesteps / 1000,
-                       guidance=guidance, encoder_hidden_states=states,
-                       pooled_projections=cond['pooled_projections'],
-                       txt_ids=text_ids, img_ids=image_ids).sample
+    guidance = torch.full((batch,), FLUX_GUIDANCE)
+    prediction = model(
+        hidden_states=packed,
+        timestep=timesteps / 1000,
+        guidance=guidance,
+        encoder_hidden_states=states,
+        pooled_projections=cond['pooled_projections'],
+        txt_ids=text_ids,
+        img_ids=image_ids,
+    ).sample
     return FluxPipeline._unpack_latents(prediction, height * 2, width * 2, 2)
 
 
-def _encode(vae, pixels: torch.Tensor,
-            generator: torch.Generator) -> torch.Tensor:
-    return torch.cat([vae.encode(pixels[i:i + 256]).latent_dist.sample(generator)
-                      for i in range(0, len(pixels), 256)])
+def _encode(vae, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.cat(
+        [
+            vae.encode(pixels[i : i + 256]).latent_dist.sample(generator)
+            for i in range(0, len(pixels), 256)
+        ]
+    )
 
 
 @torch.no_grad()
@@ -251,21 +315,31 @@ def encode_pool(vae, pool: Pool, generator: torch.Generator) -> torch.Tensor:
     return (latents - shift) * vae.config.scaling_factor
 
 
-def train_denoiser(family: str, components: dict, pool: Pool, steps: int,
-                   seed: int = 0, batch_size: int = 64, lr: float = 1e-3,
-                   drop: float = 0.1, ema_decay: float = 0.995,
-                   log: Callable[[int, float], None] | None = None):
+def train_denoiser(
+    family: str,
+    components: dict,
+    pool: Pool,
+    steps: int,
+    seed: int = 0,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    drop: float = 0.1,
+    ema_decay: float = 0.995,
+    log: Callable[[int, float], None] | None = None,
+):
     """Train the family's denoiser (in ``components``, replaced by its EMA)
     from scratch on ``pool``; returns the EMA model."""
     from diffusers.training_utils import compute_density_for_timestep_sampling
 
     from ..models.objectives import NoisePrediction, RectifiedFlow
+
     spec = bases.FAMILIES[family]
     name = 'unet' if 'unet' in spec['parts'] else 'transformer'
     torch.manual_seed(seed)
     model = bases.build_part(spec['denoiser'], seed).train()
     if name == 'unet':  # CPU: bmm attention beats SDPA's at these shapes
         from diffusers.models.attention_processor import AttnProcessor
+
         model.set_attn_processor(AttnProcessor())
     components = dict(components, **{name: model})
     pipe = make_pipeline(family, components)
@@ -274,22 +348,22 @@ def train_denoiser(family: str, components: dict, pool: Pool, steps: int,
     latents = encode_pool(components['vae'], pool, generator)
     config = dict(pipe.scheduler.config)
     flow = family in ('sd35', 'flux')
-    objective = (RectifiedFlow(config) if flow else NoisePrediction(config))
+    objective = RectifiedFlow(config) if flow else NoisePrediction(config)
     scheme = 'logit_normal' if family == 'sd35' else 'none'
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     scheduler = _schedule(optimizer, steps)
     for step in range(1, steps + 1):
-        index = torch.randint(0, len(pool), (batch_size, ), generator=generator)
+        index = torch.randint(0, len(pool), (batch_size,), generator=generator)
         x0 = latents[index]
         noise = torch.randn(x0.shape, generator=generator)
         if flow:
             u = compute_density_for_timestep_sampling(
-                scheme, batch_size, logit_mean=0.0, logit_std=1.0,
-                generator=generator)
+                scheme, batch_size, logit_mean=0.0, logit_std=1.0, generator=generator
+            )
             timesteps = objective.scheduler.timesteps[(u * 1000).long().clamp(max=999)]
         else:
-            timesteps = torch.randint(0, 1000, (batch_size, ), generator=generator)
+            timesteps = torch.randint(0, 1000, (batch_size,), generator=generator)
         noisy = objective.add_noise(x0, noise, timesteps)
         cond = _condition(family, texts, pool.caption[index], generator, drop)
         prediction = _denoise(family, model, noisy, timesteps, cond)
@@ -309,15 +383,20 @@ def train_denoiser(family: str, components: dict, pool: Pool, steps: int,
 
 
 @torch.no_grad()
-def colour_accuracy(family: str, pipe, per_caption: int = 4,
-                    seed: int = 0, **call) -> dict:
+def colour_accuracy(
+    family: str, pipe, per_caption: int = 4, seed: int = 0, **call
+) -> dict:
     """Generate every caption ``per_caption`` times with ``pipe`` (20 steps,
     the pipeline's default guidance unless ``call`` says otherwise) and read
     colour and shape back with the world's classifier."""
     prompts = [c for c in CAPTIONS for _ in range(per_caption)]
     size = world.DEFAULT_SIZE
-    kwargs = dict(num_inference_steps=20, height=size, width=size,
-                  generator=torch.Generator().manual_seed(seed))
+    kwargs = dict(
+        num_inference_steps=20,
+        height=size,
+        width=size,
+        generator=torch.Generator().manual_seed(seed),
+    )
     if family in ('sd35', 'flux'):
         kwargs['max_sequence_length'] = bases.MAX_SEQUENCE_LENGTH
     kwargs.update(call)
@@ -328,5 +407,4 @@ def colour_accuracy(family: str, pipe, per_caption: int = 4,
         _, hue, kind = prompt.split()
         colour += found.hue == hue
         shape += found.shape == kind
-    return dict(colour=colour / len(prompts), shape=shape / len(prompts),
-                images=images)
+    return dict(colour=colour / len(prompts), shape=shape / len(prompts), images=images)

@@ -8,6 +8,7 @@ model): the colour is the mean hue of the saturated pixels, the shape comes
 from how the saturated mask fills its bounding box (a square fills it, a
 circle π/4 of it, an upward triangle half, most of it in the lower half).
 """
+
 import colorsys
 import math
 from dataclasses import dataclass
@@ -16,26 +17,44 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ['HUES', 'SHAPES', 'DEFAULT_SIZE', 'Scene', 'Classification',
-           'sample_scene', 'reference_scene', 'render', 'draw',
-           'colour_caption', 'shape_caption', 'classify', 'chance_levels']
+__all__ = [
+    'HUES',
+    'SHAPES',
+    'DEFAULT_SIZE',
+    'Scene',
+    'Classification',
+    'sample_scene',
+    'reference_scene',
+    'render',
+    'draw',
+    'colour_caption',
+    'shape_caption',
+    'classify',
+    'chance_levels',
+]
 
 DEFAULT_SIZE = 32
 # name -> hue in degrees; 60° apart, so nearest-hue decoding tolerates ±30°.
-HUES: dict[str, float] = {'red': 0.0, 'yellow': 60.0, 'green': 120.0,
-                          'cyan': 180.0, 'blue': 240.0, 'magenta': 300.0}
+HUES: dict[str, float] = {
+    'red': 0.0,
+    'yellow': 60.0,
+    'green': 120.0,
+    'cyan': 180.0,
+    'blue': 240.0,
+    'magenta': 300.0,
+}
 SHAPES: tuple[str, ...] = ('circle', 'square', 'triangle')
 
-_HUE_JITTER = 5.0            # degrees either side of the named hue
-_SHAPE_SV = (0.8, 1.0)       # saturation and value of the shape
-_BACKGROUND_S = 0.12         # at most; the definition allows 0.15
+_HUE_JITTER = 5.0  # degrees either side of the named hue
+_SHAPE_SV = (0.8, 1.0)  # saturation and value of the shape
+_BACKGROUND_S = 0.12  # at most; the definition allows 0.15
 _BACKGROUND_V = (0.15, 0.95)
-_SIZE = (0.4, 0.75)          # shape extent, a fraction of the image side
-_SUPERSAMPLE = 4             # drawn large, then reduced: anti-aliased edges
+_SIZE = (0.4, 0.75)  # shape extent, a fraction of the image side
+_SUPERSAMPLE = 4  # drawn large, then reduced: anti-aliased edges
 # A pixel belongs to the shape when its chroma (max - min of RGB) is at
 # least this: the shape's chroma is ≥ 0.64, the background's ≤ 0.12.
 _MASK_CHROMA = 0.3
-_MIN_MASK_FRACTION = 0.02    # fewer saturated pixels than this: no shape
+_MIN_MASK_FRACTION = 0.02  # fewer saturated pixels than this: no shape
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,7 @@ class Scene:
         value: the shape's HSV value.
         background: the background's HSV (hue in degrees, s, v).
     """
+
     hue: str
     shape: str
     center: tuple[float, float]
@@ -64,6 +84,7 @@ class Scene:
 
 class Classification(NamedTuple):
     """What :func:`classify` reads from an image (None: no shape found)."""
+
     hue: str | None
     shape: str | None
 
@@ -81,24 +102,33 @@ def shape_caption(shape: str) -> str:
     return f'a {shape}'
 
 
-def sample_scene(rng: np.random.Generator, hue: str | None = None,
-                 shape: str | None = None) -> Scene:
+def sample_scene(
+    rng: np.random.Generator, hue: str | None = None, shape: str | None = None
+) -> Scene:
     """Draw a random scene; ``hue`` and ``shape`` are random unless given."""
     hue = hue if hue is not None else str(rng.choice(list(HUES)))
     shape = shape if shape is not None else str(rng.choice(SHAPES))
     _check(hue, shape)
     extent = float(rng.uniform(*_SIZE))
     margin = extent / 2 + 0.03
-    center = (float(rng.uniform(margin, 1 - margin)),
-              float(rng.uniform(margin, 1 - margin)))
+    center = (
+        float(rng.uniform(margin, 1 - margin)),
+        float(rng.uniform(margin, 1 - margin)),
+    )
     return Scene(
-        hue=hue, shape=shape, center=center, extent=extent,
+        hue=hue,
+        shape=shape,
+        center=center,
+        extent=extent,
         hue_degrees=(HUES[hue] + float(rng.uniform(-_HUE_JITTER, _HUE_JITTER))) % 360,
         saturation=float(rng.uniform(*_SHAPE_SV)),
         value=float(rng.uniform(*_SHAPE_SV)),
-        background=(float(rng.uniform(0, 360)),
-                    float(rng.uniform(0, _BACKGROUND_S)),
-                    float(rng.uniform(*_BACKGROUND_V))))
+        background=(
+            float(rng.uniform(0, 360)),
+            float(rng.uniform(0, _BACKGROUND_S)),
+            float(rng.uniform(*_BACKGROUND_V)),
+        ),
+    )
 
 
 def reference_scene(rng: np.random.Generator, target: Scene) -> Scene:
@@ -127,14 +157,18 @@ def render(scene: Scene, size: int = DEFAULT_SIZE) -> Image.Image:
     elif scene.shape == 'square':
         pen.rectangle(box, fill=fill)
     else:  # an upward isosceles triangle filling the box
-        pen.polygon([(cx, cy - half), (cx + half, cy + half),
-                     (cx - half, cy + half)], fill=fill)
+        pen.polygon(
+            [(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=fill
+        )
     return image.resize((size, size), Image.Resampling.BOX)
 
 
-def draw(rng: np.random.Generator, hue: str | None = None,
-         shape: str | None = None,
-         size: int = DEFAULT_SIZE) -> Image.Image:
+def draw(
+    rng: np.random.Generator,
+    hue: str | None = None,
+    shape: str | None = None,
+    size: int = DEFAULT_SIZE,
+) -> Image.Image:
     """A random image of the world (of ``hue`` and ``shape`` when given)."""
     return render(sample_scene(rng, hue, shape), size)
 
@@ -150,8 +184,7 @@ def classify(image: Image.Image) -> Classification:
     mask = chroma >= _MASK_CHROMA
     if mask.mean() < _MIN_MASK_FRACTION:
         return Classification(None, None)
-    return Classification(_hue_name(rgb[mask], chroma[mask]),
-                          _shape_name(mask))
+    return Classification(_hue_name(rgb[mask], chroma[mask]), _shape_name(mask))
 
 
 def chance_levels() -> dict[str, float]:
@@ -162,8 +195,12 @@ def chance_levels() -> dict[str, float]:
 def _hue_name(pixels: np.ndarray, weights: np.ndarray) -> str:
     """The world hue nearest to the chroma-weighted circular mean hue."""
     hues = np.array([colorsys.rgb_to_hsv(*p)[0] for p in pixels]) * 2 * np.pi
-    mean = math.degrees(math.atan2((weights * np.sin(hues)).sum(),
-                                   (weights * np.cos(hues)).sum())) % 360
+    mean = (
+        math.degrees(
+            math.atan2((weights * np.sin(hues)).sum(), (weights * np.cos(hues)).sum())
+        )
+        % 360
+    )
     return min(HUES, key=lambda name: _angle(HUES[name], mean))
 
 
@@ -172,11 +209,13 @@ def _shape_name(mask: np.ndarray) -> str:
     ys, xs = np.nonzero(mask)
     top, bottom = np.percentile(ys, [1, 99])
     left, right = np.percentile(xs, [1, 99])
-    inside = mask[int(round(top)):int(round(bottom)) + 1,
-                  int(round(left)):int(round(right)) + 1]
+    inside = mask[
+        int(round(top)) : int(round(bottom)) + 1,
+        int(round(left)) : int(round(right)) + 1,
+    ]
     height = inside.shape[0]
-    upper = inside[:height // 2].sum()
-    lower = inside[height - height // 2:].sum()
+    upper = inside[: height // 2].sum()
+    lower = inside[height - height // 2 :].sum()
     # an upward triangle holds 3/4 of its area in its lower half
     if lower >= 1.8 * max(upper, 1):
         return 'triangle'
@@ -190,8 +229,7 @@ def _angle(a: float, b: float) -> float:
     return min(d, 360 - d)
 
 
-def _rgb(hue_degrees: float, saturation: float,
-         value: float) -> tuple[int, int, int]:
+def _rgb(hue_degrees: float, saturation: float, value: float) -> tuple[int, int, int]:
     r, g, b = colorsys.hsv_to_rgb(hue_degrees / 360, saturation, value)
     return round(r * 255), round(g * 255), round(b * 255)
 

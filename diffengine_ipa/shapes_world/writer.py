@@ -12,6 +12,7 @@ Each part draws from its own random stream of the seed, so the same seed
 writes the same files, and no held-out scene is ever a training image.
 A folder whose ``world.json`` matches the request is reused as it is.
 """
+
 import json
 import os
 import os.path as osp
@@ -28,19 +29,34 @@ WORLD_VERSION = 1
 _STREAMS = dict(pretrain=1, pairs=2, heldout=3)
 
 
-def world_spec(seed: int = 0, size: int = world.DEFAULT_SIZE,
-               pretrain: int = 6000, pairs: int = 3200,
-               heldout_per_kind: int = 3) -> dict:
+def world_spec(
+    seed: int = 0,
+    size: int = world.DEFAULT_SIZE,
+    pretrain: int = 6000,
+    pairs: int = 3200,
+    heldout_per_kind: int = 3,
+) -> dict:
     """What :func:`write_world` writes, as recorded in ``world.json``."""
-    return dict(version=WORLD_VERSION, seed=seed, size=size,
-                pretrain=pretrain, pairs=pairs,
-                heldout=heldout_per_kind * len(world.HUES) * len(world.SHAPES),
-                hues=world.HUES, shapes=list(world.SHAPES))
+    return dict(
+        version=WORLD_VERSION,
+        seed=seed,
+        size=size,
+        pretrain=pretrain,
+        pairs=pairs,
+        heldout=heldout_per_kind * len(world.HUES) * len(world.SHAPES),
+        hues=world.HUES,
+        shapes=list(world.SHAPES),
+    )
 
 
-def write_world(out: str = 'work_dirs/shapes_world', seed: int = 0,
-                size: int = world.DEFAULT_SIZE, pretrain: int = 6000,
-                pairs: int = 3200, heldout_per_kind: int = 3) -> dict:
+def write_world(
+    out: str = 'work_dirs/shapes_world',
+    seed: int = 0,
+    size: int = world.DEFAULT_SIZE,
+    pretrain: int = 6000,
+    pairs: int = 3200,
+    heldout_per_kind: int = 3,
+) -> dict:
     """Write (or reuse) the world under ``out``.
 
     Args:
@@ -61,11 +77,11 @@ def write_world(out: str = 'work_dirs/shapes_world', seed: int = 0,
         with open(manifest) as f:
             if json.load(f) == spec:
                 return dict(spec, reused=True)
-    _write_pretrain(osp.join(out, 'pretrain'), _rng(seed, 'pretrain'),
-                    pretrain, size)
+    _write_pretrain(osp.join(out, 'pretrain'), _rng(seed, 'pretrain'), pretrain, size)
     _write_pairs(osp.join(out, 'pairs'), _rng(seed, 'pairs'), pairs, size)
-    _write_heldout(osp.join(out, 'heldout'), _rng(seed, 'heldout'),
-                   heldout_per_kind, size)
+    _write_heldout(
+        osp.join(out, 'heldout'), _rng(seed, 'heldout'), heldout_per_kind, size
+    )
     _write_json(manifest, spec)  # last: a complete world
     return dict(spec, reused=False)
 
@@ -74,20 +90,26 @@ def _rng(seed: int, part: str) -> np.random.Generator:
     return np.random.default_rng([seed, _STREAMS[part]])
 
 
-def _write_pretrain(folder: str, rng: np.random.Generator, count: int,
-                    size: int) -> None:
+def _write_pretrain(
+    folder: str, rng: np.random.Generator, count: int, size: int
+) -> None:
     records = []
     for i in range(count):
         scene = world.sample_scene(rng)
         name = f'images/{i:05d}.png'
         _save(world.render(scene, size), folder, name)
-        records.append(dict(image_file=name, text=world.colour_caption(
-            scene.hue, scene.shape), hue=scene.hue, shape=scene.shape))
+        records.append(
+            dict(
+                image_file=name,
+                text=world.colour_caption(scene.hue, scene.shape),
+                hue=scene.hue,
+                shape=scene.shape,
+            )
+        )
     _write_json(osp.join(folder, 'data.json'), records)
 
 
-def _write_pairs(folder: str, rng: np.random.Generator, count: int,
-                 size: int) -> None:
+def _write_pairs(folder: str, rng: np.random.Generator, count: int, size: int) -> None:
     """Caption names the shape only: the colour must come from the
     reference, which shows it at another place, size and lightness."""
     records = []
@@ -97,27 +119,41 @@ def _write_pairs(folder: str, rng: np.random.Generator, count: int,
         image, ref = f'images/{i:05d}.png', f'images/{i:05d}_ref.png'
         _save(world.render(target, size), folder, image)
         _save(world.render(reference, size), folder, ref)
-        records.append(dict(image_file=image, reference_file=ref,
-                            text=world.shape_caption(target.shape),
-                            hue=target.hue, shape=target.shape))
+        records.append(
+            dict(
+                image_file=image,
+                reference_file=ref,
+                text=world.shape_caption(target.shape),
+                hue=target.hue,
+                shape=target.shape,
+            )
+        )
     _write_json(osp.join(folder, 'data.json'), records)
 
 
-def _write_heldout(folder: str, rng: np.random.Generator, per_kind: int,
-                   size: int) -> None:
+def _write_heldout(
+    folder: str, rng: np.random.Generator, per_kind: int, size: int
+) -> None:
     """Every (hue, shape) ``per_kind`` times: balanced, so chance is known.
     Six quick cases (every hue, every shape twice) for validation."""
     cases = []
-    for (s, shape), (h, hue) in product(enumerate(world.SHAPES),
-                                        enumerate(world.HUES)):
+    for (s, shape), (h, hue) in product(enumerate(world.SHAPES), enumerate(world.HUES)):
         for j in range(per_kind):
             scene = world.sample_scene(rng, hue, shape)
             case_id = f'{hue}_{shape}_{j}'
             name = f'images/{case_id}.png'
             _save(world.render(scene, size), folder, name)
-            cases.append(dict(id=case_id, image_file=name, prompt='',
-                              text=world.colour_caption(hue, shape),
-                              hue=hue, shape=shape, quick=j == 0 and h % 3 == s))
+            cases.append(
+                dict(
+                    id=case_id,
+                    image_file=name,
+                    prompt='',
+                    text=world.colour_caption(hue, shape),
+                    hue=hue,
+                    shape=shape,
+                    quick=j == 0 and h % 3 == s,
+                )
+            )
     _write_json(osp.join(folder, 'cases.json'), cases)
 
 

@@ -2,6 +2,7 @@
 random weights, tokenizers built offline, and writers that save them as the
 folders real checkpoints come in. Nothing here is needed to train on real
 weights."""
+
 from .architectures import architecture_spec
 from .builders import (
     build_component,
@@ -11,6 +12,12 @@ from .builders import (
 )
 from .tokenizers import build_tiny_clip_tokenizer, build_tiny_t5_tokenizer
 
-__all__ = ['architecture_spec', 'build_component', 'write_base_model',
-           'write_clip_judge', 'write_image_encoder',
-           'build_tiny_clip_tokenizer', 'build_tiny_t5_tokenizer']
+__all__ = [
+    'architecture_spec',
+    'build_component',
+    'write_base_model',
+    'write_clip_judge',
+    'write_image_encoder',
+    'build_tiny_clip_tokenizer',
+    'build_tiny_t5_tokenizer',
+]

@@ -13,6 +13,7 @@ meta device, benchmarks). Use one as a model source with ``random:<name>``,
 or write it as a local folder (:mod:`.writers`) so that the tiny default goes
 through the same ``from_pretrained`` code as real weights.
 """
+
 from ..registry import ARCHITECTURES
 from .tokenizers import TINY_BOS, TINY_EOS, TINY_VOCAB
 
@@ -28,7 +29,8 @@ SD15_SCHEDULER = dict(
     set_alpha_to_one=False,
     skip_prk_steps=True,
     steps_offset=1,
-    clip_sample=False)
+    clip_sample=False,
+)
 
 # The SDXL scheduler config (stable-diffusion-xl-base-1.0, scheduler/).
 SDXL_SCHEDULER = dict(
@@ -41,11 +43,13 @@ SDXL_SCHEDULER = dict(
     timestep_spacing='leading',
     interpolation_type='linear',
     use_karras_sigmas=False,
-    prediction_type='epsilon')
+    prediction_type='epsilon',
+)
 
 # stable-diffusion-3.5-large, scheduler/.
-SD3_SCHEDULER = dict(_class_name='FlowMatchEulerDiscreteScheduler',
-                     num_train_timesteps=1000, shift=3.0)
+SD3_SCHEDULER = dict(
+    _class_name='FlowMatchEulerDiscreteScheduler', num_train_timesteps=1000, shift=3.0
+)
 
 # FLUX.1-dev, scheduler/: the shift follows the image size at inference.
 FLUX_SCHEDULER = dict(
@@ -56,21 +60,30 @@ FLUX_SCHEDULER = dict(
     base_shift=0.5,
     max_shift=1.15,
     base_image_seq_len=256,
-    max_image_seq_len=4096)
+    max_image_seq_len=4096,
+)
 
 
 def architecture_spec(name: str) -> dict:
     """The component configs of a registered architecture."""
     spec = ARCHITECTURES.get(name)
     if spec is None:
-        raise KeyError(f'unknown architecture {name!r}; registered: '
-                       f'{sorted(ARCHITECTURES.module_dict)}')
+        raise KeyError(
+            f'unknown architecture {name!r}; registered: '
+            f'{sorted(ARCHITECTURES.module_dict)}'
+        )
     return spec()
 
 
-def _clip_text(hidden: int, intermediate: int, layers: int, heads: int,
-               projection: int, act: str = 'quick_gelu',
-               vocab: int = 49408) -> dict:
+def _clip_text(
+    hidden: int,
+    intermediate: int,
+    layers: int,
+    heads: int,
+    projection: int,
+    act: str = 'quick_gelu',
+    vocab: int = 49408,
+) -> dict:
     return dict(
         vocab_size=vocab,
         hidden_size=hidden,
@@ -82,44 +95,70 @@ def _clip_text(hidden: int, intermediate: int, layers: int, heads: int,
         projection_dim=projection,
         bos_token_id=TINY_BOS,
         eos_token_id=TINY_EOS,
-        pad_token_id=TINY_EOS)
+        pad_token_id=TINY_EOS,
+    )
 
 
-def _vae(block_out_channels: tuple, latent_channels: int = 4,
-         norm_num_groups: int = 32, **extra) -> dict:
+def _vae(
+    block_out_channels: tuple,
+    latent_channels: int = 4,
+    norm_num_groups: int = 32,
+    **extra,
+) -> dict:
     blocks = len(block_out_channels)
     return dict(
         in_channels=3,
         out_channels=3,
-        down_block_types=('DownEncoderBlock2D', ) * blocks,
-        up_block_types=('UpDecoderBlock2D', ) * blocks,
+        down_block_types=('DownEncoderBlock2D',) * blocks,
+        up_block_types=('UpDecoderBlock2D',) * blocks,
         block_out_channels=block_out_channels,
         layers_per_block=2 if blocks == 4 else 1,
         latent_channels=latent_channels,
         norm_num_groups=norm_num_groups,
-        **extra)
+        **extra,
+    )
 
 
 # The VAE of the DiT families: 16 channels, a shift, no quant convs.
-SD3_VAE = dict(latent_channels=16, shift_factor=0.0609, scaling_factor=1.5305,
-               use_quant_conv=False, use_post_quant_conv=False,
-               force_upcast=True, sample_size=1024)
+SD3_VAE = dict(
+    latent_channels=16,
+    shift_factor=0.0609,
+    scaling_factor=1.5305,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+    force_upcast=True,
+    sample_size=1024,
+)
 FLUX_VAE = dict(SD3_VAE, shift_factor=0.1159, scaling_factor=0.3611)
 # Google's T5 v1.1 XXL encoder, as SD3.5 and FLUX.1 ship it.
-T5_XXL = dict(vocab_size=32128, d_model=4096, d_ff=10240, d_kv=64,
-              num_heads=64, num_layers=24, feed_forward_proj='gated-gelu',
-              relative_attention_num_buckets=32,
-              relative_attention_max_distance=128)
-TINY_CLIP_TEXT = _clip_text(32, 64, 2, 4, 32, act='quick_gelu',
-                            vocab=TINY_VOCAB)
+T5_XXL = dict(
+    vocab_size=32128,
+    d_model=4096,
+    d_ff=10240,
+    d_kv=64,
+    num_heads=64,
+    num_layers=24,
+    feed_forward_proj='gated-gelu',
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+)
+TINY_CLIP_TEXT = _clip_text(32, 64, 2, 4, 32, act='quick_gelu', vocab=TINY_VOCAB)
 
 
 def _tiny_t5(width: int) -> dict:
-    return dict(vocab_size=200, d_model=width, d_ff=64, d_kv=8, num_heads=4,
-                num_layers=2, relative_attention_num_buckets=8)
+    return dict(
+        vocab_size=200,
+        d_model=width,
+        d_ff=64,
+        d_kv=8,
+        num_heads=4,
+        num_layers=2,
+        relative_attention_num_buckets=8,
+    )
 
 
 # --- Stable Diffusion 1.5 -----------------------------------------------------
+
 
 @ARCHITECTURES.register_module(name='sd15')
 def sd15() -> dict:
@@ -134,16 +173,26 @@ def sd15() -> dict:
             out_channels=4,
             layers_per_block=2,
             block_out_channels=(320, 640, 1280, 1280),
-            down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
-                              'CrossAttnDownBlock2D', 'DownBlock2D'),
-            up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D',
-                            'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
+            down_block_types=(
+                'CrossAttnDownBlock2D',
+                'CrossAttnDownBlock2D',
+                'CrossAttnDownBlock2D',
+                'DownBlock2D',
+            ),
+            up_block_types=(
+                'UpBlock2D',
+                'CrossAttnUpBlock2D',
+                'CrossAttnUpBlock2D',
+                'CrossAttnUpBlock2D',
+            ),
             cross_attention_dim=768,
-            attention_head_dim=8),
+            attention_head_dim=8,
+        ),
         vae=_vae((128, 256, 512, 512), sample_size=512),
         text_encoder=_clip_text(768, 3072, 12, 12, 768),
         tokenizer=dict(),
-        scheduler=SD15_SCHEDULER)
+        scheduler=SD15_SCHEDULER,
+    )
 
 
 @ARCHITECTURES.register_module(name='mid_sd15')
@@ -156,13 +205,23 @@ def mid_sd15() -> dict:
         full,
         paired_encoder='mid_clip_vision',
         resolution=256,
-        unet=dict(full['unet'], block_out_channels=(80, 160, 320, 320),
-                  cross_attention_dim=192, attention_head_dim=4,
-                  norm_num_groups=16),
+        unet=dict(
+            full['unet'],
+            block_out_channels=(80, 160, 320, 320),
+            cross_attention_dim=192,
+            attention_head_dim=4,
+            norm_num_groups=16,
+        ),
         vae=dict(full['vae'], block_out_channels=(32, 64, 128, 128)),
-        text_encoder=dict(full['text_encoder'], hidden_size=192,
-                          intermediate_size=768, num_hidden_layers=6,
-                          num_attention_heads=4, projection_dim=192))
+        text_encoder=dict(
+            full['text_encoder'],
+            hidden_size=192,
+            intermediate_size=768,
+            num_hidden_layers=6,
+            num_attention_heads=4,
+            projection_dim=192,
+        ),
+    )
 
 
 @ARCHITECTURES.register_module(name='tiny_sd15')
@@ -182,14 +241,17 @@ def tiny_sd15() -> dict:
             up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D'),
             cross_attention_dim=32,
             attention_head_dim=4,
-            norm_num_groups=16),
+            norm_num_groups=16,
+        ),
         vae=_vae((16, 32), norm_num_groups=16, sample_size=64),
         text_encoder=TINY_CLIP_TEXT,
         tokenizer=dict(),
-        scheduler=SD15_SCHEDULER)
+        scheduler=SD15_SCHEDULER,
+    )
 
 
 # --- Stable Diffusion XL ------------------------------------------------------
+
 
 @ARCHITECTURES.register_module(name='sdxl')
 def sdxl() -> dict:
@@ -204,24 +266,29 @@ def sdxl() -> dict:
             out_channels=4,
             layers_per_block=2,
             block_out_channels=(320, 640, 1280),
-            down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D',
-                              'CrossAttnDownBlock2D'),
-            up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
-                            'UpBlock2D'),
+            down_block_types=(
+                'DownBlock2D',
+                'CrossAttnDownBlock2D',
+                'CrossAttnDownBlock2D',
+            ),
+            up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'),
             transformer_layers_per_block=(1, 2, 10),
             attention_head_dim=(5, 10, 20),
             cross_attention_dim=2048,
             use_linear_projection=True,
             addition_embed_type='text_time',
             addition_time_embed_dim=256,
-            projection_class_embeddings_input_dim=2816),  # 1280 + 6 · 256
-        vae=dict(sd15()['vae'], sample_size=1024, scaling_factor=0.13025,
-                 force_upcast=True),
+            projection_class_embeddings_input_dim=2816,
+        ),  # 1280 + 6 · 256
+        vae=dict(
+            sd15()['vae'], sample_size=1024, scaling_factor=0.13025, force_upcast=True
+        ),
         text_encoder=_clip_text(768, 3072, 12, 12, 768),
         text_encoder_2=_clip_text(1280, 5120, 32, 20, 1280, 'gelu'),
         tokenizer=dict(),
         tokenizer_2=dict(),
-        scheduler=SDXL_SCHEDULER)
+        scheduler=SDXL_SCHEDULER,
+    )
 
 
 @ARCHITECTURES.register_module(name='tiny_sdxl')
@@ -247,16 +314,19 @@ def tiny_sdxl() -> dict:
             addition_embed_type='text_time',
             addition_time_embed_dim=8,
             projection_class_embeddings_input_dim=80,  # 32 + 6 · 8
-            norm_num_groups=16),
+            norm_num_groups=16,
+        ),
         vae=dict(tiny_sd15()['vae'], scaling_factor=0.13025, force_upcast=True),
         text_encoder=TINY_CLIP_TEXT,
         text_encoder_2=TINY_CLIP_TEXT,
         tokenizer=dict(),
         tokenizer_2=dict(),
-        scheduler=SDXL_SCHEDULER)
+        scheduler=SDXL_SCHEDULER,
+    )
 
 
 # --- Stable Diffusion 3.5 -----------------------------------------------------
+
 
 @ARCHITECTURES.register_module(name='sd35_large')
 def sd35_large() -> dict:
@@ -278,7 +348,8 @@ def sd35_large() -> dict:
             pooled_projection_dim=2048,
             out_channels=16,
             pos_embed_max_size=192,
-            qk_norm='rms_norm'),
+            qk_norm='rms_norm',
+        ),
         vae=_vae((128, 256, 512, 512), **SD3_VAE),
         text_encoder=_clip_text(768, 3072, 12, 12, 768),
         text_encoder_2=_clip_text(1280, 5120, 32, 20, 1280, 'gelu'),
@@ -286,7 +357,8 @@ def sd35_large() -> dict:
         tokenizer=dict(),
         tokenizer_2=dict(),
         tokenizer_3=dict(),
-        scheduler=SD3_SCHEDULER)
+        scheduler=SD3_SCHEDULER,
+    )
 
 
 @ARCHITECTURES.register_module(name='tiny_sd3')
@@ -299,8 +371,12 @@ def tiny_sd3() -> dict:
         resolution=64,
         family_settings=dict(max_sequence_length=32),
         # The published Resampler's depth and head width, one head.
-        projection=dict(type='IPAdapterTimeImageProjection', hidden_dims=64,
-                        num_tokens=16, timestep_in_dim=32),
+        projection=dict(
+            type='IPAdapterTimeImageProjection',
+            hidden_dims=64,
+            num_tokens=16,
+            timestep_in_dim=32,
+        ),
         transformer=dict(
             sample_size=32,
             patch_size=2,
@@ -313,19 +389,25 @@ def tiny_sd3() -> dict:
             pooled_projection_dim=64,  # 32 + 32: both CLIPs' pooled
             out_channels=4,
             pos_embed_max_size=32,
-            qk_norm='rms_norm'),
-        vae=_vae((16, 32), norm_num_groups=16, **dict(
-            SD3_VAE, latent_channels=4, sample_size=64)),
+            qk_norm='rms_norm',
+        ),
+        vae=_vae(
+            (16, 32),
+            norm_num_groups=16,
+            **dict(SD3_VAE, latent_channels=4, sample_size=64),
+        ),
         text_encoder=TINY_CLIP_TEXT,
         text_encoder_2=TINY_CLIP_TEXT,
         text_encoder_3=_tiny_t5(96),
         tokenizer=dict(),
         tokenizer_2=dict(),
         tokenizer_3=dict(),
-        scheduler=SD3_SCHEDULER)
+        scheduler=SD3_SCHEDULER,
+    )
 
 
 # --- FLUX.1 -------------------------------------------------------------------
+
 
 @ARCHITECTURES.register_module(name='flux1_dev')
 def flux1_dev() -> dict:
@@ -345,13 +427,15 @@ def flux1_dev() -> dict:
             joint_attention_dim=4096,
             pooled_projection_dim=768,
             guidance_embeds=True,
-            axes_dims_rope=(16, 56, 56)),
+            axes_dims_rope=(16, 56, 56),
+        ),
         vae=_vae((128, 256, 512, 512), **FLUX_VAE),
         text_encoder=_clip_text(768, 3072, 12, 12, 768),
         text_encoder_2=T5_XXL,
         tokenizer=dict(),
         tokenizer_2=dict(),
-        scheduler=FLUX_SCHEDULER)
+        scheduler=FLUX_SCHEDULER,
+    )
 
 
 @ARCHITECTURES.register_module(name='mid_flux')
@@ -360,8 +444,7 @@ def mid_flux() -> dict:
     a 2-layer T5-XXL: every part at its real size per layer, ~0.65B
     transformer parameters (for memory measurements on a CPU)."""
     spec = flux1_dev()
-    spec['transformer'] = dict(spec['transformer'], num_layers=1,
-                               num_single_layers=2)
+    spec['transformer'] = dict(spec['transformer'], num_layers=1, num_single_layers=2)
     spec['text_encoder_2'] = dict(T5_XXL, num_layers=2)
     spec['resolution'] = 512
     spec['family_settings'] = dict(max_sequence_length=128)
@@ -387,38 +470,65 @@ def tiny_flux() -> dict:
             joint_attention_dim=48,  # T5's width
             pooled_projection_dim=32,  # CLIP's pooled width
             guidance_embeds=True,
-            axes_dims_rope=(4, 6, 6)),
-        vae=_vae((16, 32), norm_num_groups=16, **dict(
-            FLUX_VAE, latent_channels=4, sample_size=64)),
+            axes_dims_rope=(4, 6, 6),
+        ),
+        vae=_vae(
+            (16, 32),
+            norm_num_groups=16,
+            **dict(FLUX_VAE, latent_channels=4, sample_size=64),
+        ),
         text_encoder=TINY_CLIP_TEXT,
         text_encoder_2=_tiny_t5(48),
         tokenizer=dict(),
         tokenizer_2=dict(),
-        scheduler=FLUX_SCHEDULER)
+        scheduler=FLUX_SCHEDULER,
+    )
 
 
 # --- Image encoders -----------------------------------------------------------
 
-def _clip_vision(hidden: int, intermediate: int, layers: int, heads: int,
-                 image_size: int, patch: int, projection: int,
-                 act: str = 'gelu') -> dict:
+
+def _clip_vision(
+    hidden: int,
+    intermediate: int,
+    layers: int,
+    heads: int,
+    image_size: int,
+    patch: int,
+    projection: int,
+    act: str = 'gelu',
+) -> dict:
     return dict(
         encoder='CLIPImageEncoder',
-        image_encoder=dict(hidden_size=hidden, intermediate_size=intermediate,
-                           num_hidden_layers=layers, num_attention_heads=heads,
-                           image_size=image_size, patch_size=patch,
-                           projection_dim=projection, hidden_act=act),
-        processor=dict(size=image_size, crop_size=image_size))
+        image_encoder=dict(
+            hidden_size=hidden,
+            intermediate_size=intermediate,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            image_size=image_size,
+            patch_size=patch,
+            projection_dim=projection,
+            hidden_act=act,
+        ),
+        processor=dict(size=image_size, crop_size=image_size),
+    )
 
 
-def _siglip(hidden: int, intermediate: int, layers: int, heads: int,
-            image_size: int, patch: int) -> dict:
+def _siglip(
+    hidden: int, intermediate: int, layers: int, heads: int, image_size: int, patch: int
+) -> dict:
     return dict(
         encoder='SiglipImageEncoder',
-        image_encoder=dict(hidden_size=hidden, intermediate_size=intermediate,
-                           num_hidden_layers=layers, num_attention_heads=heads,
-                           image_size=image_size, patch_size=patch),
-        processor=dict(size=dict(height=image_size, width=image_size)))
+        image_encoder=dict(
+            hidden_size=hidden,
+            intermediate_size=intermediate,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            image_size=image_size,
+            patch_size=patch,
+        ),
+        processor=dict(size=dict(height=image_size, width=image_size)),
+    )
 
 
 @ARCHITECTURES.register_module(name='clip-vit-large-patch14')
@@ -488,13 +598,21 @@ def tiny_dinov2_32() -> dict:
     """Tiny DINOv2 reading 32 px images (4 × 4 patches and a CLS token)."""
     return dict(
         encoder='Dinov2ImageEncoder',
-        image_encoder=dict(hidden_size=32, num_hidden_layers=2,
-                           num_attention_heads=4, mlp_ratio=2, image_size=32,
-                           patch_size=8),
-        processor=dict(size=dict(shortest_edge=36),
-                       crop_size=dict(height=32, width=32),
-                       image_mean=(0.485, 0.456, 0.406),
-                       image_std=(0.229, 0.224, 0.225)))
+        image_encoder=dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            mlp_ratio=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        processor=dict(
+            size=dict(shortest_edge=36),
+            crop_size=dict(height=32, width=32),
+            image_mean=(0.485, 0.456, 0.406),
+            image_std=(0.229, 0.224, 0.225),
+        ),
+    )
 
 
 @ARCHITECTURES.register_module(name='tiny_clip')
@@ -502,7 +620,10 @@ def tiny_clip() -> dict:
     """A tiny full CLIP model (text + vision towers), to judge generated
     images in tests the way openai/clip-vit-large-patch14 does for real."""
     return dict(
-        clip=dict(text_config=TINY_CLIP_TEXT,
-                  vision_config=tiny_clip_vision()['image_encoder'],
-                  projection_dim=16),
-        processor=tiny_clip_vision()['processor'])
+        clip=dict(
+            text_config=TINY_CLIP_TEXT,
+            vision_config=tiny_clip_vision()['image_encoder'],
+            projection_dim=16,
+        ),
+        processor=tiny_clip_vision()['processor'],
+    )

@@ -11,6 +11,7 @@ Models are the registered architectures with random weights (same shapes and
 FLOPs as the real ones), each with the image encoder it is paired with, at its
 training resolution; FLOPs are counted by ``torch.utils.flop_counter``.
 """
+
 import contextlib
 import statistics
 import threading
@@ -29,15 +30,27 @@ from ..registry import ARCHITECTURES
 from .architectures import architecture_spec
 from .device_peaks import dense_bf16_peak_tflops
 
-__all__ = ['benchmark_architectures', 'build_benchmark_model', 'make_inputs',
-           'cached_inputs', 'timed_steps', 'run_benchmark', 'format_rows',
-           'PeakMemory', 'device_name', 'sync']
+__all__ = [
+    'benchmark_architectures',
+    'build_benchmark_model',
+    'make_inputs',
+    'cached_inputs',
+    'timed_steps',
+    'run_benchmark',
+    'format_rows',
+    'PeakMemory',
+    'device_name',
+    'sync',
+]
 
 
 def benchmark_architectures() -> list[str]:
     """The base architectures (those naming a model family)."""
-    return sorted(name for name in ARCHITECTURES.module_dict
-                  if 'family' in architecture_spec(name))
+    return sorted(
+        name
+        for name in ARCHITECTURES.module_dict
+        if 'family' in architecture_spec(name)
+    )
 
 
 def device_name(device: str) -> str:
@@ -65,6 +78,7 @@ class PeakMemory:
             self.peak_gb = torch.cuda.max_memory_allocated() / 2**30
             return
         import psutil
+
         process, peak, done = psutil.Process(), [0], threading.Event()
 
         def sample() -> None:
@@ -103,40 +117,58 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_inputs(model: IPAdapter, batch: int, resolution: int,
-            device: str) -> dict[str, Any]:
+def make_inputs(
+    model: IPAdapter, batch: int, resolution: int, device: str
+) -> dict[str, Any]:
     """A batch as the data pipeline makes it (SDXL's time ids included,
     which the other families ignore)."""
     generator = torch.Generator().manual_seed(0)
     size = model.image_encoder.image_size
     sizes = [resolution, resolution, 0, 0, resolution, resolution]
     return dict(
-        pixel_values=(torch.rand(batch, 3, resolution, resolution,
-                                 generator=generator) * 2 - 1).to(device),
-        reference_pixel_values=torch.randn(batch, 3, size, size,
-                                           generator=generator).to(device),
+        pixel_values=(
+            torch.rand(batch, 3, resolution, resolution, generator=generator) * 2 - 1
+        ).to(device),
+        reference_pixel_values=torch.randn(
+            batch, 3, size, size, generator=generator
+        ).to(device),
         text=['a close-up portrait of a tabby cat with green eyes'] * batch,
-        time_ids=torch.tensor([sizes] * batch, dtype=torch.float32).to(device))
+        time_ids=torch.tensor([sizes] * batch, dtype=torch.float32).to(device),
+    )
 
 
 @torch.no_grad()
 def cached_inputs(model: IPAdapter, inputs: dict) -> dict[str, Any]:
     """What an embedding cache would hold for this batch."""
     mean, std = model.family.latent_distribution(inputs['pixel_values'])
-    features = model.image_encoder(inputs['reference_pixel_values'],
-                                   model.image_projection.image_features)
-    return dict(latent_mean=mean, latent_std=std, image_features=features,
-                time_ids=inputs['time_ids'],
-                **model.family.encode_prompt(inputs['text']))
+    features = model.image_encoder(
+        inputs['reference_pixel_values'], model.image_projection.image_features
+    )
+    return dict(
+        latent_mean=mean,
+        latent_std=std,
+        image_features=features,
+        time_ids=inputs['time_ids'],
+        **model.family.encode_prompt(inputs['text']),
+    )
 
 
-def timed_steps(model: IPAdapter, optimizer: torch.optim.Optimizer,
-                 inputs: dict, steps: int, warmup: int, dtype: torch.dtype,
-                 device: str) -> tuple[float, float, float]:
+def timed_steps(
+    model: IPAdapter,
+    optimizer: torch.optim.Optimizer,
+    inputs: dict,
+    steps: int,
+    warmup: int,
+    dtype: torch.dtype,
+    device: str,
+) -> tuple[float, float, float]:
     """``(seconds per step, FLOPs per step, peak memory GB)``; the median
     step, so that a busy machine's outliers do not decide the figure."""
-    autocast = (torch.autocast(device.split(':')[0], dtype=dtype)
-                if dtype != torch.float32 else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.split(':')[0], dtype=dtype)
+        if dtype != torch.float32
+        else contextlib.nullcontext()
+    )
 
     def step() -> None:
         with autocast:
@@ -174,11 +206,14 @@ def _building(device: str | None, dtype: torch.dtype | None) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def build_benchmark_model(architecture: str, dtype: str = 'fp32',
-                          device: str = 'cpu',
-                          gradient_checkpointing: bool = False,
-                          on_device: bool = False,
-                          build_dtype: str | None = None) -> IPAdapter:
+def build_benchmark_model(
+    architecture: str,
+    dtype: str = 'fp32',
+    device: str = 'cpu',
+    gradient_checkpointing: bool = False,
+    on_device: bool = False,
+    build_dtype: str | None = None,
+) -> IPAdapter:
     """The architecture with its paired encoder, random weights, frozen in
     ``dtype``, in training mode on ``device``.
 
@@ -197,12 +232,13 @@ def build_benchmark_model(architecture: str, dtype: str = 'fp32',
         cast = to_dtype(build_dtype) if build_dtype else None
         with _building(where, cast):
             model = IPAdapter(
-                f'random:{architecture}', f'random:{spec["paired_encoder"]}',
-                family=dict(type=spec['family'],
-                            **spec.get('family_settings', {})),
+                f'random:{architecture}',
+                f'random:{spec["paired_encoder"]}',
+                family=dict(type=spec['family'], **spec.get('family_settings', {})),
                 image_projection=spec.get('projection'),
                 gradient_checkpointing=gradient_checkpointing,
-                frozen_dtype=None if dtype == 'fp32' else dtype)
+                frozen_dtype=None if dtype == 'fp32' else dtype,
+            )
         for param in model.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
@@ -219,31 +255,41 @@ def build_benchmark_model(architecture: str, dtype: str = 'fp32',
     return model.to(device).train()
 
 
-def run_benchmark(architecture: str = 'tiny_sd15', batch: int = 1,
-                  resolution: int | None = None, dtype: str = 'fp32',
-                  steps: int = 5, warmup: int = 1, infer_steps: int = 30,
-                  compile_denoiser: bool = False,
-                  device: str | None = None,
-                  gradient_checkpointing: bool = False,
-                  on_device: bool = False,
-                  channels_last: bool = True) -> dict[str, Any]:
+def run_benchmark(
+    architecture: str = 'tiny_sd15',
+    batch: int = 1,
+    resolution: int | None = None,
+    dtype: str = 'fp32',
+    steps: int = 5,
+    warmup: int = 1,
+    infer_steps: int = 30,
+    compile_denoiser: bool = False,
+    device: str | None = None,
+    gradient_checkpointing: bool = False,
+    on_device: bool = False,
+    channels_last: bool = True,
+) -> dict[str, Any]:
     """One row of the results table (see the module docstring); our path
     channels-last unless ``channels_last=False``."""
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     spec = architecture_spec(architecture)
     resolution = resolution or spec['resolution']
     cast = to_dtype(dtype)
-    model = build_benchmark_model(architecture, dtype, device,
-                                  gradient_checkpointing, on_device)
+    model = build_benchmark_model(
+        architecture, dtype, device, gradient_checkpointing, on_device
+    )
     optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        [p for p in model.parameters() if p.requires_grad], lr=1e-4
+    )
     inputs = make_inputs(model, batch, resolution, device)
 
-    reference = timed_steps(model, optimizer, inputs, steps, warmup, cast,
-                             device)
+    reference = timed_steps(model, optimizer, inputs, steps, warmup, cast, device)
 
-    autocast = (torch.autocast(device.split(':')[0], dtype=cast)
-                if cast != torch.float32 else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.split(':')[0], dtype=cast)
+        if cast != torch.float32
+        else contextlib.nullcontext()
+    )
     sync(device)
     start = time.perf_counter()
     with autocast:
@@ -260,15 +306,22 @@ def run_benchmark(architecture: str = 'tiny_sd15', batch: int = 1,
     latency = None
     if infer_steps:
         from PIL import Image
+
         reference_image = Image.new('RGB', (256, 256), (120, 80, 40))
         model.eval()
         with torch.no_grad(), live_pipeline(model) as pipe, autocast:
-            pipe(reference_image, 'a cat', steps=2, height=resolution,
-                 width=resolution)  # warm-up
+            pipe(
+                reference_image, 'a cat', steps=2, height=resolution, width=resolution
+            )  # warm-up
             sync(device)
             start = time.perf_counter()
-            pipe(reference_image, 'a cat', steps=infer_steps,
-                 height=resolution, width=resolution)
+            pipe(
+                reference_image,
+                'a cat',
+                steps=infer_steps,
+                height=resolution,
+                width=resolution,
+            )
             sync(device)
             latency = time.perf_counter() - start
 
@@ -301,19 +354,25 @@ def run_benchmark(architecture: str = 'tiny_sd15', batch: int = 1,
         channels_last=channels_last,
         inference_steps=infer_steps or None,
         inference_latency_s=latency,
-        torch=torch.__version__)
+        torch=torch.__version__,
+    )
 
 
 def format_rows(rows: list[dict]) -> str:
     """The results as a Markdown table."""
-    lines = ['| device | family | dtype | batch | res | reference img/s | '
-             'ours img/s | speedup | ref. peak GB | ours peak GB | '
-             'TFLOP/step | achieved TFLOP/s | % of matmul peak | MFU | '
-             f'{"infer s":>7} |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+    lines = [
+        '| device | family | dtype | batch | res | reference img/s | '
+        'ours img/s | speedup | ref. peak GB | ours peak GB | '
+        'TFLOP/step | achieved TFLOP/s | % of matmul peak | MFU | '
+        f'{"infer s":>7} |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ]
     for r in rows:
-        latency = ('-' if r['inference_latency_s'] is None
-                   else f'{r["inference_latency_s"]:.2f}')
+        latency = (
+            '-'
+            if r['inference_latency_s'] is None
+            else f'{r["inference_latency_s"]:.2f}'
+        )
         mfu = '-' if r.get('mfu') is None else f'{100 * r["mfu"]:.0f} %'
         lines.append(
             f'| {r["device"]} | {r["family"]} | {r["dtype"]} | {r["batch"]} | '
@@ -321,5 +380,6 @@ def format_rows(rows: list[dict]) -> str:
             f'{r["ours_imgs_per_s"]:.3g} | {r["speedup"]:.2f}× | '
             f'{r["reference_peak_mem_gb"]:.2f} | {r["ours_peak_mem_gb"]:.2f} | '
             f'{r["model_tflops_per_step"]:.3g} | {r["achieved_tflops"]:.3g} | '
-            f'{100 * r["fraction_of_matmul_peak"]:.0f} % | {mfu} | {latency} |')
+            f'{100 * r["fraction_of_matmul_peak"]:.0f} % | {mfu} | {latency} |'
+        )
     return '\n'.join(lines)

@@ -1,13 +1,20 @@
 """Build registered architectures (random weights), or write them as folders
 that the real ``from_pretrained`` code loads."""
+
 import os.path as osp
 from typing import Any
 
 from .architectures import architecture_spec
 from .tokenizers import build_tiny_clip_tokenizer, build_tiny_t5_tokenizer
 
-__all__ = ['build_component', 'build_pipeline', 'component_class',
-           'write_base_model', 'write_image_encoder', 'write_clip_judge']
+__all__ = [
+    'build_component',
+    'build_pipeline',
+    'component_class',
+    'write_base_model',
+    'write_image_encoder',
+    'write_clip_judge',
+]
 
 
 def component_class(architecture: str, component: str) -> type:
@@ -16,6 +23,7 @@ def component_class(architecture: str, component: str) -> type:
     import importlib
 
     from ..registry import MODELS
+
     spec = architecture_spec(architecture)
     if component == 'scheduler':
         library, name = 'diffusers', spec['scheduler']['_class_name']
@@ -28,8 +36,9 @@ def component_class(architecture: str, component: str) -> type:
     return getattr(importlib.import_module(library), name)
 
 
-def build_component(architecture: str, component: str, cls: type | None = None,
-                    seed: int = 0) -> Any:
+def build_component(
+    architecture: str, component: str, cls: type | None = None, seed: int = 0
+) -> Any:
     """``component`` of a registered architecture (as ``cls`` if given).
 
     Weights are random, drawn from a generator seeded by ``seed`` so the same
@@ -43,8 +52,11 @@ def build_component(architecture: str, component: str, cls: type | None = None,
     config = dict(spec[component])
     cls = cls or component_class(architecture, component)
     if component.startswith('tokenizer'):  # a real class, vocabulary built here
-        return (build_tiny_t5_tokenizer() if 'T5' in cls.__name__ else
-                build_tiny_clip_tokenizer())
+        return (
+            build_tiny_t5_tokenizer()
+            if 'T5' in cls.__name__
+            else build_tiny_clip_tokenizer()
+        )
     if component == 'scheduler':
         return cls.from_config(config)
     with torch.random.fork_rng(devices=[]):
@@ -54,23 +66,28 @@ def build_component(architecture: str, component: str, cls: type | None = None,
         return cls.from_config(config).eval()  # diffusers
 
 
-def build_pipeline(architecture: str, pipeline_class: type,
-                   dtype: Any = None, seed: int = 0) -> Any:
+def build_pipeline(
+    architecture: str, pipeline_class: type, dtype: Any = None, seed: int = 0
+) -> Any:
     """A base architecture as its family's diffusers pipeline (no image
     encoder), the weights in ``dtype`` (default: fp32), built in memory."""
     import torch
 
     from ..models.generation import make_pipeline
     from ..registry import MODELS
+
     family = MODELS.get(architecture_spec(architecture)['family'])
-    components = {name: build_component(architecture, name, seed=seed)
-                  for name in (*family.components, 'scheduler')}
+    components = {
+        name: build_component(architecture, name, seed=seed)
+        for name in (*family.components, 'scheduler')
+    }
     if dtype is not None:
         for part in components.values():
             if isinstance(part, torch.nn.Module):
                 part.to(dtype)
-    return make_pipeline(pipeline_class, dict(
-        components, image_encoder=None, feature_extractor=None))
+    return make_pipeline(
+        pipeline_class, dict(components, image_encoder=None, feature_extractor=None)
+    )
 
 
 def write_image_encoder(architecture: str, folder: str, seed: int = 0) -> str:
@@ -82,8 +99,9 @@ def write_image_encoder(architecture: str, folder: str, seed: int = 0) -> str:
     return folder
 
 
-def write_base_model(architecture: str, out_dir: str, seed: int = 0,
-                     image_encoder: str | None = None) -> tuple[str, str]:
+def write_base_model(
+    architecture: str, out_dir: str, seed: int = 0, image_encoder: str | None = None
+) -> tuple[str, str]:
     """Write a base architecture as a diffusers folder, with an image encoder.
 
     Returns ``(base_folder, image_encoder_folder)``: ``<out_dir>/<name>``
@@ -98,22 +116,28 @@ def write_base_model(architecture: str, out_dir: str, seed: int = 0,
 
     from ..models.generation import pipeline_extras
     from ..registry import MODELS
+
     spec = architecture_spec(architecture)
     base_dir = osp.join(out_dir, architecture)
-    encoder_dir = write_image_encoder(image_encoder or spec['paired_encoder'],
-                                      osp.join(base_dir, 'image_encoder'), seed)
+    encoder_dir = write_image_encoder(
+        image_encoder or spec['paired_encoder'],
+        osp.join(base_dir, 'image_encoder'),
+        seed,
+    )
     family = MODELS.get(spec['family'])
     pipeline_class = getattr(diffusers, family.pipeline_class)
-    components = {name: build_component(architecture, name, seed=seed)
-                  for name in (*family.components, 'scheduler')}
+    components = {
+        name: build_component(architecture, name, seed=seed)
+        for name in (*family.components, 'scheduler')
+    }
     accepted = inspect.signature(pipeline_class).parameters
-    optional = dict(pipeline_extras(pipeline_class), image_encoder=None,
-                    feature_extractor=None)
+    optional = dict(
+        pipeline_extras(pipeline_class), image_encoder=None, feature_extractor=None
+    )
     if family.denoiser_name == 'unet':  # SD1.5 / SDXL folders ship one
         optional['feature_extractor'] = _processor(spec['paired_encoder'])
     components.update({k: v for k, v in optional.items() if k in accepted})
-    pipeline_class(**components).save_pretrained(base_dir,
-                                                 safe_serialization=True)
+    pipeline_class(**components).save_pretrained(base_dir, safe_serialization=True)
     return base_dir, encoder_dir
 
 
@@ -123,15 +147,18 @@ def write_clip_judge(architecture: str, out_dir: str, seed: int = 0) -> str:
 
     folder = osp.join(out_dir, architecture)
     build_component(architecture, 'clip', seed=seed).save_pretrained(
-        folder, safe_serialization=True)
-    CLIPProcessor(image_processor=_processor(architecture),
-                  tokenizer=build_tiny_clip_tokenizer()).save_pretrained(folder)
+        folder, safe_serialization=True
+    )
+    CLIPProcessor(
+        image_processor=_processor(architecture), tokenizer=build_tiny_clip_tokenizer()
+    ).save_pretrained(folder)
     return folder
 
 
 def _processor(architecture: str) -> Any:
     """The image processor an architecture's spec describes."""
     from ..registry import MODELS
+
     spec = architecture_spec(architecture)
     encoder = MODELS.get(spec.get('encoder', 'CLIPImageEncoder'))
     return encoder.load_processor(f'random:{architecture}')

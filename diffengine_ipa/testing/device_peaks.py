@@ -1,5 +1,6 @@
 """Dense bf16 tensor-core peaks of common GPUs, from their spec sheets (no
 sparsity): what model FLOP utilisation (MFU) is quoted against."""
+
 __all__ = ['DENSE_BF16_PEAK_TFLOPS', 'dense_bf16_peak_tflops']
 
 # (name fragment, TFLOP/s); the first fragment found in the device's name

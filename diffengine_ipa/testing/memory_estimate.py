@@ -15,6 +15,7 @@ does on a GPU), so the activation figure is that of a fused-attention GPU
 step. The text is encoded once beforehand, as an embedding cache would; the
 frozen encoders' weights still count.
 """
+
 import contextlib
 import weakref
 from collections.abc import Iterator
@@ -62,20 +63,30 @@ class StorageCounter(TorchDispatchMode):
         return out
 
 
-def _fake_weights(model: torch.nn.Module, mode: Any, frozen_dtype: torch.dtype,
-                  keep_fp32: str) -> None:
+def _fake_weights(
+    model: torch.nn.Module, mode: Any, frozen_dtype: torch.dtype, keep_fp32: str
+) -> None:
     """Replace meta parameters by fake CPU tensors (frozen ones in
     ``frozen_dtype``, except under ``keep_fp32``)."""
     from torch._subclasses.fake_tensor import FakeTensor
+
     cpu = torch.device('cpu')
     for prefix, module in model.named_modules():
         for name, param in list(module.named_parameters(recurse=False)):
             full = f'{prefix}.{name}' if prefix else name
-            dtype = (param.dtype if param.requires_grad or full.startswith(
-                keep_fp32) else frozen_dtype)
+            dtype = (
+                param.dtype
+                if param.requires_grad or full.startswith(keep_fp32)
+                else frozen_dtype
+            )
             meta = torch.empty(param.shape, dtype=dtype, device='meta')
-            setattr(module, name, torch.nn.Parameter(
-                FakeTensor(mode, meta, cpu), requires_grad=param.requires_grad))
+            setattr(
+                module,
+                name,
+                torch.nn.Parameter(
+                    FakeTensor(mode, meta, cpu), requires_grad=param.requires_grad
+                ),
+            )
 
 
 @contextlib.contextmanager
@@ -90,11 +101,13 @@ def _quiet_pipeline_checks() -> Iterator[None]:
         torch.equal = equal
 
 
-def estimate_training_memory(architecture: str, batch: int,
-                             resolution: int | None = None,
-                             frozen_dtype: str = 'bf16',
-                             gradient_checkpointing: bool = True
-                             ) -> dict[str, Any]:
+def estimate_training_memory(
+    architecture: str,
+    batch: int,
+    resolution: int | None = None,
+    frozen_dtype: str = 'bf16',
+    gradient_checkpointing: bool = True,
+) -> dict[str, Any]:
     """The peak memory of one training step of ``architecture`` (with its
     paired image encoder, its family's published projection), in bytes.
 
@@ -115,18 +128,20 @@ def estimate_training_memory(architecture: str, batch: int,
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     from ..models import IPAdapter
+
     spec = architecture_spec(architecture)
     resolution = resolution or spec['resolution']
     cast = to_dtype(frozen_dtype)
     with init_empty_weights(include_buffers=False):
         model = IPAdapter(
-            f'random:{architecture}', f'random:{spec["paired_encoder"]}',
+            f'random:{architecture}',
+            f'random:{spec["paired_encoder"]}',
             family=dict(type=spec['family'], **spec.get('family_settings', {})),
             image_projection=spec.get('projection'),
-            gradient_checkpointing=gradient_checkpointing)
+            gradient_checkpointing=gradient_checkpointing,
+        )
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    keep = ('family.vae.' if model.family.vae.config.get('force_upcast')
-            else '\0')
+    keep = 'family.vae.' if model.family.vae.config.get('force_upcast') else '\0'
     _fake_weights(model, mode, cast, keep)
     model.train()
     autocast = torch.autocast('cpu', dtype=cast, enabled=cast != torch.float32)
@@ -134,16 +149,21 @@ def estimate_training_memory(architecture: str, batch: int,
         side = model.image_encoder.image_size
         with torch.no_grad(), autocast:  # what an embedding cache holds
             mean, std = model.family.latent_distribution(
-                torch.rand(batch, 3, resolution, resolution) * 2 - 1)
+                torch.rand(batch, 3, resolution, resolution) * 2 - 1
+            )
             inputs = dict(
-                latent_mean=mean, latent_std=std,
+                latent_mean=mean,
+                latent_std=std,
                 image_features=model.image_encoder(
                     torch.randn(batch, 3, side, side),
-                    model.image_projection.image_features),
-                time_ids=torch.tensor([[resolution, resolution, 0, 0,
-                                        resolution, resolution]] * batch,
-                                      dtype=torch.float32),
-                **model.family.encode_prompt(['a photo of a cat'] * batch))
+                    model.image_projection.image_features,
+                ),
+                time_ids=torch.tensor(
+                    [[resolution, resolution, 0, 0, resolution, resolution]] * batch,
+                    dtype=torch.float32,
+                ),
+                **model.family.encode_prompt(['a photo of a cat'] * batch),
+            )
             model.empty_prompt_encodings()
             model.null_image_features()
         adapter = [p for p in model.parameters() if p.requires_grad]
@@ -158,8 +178,11 @@ def estimate_training_memory(architecture: str, batch: int,
 
         step()  # AdamW's state exists from the first step on
         counter = StorageCounter()
-        for tensor in [*model.parameters(), *tree_leaves(
-                optimizer.state_dict()['state']), *tree_leaves(inputs)]:
+        for tensor in [
+            *model.parameters(),
+            *tree_leaves(optimizer.state_dict()['state']),
+            *tree_leaves(inputs),
+        ]:
             if isinstance(tensor, torch.Tensor):
                 counter.add(tensor)
         with counter:
@@ -171,7 +194,7 @@ def estimate_training_memory(architecture: str, batch: int,
         frozen_dtype=frozen_dtype,
         gradient_checkpointing=gradient_checkpointing,
         peak_bytes=counter.peak,
-        weight_bytes=sum(p.numel() * p.element_size()
-                         for p in model.parameters()),
+        weight_bytes=sum(p.numel() * p.element_size() for p in model.parameters()),
         trainable=sum(p.numel() for p in adapter),
-        parts=part_bytes(model))
+        parts=part_bytes(model),
+    )

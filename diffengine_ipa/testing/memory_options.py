@@ -14,6 +14,7 @@ The estimate counts a step with every frozen weight resident in
 So peak = estimated peak − the bytes these options save, exact for the
 weights and leaving activations, gradients and AdamW state as estimated.
 """
+
 from typing import Any
 
 import torch
@@ -37,26 +38,40 @@ def part_bytes(model: nn.Module) -> dict[str, int]:
     dequantized at a time), and ``freed_by_cache`` (text encoders, image
     encoder, VAE encoder)."""
     family = model.family
-    linears = [m.weight for m in family.denoiser.modules()
-               if type(m) is nn.Linear and not m.weight.requires_grad]
-    encoders = [getattr(family, name) for name in family.components
-                if name.startswith('text_encoder')]
+    linears = [
+        m.weight
+        for m in family.denoiser.modules()
+        if type(m) is nn.Linear and not m.weight.requires_grad
+    ]
+    encoders = [
+        getattr(family, name)
+        for name in family.components
+        if name.startswith('text_encoder')
+    ]
     encoders += [model.image_encoder.model, family.vae.encoder]
     return dict(
         denoiser_linear=_bytes(linears),
         largest_linear=max((_bytes([w]) for w in linears), default=0),
-        freed_by_cache=sum(_bytes(list(m.parameters())) for m in encoders))
+        freed_by_cache=sum(_bytes(list(m.parameters())) for m in encoders),
+    )
 
 
-def option_rows(estimate: dict[str, Any],
-                quantize_modes: tuple = (None, 'int8', 'fp8', 'nf4'),
-                cached: tuple = (False, True)) -> list[dict[str, Any]]:
+def option_rows(
+    estimate: dict[str, Any],
+    quantize_modes: tuple = (None, 'int8', 'fp8', 'nf4'),
+    cached: tuple = (False, True),
+) -> list[dict[str, Any]]:
     """One row per quantization × cache choice for an estimate that has
     ``parts`` (:func:`part_bytes`), with the cards it fits."""
     parts = estimate['parts']
-    frozen_bits = torch.finfo(getattr(torch, {
-        'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}[
-            estimate['frozen_dtype']])).bits
+    frozen_bits = torch.finfo(
+        getattr(
+            torch,
+            {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}[
+                estimate['frozen_dtype']
+            ],
+        )
+    ).bits
     rows = []
     for mode in quantize_modes:
         for cache in cached:
@@ -67,10 +82,22 @@ def option_rows(estimate: dict[str, Any],
                 saved -= parts['largest_linear']  # dequantized, transiently
             peak = estimate['peak_bytes'] - saved
             gb = peak / 1e9
-            rows.append(dict(
-                {k: estimate[k] for k in ('architecture', 'batch', 'resolution',
-                                          'frozen_dtype',
-                                          'gradient_checkpointing')},
-                quantize=mode, cached=cache, peak_gb=gb,
-                fits=[card for card in CARDS_GB if gb + CONTEXT_GB <= card]))
+            rows.append(
+                dict(
+                    {
+                        k: estimate[k]
+                        for k in (
+                            'architecture',
+                            'batch',
+                            'resolution',
+                            'frozen_dtype',
+                            'gradient_checkpointing',
+                        )
+                    },
+                    quantize=mode,
+                    cached=cache,
+                    peak_gb=gb,
+                    fits=[card for card in CARDS_GB if gb + CONTEXT_GB <= card],
+                )
+            )
     return rows

@@ -4,10 +4,16 @@ Both are real transformers tokenizers (saved and reloaded with
 ``from_pretrained``), with vocabularies small enough to build in
 milliseconds; token ids stay below every text encoder's vocabulary size.
 """
+
 from typing import Any
 
-__all__ = ['build_tiny_clip_tokenizer', 'build_tiny_t5_tokenizer', 'TINY_BOS',
-           'TINY_EOS', 'TINY_VOCAB']
+__all__ = [
+    'build_tiny_clip_tokenizer',
+    'build_tiny_t5_tokenizer',
+    'TINY_BOS',
+    'TINY_EOS',
+    'TINY_VOCAB',
+]
 
 # Token ids of the tokenizer built by build_tiny_clip_tokenizer().
 TINY_BOS, TINY_EOS, TINY_VOCAB = 515, 516, 517
@@ -15,9 +21,11 @@ TINY_BOS, TINY_EOS, TINY_VOCAB = 515, 516, 517
 
 def _bytes_to_unicode() -> list[str]:
     """The 256 printable characters CLIP's byte-level BPE maps bytes to."""
-    printable = (list(range(ord('!'), ord('~') + 1)) +
-                 list(range(ord('¡'), ord('¬') + 1)) +
-                 list(range(ord('®'), ord('ÿ') + 1)))
+    printable = (
+        list(range(ord('!'), ord('~') + 1))
+        + list(range(ord('¡'), ord('¬') + 1))
+        + list(range(ord('®'), ord('ÿ') + 1))
+    )
     chars, extra = [], 0
     for byte in range(256):
         if byte in printable:
@@ -57,11 +65,18 @@ def build_tiny_t5_tokenizer(model_max_length: int = 512) -> Any:
     vocab += [(c, -3.0) for c in chars] + [('▁' + c, -2.5) for c in chars]
     vocab += [('▁the', -1.0), ('▁a', -1.0), ('▁of', -1.0), ('▁cat', -1.0)]
     model = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
-    model.pre_tokenizer = pre_tokenizers.Metaspace(replacement='▁',
-                                                   prepend_scheme='always')
+    model.pre_tokenizer = pre_tokenizers.Metaspace(
+        replacement='▁', prepend_scheme='always'
+    )
     model.decoder = decoders.Metaspace(replacement='▁', prepend_scheme='always')
     model.post_processor = processors.TemplateProcessing(
-        single='$A </s>', pair='$A </s> $B </s>', special_tokens=[('</s>', 1)])
-    return T5TokenizerFast(tokenizer_object=model, eos_token='</s>',
-                           unk_token='<unk>', pad_token='<pad>', extra_ids=0,
-                           model_max_length=model_max_length)
+        single='$A </s>', pair='$A </s> $B </s>', special_tokens=[('</s>', 1)]
+    )
+    return T5TokenizerFast(
+        tokenizer_object=model,
+        eos_token='</s>',
+        unk_token='<unk>',
+        pad_token='<pad>',
+        extra_ids=0,
+        model_max_length=model_max_length,
+    )

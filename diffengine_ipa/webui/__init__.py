@@ -4,10 +4,18 @@ tools and API: ``python tools/webui.py [--host] [--port] [--workspace]``.
 Only :mod:`.page` and :mod:`.server` import Gradio (the ``webui`` extra); the
 callbacks in the other modules are plain functions.
 """
+
 from .generation import InferencerCache, generate
 from .train_options import TrainSettings
 from .train_process import TrainingRuns, TrainStatus
 from .workspace import Workspace, WorkspaceError
 
-__all__ = ['Workspace', 'WorkspaceError', 'TrainSettings', 'TrainingRuns',
-           'TrainStatus', 'InferencerCache', 'generate']
+__all__ = [
+    'Workspace',
+    'WorkspaceError',
+    'TrainSettings',
+    'TrainingRuns',
+    'TrainStatus',
+    'InferencerCache',
+    'generate',
+]

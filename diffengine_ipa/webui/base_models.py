@@ -6,20 +6,29 @@ with the same functions, into ``<workspace>/models/tiny_models/`` and passes
 them as ``--cfg-options``. Other configs load their Hub ids unless a local
 copy in the workspace is named.
 """
+
 import functools
 import os.path as osp
 
 from . import kit
 from .workspace import Workspace
 
-__all__ = ['MODEL_KEYS', 'is_tiny', 'write_tiny_models', 'model_options',
-           'options_to_args']
+__all__ = [
+    'MODEL_KEYS',
+    'is_tiny',
+    'write_tiny_models',
+    'model_options',
+    'options_to_args',
+]
 
 TINY_PREFIX = 'work_dirs/tiny_models/'
 # The config entries that name a model folder.
-MODEL_KEYS = ('model.pretrained_model_name_or_path',
-              'model.image_encoder.pretrained_model_name_or_path',
-              'val_evaluator.clip_model', 'test_evaluator.clip_model')
+MODEL_KEYS = (
+    'model.pretrained_model_name_or_path',
+    'model.image_encoder.pretrained_model_name_or_path',
+    'val_evaluator.clip_model',
+    'test_evaluator.clip_model',
+)
 
 
 @functools.lru_cache(maxsize=64)
@@ -37,16 +46,20 @@ def _model_entries(config: str) -> tuple[tuple[str, str | None], ...]:
 
 def is_tiny(config: str) -> bool:
     """Whether ``config`` loads the tiny random families."""
-    return any(isinstance(v, str) and v.startswith(TINY_PREFIX)
-               for _, v in _model_entries(config))
+    return any(
+        isinstance(v, str) and v.startswith(TINY_PREFIX)
+        for _, v in _model_entries(config)
+    )
 
 
 def _tiny_folders(ws: Workspace, config: str) -> dict[str, str]:
     """The workspace folders of a tiny config's models, by config key."""
     root = osp.join(ws.root, 'models', 'tiny_models')
-    return {key: osp.join(root, value[len(TINY_PREFIX):])
-            for key, value in _model_entries(config)
-            if isinstance(value, str) and value.startswith(TINY_PREFIX)}
+    return {
+        key: osp.join(root, value[len(TINY_PREFIX) :])
+        for key, value in _model_entries(config)
+        if isinstance(value, str) and value.startswith(TINY_PREFIX)
+    }
 
 
 def write_tiny_models(ws: Workspace, config: str, seed: int = 0) -> list[str]:
@@ -54,6 +67,7 @@ def write_tiny_models(ws: Workspace, config: str, seed: int = 0) -> list[str]:
     workspace, as ``tools/make_tiny_models.py`` does; what was written."""
     from ..models.model_sources import disable_progress_bars
     from ..testing import write_base_model, write_clip_judge
+
     disable_progress_bars()
     written = []
     out = ws.folder('models', 'tiny_models')
@@ -71,8 +85,9 @@ def write_tiny_models(ws: Workspace, config: str, seed: int = 0) -> list[str]:
     return written
 
 
-def model_options(ws: Workspace, config: str, base_model: str = '',
-                  image_encoder: str = '') -> dict[str, object]:
+def model_options(
+    ws: Workspace, config: str, base_model: str = '', image_encoder: str = ''
+) -> dict[str, object]:
     """``--cfg-options`` that point ``config`` at its models in the workspace
     and at the kit's evaluation set.
 
@@ -86,10 +101,12 @@ def model_options(ws: Workspace, config: str, base_model: str = '',
     options: dict[str, object] = dict(_tiny_folders(ws, config))
     if base_model:
         options['model.pretrained_model_name_or_path'] = ws.resolve(
-            base_model, must_exist=True)
+            base_model, must_exist=True
+        )
     if image_encoder:
-        options['model.image_encoder.pretrained_model_name_or_path'] = (
-            ws.resolve(image_encoder, must_exist=True))
+        options['model.image_encoder.pretrained_model_name_or_path'] = ws.resolve(
+            image_encoder, must_exist=True
+        )
         options['model.image_encoder.subfolder'] = None
     data = kit.eval_data_root()
     if data:

@@ -5,6 +5,7 @@ check (what ``tools/check_dataset.py`` and ``IPAdapterDataset`` run).
 
 A row of the caption table is ``[image_file, text, verdict]``.
 """
+
 import json
 import os
 import os.path as osp
@@ -14,14 +15,22 @@ from ..errors import UserError
 from ..fileio import atomic_write_bytes
 from .workspace import Workspace
 
-__all__ = ['ANNOTATION_FILE', 'HEADERS', 'IMAGE_EXTENSIONS', 'dataset_rows',
-           'add_images', 'scan_folder', 'save_rows', 'annotation_file',
-           'index_cache', 'check_annotation_file']
+__all__ = [
+    'ANNOTATION_FILE',
+    'HEADERS',
+    'IMAGE_EXTENSIONS',
+    'dataset_rows',
+    'add_images',
+    'scan_folder',
+    'save_rows',
+    'annotation_file',
+    'index_cache',
+    'check_annotation_file',
+]
 
 ANNOTATION_FILE = 'data.json'
 HEADERS = ['image_file', 'text', 'check']
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif',
-                    '.tiff')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif', '.tiff')
 MIN_IMAGE_SIDE = 64  # IPAdapterDataset's default
 
 
@@ -41,8 +50,10 @@ def check_annotation_file(ws: Workspace, path: str):
     ``(number of records, [BadRecord, ...])``."""
     from ..datasets.record_index import RecordIndex
     from ..datasets.record_sources import open_source
-    index = RecordIndex.open(open_source(path), MIN_IMAGE_SIDE,
-                             index_cache(ws), workers=1, progress=False)
+
+    index = RecordIndex.open(
+        open_source(path), MIN_IMAGE_SIDE, index_cache(ws), workers=1, progress=False
+    )
     return index.total, index.bad_records()
 
 
@@ -51,24 +62,32 @@ def _read(ws: Workspace, folder: str) -> list[dict]:
     if not osp.isfile(path):
         return []
     from ..datasets import read_records
+
     return read_records(path)
 
 
 def _write(ws: Workspace, folder: str, records: list[dict]) -> None:
-    text = '[\n' + ',\n'.join(f'  {json.dumps(r, ensure_ascii=False)}'
-                              for r in records) + '\n]\n'
+    text = (
+        '[\n'
+        + ',\n'.join(f'  {json.dumps(r, ensure_ascii=False)}' for r in records)
+        + '\n]\n'
+    )
     atomic_write_bytes(annotation_file(ws, folder), text.encode())
 
 
 def _rows(ws: Workspace, folder: str, records: list[dict]) -> list[list[str]]:
     """Rows with each record's verdict: ``ok`` or the check's reason (of
     the records as written to the folder's annotation file)."""
-    bad = check_annotation_file(ws, annotation_file(ws, folder))[1] \
-        if records else []
+    bad = check_annotation_file(ws, annotation_file(ws, folder))[1] if records else []
     reasons = {problem.index: problem.reason for problem in bad}
-    return [[str(r.get('image_file', '')) if isinstance(r, dict) else '',
-             str(r.get('text') or '') if isinstance(r, dict) else '',
-             reasons.get(i, 'ok')] for i, r in enumerate(records)]
+    return [
+        [
+            str(r.get('image_file', '')) if isinstance(r, dict) else '',
+            str(r.get('text') or '') if isinstance(r, dict) else '',
+            reasons.get(i, 'ok'),
+        ]
+        for i, r in enumerate(records)
+    ]
 
 
 def dataset_rows(ws: Workspace, folder: str) -> list[list[str]]:
@@ -94,8 +113,9 @@ def _unique(folder: str, name: str) -> str:
     return candidate
 
 
-def add_images(ws: Workspace, folder: str, files: list[str],
-               caption: str = '') -> list[list[str]]:
+def add_images(
+    ws: Workspace, folder: str, files: list[str], caption: str = ''
+) -> list[list[str]]:
     """Copy uploaded images into ``<folder>/images/`` and add a record for
     each; its caption is ``caption``, else that of a ``.txt`` uploaded with
     the same stem (or beside it).
@@ -110,15 +130,17 @@ def add_images(ws: Workspace, folder: str, files: list[str],
     root = ws.folder(ws.relative(folder))
     images_dir = ws.folder(ws.relative(osp.join(root, 'images')))
     sources = [ws.resolve(f, must_exist=True) for f in files or []]
-    captions = {osp.splitext(osp.basename(p))[0]: _caption_beside(p)
-                for p in sources if p.lower().endswith('.txt')}
+    captions = {
+        osp.splitext(osp.basename(p))[0]: _caption_beside(p)
+        for p in sources
+        if p.lower().endswith('.txt')
+    }
     records = _read(ws, folder)
     for source in sources:
         if not source.lower().endswith(IMAGE_EXTENSIONS):
             continue
         stem = osp.splitext(osp.basename(source))[0]
-        text = (caption or '').strip() or captions.get(stem) or _caption_beside(
-            source)
+        text = (caption or '').strip() or captions.get(stem) or _caption_beside(source)
         name = _unique(images_dir, osp.basename(source))
         shutil.copyfile(source, osp.join(images_dir, name))
         records.append({'image_file': f'images/{name}', 'text': text})
@@ -140,8 +162,7 @@ def scan_folder(ws: Workspace, folder: str) -> list[list[str]]:
             path = osp.join(dirpath, name)
             rel = osp.relpath(path, root).replace(os.sep, '/')
             if name.lower().endswith(IMAGE_EXTENSIONS) and rel not in known:
-                records.append({'image_file': rel,
-                                'text': _caption_beside(path)})
+                records.append({'image_file': rel, 'text': _caption_beside(path)})
     _write(ws, folder, records)
     return _rows(ws, folder, records)
 
@@ -150,7 +171,10 @@ def save_rows(ws: Workspace, folder: str, rows: list[list]) -> list[list[str]]:
     """Write the table back as the annotation file (rows with an empty
     ``image_file`` are dropped); the rows with fresh verdicts."""
     ws.folder(ws.relative(folder))
-    records = [{'image_file': str(row[0]).strip(), 'text': str(row[1] or '')}
-               for row in rows or [] if len(row) > 1 and str(row[0]).strip()]
+    records = [
+        {'image_file': str(row[0]).strip(), 'text': str(row[1] or '')}
+        for row in rows or []
+        if len(row) > 1 and str(row[0]).strip()
+    ]
     _write(ws, folder, records)
     return _rows(ws, folder, records)

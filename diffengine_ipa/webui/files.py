@@ -2,6 +2,7 @@
 adapter files in the workspace, ``tools/convert.py CKPT`` and
 ``tools/convert.py --info FILE``.
 """
+
 import os.path as osp
 
 from ..errors import UserError
@@ -9,11 +10,22 @@ from . import kit
 from .train_options import read_run_info
 from .workspace import Workspace
 
-__all__ = ['checkpoints', 'adapter_files', 'adapters', 'convert', 'info',
-           'run_of', 'run_models']
+__all__ = [
+    'checkpoints',
+    'adapter_files',
+    'adapters',
+    'convert',
+    'info',
+    'run_of',
+    'run_models',
+]
 
-ADAPTER_PATTERNS = ('runs/**/*.safetensors', 'runs/**/*.bin',
-                    'adapters/**/*.safetensors', 'adapters/**/*.bin')
+ADAPTER_PATTERNS = (
+    'runs/**/*.safetensors',
+    'runs/**/*.bin',
+    'adapters/**/*.safetensors',
+    'adapters/**/*.bin',
+)
 
 
 def checkpoints(ws: Workspace) -> list[str]:
@@ -45,19 +57,20 @@ def run_models(ws: Workspace, path: str) -> dict | None:
     if not info:
         return None
     settings = info['settings']
-    return {k: settings.get(k, '') for k in ('config', 'base_model',
-                                             'image_encoder')}
+    return {k: settings.get(k, '') for k in ('config', 'base_model', 'image_encoder')}
 
 
 def _output(result) -> str:
     text = (result.stdout + result.stderr).strip()
-    lines = [line for line in text.splitlines()
-             if not line.startswith('[transformers]')]
+    lines = [
+        line for line in text.splitlines() if not line.startswith('[transformers]')
+    ]
     return '\n'.join(lines)
 
 
-def convert(ws: Workspace, checkpoint: str, fmt: str = 'safetensors',
-            dtype: str = '') -> tuple[str, str | None]:
+def convert(
+    ws: Workspace, checkpoint: str, fmt: str = 'safetensors', dtype: str = ''
+) -> tuple[str, str | None]:
     """``tools/convert.py CKPT --out <folder>/ip_adapter_<ckpt>.<fmt>`` (for
     a work dir, its last checkpoint to ``ip_adapter.<fmt>`` in it): the
     tool's output, and the written file (None when it failed)."""
@@ -80,5 +93,8 @@ def convert(ws: Workspace, checkpoint: str, fmt: str = 'safetensors',
 
 def info(ws: Workspace, path: str) -> str:
     """``tools/convert.py --info FILE``."""
-    return _output(kit.run_tool('convert', '--info',
-                                ws.resolve(path, must_exist=True), cwd=ws.root))
+    return _output(
+        kit.run_tool(
+            'convert', '--info', ws.resolve(path, must_exist=True), cwd=ws.root
+        )
+    )

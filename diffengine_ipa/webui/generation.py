@@ -4,6 +4,7 @@ per (config, adapter, options), loaded once and called many times.
 With the same inputs and seed the page's image is ``tools/infer.py``'s: both
 are the inferencer's call with the same arguments.
 """
+
 import os.path as osp
 import threading
 import time
@@ -15,8 +16,13 @@ from . import kit
 from .base_models import model_options
 from .workspace import Workspace
 
-__all__ = ['PRESETS', 'InferencerCache', 'generate', 'scale_argument',
-           'generation_defaults']
+__all__ = [
+    'PRESETS',
+    'InferencerCache',
+    'generate',
+    'scale_argument',
+    'generation_defaults',
+]
 
 # InstantStyle's presets (SDXL); 'scale' = the slider's number.
 PRESETS = ('scale', 'style', 'layout', 'style_and_layout')
@@ -35,6 +41,7 @@ def generation_defaults(config: str) -> dict[str, Any]:
     """Steps, guidance, negative prompt and size that ``config`` generates
     with (its ``generation_cfg``, else its family's)."""
     from ..apis.inference import generation_settings
+
     return generation_settings(kit.read_config(config).model)
 
 
@@ -51,31 +58,46 @@ class InferencerCache:
 
     def get(self, config: str, adapter: str, options: dict[str, Any]) -> Any:
         """The inferencer for these, built on first use."""
-        key = (config, adapter, osp.getmtime(adapter),
-               tuple(sorted((k, repr(v)) for k, v in options.items())))
+        key = (
+            config,
+            adapter,
+            osp.getmtime(adapter),
+            tuple(sorted((k, repr(v)) for k, v in options.items())),
+        )
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
         from ..apis import IPAdapterInferencer
         from ..apis.inference import AdapterSpec
+
         while len(self._items) >= self.size:
             self._items.popitem(last=False)
-        inferencer = IPAdapterInferencer(kit.config_path(config),
-                                         [AdapterSpec(adapter)],
-                                         cfg_options=options)
+        inferencer = IPAdapterInferencer(
+            kit.config_path(config), [AdapterSpec(adapter)], cfg_options=options
+        )
         self.loads += 1
         self._items[key] = inferencer
         return inferencer
 
 
-def generate(ws: Workspace, cache: InferencerCache, config: str, adapter: str,
-             references: list[str], prompt: str = '',
-             negative_prompt: str = '', scale: float = 1.0,
-             preset: str = 'scale', steps: int | None = None,
-             guidance_scale: float | None = None, seed: int = 0,
-             num_images: int = 1, base_model: str = '',
-             image_encoder: str = '',
-             true_cfg_scale: float | None = None) -> list[str]:
+def generate(
+    ws: Workspace,
+    cache: InferencerCache,
+    config: str,
+    adapter: str,
+    references: list[str],
+    prompt: str = '',
+    negative_prompt: str = '',
+    scale: float = 1.0,
+    preset: str = 'scale',
+    steps: int | None = None,
+    guidance_scale: float | None = None,
+    seed: int = 0,
+    num_images: int = 1,
+    base_model: str = '',
+    image_encoder: str = '',
+    true_cfg_scale: float | None = None,
+) -> list[str]:
     """Generate and save PNGs under ``outputs/generate/``; their paths.
 
     Args:
@@ -98,8 +120,7 @@ def generate(ws: Workspace, cache: InferencerCache, config: str, adapter: str,
             negative prompt, '' when none is typed; ``None`` or 0 = off.
     """
     if not adapter:
-        raise UserError('choose an adapter (train one, or put a file under '
-                        'adapters/)')
+        raise UserError('choose an adapter (train one, or put a file under adapters/)')
     if not references:
         raise UserError('give at least one reference image')
     adapter_path = ws.resolve(adapter, must_exist=True)
@@ -113,10 +134,16 @@ def generate(ws: Workspace, cache: InferencerCache, config: str, adapter: str,
     with cache.lock:
         inferencer = cache.get(config, adapter_path, options)
         outputs = inferencer(
-            prompt or '', [images], scale=scale_argument(scale, preset),
-            negative_prompt=negative_prompt, steps=steps or None,
-            guidance_scale=guidance_scale, true_cfg_scale=true_cfg_scale,
-            seed=int(seed), num_images=int(num_images))
+            prompt or '',
+            [images],
+            scale=scale_argument(scale, preset),
+            negative_prompt=negative_prompt,
+            steps=steps or None,
+            guidance_scale=guidance_scale,
+            true_cfg_scale=true_cfg_scale,
+            seed=int(seed),
+            num_images=int(num_images),
+        )
     out_dir = ws.folder('outputs', 'generate')
     stamp = time.strftime('%Y%m%d_%H%M%S')
     paths = []

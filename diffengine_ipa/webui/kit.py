@@ -5,6 +5,7 @@ In a checkout they are ``tools/``, ``configs/`` and ``data/`` beside the
 package; in an installed package, ``tools/`` and ``configs/`` are under
 ``diffengine_ipa/.mim/`` (where ``mim`` finds them) and there is no ``data/``.
 """
+
 import functools
 import os
 import os.path as osp
@@ -13,8 +14,17 @@ import sys
 
 from ..errors import UserError
 
-__all__ = ['PACKAGE_PARENT', 'kit_folder', 'config_names', 'config_path',
-           'read_config', 'eval_data_root', 'tool_command', 'tool_env', 'run_tool']
+__all__ = [
+    'PACKAGE_PARENT',
+    'kit_folder',
+    'config_names',
+    'config_path',
+    'read_config',
+    'eval_data_root',
+    'tool_command',
+    'tool_env',
+    'run_tool',
+]
 
 PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PACKAGE_PARENT = osp.dirname(PACKAGE)
@@ -51,6 +61,7 @@ def config_path(name: str) -> str:
 def read_config(name: str):
     """Config ``name`` as its file says (shared: read it, don't change it)."""
     from mmengine.config import Config
+
     return Config.fromfile(config_path(name))
 
 
@@ -64,20 +75,25 @@ def tool_command(name: str, *args: str) -> list[str]:
     """``[python, tools/<name>.py, *args]``."""
     folder = kit_folder('tools')
     if folder is None:
-        raise UserError('the kit\'s tools/ folder was not found')
+        raise UserError("the kit's tools/ folder was not found")
     return [sys.executable, osp.join(folder, f'{name}.py'), *map(str, args)]
 
 
 def tool_env() -> dict[str, str]:
     """The environment of a tool: this one, with the package the page runs
     first on the path (so both run the same code) and no progress bars."""
-    path = os.pathsep.join(p for p in (PACKAGE_PARENT,
-                                       os.environ.get('PYTHONPATH')) if p)
-    return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED='1',
-                TQDM_DISABLE='1')
+    path = os.pathsep.join(
+        p for p in (PACKAGE_PARENT, os.environ.get('PYTHONPATH')) if p
+    )
+    return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED='1', TQDM_DISABLE='1')
 
 
 def run_tool(name: str, *args: str, cwd: str) -> subprocess.CompletedProcess:
     """Run ``tools/<name>.py`` to the end; its output as text."""
-    return subprocess.run(tool_command(name, *args), cwd=cwd, env=tool_env(),
-                          capture_output=True, text=True)
+    return subprocess.run(
+        tool_command(name, *args),
+        cwd=cwd,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )

@@ -1,5 +1,6 @@
 """The page: Data, Train, Generate, Evaluate and Files tabs, each wired to the
 plain callbacks of this package (Gradio only here)."""
+
 import functools
 import inspect
 from collections.abc import Callable
@@ -25,12 +26,14 @@ def shown(fn: Callable) -> Callable:
     """Show a :class:`UserError` as the page's error message (one line, no
     traceback); generators too."""
     if inspect.isgeneratorfunction(fn):
+
         @functools.wraps(fn)
         def generator(*args):
             try:
                 yield from fn(*args)
             except UserError as err:
                 raise gr.Error(str(err), print_exception=False) from None
+
         return generator
 
     @functools.wraps(fn)
@@ -39,6 +42,7 @@ def shown(fn: Callable) -> Callable:
             return fn(*args)
         except UserError as err:
             raise gr.Error(str(err), print_exception=False) from None
+
     return wrapper
 
 
@@ -51,22 +55,28 @@ class Page:
     """The page's state (workspace, training processes, loaded inferencers)
     and the glue from widgets to callbacks."""
 
-    def __init__(self, ws: Workspace, runs: TrainingRuns | None = None,
-                 cache: InferencerCache | None = None) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        runs: TrainingRuns | None = None,
+        cache: InferencerCache | None = None,
+    ) -> None:
         self.ws = ws
         self.runs = runs or TrainingRuns()
         self.cache = cache or InferencerCache()
 
     # Data
     def _dataset_view(self, folder: str, rows: list[list]) -> tuple:
-        return (rows, views.dataset_summary(self.ws, folder, rows),
-                views.dataset_gallery(self.ws, folder, rows))
+        return (
+            rows,
+            views.dataset_summary(self.ws, folder, rows),
+            views.dataset_gallery(self.ws, folder, rows),
+        )
 
     def load_dataset(self, folder: str) -> tuple:
         return self._dataset_view(folder, data.dataset_rows(self.ws, folder))
 
-    def add_images(self, folder: str, uploads: list[str] | None,
-                   caption: str) -> tuple:
+    def add_images(self, folder: str, uploads: list[str] | None, caption: str) -> tuple:
         if not uploads:
             raise UserError('choose images to upload first')
         rows = data.add_images(self.ws, folder, uploads, caption)
@@ -80,24 +90,49 @@ class Page:
         return self._dataset_view(folder, data.save_rows(self.ws, folder, rows))
 
     # Train
-    def settings(self, config, dataset, epochs, lr, resolution, batch,
-                 precision, sample_every, checkpoint_every, base_model,
-                 image_encoder) -> TrainSettings:
-        return TrainSettings(config, dataset, epochs, lr, resolution, batch,
-                             precision, sample_every, checkpoint_every,
-                             base_model, image_encoder)
+    def settings(
+        self,
+        config,
+        dataset,
+        epochs,
+        lr,
+        resolution,
+        batch,
+        precision,
+        sample_every,
+        checkpoint_every,
+        base_model,
+        image_encoder,
+    ) -> TrainSettings:
+        return TrainSettings(
+            config,
+            dataset,
+            epochs,
+            lr,
+            resolution,
+            batch,
+            precision,
+            sample_every,
+            checkpoint_every,
+            base_model,
+            image_encoder,
+        )
 
     def write_tiny(self, config: str) -> str:
         if not is_tiny(config):
             return f'{config} loads real models, not the tiny ones'
         written = write_tiny_models(self.ws, config)
-        return ('wrote ' + ', '.join(written)) if written else (
-            'the tiny models are already in models/tiny_models')
+        return (
+            ('wrote ' + ', '.join(written))
+            if written
+            else ('the tiny models are already in models/tiny_models')
+        )
 
     def start(self, run: str, *knobs) -> str:
         settings = self.settings(*knobs)
-        note = self.write_tiny(settings.config) + '\n' if is_tiny(
-            settings.config) else ''
+        note = (
+            self.write_tiny(settings.config) + '\n' if is_tiny(settings.config) else ''
+        )
         self.runs.start(self.ws, run, settings)
         return f'{note}started runs/{run}: tools/train.py (the command is below)'
 
@@ -112,16 +147,28 @@ class Page:
         try:
             status = self.runs.status(self.ws, run)
         except UserError:
-            return (gr.skip(), ) * 7 + (seen, )
-        key = (status.state, status.done, len(status.losses),
-               len(status.gains), status.sample_step, status.log_tail[-200:],
-               run)
+            return (gr.skip(),) * 7 + (seen,)
+        key = (
+            status.state,
+            status.done,
+            len(status.losses),
+            len(status.gains),
+            status.sample_step,
+            status.log_tail[-200:],
+            run,
+        )
         if key == seen:
-            return (gr.skip(), ) * 7 + (seen, )
-        return (views.status_markdown(run, status),
-                views.progress_html(status), views.loss_table(status),
-                views.gain_table(status), views.sample_gallery(status),
-                status.log_tail, status.command, key)
+            return (gr.skip(),) * 7 + (seen,)
+        return (
+            views.status_markdown(run, status),
+            views.progress_html(status),
+            views.loss_table(status),
+            views.gain_table(status),
+            views.sample_gallery(status),
+            status.log_tail,
+            status.command,
+            key,
+        )
 
     # Generate, Evaluate, Files
     def adapter_lists(self) -> tuple:
@@ -134,33 +181,65 @@ class Page:
             return gr.skip(), gr.skip(), gr.skip()
         return found['config'], found['base_model'], found['image_encoder']
 
-    def generate(self, config, adapter, uploads, ref_paths, prompt, negative,
-                 scale, preset, steps, guidance, seed, num_images, base_model,
-                 image_encoder, true_cfg=None) -> tuple:
+    def generate(
+        self,
+        config,
+        adapter,
+        uploads,
+        ref_paths,
+        prompt,
+        negative,
+        scale,
+        preset,
+        steps,
+        guidance,
+        seed,
+        num_images,
+        base_model,
+        image_encoder,
+        true_cfg=None,
+    ) -> tuple:
         references = list(uploads or []) + [
-            line.strip() for line in (ref_paths or '').splitlines()
-            if line.strip()]
-        paths = generate(self.ws, self.cache, config, adapter, references,
-                         prompt, negative, scale, preset,
-                         int(steps) if steps else None, guidance, int(seed or 0),
-                         int(num_images), base_model, image_encoder,
-                         true_cfg or None)
+            line.strip() for line in (ref_paths or '').splitlines() if line.strip()
+        ]
+        paths = generate(
+            self.ws,
+            self.cache,
+            config,
+            adapter,
+            references,
+            prompt,
+            negative,
+            scale,
+            preset,
+            int(steps) if steps else None,
+            guidance,
+            int(seed or 0),
+            int(num_images),
+            base_model,
+            image_encoder,
+            true_cfg or None,
+        )
         return paths, paths
 
     def evaluate(self, config, adapter, mode, base_model, image_encoder):
         for update in evaluation.run_evaluation(
-                self.ws, config, adapter, mode == 'quick', base_model,
-                image_encoder):
+            self.ws, config, adapter, mode == 'quick', base_model, image_encoder
+        ):
             if not update.done:
                 yield update.log, gr.skip(), gr.skip(), gr.skip(), gr.skip()
                 continue
-            where = (f'report: `{self.ws.relative(update.out_dir)}`'
-                     if update.report else '**the evaluation failed** (log above)')
+            where = (
+                f'report: `{self.ws.relative(update.out_dir)}`'
+                if update.report
+                else '**the evaluation failed** (log above)'
+            )
             yield (update.log, update.rows, update.grids, update.tradeoff, where)
 
     def file_lists(self) -> tuple:
         return _choices(files.checkpoints(self.ws)), _choices(
-            files.adapter_files(self.ws))
+            files.adapter_files(self.ws)
+        )
 
     def convert(self, checkpoint: str, fmt: str, dtype: str) -> tuple:
         if not checkpoint:
@@ -174,11 +253,15 @@ class Page:
         if not path:
             return '', gr.update(value=None, interactive=False)
         return files.info(self.ws, path), gr.update(
-            value=self.ws.resolve(path, must_exist=True), interactive=True)
+            value=self.ws.resolve(path, must_exist=True), interactive=True
+        )
 
 
-def build_page(ws: Workspace, runs: TrainingRuns | None = None,
-               cache: InferencerCache | None = None) -> gr.Blocks:
+def build_page(
+    ws: Workspace,
+    runs: TrainingRuns | None = None,
+    cache: InferencerCache | None = None,
+) -> gr.Blocks:
     """The page on workspace ``ws`` (``Blocks.launch`` serves it)."""
     page = Page(ws, runs, cache)
     configs = config_names()
@@ -186,60 +269,88 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
     knobs = config_defaults(default)
     gen_defaults = generation_defaults(default)
     with gr.Blocks(title='diffengine_ipa', analytics_enabled=False) as demo:
-        gr.Markdown('# diffengine_ipa · IP-Adapter training\n'
-                    f'Workspace: `{ws.root}` — every file the page reads or '
-                    'writes is in it.')
+        gr.Markdown(
+            '# diffengine_ipa · IP-Adapter training\n'
+            f'Workspace: `{ws.root}` — every file the page reads or '
+            'writes is in it.'
+        )
         with gr.Accordion('Local model folders (optional)', open=False):
-            base_model = gr.Textbox(label='Base model folder in the workspace',
-                                    placeholder="empty = the config's")
+            base_model = gr.Textbox(
+                label='Base model folder in the workspace',
+                placeholder="empty = the config's",
+            )
             image_encoder = gr.Textbox(
                 label='Image encoder folder in the workspace',
-                placeholder="empty = the config's")
+                placeholder="empty = the config's",
+            )
         with gr.Tab('Data', id='data'):
             with gr.Row():
-                folder = gr.Textbox('datasets/my_dataset', label='Dataset folder',
-                                    elem_id='dataset-folder', scale=3)
+                folder = gr.Textbox(
+                    'datasets/my_dataset',
+                    label='Dataset folder',
+                    elem_id='dataset-folder',
+                    scale=3,
+                )
                 load = gr.Button('Load', scale=1)
                 scan = gr.Button('Scan folder for images', scale=1)
             with gr.Row():
-                uploads = gr.File(file_count='multiple', label='Images (and '
-                                  '.txt captions of the same name)',
-                                  file_types=['image', '.txt'],
-                                  elem_id='upload-images')
+                uploads = gr.File(
+                    file_count='multiple',
+                    label='Images (and .txt captions of the same name)',
+                    file_types=['image', '.txt'],
+                    elem_id='upload-images',
+                )
                 with gr.Column():
-                    caption = gr.Textbox(label='Caption for these images',
-                                         lines=2, elem_id='upload-caption')
-                    add = gr.Button('Add to dataset', variant='primary',
-                                    elem_id='add-images')
+                    caption = gr.Textbox(
+                        label='Caption for these images',
+                        lines=2,
+                        elem_id='upload-caption',
+                    )
+                    add = gr.Button(
+                        'Add to dataset', variant='primary', elem_id='add-images'
+                    )
             summary = gr.Markdown(elem_id='dataset-summary')
-            table = gr.Dataframe(headers=data.HEADERS, type='array',
-                                 interactive=True, static_columns=[0, 2],
-                                 label='Captions (edit the text, then Save)',
-                                 elem_id='captions', wrap=True)
+            table = gr.Dataframe(
+                headers=data.HEADERS,
+                type='array',
+                interactive=True,
+                static_columns=[0, 2],
+                label='Captions (edit the text, then Save)',
+                elem_id='captions',
+                wrap=True,
+            )
             save = gr.Button('Save captions')
             preview = gr.Gallery(label='Images', columns=6, height=220)
         with gr.Tab('Train', id='train'):
             with gr.Row():
-                config = gr.Dropdown(configs, value=default, label='Config',
-                                     elem_id='train-config')
-                run = gr.Textbox('my_adapter', label='Run name (runs/<name>)',
-                                 elem_id='run-name')
+                config = gr.Dropdown(
+                    configs, value=default, label='Config', elem_id='train-config'
+                )
+                run = gr.Textbox(
+                    'my_adapter', label='Run name (runs/<name>)', elem_id='run-name'
+                )
                 dataset = gr.Textbox('datasets/my_dataset', label='Dataset folder')
             with gr.Row():
-                epochs = gr.Number(knobs['epochs'], label='Epochs', precision=0,
-                                   elem_id='epochs')
+                epochs = gr.Number(
+                    knobs['epochs'], label='Epochs', precision=0, elem_id='epochs'
+                )
                 lr = gr.Number(knobs['lr'], label='Learning rate')
-                resolution = gr.Number(knobs['resolution'], label='Resolution',
-                                       precision=0)
+                resolution = gr.Number(
+                    knobs['resolution'], label='Resolution', precision=0
+                )
                 batch = gr.Number(knobs['batch_size'], label='Batch', precision=0)
-                precision = gr.Radio(list(PRECISIONS), value='fp32',
-                                     label='Precision')
-                sample_every = gr.Number(knobs['sample_every'], precision=0,
-                                         label='Samples every N epochs',
-                                         elem_id='sample-every')
-                checkpoint_every = gr.Number(knobs['checkpoint_every'],
-                                             precision=0,
-                                             label='Checkpoint every N iterations')
+                precision = gr.Radio(list(PRECISIONS), value='fp32', label='Precision')
+                sample_every = gr.Number(
+                    knobs['sample_every'],
+                    precision=0,
+                    label='Samples every N epochs',
+                    elem_id='sample-every',
+                )
+                checkpoint_every = gr.Number(
+                    knobs['checkpoint_every'],
+                    precision=0,
+                    label='Checkpoint every N iterations',
+                )
             with gr.Row():
                 tiny = gr.Button('Write tiny models')
                 start = gr.Button('Start', variant='primary', elem_id='start')
@@ -247,79 +358,122 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
                 resume = gr.Button('Resume', elem_id='resume')
             message = gr.Textbox(label='Message', lines=2, elem_id='train-message')
             status = gr.Markdown(elem_id='train-status')
-            progress = gr.HTML(views.progress_html(TrainStatus()),
-                               elem_id='train-progress')
+            progress = gr.HTML(
+                views.progress_html(TrainStatus()), elem_id='train-progress'
+            )
             with gr.Row():
-                loss = gr.LinePlot(x='iteration', y='loss', label='Loss',
-                                   elem_id='loss-curve', height=260)
-                gain = gr.LinePlot(x='iteration', y='gain', color='kind',
-                                   label='Reference gain (> 0: the adapter '
-                                   'uses its reference)',
-                                   elem_id='gain-curve', height=260)
-                samples = gr.Gallery(label='Latest samples (reference | '
-                                     'generated)', columns=3, height=260,
-                                     elem_id='train-samples')
-            log = gr.Textbox(label='Log (the last lines)', lines=15,
-                             max_lines=15, autoscroll=True, elem_id='train-log')
+                loss = gr.LinePlot(
+                    x='iteration',
+                    y='loss',
+                    label='Loss',
+                    elem_id='loss-curve',
+                    height=260,
+                )
+                gain = gr.LinePlot(
+                    x='iteration',
+                    y='gain',
+                    color='kind',
+                    label='Reference gain (> 0: the adapter uses its reference)',
+                    elem_id='gain-curve',
+                    height=260,
+                )
+                samples = gr.Gallery(
+                    label='Latest samples (reference | generated)',
+                    columns=3,
+                    height=260,
+                    elem_id='train-samples',
+                )
+            log = gr.Textbox(
+                label='Log (the last lines)',
+                lines=15,
+                max_lines=15,
+                autoscroll=True,
+                elem_id='train-log',
+            )
             command = gr.Textbox(label='The same run from a shell', lines=2)
         with gr.Tab('Generate', id='generate') as generate_tab:
             with gr.Row():
                 gen_config = gr.Dropdown(configs, value=default, label='Config')
-                gen_adapter = gr.Dropdown([], label='Adapter (checkpoint or '
-                                          'file)', elem_id='gen-adapter')
+                gen_adapter = gr.Dropdown(
+                    [], label='Adapter (checkpoint or file)', elem_id='gen-adapter'
+                )
                 gen_refresh = gr.Button('↻', scale=0, min_width=40)
             with gr.Row():
-                references = gr.File(file_count='multiple', file_types=['image'],
-                                     label='Reference image(s)',
-                                     elem_id='references')
-                ref_paths = gr.Textbox(label='…or reference paths in the '
-                                       'workspace, one a line', lines=3)
+                references = gr.File(
+                    file_count='multiple',
+                    file_types=['image'],
+                    label='Reference image(s)',
+                    elem_id='references',
+                )
+                ref_paths = gr.Textbox(
+                    label='…or reference paths in the workspace, one a line', lines=3
+                )
             prompt = gr.Textbox(label='Prompt', elem_id='prompt')
             negative = gr.Textbox(label="Negative prompt (empty = the config's)")
             with gr.Row():
                 scale = gr.Slider(0, 2, value=1.0, step=0.05, label='Scale')
-                preset = gr.Radio(list(PRESETS), value='scale',
-                                  label='Preset (style / layout: SDXL)')
+                preset = gr.Radio(
+                    list(PRESETS), value='scale', label='Preset (style / layout: SDXL)'
+                )
             with gr.Row():
-                steps = gr.Number(gen_defaults['steps'], precision=0, minimum=1,
-                                  label='Steps', elem_id='gen-steps')
-                guidance = gr.Number(gen_defaults['guidance_scale'],
-                                     label='Guidance')
-                true_cfg = gr.Number(0, minimum=0, elem_id='gen-true-cfg',
-                                     label='True CFG (FLUX; 0 = off, e.g. 4)')
+                steps = gr.Number(
+                    gen_defaults['steps'],
+                    precision=0,
+                    minimum=1,
+                    label='Steps',
+                    elem_id='gen-steps',
+                )
+                guidance = gr.Number(gen_defaults['guidance_scale'], label='Guidance')
+                true_cfg = gr.Number(
+                    0,
+                    minimum=0,
+                    elem_id='gen-true-cfg',
+                    label='True CFG (FLUX; 0 = off, e.g. 4)',
+                )
                 seed = gr.Number(0, precision=0, label='Seed')
                 num_images = gr.Slider(1, 8, value=1, step=1, label='Images')
-            gen_button = gr.Button('Generate', variant='primary',
-                                   elem_id='generate')
-            gallery = gr.Gallery(label='Generated', columns=4, height=300,
-                                 buttons=['download', 'fullscreen'],
-                                 elem_id='gen-gallery')
+            gen_button = gr.Button('Generate', variant='primary', elem_id='generate')
+            gallery = gr.Gallery(
+                label='Generated',
+                columns=4,
+                height=300,
+                buttons=['download', 'fullscreen'],
+                elem_id='gen-gallery',
+            )
             gen_files = gr.File(label='Download', file_count='multiple')
         with gr.Tab('Evaluate', id='evaluate') as evaluate_tab:
             with gr.Row():
                 ev_config = gr.Dropdown(configs, value=default, label='Config')
                 ev_adapter = gr.Dropdown([], label='Adapter (checkpoint or file)')
                 mode = gr.Radio(['quick', 'full'], value='quick', label='Mode')
-            ev_button = gr.Button('Evaluate', variant='primary',
-                                  elem_id='evaluate')
+            ev_button = gr.Button('Evaluate', variant='primary', elem_id='evaluate')
             ev_where = gr.Markdown(elem_id='eval-where')
-            report = gr.Dataframe(headers=evaluation.REPORT_HEADERS,
-                                  type='array', interactive=False,
-                                  label='Report', elem_id='eval-table')
+            report = gr.Dataframe(
+                headers=evaluation.REPORT_HEADERS,
+                type='array',
+                interactive=False,
+                label='Report',
+                elem_id='eval-table',
+            )
             with gr.Row():
-                grids = gr.Gallery(label='Grids (reference | each scale)',
-                                   columns=1, height=320)
-                tradeoff = gr.Image(label='Scale trade-off (full mode)',
-                                    type='filepath', height=320)
-            ev_log = gr.Textbox(label='Log (the last lines)', lines=15,
-                                max_lines=15)
+                grids = gr.Gallery(
+                    label='Grids (reference | each scale)', columns=1, height=320
+                )
+                tradeoff = gr.Image(
+                    label='Scale trade-off (full mode)', type='filepath', height=320
+                )
+            ev_log = gr.Textbox(label='Log (the last lines)', lines=15, max_lines=15)
         with gr.Tab('Files', id='files') as files_tab:
             with gr.Row():
                 checkpoint = gr.Dropdown([], label='Checkpoint')
-                fmt = gr.Radio(['safetensors', 'bin'], value='safetensors',
-                               label='Format')
-                dtype = gr.Dropdown(['', 'fp16', 'bf16', 'fp32'], value='',
-                                    label='Cast to (empty = keep)')
+                fmt = gr.Radio(
+                    ['safetensors', 'bin'], value='safetensors', label='Format'
+                )
+                dtype = gr.Dropdown(
+                    ['', 'fp16', 'bf16', 'fp32'],
+                    value='',
+                    label='Cast to (empty = keep)',
+                )
                 convert = gr.Button('Convert', variant='primary')
             with gr.Row():
                 adapter_file = gr.Dropdown([], label='Adapter file')
@@ -331,49 +485,92 @@ def build_page(ws: Workspace, runs: TrainingRuns | None = None,
         # Data
         load.click(shown(page.load_dataset), folder, [table, summary, preview])
         scan.click(shown(page.scan_folder), folder, [table, summary, preview])
-        add.click(shown(page.add_images), [folder, uploads, caption],
-                  [table, summary, preview, uploads, caption])
-        save.click(shown(page.save_rows), [folder, table],
-                   [table, summary, preview])
+        add.click(
+            shown(page.add_images),
+            [folder, uploads, caption],
+            [table, summary, preview, uploads, caption],
+        )
+        save.click(shown(page.save_rows), [folder, table], [table, summary, preview])
         folder.change(lambda value: value, folder, dataset)
         # Train
-        config.change(lambda name: tuple(config_defaults(name).values()), config,
-                      [epochs, lr, resolution, batch, sample_every,
-                       checkpoint_every])
-        train_knobs = [config, dataset, epochs, lr, resolution, batch,
-                       precision, sample_every, checkpoint_every, base_model,
-                       image_encoder]
+        config.change(
+            lambda name: tuple(config_defaults(name).values()),
+            config,
+            [epochs, lr, resolution, batch, sample_every, checkpoint_every],
+        )
+        train_knobs = [
+            config,
+            dataset,
+            epochs,
+            lr,
+            resolution,
+            batch,
+            precision,
+            sample_every,
+            checkpoint_every,
+            base_model,
+            image_encoder,
+        ]
         tiny.click(shown(page.write_tiny), config, message)
         start.click(shown(page.start), [run, *train_knobs], message)
         resume.click(shown(page.resume), [run, *train_knobs], message)
         stop.click(shown(page.stop), run, message)
-        timer.tick(page.refresh, [run, seen],
-                   [status, progress, loss, gain, samples, log, command, seen],
-                   show_progress='hidden', queue=False)
+        timer.tick(
+            page.refresh,
+            [run, seen],
+            [status, progress, loss, gain, samples, log, command, seen],
+            show_progress='hidden',
+            queue=False,
+        )
         # Generate, Evaluate
         for tab in (generate_tab, evaluate_tab):
             tab.select(page.adapter_lists, None, [gen_adapter, ev_adapter])
         gen_refresh.click(page.adapter_lists, None, [gen_adapter, ev_adapter])
-        gen_adapter.change(page.models_of, gen_adapter,
-                           [gen_config, base_model, image_encoder])
-        ev_adapter.change(page.models_of, ev_adapter,
-                          [ev_config, base_model, image_encoder])
-        gen_config.change(lambda name: (generation_defaults(name)['steps'],
-                                        generation_defaults(name)['guidance_scale']),
-                          gen_config, [steps, guidance])
-        gen_button.click(shown(page.generate), [
-            gen_config, gen_adapter, references, ref_paths, prompt, negative,
-            scale, preset, steps, guidance, seed, num_images, base_model,
-            image_encoder, true_cfg], [gallery, gen_files])
-        ev_button.click(shown(page.evaluate), [ev_config, ev_adapter, mode,
-                                               base_model, image_encoder],
-                        [ev_log, report, grids, tradeoff, ev_where])
+        gen_adapter.change(
+            page.models_of, gen_adapter, [gen_config, base_model, image_encoder]
+        )
+        ev_adapter.change(
+            page.models_of, ev_adapter, [ev_config, base_model, image_encoder]
+        )
+        gen_config.change(
+            lambda name: (
+                generation_defaults(name)['steps'],
+                generation_defaults(name)['guidance_scale'],
+            ),
+            gen_config,
+            [steps, guidance],
+        )
+        gen_button.click(
+            shown(page.generate),
+            [
+                gen_config,
+                gen_adapter,
+                references,
+                ref_paths,
+                prompt,
+                negative,
+                scale,
+                preset,
+                steps,
+                guidance,
+                seed,
+                num_images,
+                base_model,
+                image_encoder,
+                true_cfg,
+            ],
+            [gallery, gen_files],
+        )
+        ev_button.click(
+            shown(page.evaluate),
+            [ev_config, ev_adapter, mode, base_model, image_encoder],
+            [ev_log, report, grids, tradeoff, ev_where],
+        )
         # Files
         files_tab.select(page.file_lists, None, [checkpoint, adapter_file])
-        convert.click(shown(page.convert), [checkpoint, fmt, dtype],
-                      [file_text, adapter_file])
-        adapter_file.change(shown(page.file_info), adapter_file,
-                            [file_text, download])
+        convert.click(
+            shown(page.convert), [checkpoint, fmt, dtype], [file_text, adapter_file]
+        )
+        adapter_file.change(shown(page.file_info), adapter_file, [file_text, download])
         demo.load(shown(page.load_dataset), folder, [table, summary, preview])
     return demo
-

@@ -1,5 +1,6 @@
 """Serve the page: Gradio's uploads kept in the workspace, no analytics, no
 share link, on localhost unless told otherwise."""
+
 import os
 import os.path as osp
 
@@ -17,10 +18,20 @@ def serve(workspace: str, host: str = '127.0.0.1', port: int = 7860) -> None:
     os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'
     os.environ.setdefault('HF_HUB_DISABLE_TELEMETRY', '1')
     from .page import CSS, build_page
+
     demo = build_page(ws)
     if host not in ('127.0.0.1', 'localhost', '::1'):
-        print(f'warning: serving on {host}: anyone who reaches this address '
-              'can train, generate and read the workspace')
-    demo.queue().launch(server_name=host, server_port=port, share=False,
-                        allowed_paths=[ws.root], css=CSS, ssr_mode=False,
-                        show_error=True, quiet=False)
+        print(
+            f'warning: serving on {host}: anyone who reaches this address '
+            'can train, generate and read the workspace'
+        )
+    demo.queue().launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        allowed_paths=[ws.root],
+        css=CSS,
+        ssr_mode=False,
+        show_error=True,
+        quiet=False,
+    )

@@ -2,6 +2,7 @@
 ``python tools/train.py CONFIG --work-dir runs/<name> [--amp] [--resume]
 --cfg-options ...``.
 """
+
 import json
 import os.path as osp
 from dataclasses import asdict, dataclass
@@ -14,9 +15,16 @@ from .base_models import model_options, options_to_args
 from .data import annotation_file, check_annotation_file, index_cache
 from .workspace import Workspace
 
-__all__ = ['TrainSettings', 'PRECISIONS', 'train_options', 'train_command',
-           'config_defaults',
-           'write_run_info', 'read_run_info', 'RUN_INFO']
+__all__ = [
+    'TrainSettings',
+    'PRECISIONS',
+    'train_options',
+    'train_command',
+    'config_defaults',
+    'write_run_info',
+    'read_run_info',
+    'RUN_INFO',
+]
 
 PRECISIONS = ('fp32', 'amp')  # amp: fp16 with loss scaling on CUDA, bf16 on CPU
 RUN_INFO = 'webui_run.json'
@@ -39,6 +47,7 @@ class TrainSettings:
         base_model: A base-model folder in the workspace.
         image_encoder: An image-encoder folder in the workspace.
     """
+
     config: str
     dataset: str = ''
     epochs: int | None = None
@@ -66,34 +75,41 @@ def _check_dataset(ws: Workspace, folder: str) -> str:
     that training runs first, run here so the page says it at once)."""
     path = annotation_file(ws, folder)
     if not osp.isfile(path):
-        raise DatasetError(f'{folder}: no {osp.basename(path)} yet (add images '
-                           'in the Data tab)')
+        raise DatasetError(
+            f'{folder}: no {osp.basename(path)} yet (add images in the Data tab)'
+        )
     total, bad = check_annotation_file(ws, path)
     if not total or bad:
-        raise DatasetError(f'{folder}: {len(bad)} of {total} records are '
-                           'unusable:\n' + describe_bad_records(bad))
+        raise DatasetError(
+            f'{folder}: {len(bad)} of {total} records are '
+            'unusable:\n' + describe_bad_records(bad)
+        )
     return path
 
 
 def train_options(ws: Workspace, settings: TrainSettings) -> dict[str, object]:
     """The ``--cfg-options`` of a training run."""
     cfg = kit.read_config(settings.config)
-    options = model_options(ws, settings.config, settings.base_model,
-                            settings.image_encoder)
+    options = model_options(
+        ws, settings.config, settings.base_model, settings.image_encoder
+    )
     if settings.dataset:
         options['train_dataloader.dataset.ann_file'] = _check_dataset(
-            ws, settings.dataset)
+            ws, settings.dataset
+        )
         options['train_dataloader.dataset.index_cache'] = index_cache(ws)
     values = {
         'train_cfg.max_epochs': _positive(settings.epochs, 'epochs'),
         'optim_wrapper.optimizer.lr': _positive(settings.lr, 'lr', float),
         'train_dataloader.batch_size': _positive(settings.batch_size, 'batch'),
         'default_hooks.checkpoint.interval': _positive(
-            settings.checkpoint_every, 'checkpoint interval'),
+            settings.checkpoint_every, 'checkpoint interval'
+        ),
         'default_hooks.logger.interval': 1,  # a point of the curve per step
     }
     values['train_dataloader.dataset.resolution'] = _positive(
-        settings.resolution, 'resolution')  # the one knob of every crop
+        settings.resolution, 'resolution'
+    )  # the one knob of every crop
     sample_every = _positive(settings.sample_every, 'sample interval')
     if sample_every:
         values['train_cfg.val_interval'] = sample_every
@@ -104,12 +120,14 @@ def train_options(ws: Workspace, settings: TrainSettings) -> dict[str, object]:
     return options
 
 
-def train_command(ws: Workspace, run: str, settings: TrainSettings,
-                  resume: bool = False) -> list[str]:
+def train_command(
+    ws: Workspace, run: str, settings: TrainSettings, resume: bool = False
+) -> list[str]:
     """``python tools/train.py CONFIG --work-dir runs/<run> ...``."""
     if settings.precision not in PRECISIONS:
-        raise UserError(f'precision {settings.precision!r}: one of '
-                           f'{", ".join(PRECISIONS)}')
+        raise UserError(
+            f'precision {settings.precision!r}: one of {", ".join(PRECISIONS)}'
+        )
     args = [kit.config_path(settings.config), '--work-dir', ws.run_dir(run)]
     if settings.precision == 'amp':
         args.append('--amp')
@@ -119,15 +137,18 @@ def train_command(ws: Workspace, run: str, settings: TrainSettings,
     return kit.tool_command('train', *args)
 
 
-def write_run_info(ws: Workspace, run: str, settings: TrainSettings,
-                   command: list[str]) -> None:
+def write_run_info(
+    ws: Workspace, run: str, settings: TrainSettings, command: list[str]
+) -> None:
     """Record the run's settings beside its checkpoints (for Resume, and for
     generating and evaluating with the run's config and models)."""
-    epochs = settings.epochs or kit.read_config(
-        settings.config).train_cfg.get('max_epochs')
+    epochs = settings.epochs or kit.read_config(settings.config).train_cfg.get(
+        'max_epochs'
+    )
     info = dict(settings=asdict(settings), max_epochs=epochs, command=command)
-    atomic_write_bytes(osp.join(ws.run_dir(run), RUN_INFO),
-                       json.dumps(info, indent=2).encode())
+    atomic_write_bytes(
+        osp.join(ws.run_dir(run), RUN_INFO), json.dumps(info, indent=2).encode()
+    )
 
 
 def read_run_info(ws: Workspace, run: str) -> dict | None:
@@ -142,12 +163,16 @@ def read_run_info(ws: Workspace, run: str) -> dict | None:
 def config_defaults(config: str) -> dict[str, object]:
     """The knobs' values in config ``config`` (what the Train tab shows)."""
     cfg = kit.read_config(config)
-    hooks = [hook for hook in cfg.get('custom_hooks', [])
-             if hook['type'] == 'IPAdapterVisualizationHook']
+    hooks = [
+        hook
+        for hook in cfg.get('custom_hooks', [])
+        if hook['type'] == 'IPAdapterVisualizationHook'
+    ]
     return dict(
         epochs=cfg.train_cfg.get('max_epochs'),
         lr=cfg.optim_wrapper.optimizer.get('lr'),
         resolution=cfg.train_dataloader.dataset.get('resolution'),
         batch_size=cfg.train_dataloader.get('batch_size'),
         sample_every=hooks[0].get('interval') if hooks else None,
-        checkpoint_every=cfg.default_hooks.checkpoint.get('interval'))
+        checkpoint_every=cfg.default_hooks.checkpoint.get('interval'),
+    )

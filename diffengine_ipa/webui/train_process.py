@@ -12,6 +12,7 @@ One training per work dir: the page takes an exclusive ``flock`` on
 holds it as long as it lives (also after the page is closed or restarted;
 another page server sees it too).
 """
+
 import fcntl
 import os
 import os.path as osp
@@ -39,8 +40,7 @@ from .train_options import (
 )
 from .workspace import Workspace
 
-__all__ = ['TrainingRuns', 'TrainStatus', 'CONSOLE_LOG', 'parse_progress',
-           'log_tail']
+__all__ = ['TrainingRuns', 'TrainStatus', 'CONSOLE_LOG', 'parse_progress', 'log_tail']
 
 CONSOLE_LOG = 'webui_train.log'
 LOCK_FILE = '.webui_train.lock'
@@ -48,14 +48,17 @@ EPOCH_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 ITER_LINE = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 ETA = re.compile(r'eta: (\S+)')
 # MMEngine's table of hooks by stage, printed when a runner is built.
-HOOK_TABLE = re.compile(r'^(\((VERY_HIGH|HIGHEST|HIGH|ABOVE_NORMAL|NORMAL|'
-                        r'BELOW_NORMAL|LOW|VERY_LOW|LOWEST)\s*\)\s+\w+|'
-                        r'\s*-{10,}|(before|after)_\w+:)\s*$')
+HOOK_TABLE = re.compile(
+    r'^(\((VERY_HIGH|HIGHEST|HIGH|ABOVE_NORMAL|NORMAL|'
+    r'BELOW_NORMAL|LOW|VERY_LOW|LOWEST)\s*\)\s+\w+|'
+    r'\s*-{10,}|(before|after)_\w+:)\s*$'
+)
 
 
 @dataclass
 class TrainStatus:
     """What the Train tab shows of a run."""
+
     state: str = 'not started'  # not started | running | finished | stopped | failed
     done: int = 0  # iterations
     total: int | None = None
@@ -70,8 +73,9 @@ class TrainStatus:
     command: str = ''
 
 
-def parse_progress(log_text: str, max_epochs: int | None
-                   ) -> tuple[int, int | None, str | None]:
+def parse_progress(
+    log_text: str, max_epochs: int | None
+) -> tuple[int, int | None, str | None]:
     """``(iterations done, total, eta)`` from the runner's last train line."""
     done, total, eta = 0, None, None
     lines = [line for line in log_text.splitlines() if '(train)' in line]
@@ -136,30 +140,42 @@ class TrainingRuns:
         self._stopped: set[str] = set()
         self._mutex = threading.Lock()
 
-    def start(self, ws: Workspace, run: str, settings: TrainSettings,
-              resume: bool = False) -> str:
+    def start(
+        self, ws: Workspace, run: str, settings: TrainSettings, resume: bool = False
+    ) -> str:
         """Start ``tools/train.py`` for run ``run`` (``--resume``: from the
         work dir's last checkpoint); the command, as text."""
         command = train_command(ws, run, settings, resume)
         work_dir = ws.run_dir(run)
         if not resume:  # a finished run's checkpoints stay its own
-            refuse_fresh_run_over(work_dir, f'runs/{run}', 'press Resume to '
-                                  'continue it, or give a new run name')
+            refuse_fresh_run_over(
+                work_dir,
+                f'runs/{run}',
+                'press Resume to continue it, or give a new run name',
+            )
         os.makedirs(work_dir, exist_ok=True)
         with self._mutex:
             fd = _try_lock(osp.join(work_dir, LOCK_FILE))
             if fd is None:
-                raise UserError(f'runs/{run}: a training is already running in '
-                                'this work dir (stop it first)')
+                raise UserError(
+                    f'runs/{run}: a training is already running in '
+                    'this work dir (stop it first)'
+                )
             try:
                 write_run_info(ws, run, settings, command)
                 with open(osp.join(work_dir, CONSOLE_LOG), 'ab') as log:
                     log.write(f'$ {subprocess.list2cmdline(command)}\n'.encode())
                     log.flush()
                     proc = subprocess.Popen(
-                        command, cwd=ws.root, env=kit.tool_env(), stdout=log,
-                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        pass_fds=(fd, ), start_new_session=True)
+                        command,
+                        cwd=ws.root,
+                        env=kit.tool_env(),
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        pass_fds=(fd,),
+                        start_new_session=True,
+                    )
                 os.ftruncate(fd, 0)
                 os.write(fd, str(proc.pid).encode())
             finally:
@@ -168,14 +184,16 @@ class TrainingRuns:
             self._stopped.discard(work_dir)
         return subprocess.list2cmdline(command)
 
-    def resume(self, ws: Workspace, run: str,
-               settings: TrainSettings | None = None) -> str:
+    def resume(
+        self, ws: Workspace, run: str, settings: TrainSettings | None = None
+    ) -> str:
         """Start again with ``--resume``, with ``settings`` or the run's own."""
         if settings is None:
             info = read_run_info(ws, run)
             if info is None:
-                raise UserError(f'runs/{run}: not started from this page; give '
-                                'its settings')
+                raise UserError(
+                    f'runs/{run}: not started from this page; give its settings'
+                )
             settings = TrainSettings(**info['settings'])
         return self.start(ws, run, settings, resume=True)
 
@@ -225,24 +243,34 @@ class TrainingRuns:
         samples = sample_images(work_dir)
         step = max(samples) if samples else None
         return TrainStatus(
-            state=self._state(work_dir), done=done, total=total, eta=eta,
+            state=self._state(work_dir),
+            done=done,
+            total=total,
+            eta=eta,
             log_tail=log_tail(console),
-            losses=[(s, float(r['loss']))
-                    for s, r in training_records(work_dir).items()],
-            gains=[(s, g.get('reference_gain', 0.0),
-                    g.get('no_reference_gain', 0.0))
-                   for s, g in reference_gains(work_dir).items()],
+            losses=[
+                (s, float(r['loss'])) for s, r in training_records(work_dir).items()
+            ],
+            gains=[
+                (s, g.get('reference_gain', 0.0), g.get('no_reference_gain', 0.0))
+                for s, g in reference_gains(work_dir).items()
+            ],
             reference_warning=reference_warning(work_dir),
-            samples=samples.get(step, []), sample_step=step,
-            command=subprocess.list2cmdline(info.get('command', [])))
+            samples=samples.get(step, []),
+            sample_step=step,
+            command=subprocess.list2cmdline(info.get('command', [])),
+        )
 
     def _state(self, work_dir: str) -> str:
         if is_training(work_dir):
             return 'running'
         proc = self._procs.get(work_dir)
         if proc is None:
-            return 'not running' if osp.isfile(
-                osp.join(work_dir, CONSOLE_LOG)) else 'not started'
+            return (
+                'not running'
+                if osp.isfile(osp.join(work_dir, CONSOLE_LOG))
+                else 'not started'
+            )
         code = proc.wait()  # it let go of the lock: it has ended
         if work_dir in self._stopped:
             return 'stopped'

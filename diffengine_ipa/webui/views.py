@@ -1,13 +1,21 @@
 """What the page shows, from the callbacks' plain results: no Gradio here,
 so these are tested without a browser."""
+
 import html
 import os.path as osp
 
 from .train_process import TrainStatus
 from .workspace import Workspace
 
-__all__ = ['dataset_summary', 'dataset_gallery', 'progress_html',
-           'status_markdown', 'loss_table', 'gain_table', 'sample_gallery']
+__all__ = [
+    'dataset_summary',
+    'dataset_gallery',
+    'progress_html',
+    'status_markdown',
+    'loss_table',
+    'gain_table',
+    'sample_gallery',
+]
 
 
 def dataset_summary(ws: Workspace, folder: str, rows: list[list]) -> str:
@@ -15,13 +23,14 @@ def dataset_summary(ws: Workspace, folder: str, rows: list[list]) -> str:
     usable = sum(1 for row in rows if row[2] == 'ok')
     where = osp.join(ws.relative(folder), 'data.json')
     images = f'{len(rows)} image' + ('' if len(rows) == 1 else 's')
-    return (f'{images}, **{usable} usable** · annotation file '
-            f'`{where}`' + ('' if usable == len(rows) else
-                            ' · fix or remove the rows whose check is not ok'))
+    return f'{images}, **{usable} usable** · annotation file `{where}`' + (
+        '' if usable == len(rows) else ' · fix or remove the rows whose check is not ok'
+    )
 
 
-def dataset_gallery(ws: Workspace, folder: str,
-                    rows: list[list]) -> list[tuple[str, str]]:
+def dataset_gallery(
+    ws: Workspace, folder: str, rows: list[list]
+) -> list[tuple[str, str]]:
     """``(image, caption)`` of the rows whose image exists in the folder."""
     root = ws.resolve(folder)
     items = []
@@ -40,13 +49,18 @@ def progress_html(status: TrainStatus) -> str:
     elif done:
         text = f'iteration {done}'
     else:
-        text = ('waiting for the first iteration' if status.state == 'running'
-                else 'no iterations yet')
+        text = (
+            'waiting for the first iteration'
+            if status.state == 'running'
+            else 'no iterations yet'
+        )
     if status.eta and status.state == 'running':
         text += f' · ETA {status.eta}'
-    return (f'<div class="train-progress"><progress value="{done}" '
-            f'max="{total or max(done, 1)}"></progress> '
-            f'<span class="progress-text">{html.escape(text)}</span></div>')
+    return (
+        f'<div class="train-progress"><progress value="{done}" '
+        f'max="{total or max(done, 1)}"></progress> '
+        f'<span class="progress-text">{html.escape(text)}</span></div>'
+    )
 
 
 def status_markdown(run: str, status: TrainStatus) -> str:
@@ -56,8 +70,10 @@ def status_markdown(run: str, status: TrainStatus) -> str:
         line += f' · samples of step {status.sample_step}'
     if status.gains:
         step, gain, none = status.gains[-1]
-        line += (f' · reference gain {gain:+.4f} (no reference {none:+.4f}) '
-                 f'at iteration {step}')
+        line += (
+            f' · reference gain {gain:+.4f} (no reference {none:+.4f}) '
+            f'at iteration {step}'
+        )
     if status.reference_warning:
         line += f'\n\n⚠ {html.escape(status.reference_warning)}'
     return line
@@ -67,25 +83,34 @@ def loss_table(status: TrainStatus):
     """The loss curve as a DataFrame (``iteration``, ``loss``), numeric even
     when empty (the plot reads its axes' types from the columns)."""
     import pandas as pd
-    return pd.DataFrame({
-        'iteration': pd.Series([s for s, _ in status.losses], dtype='int64'),
-        'loss': pd.Series([v for _, v in status.losses], dtype='float64')})
+
+    return pd.DataFrame(
+        {
+            'iteration': pd.Series([s for s, _ in status.losses], dtype='int64'),
+            'loss': pd.Series([v for _, v in status.losses], dtype='float64'),
+        }
+    )
 
 
 def gain_table(status: TrainStatus):
     """The reference gains per validation as a long DataFrame
     (``iteration``, ``gain``, ``kind``: shuffled / none)."""
     import pandas as pd
-    rows = [(step, value, kind) for step, gain, none in status.gains
-            for value, kind in ((gain, 'shuffled'), (none, 'none'))]
-    return pd.DataFrame({
-        'iteration': pd.Series([r[0] for r in rows], dtype='int64'),
-        'gain': pd.Series([r[1] for r in rows], dtype='float64'),
-        'kind': pd.Series([r[2] for r in rows], dtype='str')})
+
+    rows = [
+        (step, value, kind)
+        for step, gain, none in status.gains
+        for value, kind in ((gain, 'shuffled'), (none, 'none'))
+    ]
+    return pd.DataFrame(
+        {
+            'iteration': pd.Series([r[0] for r in rows], dtype='int64'),
+            'gain': pd.Series([r[1] for r in rows], dtype='float64'),
+            'kind': pd.Series([r[2] for r in rows], dtype='str'),
+        }
+    )
 
 
 def sample_gallery(status: TrainStatus) -> list[tuple[str, str]]:
     """The latest samples (reference | generated) with their names."""
-    return [(path, osp.splitext(osp.basename(path))[0])
-            for path in status.samples]
-
+    return [(path, osp.splitext(osp.basename(path))[0]) for path in status.samples]

@@ -11,6 +11,7 @@ lead out. The layout inside is a convention, not a requirement::
     models/tiny_models/   the tiny random families, when written
     outputs/generate/     generated images
 """
+
 import os
 import os.path as osp
 
@@ -46,11 +47,11 @@ class Workspace:
             raise WorkspaceError('no path given')
         real = osp.realpath(osp.join(self.root, str(path).strip()))
         if osp.commonpath([self.root, real]) != self.root:
-            raise WorkspaceError(f'{path}: outside the workspace {self.root} '
-                                 '(give a path inside it)')
+            raise WorkspaceError(
+                f'{path}: outside the workspace {self.root} (give a path inside it)'
+            )
         if must_exist and not osp.exists(real):
-            raise WorkspaceError(f'{path}: no such file or folder in the '
-                                 'workspace')
+            raise WorkspaceError(f'{path}: no such file or folder in the workspace')
         return real
 
     def relative(self, path: str) -> str:
@@ -80,13 +81,17 @@ class Workspace:
         the root, ``**`` allowed), as relative paths, newest first; none
         under a top-level folder in ``exclude`` or a hidden folder."""
         import glob
+
         found = set()
         for pattern in patterns:
             for path in glob.glob(osp.join(self.root, pattern), recursive=True):
                 rel = osp.relpath(path, self.root)
                 top = rel.split(os.sep)[0]
-                if (osp.isfile(path) and top not in exclude
-                        and not any(p.startswith('.') for p in rel.split(os.sep))):
+                if (
+                    osp.isfile(path)
+                    and top not in exclude
+                    and not any(p.startswith('.') for p in rel.split(os.sep))
+                ):
                     found.add(rel)
         return sorted(found, key=lambda r: -osp.getmtime(osp.join(self.root, r)))
 
@@ -94,9 +99,9 @@ class Workspace:
 def check_name(name: str) -> str:
     """A run or dataset name: letters, digits, ``-``, ``_`` and ``.``."""
     name = (name or '').strip()
-    allowed = set('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
-                  '0123456789-_.')
+    allowed = set('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.')
     if not name or name.startswith('.') or set(name) - allowed:
-        raise WorkspaceError(f'{name!r}: a name is letters, digits, "-", "_" '
-                             'and "." (not first)')
+        raise WorkspaceError(
+            f'{name!r}: a name is letters, digits, "-", "_" and "." (not first)'
+        )
     return name

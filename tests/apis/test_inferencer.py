@@ -3,6 +3,7 @@ inputs and seed (≤ 1/255): several references, two adapters, per-block
 scales, region masks, a negative image, saved image embeddings, ControlNet,
 another base checkpoint; models loaded once; one line where a family's
 pipeline lacks a feature."""
+
 import os.path as osp
 import re
 
@@ -32,14 +33,16 @@ PROMPT = 'a photo'
 
 def config(tiny_families, variant):
     from mmengine.config import Config
+
     cfg = Config.fromfile(TINY_CONFIGS[variant])
     cfg.merge_from_dict(tiny_overrides(tiny_families[family_of(variant)]))
     return prepare_config(cfg, TINY_CONFIGS[variant])
 
 
 def inferencer(tiny_families, variant, adapters, **kwargs):
-    return IPAdapterInferencer(config(tiny_families, variant), adapters,
-                               device='cpu', **kwargs)
+    return IPAdapterInferencer(
+        config(tiny_families, variant), adapters, device='cpu', **kwargs
+    )
 
 
 def rgb(path):
@@ -54,26 +57,32 @@ def theirs(pipe, variant, **kwargs) -> np.ndarray:
     """diffusers' image for PROMPT at 4 steps, seed 3, as uint8 values."""
     call = dict(CALL_KWARGS[family_of(variant)])
     call.update(kwargs)
-    image = pipe(PROMPT, num_inference_steps=4, output_type='np',
-                 generator=torch.Generator('cpu').manual_seed(3),
-                 **call).images[0]
+    image = pipe(
+        PROMPT,
+        num_inference_steps=4,
+        output_type='np',
+        generator=torch.Generator('cpu').manual_seed(3),
+        **call,
+    ).images[0]
     return (image * 255).round().astype(np.int16)
 
 
 def same(ours: Image.Image, expected: np.ndarray) -> bool:
-    return pixels(ours).shape == expected.shape and np.abs(
-        pixels(ours) - expected).max() <= 1
+    return (
+        pixels(ours).shape == expected.shape
+        and np.abs(pixels(ours) - expected).max() <= 1
+    )
 
 
 def test_several_references_for_one_adapter(tiny_families, converted):
     ours = inferencer(tiny_families, 'sd15', converted['safetensors'])(
-        PROMPT, [CAT, ROCKET], steps=4, seed=3)[0]
-    pipe = diffusers_pipeline('sd15', tiny_families['sd15'],
-                              converted['safetensors'])
-    assert same(ours, theirs(pipe, 'sd15',
-                             ip_adapter_image=[[rgb(CAT), rgb(ROCKET)]]))
+        PROMPT, [CAT, ROCKET], steps=4, seed=3
+    )[0]
+    pipe = diffusers_pipeline('sd15', tiny_families['sd15'], converted['safetensors'])
+    assert same(ours, theirs(pipe, 'sd15', ip_adapter_image=[[rgb(CAT), rgb(ROCKET)]]))
     one = inferencer(tiny_families, 'sd15', converted['safetensors'])(
-        PROMPT, CAT, steps=4, seed=3)[0]
+        PROMPT, CAT, steps=4, seed=3
+    )[0]
     assert not same(one, pixels(ours))  # the second reference matters
 
 
@@ -82,43 +91,50 @@ def test_two_adapters_at_once(tiny_families, converted, tmp_path):
     one with 0.8 reading the rocket."""
     other = tmp_path / 'other.safetensors'
     official_file(tiny_families, 'sd15', other, seed=5)
-    ours = inferencer(tiny_families, 'sd15', [
-        f'{converted["safetensors"]}:0.6', f'{other}:0.8'])(
-            PROMPT, [CAT, ROCKET], steps=4, seed=3)[0]
-    pipe = diffusers_pipeline('sd15', tiny_families['sd15'],
-                              converted['safetensors'])
+    ours = inferencer(
+        tiny_families, 'sd15', [f'{converted["safetensors"]}:0.6', f'{other}:0.8']
+    )(PROMPT, [CAT, ROCKET], steps=4, seed=3)[0]
+    pipe = diffusers_pipeline('sd15', tiny_families['sd15'], converted['safetensors'])
     pipe.unload_ip_adapter()
     encoder = tiny_families['sd15']['image_encoder']
     pipe.load_ip_adapter(
-        [osp.dirname(converted['safetensors']), str(tmp_path)], subfolder=['', ''],
+        [osp.dirname(converted['safetensors']), str(tmp_path)],
+        subfolder=['', ''],
         weight_name=['ip_adapter.safetensors', 'other.safetensors'],
-        image_encoder_folder=encoder)
+        image_encoder_folder=encoder,
+    )
     pipe.set_ip_adapter_scale([0.6, 0.8])
-    assert same(ours, theirs(pipe, 'sd15', ip_adapter_image=[rgb(CAT),
-                                                             rgb(ROCKET)]))
+    assert same(ours, theirs(pipe, 'sd15', ip_adapter_image=[rgb(CAT), rgb(ROCKET)]))
 
 
-@pytest.mark.parametrize('variant, scale', [
-    ('sdxl', {'up': {'block_0': [0.0, 1.0]}}),  # InstantStyle's form
-    ('sd15', {'down': {'block_0': [1.0]}, 'up': {'block_1': [0.0, 1.0]}}),
-    ('flux', [0.0, 1.0]),  # one per double-stream block
-])
+@pytest.mark.parametrize(
+    'variant, scale',
+    [
+        ('sdxl', {'up': {'block_0': [0.0, 1.0]}}),  # InstantStyle's form
+        ('sd15', {'down': {'block_0': [1.0]}, 'up': {'block_1': [0.0, 1.0]}}),
+        ('flux', [0.0, 1.0]),  # one per double-stream block
+    ],
+)
 def test_per_block_scales(tiny_families, convert_tiny, variant, scale):
     files = convert_tiny(variant)
     ours = inferencer(tiny_families, variant, files['safetensors'])(
-        PROMPT, CAT, scale=scale, steps=4, seed=3)[0]
-    pipe = diffusers_pipeline(variant, tiny_families[family_of(variant)],
-                              files['safetensors'])
+        PROMPT, CAT, scale=scale, steps=4, seed=3
+    )[0]
+    pipe = diffusers_pipeline(
+        variant, tiny_families[family_of(variant)], files['safetensors']
+    )
     pipe.set_ip_adapter_scale(scale)
     assert same(ours, theirs(pipe, variant, ip_adapter_image=rgb(CAT)))
 
 
 def test_presets_are_instantstyles_sdxl_blocks():
     from diffengine_ipa.models import SD15, SDXL
+
     assert SDXL.adapter_scale('style', 1) == {'up': {'block_0': [0.0, 1.0, 0.0]}}
     assert SDXL.adapter_scale('layout', 2) == [{'down': {'block_2': [0.0, 1.0]}}] * 2
-    with pytest.raises(UserError, match="InstantStyle's style and layout blocks "
-                       "are SDXL's"):
+    with pytest.raises(
+        UserError, match="InstantStyle's style and layout blocks are SDXL's"
+    ):
         SD15.adapter_scale('style', 1)
 
 
@@ -127,45 +143,60 @@ def test_region_masks(tiny_families, converted):
     left.paste(255, (0, 0, 32, 64))
     right = Image.eval(left, lambda v: 255 - v)
     ours = inferencer(tiny_families, 'sd15', converted['safetensors'])(
-        PROMPT, [CAT, ROCKET], masks=[left, right], scale=[[0.7, 0.7]],
-        steps=4, seed=3)[0]
-    pipe = diffusers_pipeline('sd15', tiny_families['sd15'],
-                              converted['safetensors'])
+        PROMPT, [CAT, ROCKET], masks=[left, right], scale=[[0.7, 0.7]], steps=4, seed=3
+    )[0]
+    pipe = diffusers_pipeline('sd15', tiny_families['sd15'], converted['safetensors'])
     pipe.set_ip_adapter_scale([[0.7, 0.7]])
     processor = diffusers.image_processor.IPAdapterMaskProcessor()
     masks = processor.preprocess([left, right], height=64, width=64)
     masks = [masks.reshape(1, masks.shape[0], masks.shape[2], masks.shape[3])]
-    assert same(ours, theirs(pipe, 'sd15', ip_adapter_image=[[rgb(CAT),
-                                                               rgb(ROCKET)]],
-                             cross_attention_kwargs={'ip_adapter_masks': masks}))
+    assert same(
+        ours,
+        theirs(
+            pipe,
+            'sd15',
+            ip_adapter_image=[[rgb(CAT), rgb(ROCKET)]],
+            cross_attention_kwargs={'ip_adapter_masks': masks},
+        ),
+    )
 
 
 @pytest.mark.parametrize('variant', ['sd15', 'flux'])
 def test_negative_image(tiny_families, convert_tiny, variant):
     files = convert_tiny(variant)
     ours = inferencer(tiny_families, variant, files['safetensors'])(
-        PROMPT, CAT, negative_images=ROCKET, steps=4, seed=3,
-        guidance_scale=7.5 if variant == 'sd15' else None)[0]
-    pipe = diffusers_pipeline(variant, tiny_families[family_of(variant)],
-                              files['safetensors'])
+        PROMPT,
+        CAT,
+        negative_images=ROCKET,
+        steps=4,
+        seed=3,
+        guidance_scale=7.5 if variant == 'sd15' else None,
+    )[0]
+    pipe = diffusers_pipeline(
+        variant, tiny_families[family_of(variant)], files['safetensors']
+    )
     if variant == 'flux':
-        expected = theirs(pipe, variant, ip_adapter_image=rgb(CAT),
-                          negative_ip_adapter_image=rgb(ROCKET))
+        expected = theirs(
+            pipe,
+            variant,
+            ip_adapter_image=rgb(CAT),
+            negative_ip_adapter_image=rgb(ROCKET),
+        )
     else:  # the SD pipelines take a negative image as precomputed embeds
         image, _ = pipe.encode_image(rgb(CAT), 'cpu', 1)
         negative, _ = pipe.encode_image(rgb(ROCKET), 'cpu', 1)
-        expected = theirs(pipe, variant, ip_adapter_image_embeds=[
-            torch.stack([negative, image])])
+        expected = theirs(
+            pipe, variant, ip_adapter_image_embeds=[torch.stack([negative, image])]
+        )
     assert same(ours, expected)
 
 
-def test_saved_embeddings_give_the_same_image(tiny_families, convert_tiny,
-                                              tmp_path):
+def test_saved_embeddings_give_the_same_image(tiny_families, convert_tiny, tmp_path):
     files = convert_tiny('sd3')
     generator = inferencer(tiny_families, 'sd3', files['safetensors'])
     direct = generator(PROMPT, CAT, steps=4, seed=3)[0]
     save_image_embeds(str(tmp_path / 'cat.safetensors'), [generator.encode(CAT)])
-    (embeds, ) = load_image_embeds(str(tmp_path / 'cat.safetensors'))
+    (embeds,) = load_image_embeds(str(tmp_path / 'cat.safetensors'))
     assert embeds.shape == (1, 144, 32)  # SigLIP's 12 × 12 tokens
     reused = generator(PROMPT, image_embeds=[embeds], steps=4, seed=3)[0]
     assert np.array_equal(pixels(direct), pixels(reused))
@@ -176,16 +207,21 @@ def tiny_controlnet(tiny_families, variant, folder) -> str:
     base = tiny_families[variant]['base']
     if variant == 'flux':
         transformer = diffusers.FluxTransformer2DModel.from_pretrained(
-            base, subfolder='transformer')
+            base, subfolder='transformer'
+        )
         controlnet = diffusers.FluxControlNetModel.from_transformer(
-            transformer, num_layers=1, num_single_layers=1,
-            attention_head_dim=16, num_attention_heads=2)
+            transformer,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+        )
     else:
-        unet = diffusers.UNet2DConditionModel.from_pretrained(
-            base, subfolder='unet')
+        unet = diffusers.UNet2DConditionModel.from_pretrained(base, subfolder='unet')
         # Its condition downsampled 2× (to the tiny VAE latents), not 8×.
         controlnet = diffusers.ControlNetModel.from_unet(
-            unet, conditioning_embedding_out_channels=(16, 32))
+            unet, conditioning_embedding_out_channels=(16, 32)
+        )
     controlnet.save_pretrained(folder)
     return str(folder)
 
@@ -196,32 +232,48 @@ def test_controlnet(tiny_families, convert_tiny, variant, tmp_path):
     folder = tiny_controlnet(tiny_families, variant, tmp_path / 'controlnet')
     edges = Image.new('RGB', (64, 64))
     edges.paste((255, 255, 255), (16, 16, 48, 48))
-    ours = inferencer(tiny_families, variant, files['safetensors'],
-                      controlnet=folder)(
-        PROMPT, CAT, control_image=edges, control_scale=0.5, steps=4, seed=3)[0]
+    ours = inferencer(tiny_families, variant, files['safetensors'], controlnet=folder)(
+        PROMPT, CAT, control_image=edges, control_scale=0.5, steps=4, seed=3
+    )[0]
     if variant == 'flux':
         pipe = diffusers.FluxControlNetPipeline.from_pretrained(
             tiny_families['flux']['base'],
-            controlnet=diffusers.FluxControlNetModel.from_pretrained(folder))
+            controlnet=diffusers.FluxControlNetModel.from_pretrained(folder),
+        )
         pipe.load_ip_adapter(
             osp.dirname(files['safetensors']),
             weight_name='ip_adapter.safetensors',
             image_encoder_pretrained_model_name_or_path=tiny_families['flux'][
-                'image_encoder'], image_encoder_dtype=torch.float32)
+                'image_encoder'
+            ],
+            image_encoder_dtype=torch.float32,
+        )
         control = dict(control_image=edges)
     else:
         pipe = diffusers.StableDiffusionControlNetPipeline.from_pretrained(
             tiny_families['sd15']['base'],
             controlnet=diffusers.ControlNetModel.from_pretrained(folder),
-            safety_checker=None, requires_safety_checker=False)
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
         pipe.load_ip_adapter(
-            osp.dirname(files['safetensors']), subfolder='',
+            osp.dirname(files['safetensors']),
+            subfolder='',
             weight_name='ip_adapter.safetensors',
-            image_encoder_folder=tiny_families['sd15']['image_encoder'])
+            image_encoder_folder=tiny_families['sd15']['image_encoder'],
+        )
         control = dict(image=edges)
     pipe.set_progress_bar_config(disable=True)
-    assert same(ours, theirs(pipe, variant, ip_adapter_image=rgb(CAT),
-                             controlnet_conditioning_scale=0.5, **control))
+    assert same(
+        ours,
+        theirs(
+            pipe,
+            variant,
+            ip_adapter_image=rgb(CAT),
+            controlnet_conditioning_scale=0.5,
+            **control,
+        ),
+    )
 
 
 def test_another_base_checkpoint(tiny_families, converted, tmp_path):
@@ -233,20 +285,28 @@ def test_another_base_checkpoint(tiny_families, converted, tmp_path):
         for param in pipe.unet.parameters():
             param.add_(0.01 * torch.randn_like(param))
     pipe.save_pretrained(tmp_path / 'finetuned')
-    ours = inferencer(tiny_families, 'sd15', converted['safetensors'],
-                      base_model=str(tmp_path / 'finetuned'))(
-        PROMPT, CAT, steps=4, seed=3)[0]
+    ours = inferencer(
+        tiny_families,
+        'sd15',
+        converted['safetensors'],
+        base_model=str(tmp_path / 'finetuned'),
+    )(PROMPT, CAT, steps=4, seed=3)[0]
     folders = dict(tiny_families['sd15'], base=str(tmp_path / 'finetuned'))
     pipe = diffusers_pipeline('sd15', folders, converted['safetensors'])
     assert same(ours, theirs(pipe, 'sd15', ip_adapter_image=rgb(CAT)))
     with pytest.raises(UserError, match='no file'):
-        inferencer(tiny_families, 'sd15', converted['safetensors'],
-                   base_model=str(tmp_path / 'missing.safetensors'))
+        inferencer(
+            tiny_families,
+            'sd15',
+            converted['safetensors'],
+            base_model=str(tmp_path / 'missing.safetensors'),
+        )
 
 
 def test_models_load_once_for_many_calls(tiny_families, converted, monkeypatch):
     from diffusers.models.modeling_utils import ModelMixin
     from transformers import PreTrainedModel
+
     generator = inferencer(tiny_families, 'sd15', converted['safetensors'])
     loads = []
     for cls in (ModelMixin, PreTrainedModel, diffusers.DiffusionPipeline):
@@ -262,17 +322,24 @@ def test_models_load_once_for_many_calls(tiny_families, converted, monkeypatch):
     assert loads == []
 
 
-@pytest.mark.parametrize('variant, call, message', [
-    ('sd3', dict(adapters=2), 'several adapters: StableDiffusion3Pipeline takes '
-     'one IP-Adapter'),
-    ('sd3', dict(images=[CAT, ROCKET]), 'several reference images'),
-    ('sd3', dict(scale={'up': {'block_0': [1.0]}}), 'takes one number'),
-    ('sd3', dict(masks=[CAT]), "region masks: StableDiffusion3Pipeline's"),
-    ('flux', dict(masks=[CAT]), "region masks: FluxPipeline's"),
-    ('sd15', dict(scale='style'), "are SDXL's); give per-block scales"),
-])
-def test_a_missing_feature_is_one_line(tiny_families, convert_tiny, variant,
-                                       call, message):
+@pytest.mark.parametrize(
+    'variant, call, message',
+    [
+        (
+            'sd3',
+            dict(adapters=2),
+            'several adapters: StableDiffusion3Pipeline takes one IP-Adapter',
+        ),
+        ('sd3', dict(images=[CAT, ROCKET]), 'several reference images'),
+        ('sd3', dict(scale={'up': {'block_0': [1.0]}}), 'takes one number'),
+        ('sd3', dict(masks=[CAT]), "region masks: StableDiffusion3Pipeline's"),
+        ('flux', dict(masks=[CAT]), "region masks: FluxPipeline's"),
+        ('sd15', dict(scale='style'), "are SDXL's); give per-block scales"),
+    ],
+)
+def test_a_missing_feature_is_one_line(
+    tiny_families, convert_tiny, variant, call, message
+):
     adapter = convert_tiny(variant)['safetensors']
     count = call.pop('adapters', 1)
     with pytest.raises(UserError, match=re.escape(message)) as err:
@@ -282,9 +349,15 @@ def test_a_missing_feature_is_one_line(tiny_families, convert_tiny, variant,
 
 
 def test_adapter_arguments_parse():
-    spec = AdapterSpec.parse('work/style.safetensors:0.6@h94/IP-Adapter//models/'
-                             'image_encoder')
-    assert spec == AdapterSpec('work/style.safetensors', 0.6, dict(
-        pretrained_model_name_or_path='h94/IP-Adapter',
-        subfolder='models/image_encoder'))
+    spec = AdapterSpec.parse(
+        'work/style.safetensors:0.6@h94/IP-Adapter//models/image_encoder'
+    )
+    assert spec == AdapterSpec(
+        'work/style.safetensors',
+        0.6,
+        dict(
+            pretrained_model_name_or_path='h94/IP-Adapter',
+            subfolder='models/image_encoder',
+        ),
+    )
     assert AdapterSpec.parse('face.bin') == AdapterSpec('face.bin', 1.0, None)

@@ -1,4 +1,5 @@
 """A corpus of bad and unusual inputs, generated on the fly."""
+
 import io
 import json
 import struct
@@ -18,23 +19,28 @@ def noise(size=(96, 96), mode='RGB') -> Image.Image:
 def truncated_jpeg(path: Path) -> None:
     data = io.BytesIO()
     noise((160, 160)).save(data, 'JPEG', quality=95)
-    path.write_bytes(data.getvalue()[:len(data.getvalue()) // 2])
+    path.write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
 
 
 def truncated_png(path: Path) -> None:
     data = io.BytesIO()
     noise((160, 160)).save(data, 'PNG')
-    path.write_bytes(data.getvalue()[:len(data.getvalue()) // 2])
+    path.write_bytes(data.getvalue()[: len(data.getvalue()) // 2])
 
 
 def huge_header_png(path: Path, side: int = 100_000) -> None:
     """A PNG whose header claims ``side`` x ``side`` pixels, with no data."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack('>I', len(body)) + kind + body
-                + struct.pack('>I', zlib.crc32(kind + body)))
+        return (
+            struct.pack('>I', len(body))
+            + kind
+            + body
+            + struct.pack('>I', zlib.crc32(kind + body))
+        )
+
     ihdr = struct.pack('>IIBBBBB', side, side, 8, 2, 0, 0, 0)
-    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr)
-                     + chunk(b'IEND', b''))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b''))
 
 
 def exif_rotated_jpeg(path: Path) -> None:
@@ -76,8 +82,8 @@ def _jpeg_until_scan(path: Path, tail: bytes) -> None:
     noise().save(data, 'JPEG')
     data = data.getvalue()
     scan = data.index(b'\xff\xda')
-    length = int.from_bytes(data[scan + 2:scan + 4], 'big')
-    path.write_bytes(data[:scan + 2 + length] + tail)
+    length = int.from_bytes(data[scan + 2 : scan + 4], 'big')
+    path.write_bytes(data[: scan + 2 + length] + tail)
 
 
 def header_only_jpeg(path: Path) -> None:
@@ -114,6 +120,7 @@ def int32_tiff(path: Path) -> None:
 def symlink_to(target: str):
     def write(path: Path) -> None:
         path.symlink_to(target)
+
     return write
 
 
@@ -121,21 +128,31 @@ def symlink_to(target: str):
 # None for a usable record). '@same' re-uses the good record.
 CASES = {
     'truncated JPEG': (truncated_jpeg, 'cut.jpg', 'x', 'truncated or corrupt'),
-    'truncated PNG': (truncated_png, 'cut.png', 'x',
-                      'truncated or corrupt image'),
-    'zero-byte file': (lambda p: p.write_bytes(b''), 'empty.jpg', 'x',
-                       'zero-byte file'),
-    'text named .png': (lambda p: p.write_text('not an image'), 'notes.png',
-                        'x', 'not an image'),
-    '1x1 image': (lambda p: noise((1, 1)).save(p), 'dot.png', 'x',
-                  'too small (1x1 px; min_image_side is 64)'),
+    'truncated PNG': (truncated_png, 'cut.png', 'x', 'truncated or corrupt image'),
+    'zero-byte file': (
+        lambda p: p.write_bytes(b''),
+        'empty.jpg',
+        'x',
+        'zero-byte file',
+    ),
+    'text named .png': (
+        lambda p: p.write_text('not an image'),
+        'notes.png',
+        'x',
+        'not an image',
+    ),
+    '1x1 image': (
+        lambda p: noise((1, 1)).save(p),
+        'dot.png',
+        'x',
+        'too small (1x1 px; min_image_side is 64)',
+    ),
     'huge header': (huge_header_png, 'huge.png', 'x', 'too large'),
     'missing file': (None, 'missing.jpg', 'x', 'no such file'),
     'caption null': (good_jpeg, 'a.jpg', None, 'caption ("text") is null'),
     'caption number': (good_jpeg, 'b.jpg', 3, 'is not a string: 3'),
     'caption empty': (good_jpeg, 'c.jpg', '  ', 'caption ("text") is empty'),
-    'duplicate record': (None, 'good.jpg', 'a good caption',
-                         'duplicate of record 0'),
+    'duplicate record': (None, 'good.jpg', 'a good caption', 'duplicate of record 0'),
     '../ path': (None, '../../outside.jpg', 'x', 'path escapes the image root'),
     'CMYK JPEG': (cmyk_jpeg, 'cmyk.jpg', 'x', None),
     '16-bit PNG': (sixteen_bit_png, 'deep.png', 'x', None),
@@ -143,28 +160,58 @@ CASES = {
     'palette PNG': (palette_png, 'palette.png', 'x', None),
     'grayscale JPEG': (grayscale_jpeg, 'gray.jpg', 'x', None),
     'EXIF-rotated JPEG': (exif_rotated_jpeg, 'rotated.jpg', 'x', None),
-    'unicode name and caption': (good_jpeg, 'chat_été_猫.jpg',
-                                 'un chat en été, 猫 🐱', None),
-    'header-only JPEG': (header_only_jpeg, 'header.jpg', 'x',
-                         'corrupt JPEG: no image data'),
-    'zero-padded JPEG': (zero_padded_jpeg, 'padded.jpg', 'x',
-                         'corrupt JPEG: no end-of-image marker'),
+    'unicode name and caption': (
+        good_jpeg,
+        'chat_été_猫.jpg',
+        'un chat en été, 猫 🐱',
+        None,
+    ),
+    'header-only JPEG': (
+        header_only_jpeg,
+        'header.jpg',
+        'x',
+        'corrupt JPEG: no image data',
+    ),
+    'zero-padded JPEG': (
+        zero_padded_jpeg,
+        'padded.jpg',
+        'x',
+        'corrupt JPEG: no end-of-image marker',
+    ),
     'garbage-filled JPEG': (garbage_jpeg, 'garbage.jpg', 'x', 'corrupt JPEG'),
     'float TIFF': (float_tiff, 'float.tif', 'x', None),
     '32-bit TIFF': (int32_tiff, 'int32.tif', 'x', None),
-    'NaN float TIFF': (lambda p: float_tiff(p, np.full((96, 96), np.nan,
-                                                       np.float32)),
-                       'nan.tif', 'x', 'pixel values are NaN/Inf'),
-    'caption with a lone surrogate': (good_jpeg, 'd.jpg', 'a \ud800 cat',
-                                      'contains an invalid character'),
-    'caption with a NUL byte': (good_jpeg, 'e.jpg', 'a\x00cat',
-                                'caption ("text") contains a NUL byte'),
-    'path with a NUL byte': (None, 'good\x00.jpg', 'x',
-                             '"image_file" contains a NUL byte'),
-    'symlink out of the root': (symlink_to('../../outside.jpg'), 'link.jpg',
-                                'x', 'a symlink that leads out of the image'),
-    'symlink within the root': (symlink_to('good.jpg'), 'alias.jpg', 'y',
-                                None),
+    'NaN float TIFF': (
+        lambda p: float_tiff(p, np.full((96, 96), np.nan, np.float32)),
+        'nan.tif',
+        'x',
+        'pixel values are NaN/Inf',
+    ),
+    'caption with a lone surrogate': (
+        good_jpeg,
+        'd.jpg',
+        'a \ud800 cat',
+        'contains an invalid character',
+    ),
+    'caption with a NUL byte': (
+        good_jpeg,
+        'e.jpg',
+        'a\x00cat',
+        'caption ("text") contains a NUL byte',
+    ),
+    'path with a NUL byte': (
+        None,
+        'good\x00.jpg',
+        'x',
+        '"image_file" contains a NUL byte',
+    ),
+    'symlink out of the root': (
+        symlink_to('../../outside.jpg'),
+        'link.jpg',
+        'x',
+        'a symlink that leads out of the image',
+    ),
+    'symlink within the root': (symlink_to('good.jpg'), 'alias.jpg', 'y', None),
 }
 
 
@@ -187,6 +234,8 @@ def write_case(root: Path, name: str) -> list[dict]:
     good_jpeg(root.parent / 'outside.jpg')
     if write is not None:
         write(root / 'images' / file)
-    records = [{'image_file': 'images/good.jpg', 'text': 'a good caption'},
-               {'image_file': f'images/{file}', 'text': text}]
+    records = [
+        {'image_file': 'images/good.jpg', 'text': 'a good caption'},
+        {'image_file': f'images/{file}', 'text': text},
+    ]
     return records

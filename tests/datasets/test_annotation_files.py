@@ -1,5 +1,6 @@
 """Annotation files as users' editors write them, and the validator and the
 training path agreeing on every record."""
+
 import json
 
 import numpy as np
@@ -12,12 +13,15 @@ from diffengine_ipa.image_io import read_rgb_image
 from ..tools.helpers import one_line_error, run_tool_in_process
 from .bad_inputs import CASES, float_tiff, good_jpeg, write_case, write_records
 
-RECORDS = [{'image_file': 'a.jpg', 'text': 'un chat en été, 猫'},
-           {'image_file': 'b.jpg', 'text': 'a dog'}]
+RECORDS = [
+    {'image_file': 'a.jpg', 'text': 'un chat en été, 猫'},
+    {'image_file': 'b.jpg', 'text': 'a dog'},
+]
 
 
-@pytest.mark.parametrize('encoding', [
-    'utf-8', 'utf-8-sig', 'utf-16', 'utf-16-le', 'utf-16-be', 'utf-32'])
+@pytest.mark.parametrize(
+    'encoding', ['utf-8', 'utf-8-sig', 'utf-16', 'utf-16-le', 'utf-16-be', 'utf-32']
+)
 def test_any_encoding_an_editor_writes(tmp_path, encoding):
     """UTF-16 ``'utf-16'`` has a BOM (Notepad's "Unicode"); -le/-be none."""
     path = tmp_path / 'data.json'
@@ -31,25 +35,37 @@ def test_undecodable_bytes_are_one_line(tmp_path):
     path.write_bytes(text.encode('cp1252', errors='replace'))  # "ANSI"
     with pytest.raises(DatasetError) as err:
         read_records(str(path))
-    assert str(err.value) == (f'{path}: not UTF-8 text (byte 0xe9 at line 4 '
-                              'cannot be decoded); save it as UTF-8')
+    assert str(err.value) == (
+        f'{path}: not UTF-8 text (byte 0xe9 at line 4 '
+        'cannot be decoded); save it as UTF-8'
+    )
 
 
-@pytest.mark.parametrize('text, where', [
-    ('[{"image_file": "a.jpg", "text": "x"},\n'
-     ' {"image_file": "b.jpg", "text": "a", "text": "b"}]', 'record 2'),
-    ('{"image_file": "a.jpg", "text": "x"}\n'
-     '{"image_file": "a.jpg", "image_file": "b.jpg", "text": "x"}\n',
-     'line 2'),
-    ('{"image_file": "a.jpg", "text": "x", "text": "y"}', 'line 1')])
+@pytest.mark.parametrize(
+    'text, where',
+    [
+        (
+            '[{"image_file": "a.jpg", "text": "x"},\n'
+            ' {"image_file": "b.jpg", "text": "a", "text": "b"}]',
+            'record 2',
+        ),
+        (
+            '{"image_file": "a.jpg", "text": "x"}\n'
+            '{"image_file": "a.jpg", "image_file": "b.jpg", "text": "x"}\n',
+            'line 2',
+        ),
+        ('{"image_file": "a.jpg", "text": "x", "text": "y"}', 'line 1'),
+    ],
+)
 def test_a_key_given_twice_is_named(tmp_path, text, where):
     path = tmp_path / 'data.json'
     path.write_text(text)
     with pytest.raises(DatasetError) as err:
         read_records(str(path))
     key = 'image_file' if where == 'line 2' else 'text'
-    assert str(err.value) == (f'{path}: {where}: "{key}" is given twice; '
-                              'keep the one you mean')
+    assert str(err.value) == (
+        f'{path}: {where}: "{key}" is given twice; keep the one you mean'
+    )
 
 
 def test_json_lines_of_one_record(tmp_path):
@@ -58,8 +74,9 @@ def test_json_lines_of_one_record(tmp_path):
     assert read_records(str(path)) == RECORDS[:1]
 
 
-@pytest.mark.parametrize('text', ['[' * 100_000 + ']' * 100_000,
-                                  '{"a": ' * 50_000 + '1' + '}' * 50_000])
+@pytest.mark.parametrize(
+    'text', ['[' * 100_000 + ']' * 100_000, '{"a": ' * 50_000 + '1' + '}' * 50_000]
+)
 def test_absurdly_deep_json_is_one_line(tmp_path, text):
     path = tmp_path / 'data.json'
     path.write_text(text)
@@ -72,8 +89,9 @@ def test_data_root_slash(tmp_path):
     """Paths relative to ``/``: none 'escapes' the root."""
     good_jpeg(tmp_path / 'a.jpg')
     path = tmp_path / 'data.json'
-    path.write_text(json.dumps([{'image_file': str(tmp_path / 'a.jpg')[1:],
-                                 'text': 'x'}]))
+    path.write_text(
+        json.dumps([{'image_file': str(tmp_path / 'a.jpg')[1:], 'text': 'x'}])
+    )
     dataset = IPAdapterDataset(ann_file=str(path), data_root='/')
     assert dataset.get_data_info(0)['img_path'] == str(tmp_path / 'a.jpg')
 

@@ -1,5 +1,6 @@
 """The embedding cache: same tensors as the encoders give, and stale caches
 refused."""
+
 import json
 import math
 import shutil
@@ -24,8 +25,11 @@ def cached(tiny_family, tmp_path_factory):
     """A copy of the mini dataset, its tiny config and a cache built for it."""
     root = tmp_path_factory.mktemp('cached')
     shutil.copytree(MINI, root / 'data')
-    cfg = load_tiny_config(tiny_family, root / 'work_dir', **{
-        'train_dataloader.dataset.ann_file': str(root / 'data/data.json')})
+    cfg = load_tiny_config(
+        tiny_family,
+        root / 'work_dir',
+        **{'train_dataloader.dataset.ann_file': str(root / 'data/data.json')},
+    )
     summary = build_embedding_cache(cfg, str(root / 'cache'), batch_size=2)
     assert summary['written'] == 5
     return dict(root=root, cfg=cfg, folder=str(root / 'cache'))
@@ -33,8 +37,9 @@ def cached(tiny_family, tmp_path_factory):
 
 def cached_dataset(cached, **changes):
     cfg = cached['cfg'].train_dataloader.dataset
-    kwargs = dict(ann_file=cfg.ann_file, pipeline=cfg.pipeline,
-                  embedding_cache=cached['folder'])
+    kwargs = dict(
+        ann_file=cfg.ann_file, pipeline=cfg.pipeline, embedding_cache=cached['folder']
+    )
     kwargs.update(changes)
     return IPAdapterDataset(**kwargs)
 
@@ -45,9 +50,14 @@ def test_rebuild_is_incremental(cached):
 
 def test_cached_and_uncached_batches_give_the_same_loss(tiny_family, cached):
     from mmengine.dataset import default_collate
-    model = IPAdapter(tiny_family['base'], tiny_family['image_encoder'],
-                      text_drop_rate=0.3, image_drop_rate=0.3,
-                      both_drop_rate=0.3)
+
+    model = IPAdapter(
+        tiny_family['base'],
+        tiny_family['image_encoder'],
+        text_drop_rate=0.3,
+        image_drop_rate=0.3,
+        both_drop_rate=0.3,
+    )
     cfg = cached['cfg'].train_dataloader.dataset
     plain = IPAdapterDataset(ann_file=cfg.ann_file, pipeline=cfg.pipeline)
     fast = cached_dataset(cached)
@@ -56,28 +66,39 @@ def test_cached_and_uncached_batches_give_the_same_loss(tiny_family, cached):
         losses = []
         for dataset in (plain, fast):
             batch = model.data_preprocessor(
-                default_collate([dataset[i] for i in indices]), True)
+                default_collate([dataset[i] for i in indices]), True
+            )
             torch.manual_seed(seed)
             losses.append(model(**batch)['loss'].item())
         assert losses[0] == pytest.approx(losses[1], abs=1e-5)
 
 
 def test_cached_run_matches_uncached_run_step_for_step(tiny_family, cached):
-    options = {'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 100,
-               'default_hooks.logger.interval': 1, 'model.both_drop_rate': 0.3,
-               'default_hooks.checkpoint.interval': 100,
-               'train_dataloader.dataset.ann_file':
-               str(cached['root'] / 'data/data.json')}
+    options = {
+        'train_cfg.max_epochs': 2,
+        'train_cfg.val_interval': 100,
+        'default_hooks.logger.interval': 1,
+        'model.both_drop_rate': 0.3,
+        'default_hooks.checkpoint.interval': 100,
+        'train_dataloader.dataset.ann_file': str(cached['root'] / 'data/data.json'),
+    }
     curves = []
-    for name, extra in (('plain', {}), ('fast', {
-            'train_dataloader.dataset.embedding_cache': cached['folder']})):
+    for name, extra in (
+        ('plain', {}),
+        ('fast', {'train_dataloader.dataset.embedding_cache': cached['folder']}),
+    ):
         work_dir = cached['root'] / name
         cfg = load_tiny_config(tiny_family, work_dir, **options, **extra)
         cfg.val_dataloader = cfg.val_evaluator = cfg.val_cfg = None
         Runner.from_cfg(cfg).train()
-        (scalars, ) = work_dir.glob('*/vis_data/scalars.json')
-        curves.append([json.loads(line)['loss'] for line in
-                       scalars.read_text().splitlines() if '"loss"' in line])
+        (scalars,) = work_dir.glob('*/vis_data/scalars.json')
+        curves.append(
+            [
+                json.loads(line)['loss']
+                for line in scalars.read_text().splitlines()
+                if '"loss"' in line
+            ]
+        )
     assert len(curves[0]) == len(curves[1]) == 10
     assert all(math.isclose(a, b, abs_tol=1e-5) for a, b in zip(*curves, strict=True))
 
@@ -103,8 +124,10 @@ def test_changed_transform_is_detected(cached):
 
 
 def test_random_crop_cannot_be_cached(cached):
-    pipeline = [dict(t, type='RandomCrop') if t['type'] == 'CenterCrop'
-                else dict(t) for t in cached['cfg'].train_dataloader.dataset.pipeline]
+    pipeline = [
+        dict(t, type='RandomCrop') if t['type'] == 'CenterCrop' else dict(t)
+        for t in cached['cfg'].train_dataloader.dataset.pipeline
+    ]
     with pytest.raises(DatasetError, match='RandomCrop'):
         cached_dataset(cached, pipeline=pipeline)
 
@@ -116,10 +139,10 @@ def test_missing_cache_says_how_to_build_it(cached, tmp_path):
 
 def test_changed_model_is_detected(cached, tmp_path):
     from mmengine.dataset import default_collate
+
     other, encoder = write_base_model('tiny_sd15', str(tmp_path), seed=1)
     model = IPAdapter(other, encoder)
-    batch = model.data_preprocessor(default_collate([cached_dataset(cached)[0]]),
-                                    True)
+    batch = model.data_preprocessor(default_collate([cached_dataset(cached)[0]]), True)
     with pytest.raises(UserError, match='made with other frozen models'):
         model(**batch)
 
@@ -131,14 +154,18 @@ def test_flip_is_cached_both_ways(tiny_family, cached, tmp_path):
     pipeline.insert(crop + 1, dict(type='RandomHorizontalFlip', prob=0.5))
     cfg.train_dataloader.dataset.pipeline = pipeline
     build_embedding_cache(cfg, str(tmp_path / 'cache'))
-    dataset = cached_dataset(cached, pipeline=pipeline,
-                             embedding_cache=str(tmp_path / 'cache'))
+    dataset = cached_dataset(
+        cached, pipeline=pipeline, embedding_cache=str(tmp_path / 'cache')
+    )
     from safetensors.torch import load_file
+
     entry = load_file(dataset.get_data_info(0)['cache_file'])
     assert {'latent_mean_flipped', 'latent_std_flipped'} <= set(entry)
     assert not torch.equal(entry['latent_mean'], entry['latent_mean_flipped'])
-    means = {tuple(dataset[0]['inputs']['latent_mean'].flatten()[:4].tolist())
-             for _ in range(20)}
+    means = {
+        tuple(dataset[0]['inputs']['latent_mean'].flatten()[:4].tolist())
+        for _ in range(20)
+    }
     assert len(means) == 2  # both orientations are drawn
 
 
@@ -148,8 +175,10 @@ def test_plus_caches_patch_features(tiny_families, tmp_path):
     from safetensors.torch import load_file
 
     from ..conftest import TINY_CONFIGS
-    cfg = load_tiny_config(tiny_families['sd15'], tmp_path / 'work_dir',
-                           TINY_CONFIGS['sd15_plus'])
+
+    cfg = load_tiny_config(
+        tiny_families['sd15'], tmp_path / 'work_dir', TINY_CONFIGS['sd15_plus']
+    )
     build_embedding_cache(cfg, str(tmp_path), dtype='bf16')
     dataset = cached_dataset(dict(cfg=cfg, folder=str(tmp_path)))
     entry = load_file(dataset.get_data_info(0)['cache_file'])
@@ -168,8 +197,10 @@ def test_dit_families_cache_t5_states_in_bf16(tiny_families, variant, tmp_path):
     from diffengine_ipa.registry import MODELS
 
     from ..conftest import TINY_CONFIGS
-    cfg = load_tiny_config(tiny_families[variant], tmp_path / 'work_dir',
-                           TINY_CONFIGS[variant])
+
+    cfg = load_tiny_config(
+        tiny_families[variant], tmp_path / 'work_dir', TINY_CONFIGS[variant]
+    )
     summary = build_embedding_cache(cfg, str(tmp_path / 'bf16'))
     assert summary['dtype'] == 'bf16' and summary['entry_bytes'] > 0
     dataset = cached_dataset(dict(cfg=cfg, folder=str(tmp_path / 'bf16')))
@@ -179,13 +210,14 @@ def test_dit_families_cache_t5_states_in_bf16(tiny_families, variant, tmp_path):
     assert entry['prompt_embeds'].dtype == torch.bfloat16
     build_embedding_cache(cfg, str(tmp_path / 'fp32'), dtype='fp32')
     fast = cached_dataset(dict(cfg=cfg, folder=str(tmp_path / 'fp32')))
-    plain = IPAdapterDataset(ann_file=cfg.train_dataloader.dataset.ann_file,
-                             pipeline=cfg.train_dataloader.dataset.pipeline)
+    plain = IPAdapterDataset(
+        ann_file=cfg.train_dataloader.dataset.ann_file,
+        pipeline=cfg.train_dataloader.dataset.pipeline,
+    )
     model = MODELS.build(cfg.model)
     losses = []
     for data in (plain, fast):
-        batch = model.data_preprocessor(default_collate([data[0], data[2]]),
-                                        True)
+        batch = model.data_preprocessor(default_collate([data[0], data[2]]), True)
         torch.manual_seed(0)
         losses.append(model(**batch)['loss'].item())
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)

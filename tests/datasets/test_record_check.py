@@ -1,5 +1,6 @@
 """Dataset validation: every bad input is reported (strict) or dropped
 (skip); unusual but valid images are converted."""
+
 import io
 import json
 import logging
@@ -46,8 +47,7 @@ def test_bad_input_table(tmp_path, name, mode, mm_log):
     reason = CASES[name][3]
 
     def build():
-        return IPAdapterDataset(ann_file=str(root / 'data.json'),
-                                on_bad_record=mode)
+        return IPAdapterDataset(ann_file=str(root / 'data.json'), on_bad_record=mode)
 
     if reason is None:  # usable: kept, and it loads as 8-bit RGB
         dataset = build()
@@ -106,6 +106,7 @@ def test_unusual_images_are_converted(tmp_path):
 
 def test_pixel_cap_replaces_pils_bomb_guard(tmp_path, monkeypatch):
     import diffengine_ipa.image_io as image_io
+
     good_jpeg(tmp_path / 'a.jpg')  # 96x96
     monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)  # PIL would refuse
     assert read_rgb_image(str(tmp_path / 'a.jpg')).size == (96, 96)
@@ -130,12 +131,14 @@ def test_min_image_side_is_configurable(tmp_path):
 def test_skip_mode_replaces_a_record_that_breaks_mid_training(tmp_path):
     for name in ('a', 'b'):
         good_jpeg(tmp_path / f'{name}.jpg')
-    write_json(tmp_path / 'data.json', [{'image_file': f'{n}.jpg', 'text': n}
-                                        for n in 'ab'])
+    write_json(
+        tmp_path / 'data.json', [{'image_file': f'{n}.jpg', 'text': n} for n in 'ab']
+    )
     pipeline = [dict(type=LoadImage)]
     for mode in ('strict', 'skip'):
-        dataset = IPAdapterDataset(ann_file=str(tmp_path / 'data.json'),
-                                   pipeline=pipeline, on_bad_record=mode)
+        dataset = IPAdapterDataset(
+            ann_file=str(tmp_path / 'data.json'), pipeline=pipeline, on_bad_record=mode
+        )
         if mode == 'strict':
             (tmp_path / 'a.jpg').write_bytes(b'')  # broken after the check
             with pytest.raises(DatasetError, match='a.jpg: zero-byte file'):

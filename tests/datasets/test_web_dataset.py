@@ -1,4 +1,5 @@
 """WebDataset shards: split across ranks × workers, each sample once."""
+
 import io
 import json
 
@@ -19,8 +20,11 @@ class Keep:
 
     def __call__(self, info):
         info = LoadImage()(info)
-        return dict(text=info['text'], pixels=bytes(info['img'].tobytes()),
-                    bucket=info.get('bucket'))
+        return dict(
+            text=info['text'],
+            pixels=bytes(info['img'].tobytes()),
+            bucket=info.get('bucket'),
+        )
 
 
 def png(size) -> bytes:
@@ -35,16 +39,27 @@ def write_shards(root, shards=8, per_shard=3, sizes=((80, 64),)):
         with wds.TarWriter(str(root / f'part-{s:03d}.tar')) as sink:
             for _ in range(per_shard):
                 size = sizes[number % len(sizes)]
-                sink.write({'__key__': f'{number:05d}', 'png': png(size),
-                            'txt': f'caption {number}'})
+                sink.write(
+                    {
+                        '__key__': f'{number:05d}',
+                        'png': png(size),
+                        'txt': f'caption {number}',
+                    }
+                )
                 number += 1
     return str(root / f'part-{{000..{shards - 1:03d}}}.tar')
 
 
 def epoch(shards, rank, world_size, workers=2, **kwargs):
-    dataset = IPAdapterWebDataset(shards, [Keep()], num_workers=workers,
-                                  rank=rank, world_size=world_size,
-                                  min_image_side=16, **kwargs)
+    dataset = IPAdapterWebDataset(
+        shards,
+        [Keep()],
+        num_workers=workers,
+        rank=rank,
+        world_size=world_size,
+        min_image_side=16,
+        **kwargs,
+    )
     loader = DataLoader(dataset, batch_size=None, num_workers=workers)
     texts = [sample['text'] for sample in loader]
     assert len(texts) == len(dataset)
@@ -67,22 +82,31 @@ def test_samples_equal_the_json_lists(tmp_path):
         (tmp_path / f'{i}.png').write_bytes(png((80, 64)))
         records.append({'image_file': f'{i}.png', 'text': f'caption {i}'})
     (tmp_path / 'data.json').write_text(json.dumps(records))
-    listed = IPAdapterDataset(ann_file=str(tmp_path / 'data.json'),
-                              pipeline=[Keep()], min_image_side=16)
-    expected = sorted((s['text'], s['pixels'])
-                      for s in (listed[i] for i in range(4)))
-    streamed = IPAdapterWebDataset(pattern, [Keep()], min_image_side=16,
-                                   rank=0, world_size=1)
+    listed = IPAdapterDataset(
+        ann_file=str(tmp_path / 'data.json'), pipeline=[Keep()], min_image_side=16
+    )
+    expected = sorted((s['text'], s['pixels']) for s in (listed[i] for i in range(4)))
+    streamed = IPAdapterWebDataset(
+        pattern, [Keep()], min_image_side=16, rank=0, world_size=1
+    )
     assert sorted((s['text'], s['pixels']) for s in streamed) == expected
 
 
 def test_buckets_fill_whole_batches(tmp_path):
     pattern = write_shards(tmp_path, 4, 8, sizes=((96, 48), (48, 96), (64, 64)))
     dataset = IPAdapterWebDataset(
-        pattern, [Keep()], batch_size=2, num_workers=2, rank=0, world_size=1,
-        min_image_side=16, buckets=dict(resolution=64, step=16, max_aspect=2))
-    loader = DataLoader(dataset, batch_size=2, num_workers=2,
-                        collate_fn=lambda batch: batch)
+        pattern,
+        [Keep()],
+        batch_size=2,
+        num_workers=2,
+        rank=0,
+        world_size=1,
+        min_image_side=16,
+        buckets=dict(resolution=64, step=16, max_aspect=2),
+    )
+    loader = DataLoader(
+        dataset, batch_size=2, num_workers=2, collate_fn=lambda batch: batch
+    )
     batches = list(loader)
     assert len(batches) == len(loader) > 0
     for batch in batches:
@@ -92,10 +116,10 @@ def test_buckets_fill_whole_batches(tmp_path):
 def test_a_bad_member_is_one_line_naming_shard_and_key(tmp_path):
     with wds.TarWriter(str(tmp_path / 'bad.tar')) as sink:
         sink.write({'__key__': 'ok', 'png': png((80, 64)), 'txt': 'fine'})
-        sink.write({'__key__': 'cut', 'png': png((80, 64))[:40],
-                    'txt': 'broken'})
-    dataset = IPAdapterWebDataset(str(tmp_path / 'bad.tar'), [Keep()],
-                                  min_image_side=16, rank=0, world_size=1)
+        sink.write({'__key__': 'cut', 'png': png((80, 64))[:40], 'txt': 'broken'})
+    dataset = IPAdapterWebDataset(
+        str(tmp_path / 'bad.tar'), [Keep()], min_image_side=16, rank=0, world_size=1
+    )
     with pytest.raises(DatasetError, match=r'bad\.tar#cut: '):
         list(dataset)
     with pytest.raises(DatasetError, match='no such WebDataset shard'):
@@ -107,17 +131,27 @@ def test_shards_train_through_the_runner(tiny_family, tmp_path):
     from mmengine.runner import Runner
 
     from ..conftest import load_tiny_config
+
     pattern = write_shards(tmp_path, 2, 2, sizes=((80, 72),))
-    cfg = load_tiny_config(tiny_family, tmp_path / 'work',
-                           **{'train_cfg.max_epochs': 1})
+    cfg = load_tiny_config(
+        tiny_family, tmp_path / 'work', **{'train_cfg.max_epochs': 1}
+    )
     cfg.train_dataloader = dict(
-        batch_size=2, num_workers=0, sampler=None,
+        batch_size=2,
+        num_workers=0,
+        sampler=None,
         collate_fn=dict(type='default_collate'),
-        dataset=dict(type='IPAdapterWebDataset', shards=pattern,
-                     batch_size=2, pipeline=cfg.train_dataloader.dataset.pipeline))
+        dataset=dict(
+            type='IPAdapterWebDataset',
+            shards=pattern,
+            batch_size=2,
+            pipeline=cfg.train_dataloader.dataset.pipeline,
+        ),
+    )
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h['type'] != 'IPAdapterVisualizationHook']
+    cfg.custom_hooks = [
+        h for h in cfg.custom_hooks if h['type'] != 'IPAdapterVisualizationHook'
+    ]
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.iter == 2
@@ -126,21 +160,34 @@ def test_shards_train_through_the_runner(tiny_family, tmp_path):
 def test_a_cut_shard_and_a_non_utf8_caption(tmp_path):
     with wds.TarWriter(str(tmp_path / 'a.tar')) as sink:
         for n in range(4):
-            sink.write({'__key__': f'{n}', 'png': png((80, 64)),
-                        'txt': b'caption' if n != 1 else b'caf\xe9'})
+            sink.write(
+                {
+                    '__key__': f'{n}',
+                    'png': png((80, 64)),
+                    'txt': b'caption' if n != 1 else b'caf\xe9',
+                }
+            )
     data = (tmp_path / 'a.tar').read_bytes()
-    (tmp_path / 'cut.tar').write_bytes(data[:len(data) * 3 // 4])
+    (tmp_path / 'cut.tar').write_bytes(data[: len(data) * 3 // 4])
     for on_bad_record in ('strict', 'skip'):
-        dataset = IPAdapterWebDataset(str(tmp_path / 'a.tar'), [Keep()],
-                                      min_image_side=16, rank=0, world_size=1,
-                                      on_bad_record=on_bad_record)
+        dataset = IPAdapterWebDataset(
+            str(tmp_path / 'a.tar'),
+            [Keep()],
+            min_image_side=16,
+            rank=0,
+            world_size=1,
+            on_bad_record=on_bad_record,
+        )
         if on_bad_record == 'strict':
-            with pytest.raises(DatasetError,
-                               match=r'a\.tar#1: .*not UTF-8.*caf\\xe9'):
+            with pytest.raises(DatasetError, match=r'a\.tar#1: .*not UTF-8.*caf\\xe9'):
                 list(dataset)
         else:
             assert len(list(dataset)) == 3
-    with pytest.raises(DatasetError, match=r'cut\.tar: not a readable tar '
-                       r'shard \(unexpected end of data\)'):
-        IPAdapterWebDataset(str(tmp_path / 'cut.tar'), [Keep()],
-                            min_image_side=16, rank=0, world_size=1)
+    with pytest.raises(
+        DatasetError,
+        match=r'cut\.tar: not a readable tar '
+        r'shard \(unexpected end of data\)',
+    ):
+        IPAdapterWebDataset(
+            str(tmp_path / 'cut.tar'), [Keep()], min_image_side=16, rank=0, world_size=1
+        )

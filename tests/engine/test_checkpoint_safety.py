@@ -1,4 +1,5 @@
 """Checkpoints survive kills, full disks, moved work dirs and a second run."""
+
 import collections
 import os
 import subprocess
@@ -35,13 +36,15 @@ class FakeRunner:
         self.logger = MMLogger.get_current_instance()
 
     def save_checkpoint(self, out_dir, filename, *args, **kwargs):
-        AtomicLocalBackend().put(f'complete {filename}'.encode(),
-                                 os.path.join(out_dir, filename))
+        AtomicLocalBackend().put(
+            f'complete {filename}'.encode(), os.path.join(out_dir, filename)
+        )
 
 
 def make_hook(runner, max_keep_ckpts):
-    hook = AtomicCheckpointHook(interval=1, by_epoch=False,
-                                max_keep_ckpts=max_keep_ckpts)
+    hook = AtomicCheckpointHook(
+        interval=1, by_epoch=False, max_keep_ckpts=max_keep_ckpts
+    )
     hook.out_dir = runner.work_dir
     hook.file_backend = get_file_backend(runner.work_dir)
     hook.keep_ckpt_ids = collections.deque()
@@ -69,8 +72,7 @@ def save_killed_at(hook, runner, step, kill_at, monkeypatch) -> list[str]:
         return real(*args)
 
     monkeypatch.setattr(fileio.os, 'replace', lambda *a: count(replace, *a))
-    monkeypatch.setattr(hook.file_backend, 'remove',
-                        lambda *a: count(remove, *a))
+    monkeypatch.setattr(hook.file_backend, 'remove', lambda *a: count(remove, *a))
     try:
         hook._save_checkpoint_with_step(runner, step, {})
     except Killed:
@@ -82,7 +84,8 @@ def save_killed_at(hook, runner, step, kill_at, monkeypatch) -> list[str]:
 
 @pytest.mark.parametrize('max_keep_ckpts', [1, 3])
 def test_a_kill_at_any_moment_of_a_save_leaves_a_checkpoint(
-        tmp_path, monkeypatch, max_keep_ckpts):
+    tmp_path, monkeypatch, max_keep_ckpts
+):
     """Kill the save at each of its steps (the checkpoint's rename, the
     pointer's, the removal of the old checkpoint), with max_keep_ckpts=1
     too: the pointer always names a complete checkpoint (MMEngine's order
@@ -94,15 +97,18 @@ def test_a_kill_at_any_moment_of_a_save_leaves_a_checkpoint(
         hook = make_hook(runner, max_keep_ckpts)
         for step in range(1, max_keep_ckpts + 2):
             hook._save_checkpoint_with_step(runner, step, {})
-        events = save_killed_at(hook, runner, max_keep_ckpts + 2, kill_at,
-                                monkeypatch)
+        events = save_killed_at(hook, runner, max_keep_ckpts + 2, kill_at, monkeypatch)
         assert_resumable(work_dir)
     assert events == ['replace', 'replace', 'remove']  # checkpoint, pointer
 
 
 def test_stale_temporaries_are_removed_at_the_next_start(tmp_path):
-    gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
-                          capture_output=True, text=True, check=True)
+    gone = subprocess.run(
+        [sys.executable, '-c', 'import os; print(os.getpid())'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     dead = int(gone.stdout)
     stale = tmp_path / f'.iter_5.tmp-{dead}.pth'
     stale.write_bytes(b'half a checkpoint')
@@ -125,17 +131,18 @@ def full_disk_at(path):
 
 
 @pytest.mark.skipif(not os.path.exists('/dev/full'), reason='needs /dev/full')
-def test_a_full_disk_during_a_save_is_one_line_and_keeps_what_was_there(
-        tmp_path):
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_what_was_there(tmp_path):
     runner = FakeRunner(tmp_path)
     hook = make_hook(runner, 1)
     hook._save_checkpoint_with_step(runner, 1, {})
     full_disk_at(str(tmp_path / 'iter_2.pth'))
     with pytest.raises(StorageError) as err:
         hook._save_checkpoint_with_step(runner, 2, {})
-    assert str(err.value) == (f'{tmp_path / "iter_2.pth"}: could not be '
-                              'written (No space left on device); nothing '
-                              'was written')
+    assert str(err.value) == (
+        f'{tmp_path / "iter_2.pth"}: could not be '
+        'written (No space left on device); nothing '
+        'was written'
+    )
     assert sorted(os.listdir(tmp_path)) == ['iter_1.pth', 'last_checkpoint']
     assert_resumable(tmp_path)
 
@@ -164,12 +171,15 @@ def test_pointer_is_relative_so_moved_and_copied_work_dirs_resume(tmp_path):
     assert last_checkpoint(str(copy)) == str(copy / 'iter_5.pth')
 
 
-@pytest.mark.parametrize('pointer, message', [
-    (None, 'nothing to resume in'),
-    ('', 'is empty'),
-    ('iter_9.pth', 'names iter_9.pth, which does not exist'),
-    ('/elsewhere/iter_9.pth', 'names /elsewhere/iter_9.pth, which does not'),
-])
+@pytest.mark.parametrize(
+    'pointer, message',
+    [
+        (None, 'nothing to resume in'),
+        ('', 'is empty'),
+        ('iter_9.pth', 'names iter_9.pth, which does not exist'),
+        ('/elsewhere/iter_9.pth', 'names /elsewhere/iter_9.pth, which does not'),
+    ],
+)
 def test_resume_mistakes_are_one_line(tmp_path, pointer, message):
     if pointer is not None:
         (tmp_path / 'last_checkpoint').write_text(pointer)
@@ -185,19 +195,25 @@ def test_a_second_training_in_a_work_dir_stops(tmp_path):
                 pass
     assert str(err.value) == (
         f'{tmp_path}: another training (process {os.getpid()}) is using this '
-        'work dir; wait for it to end, or pass another --work-dir')
+        'work dir; wait for it to end, or pass another --work-dir'
+    )
     with work_dir_lock(str(tmp_path)):  # released when the first ended
         pass
 
 
 def test_a_killed_training_does_not_leave_its_work_dir_locked(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, '-c',
-         'import sys, time; from diffengine_ipa.work_dir import work_dir_lock\n'
-         f'with work_dir_lock({str(tmp_path)!r}):\n'
-         '    print("locked", flush=True); time.sleep(60)'],
-        stdout=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=REPO))
+        [
+            sys.executable,
+            '-c',
+            'import sys, time; from diffengine_ipa.work_dir import work_dir_lock\n'
+            f'with work_dir_lock({str(tmp_path)!r}):\n'
+            '    print("locked", flush=True); time.sleep(60)',
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+    )
     assert holder.stdout.readline().strip() == 'locked'
     with pytest.raises(UserError, match='another training'):
         with work_dir_lock(str(tmp_path)):

@@ -1,5 +1,6 @@
 """The hooks that shape the console: the first iterations logged, a bar
 over the images validation and test generate."""
+
 from types import SimpleNamespace
 
 from diffengine_ipa.engine.hooks import GenerationProgressHook, ProgressLoggerHook
@@ -23,15 +24,24 @@ def test_first_iterations_are_logged():
     lines = []
     hook = ProgressLoggerHook(interval=5, first_iters=3)
     runner = SimpleNamespace(
-        iter=0, train_dataloader=list(range(10)), experiment_name='x',
+        iter=0,
+        train_dataloader=list(range(10)),
+        experiment_name='x',
         logger=SimpleNamespace(info=lines.append),
-        log_processor=SimpleNamespace(get_log_after_iter=lambda r, i, m: (
-            {}, f'iter {r.iter + 1}')),
-        visualizer=SimpleNamespace(add_scalars=lambda *a, **k: None))
+        log_processor=SimpleNamespace(
+            get_log_after_iter=lambda r, i, m: ({}, f'iter {r.iter + 1}')
+        ),
+        visualizer=SimpleNamespace(add_scalars=lambda *a, **k: None),
+    )
     hook.json_log_path = 'x.json'
     hook._start_iter = 0
     for batch_idx in range(10):
         runner.iter = batch_idx
         hook.after_train_iter(runner, batch_idx)
     assert [line for line in lines if line.startswith('iter')] == [
-        'iter 1', 'iter 2', 'iter 3', 'iter 5', 'iter 10']
+        'iter 1',
+        'iter 2',
+        'iter 3',
+        'iter 5',
+        'iter 10',
+    ]

@@ -6,6 +6,7 @@ Tolerances: a fixed batch's loss under bf16 autocast lies within 5 % of
 fp32's (bf16 keeps 8 bits of mantissa, ~0.4 % per rounding, over a few dozen
 layers); compiled and eager fp32 losses (TF32 off) within 1e-4 relative.
 """
+
 import contextlib
 import math
 
@@ -39,18 +40,25 @@ def batch_cpu(tiny_family, tmp_path_factory) -> dict:
 
 def cuda_model(tiny_family, **options) -> IPAdapter:
     torch.manual_seed(0)
-    return IPAdapter(tiny_family['base'], tiny_family['image_encoder'],
-                     **options).cuda().train()
+    return (
+        IPAdapter(tiny_family['base'], tiny_family['image_encoder'], **options)
+        .cuda()
+        .train()
+    )
 
 
-def loss_of(model: IPAdapter, batch_cpu: dict,
-            dtype: torch.dtype | None = None) -> torch.Tensor:
+def loss_of(
+    model: IPAdapter, batch_cpu: dict, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """The loss of the fixed batch; under autocast to ``dtype`` if given
     (else in whatever autocast state the caller set)."""
     batch = model.data_preprocessor(batch_cpu, True)
     torch.manual_seed(0)
-    autocast = (torch.autocast('cuda', dtype=dtype) if dtype is not None
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast('cuda', dtype=dtype)
+        if dtype is not None
+        else contextlib.nullcontext()
+    )
     with autocast:
         return model(**batch)['loss']
 
@@ -58,8 +66,7 @@ def loss_of(model: IPAdapter, batch_cpu: dict,
 def test_fp16_amp_trains_through_the_runner(tiny_family, tmp_path):
     """What `--amp` on a GPU gives: MMEngine's AmpOptimWrapper (fp16, dynamic
     loss scale) and fp16 frozen weights, through a real Runner."""
-    cfg = load_tiny_config(tiny_family, tmp_path,
-                           **{'train_cfg.max_epochs': 1})
+    cfg = load_tiny_config(tiny_family, tmp_path, **{'train_cfg.max_epochs': 1})
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     caps = hardware.detect('cuda')
     decisions = hardware.decide(caps, dict(amp='fp16', frozen_dtype='auto'))
@@ -76,10 +83,16 @@ def test_fp16_amp_trains_through_the_runner(tiny_family, tmp_path):
 
 def test_fp16_loss_scaling_skips_an_overflowing_step(tiny_family, batch_cpu):
     model = cuda_model(tiny_family, frozen_dtype='fp16')
-    wrapper = OPTIM_WRAPPERS.build(dict(
-        type='AmpOptimWrapper', loss_scale='dynamic', dtype='float16',
-        optimizer=torch.optim.AdamW(
-            [p for p in model.parameters() if p.requires_grad], lr=1e-3)))
+    wrapper = OPTIM_WRAPPERS.build(
+        dict(
+            type='AmpOptimWrapper',
+            loss_scale='dynamic',
+            dtype='float16',
+            optimizer=torch.optim.AdamW(
+                [p for p in model.parameters() if p.requires_grad], lr=1e-3
+            ),
+        )
+    )
     adapter = {n: p for n, p in model.named_parameters() if p.requires_grad}
 
     def step(factor: float) -> None:
@@ -110,23 +123,23 @@ def test_bf16_autocast_matches_fp32(tiny_family, batch_cpu):
 
 
 @pytest.mark.parametrize('frozen', ['fp16', 'bf16'])
-def test_half_frozen_weights_keep_the_adapter_fp32(tiny_family, batch_cpu,
-                                                   frozen):
+def test_half_frozen_weights_keep_the_adapter_fp32(tiny_family, batch_cpu, frozen):
     model = cuda_model(tiny_family, frozen_dtype=frozen)
     half = getattr(torch, dict(fp16='float16', bf16='bfloat16')[frozen])
     trainable = [p for p in model.parameters() if p.requires_grad]
     frozen_params = [p for p in model.parameters() if not p.requires_grad]
     assert trainable and all(p.dtype == torch.float32 for p in trainable)
-    vae_dtype = (torch.float32 if model.family.vae.config.force_upcast
-                 else half)  # an fp32-only VAE stays fp32
+    vae_dtype = (
+        torch.float32 if model.family.vae.config.force_upcast else half
+    )  # an fp32-only VAE stays fp32
     for name, param in model.named_parameters():
         if not param.requires_grad:
-            assert param.dtype == (vae_dtype if name.startswith('family.vae.')
-                                   else half), name
+            assert param.dtype == (
+                vae_dtype if name.startswith('family.vae.') else half
+            ), name
     loss = loss_of(model, batch_cpu, half)
     loss.backward()
-    assert all(p.grad is not None and p.grad.dtype == torch.float32
-               for p in trainable)
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in trainable)
     assert all(p.grad is None for p in frozen_params)
 
 
@@ -135,26 +148,34 @@ def test_attention_runs_on_fused_kernels(tiny_family, batch_cpu):
     training step (denoiser with the adapter, text and image encoders) still
     runs: each went to a fused kernel."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
+
     model = cuda_model(tiny_family, frozen_dtype='bf16')
-    fused = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-             SDPBackend.CUDNN_ATTENTION]
+    fused = [
+        SDPBackend.FLASH_ATTENTION,
+        SDPBackend.EFFICIENT_ATTENTION,
+        SDPBackend.CUDNN_ATTENTION,
+    ]
     with sdpa_kernel(fused):
         loss = loss_of(model, batch_cpu, torch.bfloat16)
         loss.backward()
     assert torch.isfinite(loss)
-    with sdpa_kernel([SDPBackend.MATH]), torch.profiler.profile(
-            activities=[torch.profiler.ProfilerActivity.CUDA]) as math_only:
+    with (
+        sdpa_kernel([SDPBackend.MATH]),
+        torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CUDA]
+        ) as math_only,
+    ):
         loss_of(model, batch_cpu, torch.bfloat16)
     with torch.profiler.profile(
-            activities=[torch.profiler.ProfilerActivity.CUDA]) as default:
+        activities=[torch.profiler.ProfilerActivity.CUDA]
+    ) as default:
         loss_of(model, batch_cpu, torch.bfloat16)
     names = ' '.join(e.name.lower() for e in default.events())
     assert any(k in names for k in ('flash', 'fmha', 'efficient', 'cudnn'))
     assert 'flash' not in ' '.join(e.name.lower() for e in math_only.events())
 
 
-def test_compiled_denoiser_gives_the_same_loss(tiny_family, batch_cpu,
-                                              monkeypatch):
+def test_compiled_denoiser_gives_the_same_loss(tiny_family, batch_cpu, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, 'allow_tf32', False)  # exact fp32
     with torch.no_grad():
         eager = loss_of(cuda_model(tiny_family), batch_cpu).item()

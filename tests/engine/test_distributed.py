@@ -1,5 +1,6 @@
 """Batch-size invariance on mmengine's engine: gradient accumulation, and two
 gloo processes through ``torchrun``, equal one process at the combined batch."""
+
 import json
 import os
 import os.path as osp
@@ -16,15 +17,20 @@ from ..tools.helpers import run_tool
 MINI_DATASET = osp.join(REPO, 'data/mini_dataset')
 
 
-def write_config(folder, tiny_family: dict, ann_file: str, batch_size: int,
-                 accumulative_counts: int = 1) -> str:
+def write_config(
+    folder,
+    tiny_family: dict,
+    ann_file: str,
+    batch_size: int,
+    accumulative_counts: int = 1,
+) -> str:
     """A tiny config trained for one epoch with plain SGD (its update is
     proportional to the gradient; Adam's first step is nearly its sign and
     would hide a wrongly scaled one), no validation, and a hook that saves
     every rank's adapter."""
     path = osp.join(folder, f'b{batch_size}_x{accumulative_counts}.py')
     with open(path, 'w') as f:
-        f.write(f'''
+        f.write(f"""
 _base_ = [{TINY_CONFIG!r}]
 model = dict(pretrained_model_name_or_path={tiny_family['base']!r},
              image_encoder=dict(
@@ -41,7 +47,7 @@ custom_imports = dict(imports=['tests.engine.rank_adapter_hook'])
 custom_hooks = [dict(type='AdapterCheckpointHook'),
                 dict(type='NonFiniteLossGuardHook'),
                 dict(type='SaveRankAdapterHook')]
-''')
+""")
     return path
 
 
@@ -65,29 +71,44 @@ def free_port() -> int:
 def train(config: str, work_dir, processes: int = 1) -> dict:
     """Run tools/train.py (under torchrun for several processes); the
     adapter of each rank."""
-    script = [osp.join(REPO, 'tools/train.py'), config,
-              '--work-dir', str(work_dir)]
+    script = [osp.join(REPO, 'tools/train.py'), config, '--work-dir', str(work_dir)]
     if processes > 1:
-        command = [sys.executable, '-m', 'torch.distributed.run',
-                   '--nproc_per_node', str(processes),
-                   '--master_port', str(free_port()), *script,
-                   '--launcher', 'pytorch']
+        command = [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            str(processes),
+            '--master_port',
+            str(free_port()),
+            *script,
+            '--launcher',
+            'pytorch',
+        ]
     else:
         command = [sys.executable, *script]
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=os.pathsep.join(
-        [REPO, os.environ.get('PYTHONPATH', '')]))
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
-                            env=env, timeout=600)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]),
+    )
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO, env=env, timeout=600
+    )
     errors = [line for line in result.stderr.splitlines() if 'Error' in line]
     assert result.returncode == 0, '\n'.join(errors[:20]) + result.stderr[-2000:]
-    return [torch.load(osp.join(work_dir, f'adapter_rank{rank}_end.pt'),
-                       weights_only=True) for rank in range(processes)]
+    return [
+        torch.load(osp.join(work_dir, f'adapter_rank{rank}_end.pt'), weights_only=True)
+        for rank in range(processes)
+    ]
 
 
 def relative_difference(a: dict, b: dict, start: dict) -> float:
     """Largest difference of two updates, relative to the update's size."""
-    return max(((a[k] - b[k]).abs().max() /
-                (a[k] - start[k]).abs().max()).item() for k in start)
+    return max(
+        ((a[k] - b[k]).abs().max() / (a[k] - start[k]).abs().max()).item()
+        for k in start
+    )
 
 
 @pytest.fixture(scope='module')
@@ -95,22 +116,22 @@ def batch_of_4(tiny_family, four_records, tmp_path_factory):
     """(initial adapter, adapter after one step at batch 4, work dir)."""
     folder = tmp_path_factory.mktemp('batch_of_4')
     config = write_config(folder, tiny_family, four_records, 4)
-    (after, ) = train(config, folder / 'run')
+    (after,) = train(config, folder / 'run')
     start = torch.load(folder / 'run/adapter_rank0_start.pt', weights_only=True)
     return start, after, folder / 'run'
 
 
-def test_accumulation_equals_the_big_batch(tiny_family, four_records,
-                                           batch_of_4, tmp_path):
+def test_accumulation_equals_the_big_batch(
+    tiny_family, four_records, batch_of_4, tmp_path
+):
     start, big_batch, _ = batch_of_4
-    config = write_config(tmp_path, tiny_family, four_records, 2,
-                          accumulative_counts=2)
-    (accumulated, ) = train(config, tmp_path / 'accumulated')
+    config = write_config(tmp_path, tiny_family, four_records, 2, accumulative_counts=2)
+    (accumulated,) = train(config, tmp_path / 'accumulated')
     assert relative_difference(accumulated, big_batch, start) < 1e-4
     # Without accumulation batch 2 makes two different updates: the
     # comparison can fail.
     config = write_config(tmp_path, tiny_family, four_records, 2)
-    (two_steps, ) = train(config, tmp_path / 'two_steps')
+    (two_steps,) = train(config, tmp_path / 'two_steps')
     assert relative_difference(two_steps, big_batch, start) > 0.1
 
 
@@ -122,8 +143,7 @@ def two_processes(tiny_family, four_records, tmp_path_factory):
     return train(config, folder / 'run', processes=2), folder / 'run'
 
 
-def test_two_processes_equal_one_at_the_combined_batch(two_processes,
-                                                       batch_of_4):
+def test_two_processes_equal_one_at_the_combined_batch(two_processes, batch_of_4):
     (rank0, rank1), work_dir = two_processes
     start, big_batch, _ = batch_of_4
     # Rank 0 alone writes the checkpoint and the log.
@@ -135,11 +155,13 @@ def test_two_processes_equal_one_at_the_combined_batch(two_processes,
     assert relative_difference(rank0, big_batch, start) < 1e-4
 
 
-def test_two_process_checkpoint_converts_like_one(two_processes, batch_of_4,
-                                                  tiny_family):
+def test_two_process_checkpoint_converts_like_one(
+    two_processes, batch_of_4, tiny_family
+):
     from safetensors.torch import load_file
 
     from diffengine_ipa.models import IPAdapter
+
     (rank0, _), work_dir = two_processes
     _, _, single_dir = batch_of_4
     files = {}
@@ -151,16 +173,21 @@ def test_two_process_checkpoint_converts_like_one(two_processes, batch_of_4,
     for key in ddp:
         assert ddp[key].shape == single[key].shape
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-6)
-    model = IPAdapter(tiny_family['base'], tiny_family['image_encoder'],
-                      pretrained_ip_adapter=files['ddp'])
+    model = IPAdapter(
+        tiny_family['base'],
+        tiny_family['image_encoder'],
+        pretrained_ip_adapter=files['ddp'],
+    )
     for key, value in model.state_dict().items():
         assert torch.equal(value, rank0[key]), key
 
 
 def load_train_tool():
     import importlib.util
+
     spec = importlib.util.spec_from_file_location(
-        'train_tool', osp.join(REPO, 'tools/train.py'))
+        'train_tool', osp.join(REPO, 'tools/train.py')
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -168,6 +195,7 @@ def load_train_tool():
 
 def test_auto_scale_lr_counts_accumulation():
     from mmengine.config import Config
+
     cfg = Config.fromfile(TINY_CONFIG)
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=64)
     cfg.optim_wrapper.accumulative_counts = 4
@@ -179,26 +207,32 @@ def test_auto_scale_lr_counts_accumulation():
 
 def test_strategy_configs_use_flexible_runner():
     from mmengine.config import Config
-    fsdp = Config.fromfile(osp.join(REPO, 'configs/ip_adapter/'
-                                    'sdxl_mini_dataset_fsdp.py'))
+
+    fsdp = Config.fromfile(
+        osp.join(REPO, 'configs/ip_adapter/sdxl_mini_dataset_fsdp.py')
+    )
     assert fsdp.runner_type == 'FlexibleRunner'
     assert fsdp.strategy.type == 'FSDPStrategy'
     assert fsdp.strategy.model_wrapper.use_orig_params
     assert fsdp.model.adapter_only_state_dict is False
-    flux = Config.fromfile(osp.join(REPO, 'configs/ip_adapter/'
-                                    'flux_mini_dataset_fsdp.py'))
+    flux = Config.fromfile(
+        osp.join(REPO, 'configs/ip_adapter/flux_mini_dataset_fsdp.py')
+    )
     assert flux.runner_type == 'FlexibleRunner'
     assert flux.strategy.model_wrapper.auto_wrap_policy == dict(
         type='block_wrap_policy',
-        block_names=['FluxTransformerBlock', 'FluxSingleTransformerBlock'])
+        block_names=['FluxTransformerBlock', 'FluxSingleTransformerBlock'],
+    )
     assert flux.model.frozen_dtype == 'bf16' and flux.model.gradient_checkpointing
-    deepspeed = Config.fromfile(osp.join(REPO, 'configs/ip_adapter/'
-                                         'sdxl_mini_dataset_deepspeed.py'))
+    deepspeed = Config.fromfile(
+        osp.join(REPO, 'configs/ip_adapter/sdxl_mini_dataset_deepspeed.py')
+    )
     assert deepspeed.strategy.zero_optimization.stage == 2
     assert deepspeed.strategy.exclude_frozen_parameters
     assert deepspeed.optim_wrapper == dict(
         type='DeepSpeedOptimWrapper',
-        optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+        optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
+    )
 
 
 def test_block_wrap_policy_shards_each_transformer_block():
@@ -208,11 +242,20 @@ def test_block_wrap_policy_shards_each_transformer_block():
 
     from diffengine_ipa.registry import FUNCTIONS
     from diffengine_ipa.testing import build_component
-    policy = partial(FUNCTIONS.get('block_wrap_policy'), block_names=[
-        'FluxTransformerBlock', 'FluxSingleTransformerBlock'])
+
+    policy = partial(
+        FUNCTIONS.get('block_wrap_policy'),
+        block_names=['FluxTransformerBlock', 'FluxSingleTransformerBlock'],
+    )
     transformer = build_component('tiny_flux', 'transformer')
-    units = [name for name, module in transformer.named_modules()
-             if policy(module, recurse=False, nonwrapped_numel=0)]
-    assert units == ['transformer_blocks.0', 'transformer_blocks.1',
-                     'single_transformer_blocks.0']
+    units = [
+        name
+        for name, module in transformer.named_modules()
+        if policy(module, recurse=False, nonwrapped_numel=0)
+    ]
+    assert units == [
+        'transformer_blocks.0',
+        'transformer_blocks.1',
+        'single_transformer_blocks.0',
+    ]
     assert policy(transformer, recurse=True, nonwrapped_numel=0)

@@ -1,5 +1,6 @@
 """Every hardware decision on faked machines (no GPU needed), and how the
 decisions land in a config."""
+
 import pytest
 from mmengine.config import Config
 
@@ -11,27 +12,40 @@ ALL_AUTO = {name: 'auto' for name in hardware.SETTINGS}
 H100 = Capabilities('cuda', 'NVIDIA H100 80GB HBM3', (9, 0), cpu_cores=16)
 V100 = Capabilities('cuda', 'Tesla V100-SXM2-16GB', (7, 0), cpu_cores=8)
 MPS = Capabilities('mps', 'Apple MPS', cpu_cores=10)
-EPYC = Capabilities('cpu', 'AMD EPYC, AVX2',
-                    cpu_flags=frozenset({'avx2', 'fma'}), cpu_cores=2)
+EPYC = Capabilities(
+    'cpu', 'AMD EPYC, AVX2', cpu_flags=frozenset({'avx2', 'fma'}), cpu_cores=2
+)
 SAPPHIRE_RAPIDS = Capabilities(
-    'cpu', 'Intel Xeon, AVX512',
+    'cpu',
+    'Intel Xeon, AVX512',
     cpu_flags=frozenset({'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'}),
-    cpu_cores=32)
-COOPER_LAKE = Capabilities('cpu', 'Intel Xeon, AVX512',
-                           cpu_flags=frozenset({'avx512f', 'avx512_bf16'}),
-                           cpu_cores=8)
+    cpu_cores=32,
+)
+COOPER_LAKE = Capabilities(
+    'cpu',
+    'Intel Xeon, AVX512',
+    cpu_flags=frozenset({'avx512f', 'avx512_bf16'}),
+    cpu_cores=8,
+)
 
 
 def values(caps: Capabilities, unet: bool = True, **requested) -> dict:
-    return {name: d.value for name, d in
-            decide(caps, requested or ALL_AUTO, unet).items()}
+    return {
+        name: d.value for name, d in decide(caps, requested or ALL_AUTO, unet).items()
+    }
 
 
 def test_bf16_gpu_trains_in_bf16():
     chosen = values(H100)
-    assert chosen == dict(amp='bf16', frozen_dtype='bf16', channels_last=True,
-                          attention='default', num_workers=8, threads=None,
-                          compile=False)
+    assert chosen == dict(
+        amp='bf16',
+        frozen_dtype='bf16',
+        channels_last=True,
+        attention='default',
+        num_workers=8,
+        threads=None,
+        compile=False,
+    )
     reason = decide(H100, dict(amp='auto'))['amp'].reason
     assert 'sm_90' in reason and 'bf16 tensor cores' in reason
 
@@ -53,8 +67,9 @@ def test_mps_trains_in_fp32_without_channels_last():
     assert chosen['channels_last'] is False
 
 
-@pytest.mark.parametrize('cpu', [SAPPHIRE_RAPIDS, COOPER_LAKE],
-                         ids=['amx', 'avx512_bf16'])
+@pytest.mark.parametrize(
+    'cpu', [SAPPHIRE_RAPIDS, COOPER_LAKE], ids=['amx', 'avx512_bf16']
+)
 def test_cpu_with_native_bf16_trains_in_bf16(cpu):
     assert values(cpu)['amp'] == 'bf16'
     assert values(cpu)['frozen_dtype'] == 'bf16'
@@ -82,10 +97,12 @@ def test_channels_last_only_for_unets():
 
 
 def test_given_values_override_and_say_so():
-    decisions = decide(H100, dict(amp='fp16', frozen_dtype='auto',
-                                  num_workers=2, attention='flash'))
+    decisions = decide(
+        H100, dict(amp='fp16', frozen_dtype='auto', num_workers=2, attention='flash')
+    )
     assert {k: d.value for k, d in decisions.items()} == dict(
-        amp='fp16', frozen_dtype='fp16', num_workers=2, attention='flash')
+        amp='fp16', frozen_dtype='fp16', num_workers=2, attention='flash'
+    )
     assert decisions['amp'].source == 'given'
     assert decisions['frozen_dtype'].source == 'auto'
 
@@ -95,15 +112,18 @@ def test_settings_not_requested_are_not_decided():
     assert set(decide(H100, dict(threads='auto'))) == {'threads'}
 
 
-@pytest.mark.parametrize('caps, requested, message', [
-    (EPYC, dict(amp='fp16'), 'fp16 needs loss scaling'),
-    (MPS, dict(amp='fp16'), 'CUDA only'),
-    (EPYC, dict(amp='half'), 'use one of auto, bf16, fp16, fp32'),
-    (EPYC, dict(amp='auto', frozen_dtype='bf16'), 'needs mixed precision'),
-    (EPYC, dict(frozen_dtype='auto'), 'follows hardware.amp'),
-    (H100, dict(attention='fast'), 'hardware.attention'),
-    (H100, dict(amps='auto'), 'unknown setting'),
-])
+@pytest.mark.parametrize(
+    'caps, requested, message',
+    [
+        (EPYC, dict(amp='fp16'), 'fp16 needs loss scaling'),
+        (MPS, dict(amp='fp16'), 'CUDA only'),
+        (EPYC, dict(amp='half'), 'use one of auto, bf16, fp16, fp32'),
+        (EPYC, dict(amp='auto', frozen_dtype='bf16'), 'needs mixed precision'),
+        (EPYC, dict(frozen_dtype='auto'), 'follows hardware.amp'),
+        (H100, dict(attention='fast'), 'hardware.attention'),
+        (H100, dict(amps='auto'), 'unknown setting'),
+    ],
+)
 def test_impossible_requests_are_one_line(caps, requested, message):
     with pytest.raises(UserError, match=message) as err:
         decide(caps, requested)
@@ -112,9 +132,11 @@ def test_impossible_requests_are_one_line(caps, requested, message):
 
 def test_cpuinfo_gives_name_and_flags(tmp_path):
     cpuinfo = tmp_path / 'cpuinfo'
-    cpuinfo.write_text('processor\t: 0\nmodel name\t: Intel Xeon Platinum\n'
-                       'flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n\n'
-                       'processor\t: 1\nflags\t\t: fpu\n')
+    cpuinfo.write_text(
+        'processor\t: 0\nmodel name\t: Intel Xeon Platinum\n'
+        'flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16\n\n'
+        'processor\t: 1\nflags\t\t: fpu\n'
+    )
     name, flags = hardware.read_cpuinfo(str(cpuinfo))
     assert name == 'Intel Xeon Platinum'
     assert {'avx512_bf16', 'amx_bf16'} <= flags and len(flags) == 5
@@ -131,25 +153,33 @@ def test_detect_forced_cpu():
 def config(**parts) -> Config:
     base = dict(
         model=dict(type='IPAdapter', family=dict(type='SD15')),
-        optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW'),
-                           accumulative_counts=2),
-        train_dataloader=dict(num_workers=2, persistent_workers=True))
+        optim_wrapper=dict(
+            type='OptimWrapper', optimizer=dict(type='AdamW'), accumulative_counts=2
+        ),
+        train_dataloader=dict(num_workers=2, persistent_workers=True),
+    )
     base.update(parts)
     return Config(base)
 
 
-@pytest.mark.parametrize('amp, wrapper, extra', [
-    ('bf16', 'AutocastOptimWrapper', dict(dtype='bfloat16')),
-    ('fp16', 'AmpOptimWrapper', dict(dtype='float16', loss_scale='dynamic')),
-    ('fp32', 'OptimWrapper', {}),
-])
+@pytest.mark.parametrize(
+    'amp, wrapper, extra',
+    [
+        ('bf16', 'AutocastOptimWrapper', dict(dtype='bfloat16')),
+        ('fp16', 'AmpOptimWrapper', dict(dtype='float16', loss_scale='dynamic')),
+        ('fp32', 'OptimWrapper', {}),
+    ],
+)
 def test_precision_sets_the_optimizer_wrapper(amp, wrapper, extra):
-    cfg = config(optim_wrapper=dict(type='AutocastOptimWrapper',
-                                    dtype='float16',
-                                    optimizer=dict(type='AdamW')))
+    cfg = config(
+        optim_wrapper=dict(
+            type='AutocastOptimWrapper', dtype='float16', optimizer=dict(type='AdamW')
+        )
+    )
     hardware.apply_to_config(cfg, decide(H100, dict(amp=amp)), H100)
-    assert cfg.optim_wrapper == dict(type=wrapper, optimizer=dict(type='AdamW'),
-                                     **extra)
+    assert cfg.optim_wrapper == dict(
+        type=wrapper, optimizer=dict(type='AdamW'), **extra
+    )
 
 
 def test_a_strategys_wrapper_is_left_alone():
@@ -162,8 +192,9 @@ def test_decisions_land_in_model_and_dataloader():
     cfg = config()
     hardware.apply_to_config(cfg, decide(EPYC, ALL_AUTO), EPYC)
     assert cfg.model.frozen_dtype is None and cfg.model.channels_last is True
-    assert cfg.train_dataloader == dict(num_workers=0, persistent_workers=False,
-                                        pin_memory=False)
+    assert cfg.train_dataloader == dict(
+        num_workers=0, persistent_workers=False, pin_memory=False
+    )
     assert cfg.optim_wrapper.accumulative_counts == 2  # the rest kept
     hardware.apply_to_config(cfg, decide(H100, ALL_AUTO), H100)
     assert cfg.train_dataloader.pin_memory is True
@@ -174,14 +205,17 @@ def test_command_line_amp():
     cfg = config(hardware=dict(num_workers=3))
     assert hardware.requested_settings(cfg, None, 'cuda') == dict(num_workers=3)
     assert hardware.requested_settings(cfg, 'auto', 'cpu') == dict(
-        num_workers=3, amp='auto', frozen_dtype='auto')
+        num_workers=3, amp='auto', frozen_dtype='auto'
+    )
     # bare --amp: MMEngine's meaning, the wrapper only
     assert hardware.requested_settings(cfg, 'mixed', 'cuda')['amp'] == 'fp16'
     assert hardware.requested_settings(cfg, 'mixed', 'cpu') == dict(
-        num_workers=3, amp='bf16')
+        num_workers=3, amp='bf16'
+    )
     kept = config(hardware=dict(frozen_dtype=None))
     assert hardware.requested_settings(kept, 'bf16', 'cuda') == dict(
-        amp='bf16', frozen_dtype=None)
+        amp='bf16', frozen_dtype=None
+    )
 
 
 def test_unet_or_transformer_from_the_config():
@@ -191,27 +225,35 @@ def test_unet_or_transformer_from_the_config():
 
 def test_report_says_what_and_why():
     lines = hardware.report(EPYC, decide(EPYC, dict(amp='auto', threads=1)))
-    assert lines[0].startswith('hardware: cpu (AMD EPYC, AVX2); CPU: 2 cores, '
-                               'no native bf16')
-    assert lines[1].startswith("hardware.amp = 'fp32' (auto: the CPU has no "
-                               'native bf16')
-    assert lines[2] == ('hardware.threads = 1 (given: set in the config or on '
-                        'the command line)')
+    assert lines[0].startswith(
+        'hardware: cpu (AMD EPYC, AVX2); CPU: 2 cores, no native bf16'
+    )
+    assert lines[1].startswith(
+        "hardware.amp = 'fp32' (auto: the CPU has no native bf16"
+    )
+    assert lines[2] == (
+        'hardware.threads = 1 (given: set in the config or on the command line)'
+    )
     assert 'nothing set to auto' in hardware.report(EPYC, {})[1]
 
 
 def test_process_settings(monkeypatch):
     import torch
+
     calls = {}
     for kind in ('flash', 'mem_efficient', 'cudnn', 'math'):
-        monkeypatch.setattr(torch.backends.cuda, f'enable_{kind}_sdp',
-                            lambda on, kind=kind: calls.__setitem__(kind, on))
-    monkeypatch.setattr(torch, 'set_num_threads',
-                        lambda n: calls.__setitem__('threads', n))
-    hardware.apply_to_process(decide(H100, dict(attention='efficient',
-                                                threads=3)))
-    assert calls == dict(flash=False, mem_efficient=True, cudnn=False,
-                         math=False, threads=3)
+        monkeypatch.setattr(
+            torch.backends.cuda,
+            f'enable_{kind}_sdp',
+            lambda on, kind=kind: calls.__setitem__(kind, on),
+        )
+    monkeypatch.setattr(
+        torch, 'set_num_threads', lambda n: calls.__setitem__('threads', n)
+    )
+    hardware.apply_to_process(decide(H100, dict(attention='efficient', threads=3)))
+    assert calls == dict(
+        flash=False, mem_efficient=True, cudnn=False, math=False, threads=3
+    )
     calls.clear()
     hardware.apply_to_process(decide(H100, ALL_AUTO))  # default kernels
     assert calls == {}

@@ -1,4 +1,5 @@
 """Regional compilation: each repeated block compiled, not the denoiser."""
+
 import pytest
 
 from diffengine_ipa.errors import UserError
@@ -10,13 +11,15 @@ def compiled(module) -> bool:
     return module._compiled_call_impl is not None
 
 
-@pytest.mark.parametrize('architecture, denoiser, blocks', [
-    ('tiny_sd15', 'unet', 'BasicTransformerBlock'),
-    ('tiny_sd3', 'transformer', 'JointTransformerBlock'),
-    ('tiny_flux', 'transformer', 'FluxTransformerBlock'),
-])
-def test_regional_compiles_the_repeated_blocks_only(architecture, denoiser,
-                                                     blocks):
+@pytest.mark.parametrize(
+    'architecture, denoiser, blocks',
+    [
+        ('tiny_sd15', 'unet', 'BasicTransformerBlock'),
+        ('tiny_sd3', 'transformer', 'JointTransformerBlock'),
+        ('tiny_flux', 'transformer', 'FluxTransformerBlock'),
+    ],
+)
+def test_regional_compiles_the_repeated_blocks_only(architecture, denoiser, blocks):
     model = build_component(architecture, denoiser)
     found = repeated_blocks(model)
     assert found and any(type(b).__name__ == blocks for b in found)

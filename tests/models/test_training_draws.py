@@ -1,4 +1,5 @@
 """Per-sample draws: a sample's numbers depend on it, not on its batch."""
+
 import torch
 from mmengine.logging import MessageHub
 
@@ -13,8 +14,9 @@ TIMESTEP = NoisePrediction(SD15_SCHEDULER).sample_timestep
 def draws(indices, epoch=0, seed=0):
     torch.manual_seed(seed)
     MessageHub.get_current_instance().update_info('epoch', epoch)
-    return draw_training_randomness((len(indices), *SHAPE), TIMESTEP, indices,
-                                    torch.device('cpu'), with_offset=True)
+    return draw_training_randomness(
+        (len(indices), *SHAPE), TIMESTEP, indices, torch.device('cpu'), with_offset=True
+    )
 
 
 def test_a_sample_draws_the_same_in_any_batch():

@@ -1,5 +1,6 @@
 """Malformed adapter files are one line wherever they are read, and a failed
 conversion never replaces a good file."""
+
 import os
 
 import pytest
@@ -83,6 +84,7 @@ def test_convert_checks_before_it_replaces(tmp_path, monkeypatch):
 
     # Written, read back, found different: nothing replaced.
     import diffengine_ipa.official_format.files as files
+
     real = files.load_weights_file
 
     def corrupted(path, *args):
@@ -98,15 +100,15 @@ def test_convert_checks_before_it_replaces(tmp_path, monkeypatch):
 
     # A full disk: one line, the file that was there intact.
     if os.path.exists('/dev/full'):
-        os.symlink('/dev/full', tmp_path / f'.ip_adapter.tmp-{os.getpid()}'
-                   '.safetensors')
+        os.symlink('/dev/full', tmp_path / f'.ip_adapter.tmp-{os.getpid()}.safetensors')
         with pytest.raises(StorageError, match='No space left on device'):
             save_official(good_state('base'), str(good_file))
         assert good_file.read_bytes() == before
 
     # --dtype without --out never replaces its own input.
-    error = one_line_error(run_tool_in_process('convert.py', good_file,
-                                               '--dtype', 'fp16'))
+    error = one_line_error(
+        run_tool_in_process('convert.py', good_file, '--dtype', 'fp16')
+    )
     assert 'is the input file; converting it would replace it' in error
     assert good_file.read_bytes() == before
 
@@ -114,7 +116,10 @@ def test_convert_checks_before_it_replaces(tmp_path, monkeypatch):
     state = good_state('base')
     state['image_proj.proj.weight'][0, 0] = 1e6
     write_kit_checkpoint(checkpoint, *kit_checkpoint(state))
-    error = one_line_error(run_tool_in_process(
-        'convert.py', checkpoint, '--dtype', 'fp16', '--out', good_file))
+    error = one_line_error(
+        run_tool_in_process(
+            'convert.py', checkpoint, '--dtype', 'fp16', '--out', good_file
+        )
+    )
     assert 'does not fit in float16 (largest value 1e+06)' in error
     assert good_file.read_bytes() == before

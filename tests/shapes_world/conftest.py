@@ -1,4 +1,5 @@
 """The shapes world written once per session, small, into a temporary folder."""
+
 import pytest
 
 from diffengine_ipa.shapes_world.writer import write_world
@@ -17,6 +18,7 @@ def small_world(tmp_path_factory) -> str:
 def shapes_bases(tmp_path_factory) -> str:
     """The shipped bases laid out as diffusers folders (``<out>/sd15`` ...)."""
     from diffengine_ipa.shapes_world.bases import install_bases
+
     out = str(tmp_path_factory.mktemp('shapes_bases'))
     install_bases(out)
     return out

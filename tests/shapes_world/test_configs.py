@@ -1,6 +1,7 @@
 """The shapes_ leaves: the world's paths, resolution and schedule, the judge
 as their evaluator, and a training step on each family (tiny family swapped
 in, on a small written world)."""
+
 import glob
 import os.path as osp
 
@@ -22,16 +23,21 @@ GUIDANCE = dict(sd15=7.5, sdxl=5.0, sd3=7.0, flux=3.5)
 
 def test_one_leaf_per_family():
     assert [osp.basename(p) for p in LEAVES] == [
-        'shapes_flux.py', 'shapes_sd15.py', 'shapes_sd35.py', 'shapes_sdxl.py']
+        'shapes_flux.py',
+        'shapes_sd15.py',
+        'shapes_sd35.py',
+        'shapes_sdxl.py',
+    ]
 
 
 @pytest.mark.parametrize('path', LEAVES, ids=osp.basename)
 def test_leaf_sets_the_world_and_the_calibrated_schedule(path):
     cfg = Config.fromfile(path)
-    name = osp.basename(path)[len('shapes_'):-3]
+    name = osp.basename(path)[len('shapes_') : -3]
     assert cfg.model.pretrained_model_name_or_path == f'work_dirs/shapes_world/{name}'
     assert cfg.model.image_encoder.pretrained_model_name_or_path == (
-        f'work_dirs/shapes_world/{name}/image_encoder')
+        f'work_dirs/shapes_world/{name}/image_encoder'
+    )
     data = cfg.train_dataloader
     assert data.dataset.ann_file == 'work_dirs/shapes_world/pairs/data.json'
     assert data.dataset.resolution == data.dataset.min_image_side == 32
@@ -52,12 +58,23 @@ def test_leaf_sets_the_world_and_the_calibrated_schedule(path):
 @pytest.mark.parametrize('path', LEAVES, ids=osp.basename)
 def test_leaf_trains_a_step_on_the_world(path, tiny_families, small_world):
     from diffengine_ipa.user_config import prepare_config
+
     cfg = Config.fromfile(path)
-    overrides = {k: v for k, v in tiny_overrides(tiny_families[family_of(path)]).items()
-                 if k.startswith('model.')}
+    overrides = {
+        k: v
+        for k, v in tiny_overrides(tiny_families[family_of(path)]).items()
+        if k.startswith('model.')
+    }
     cfg.merge_from_dict(overrides)
-    tiny = Config.fromfile(osp.join(REPO, 'configs/ip_adapter', 'tiny_' + dict(
-        sd3='sd35').get(family_of(path), family_of(path)) + '_mini_dataset.py'))
+    tiny = Config.fromfile(
+        osp.join(
+            REPO,
+            'configs/ip_adapter',
+            'tiny_'
+            + dict(sd3='sd35').get(family_of(path), family_of(path))
+            + '_mini_dataset.py',
+        )
+    )
     cfg.model.image_projection = tiny.model.image_projection
     prepare_config(cfg, path)
     init_default_scope(cfg.default_scope)
@@ -68,6 +85,8 @@ def test_leaf_trains_a_step_on_the_world(path, tiny_families, small_world):
     batch = model.data_preprocessor(default_collate([dataset[0], dataset[1]]), True)
     assert batch['inputs']['pixel_values'].shape[-2:] == (32, 32)
     assert torch.isfinite(model(**batch)['loss'])
-    test = dict(cfg.test_dataloader.dataset,
-                ann_file=osp.join(small_world, 'heldout/cases.json'))
+    test = dict(
+        cfg.test_dataloader.dataset,
+        ann_file=osp.join(small_world, 'heldout/cases.json'),
+    )
     assert len(DATASETS.build(test)) == 54 * 3

@@ -2,6 +2,7 @@
 model's live pipeline) equal the family's plain diffusers pipeline with the
 converted file loaded by ``load_ip_adapter``, and tools/infer.py's; an
 adapter whose image features are zeroed matches at chance."""
+
 import json
 import os.path as osp
 
@@ -29,8 +30,13 @@ def adapter(tiny_families, tmp_path_factory):
     """The shapes_sd15 model on the tiny SD1.5 family (its adapter's
     random init scaled up, so that the reference shows), and its file."""
     cfg = Config.fromfile(CONFIG)
-    cfg.merge_from_dict({k: v for k, v in tiny_overrides(
-        tiny_families['sd15']).items() if k.startswith('model.')})
+    cfg.merge_from_dict(
+        {
+            k: v
+            for k, v in tiny_overrides(tiny_families['sd15']).items()
+            if k.startswith('model.')
+        }
+    )
     cfg.model.generation_cfg.steps = STEPS
     init_default_scope('diffengine_ipa')
     torch.manual_seed(0)
@@ -45,8 +51,10 @@ def adapter(tiny_families, tmp_path_factory):
 
 def _references(world_dir: str, count: int) -> list[Image.Image]:
     cases = json.load(open(osp.join(world_dir, 'heldout/cases.json')))
-    return [Image.open(osp.join(world_dir, 'heldout', c['image_file'])).convert('RGB')
-            for c in cases[::len(cases) // count][:count]]
+    return [
+        Image.open(osp.join(world_dir, 'heldout', c['image_file'])).convert('RGB')
+        for c in cases[:: len(cases) // count][:count]
+    ]
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
@@ -54,31 +62,51 @@ def _pixels(image: Image.Image) -> np.ndarray:
 
 
 def test_evaluator_diffusers_and_infer_give_the_same_images(
-        adapter, tiny_families, small_world):
+    adapter, tiny_families, small_world
+):
     import diffusers
     from transformers import CLIPVisionModelWithProjection
 
     from diffengine_ipa.apis import IPAdapterInferencer
+
     cfg, model, path = adapter
     family = tiny_families['sd15']
     references = _references(small_world, 2)
     # 1. the evaluator's path (tools/test.py): the model's predict
-    ours = [out['image'] for out in model.predict(dict(
-        img=references, prompt=['', ''], scale=[1.0, 1.0], seed=[0, 0]))]
+    ours = [
+        out['image']
+        for out in model.predict(
+            dict(img=references, prompt=['', ''], scale=[1.0, 1.0], seed=[0, 0])
+        )
+    ]
     # 2. the plain diffusers pipeline, the file loaded by load_ip_adapter
     pipe = diffusers.StableDiffusionPipeline.from_pretrained(
-        family['base'], safety_checker=None, requires_safety_checker=False)
-    pipe.register_modules(image_encoder=CLIPVisionModelWithProjection
-                          .from_pretrained(family['image_encoder']))
-    pipe.load_ip_adapter(osp.dirname(path), subfolder='',
-                         weight_name=osp.basename(path),
-                         image_encoder_folder=family['image_encoder'])
+        family['base'], safety_checker=None, requires_safety_checker=False
+    )
+    pipe.register_modules(
+        image_encoder=CLIPVisionModelWithProjection.from_pretrained(
+            family['image_encoder']
+        )
+    )
+    pipe.load_ip_adapter(
+        osp.dirname(path),
+        subfolder='',
+        weight_name=osp.basename(path),
+        image_encoder_folder=family['image_encoder'],
+    )
     pipe.set_progress_bar_config(disable=True)
     pipe.set_ip_adapter_scale(1.0)
-    theirs = [pipe(prompt='', ip_adapter_image=ref, num_inference_steps=STEPS,
-                   height=32, width=32,  # the pipeline's default guidance, 7.5
-                   generator=torch.Generator().manual_seed(0)).images[0]
-              for ref in references]
+    theirs = [
+        pipe(
+            prompt='',
+            ip_adapter_image=ref,
+            num_inference_steps=STEPS,
+            height=32,
+            width=32,  # the pipeline's default guidance, 7.5
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]
+        for ref in references
+    ]
     # 3. tools/infer.py's inferencer, with the config's generation settings
     inferencer = IPAdapterInferencer(cfg, path, device='cpu')
     infer = [inferencer('', ref, scale=1.0, seed=0)[0] for ref in references]
@@ -94,17 +122,26 @@ def test_zeroed_image_features_match_at_chance(adapter, small_world):
     """Without image features every output is the same image: its colour
     and shape match exactly one kind's share of the balanced held-out set."""
     from diffengine_ipa.apis import IPAdapterInferencer
+
     cfg, model, path = adapter
     inferencer = IPAdapterInferencer(cfg, path, device='cpu')
     cases = json.load(open(osp.join(small_world, 'heldout/cases.json')))
     metric = ReferenceMatchMetric()
     features = inferencer.encode(Image.new('RGB', (32, 32)))
-    image = inferencer('', image_embeds=[torch.zeros_like(features)], scale=1.0,
-                       seed=0, steps=STEPS)[0]
-    samples = [dict(case_id=c['id'], img_path=c['image_file'], scale=1.0, seed=0,
-                    image=image, reference=Image.open(osp.join(
-                        small_world, 'heldout', c['image_file'])))
-               for c in cases]
+    image = inferencer(
+        '', image_embeds=[torch.zeros_like(features)], scale=1.0, seed=0, steps=STEPS
+    )[0]
+    samples = [
+        dict(
+            case_id=c['id'],
+            img_path=c['image_file'],
+            scale=1.0,
+            seed=0,
+            image=image,
+            reference=Image.open(osp.join(small_world, 'heldout', c['image_file'])),
+        )
+        for c in cases
+    ]
     metric.process({}, samples)
     scores = metric.compute_metrics(metric.results)
     chance = chance_levels()

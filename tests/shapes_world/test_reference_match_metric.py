@@ -1,5 +1,6 @@
 """ReferenceMatchMetric: exact rates on images whose answer is known, and the
 report it writes (table, figure, HTML, grid)."""
+
 import json
 import os.path as osp
 
@@ -20,9 +21,16 @@ def _samples(tmp_path, scale: float, make_output) -> list[dict]:
         reference = world.render(scene)
         path = str(tmp_path / f'ref_{i}.png')
         reference.save(path)
-        samples.append(dict(case_id=f'case{i}', img_path=path, scale=scale,
-                            seed=0, reference=reference,
-                            image=make_output(rng, scene)))
+        samples.append(
+            dict(
+                case_id=f'case{i}',
+                img_path=path,
+                scale=scale,
+                seed=0,
+                reference=reference,
+                image=make_output(rng, scene),
+            )
+        )
     return samples
 
 
@@ -32,20 +40,43 @@ def _other_hue(hue: str) -> str:
 
 
 def test_rates_per_scale_and_the_report(tmp_path):
-    metric = ReferenceMatchMetric(out_dir=str(tmp_path / 'eval'),
-                                  report_meta=dict(checkpoint='adapter.safetensors'))
+    metric = ReferenceMatchMetric(
+        out_dir=str(tmp_path / 'eval'),
+        report_meta=dict(checkpoint='adapter.safetensors'),
+    )
     # scale 1: the same colour and shape elsewhere; scale 0: another colour,
     # the same shape; scale 0.5: an empty background (no shape found)
-    metric.process({}, _samples(tmp_path, 1.0, lambda rng, s: world.render(
-        world.reference_scene(rng, s))))
-    metric.process({}, _samples(tmp_path, 0.0, lambda rng, s: world.render(
-        world.sample_scene(rng, _other_hue(s.hue), s.shape))))
-    metric.process({}, _samples(tmp_path, 0.5, lambda rng, s: Image.new(
-        'RGB', (32, 32), (90, 90, 90))))
+    metric.process(
+        {},
+        _samples(
+            tmp_path, 1.0, lambda rng, s: world.render(world.reference_scene(rng, s))
+        ),
+    )
+    metric.process(
+        {},
+        _samples(
+            tmp_path,
+            0.0,
+            lambda rng, s: world.render(
+                world.sample_scene(rng, _other_hue(s.hue), s.shape)
+            ),
+        ),
+    )
+    metric.process(
+        {},
+        _samples(
+            tmp_path, 0.5, lambda rng, s: Image.new('RGB', (32, 32), (90, 90, 90))
+        ),
+    )
     scores = metric.compute_metrics(metric.results)
-    assert scores == {'colour_match@0': 0.0, 'shape_match@0': 1.0,
-                      'colour_match@0.5': 0.0, 'shape_match@0.5': 0.0,
-                      'colour_match@1': 1.0, 'shape_match@1': 1.0}
+    assert scores == {
+        'colour_match@0': 0.0,
+        'shape_match@0': 1.0,
+        'colour_match@0.5': 0.0,
+        'shape_match@0.5': 0.0,
+        'colour_match@1': 1.0,
+        'shape_match@1': 1.0,
+    }
     report = json.load(open(tmp_path / 'eval' / 'eval_report.json'))
     assert report['chance'] == pytest.approx(dict(colour=1 / 6, shape=1 / 3))
     assert report['per_scale']['1']['images'] == 18

@@ -1,6 +1,7 @@
 """The documented commands, run as a user runs them (in a fresh folder): the
 world and its bases, a short SD1.5 shapes training, conversion, the judge,
 the contact sheet. The adapter must follow its reference's colour."""
+
 import json
 import os
 import os.path as osp
@@ -22,10 +23,18 @@ ONE_PER_KIND = list(range(0, 54, 3))
 
 def run(cwd, tool: str, *args: str) -> str:
     """``python tools/<tool> ARGS`` from ``cwd`` on this checkout."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [REPO, os.environ.get('PYTHONPATH', '')]), HF_HUB_OFFLINE='1')
-    result = subprocess.run([sys.executable, osp.join(REPO, 'tools', tool), *args],
-                            cwd=cwd, env=env, capture_output=True, text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]),
+        HF_HUB_OFFLINE='1',
+    )
+    result = subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', tool), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -36,13 +45,28 @@ def test_a_short_sd15_training_follows_the_reference_colour(tmp_path):
     assert 'base: work_dirs/shapes_world/sd15' in out
     assert 'reused' in run(tmp_path, 'shapes_world.py', '--no-bases')
     # 3 epochs of the 100 x 32 pairs: 300 steps, half the config's samples
-    run(tmp_path, 'train.py', config, '--cfg-options', 'train_cfg.max_epochs=3',
-        'train_cfg.val_interval=3', 'train_dataloader.batch_size=32')
+    run(
+        tmp_path,
+        'train.py',
+        config,
+        '--cfg-options',
+        'train_cfg.max_epochs=3',
+        'train_cfg.val_interval=3',
+        'train_dataloader.batch_size=32',
+    )
     run(tmp_path, 'convert.py', 'work_dirs/shapes_sd15')
     adapter = 'work_dirs/shapes_sd15/ip_adapter.safetensors'
-    run(tmp_path, 'test.py', config, adapter, '--out-dir', 'eval',
-        '--cfg-options', f'test_dataloader.dataset.indices={ONE_PER_KIND}',
-        'test_dataloader.dataset.scales=[0.0,1.0]')
+    run(
+        tmp_path,
+        'test.py',
+        config,
+        adapter,
+        '--out-dir',
+        'eval',
+        '--cfg-options',
+        f'test_dataloader.dataset.indices={ONE_PER_KIND}',
+        'test_dataloader.dataset.scales=[0.0,1.0]',
+    )
     report = json.load(open(tmp_path / 'eval' / 'eval_report.json'))
     colour = {s: v['colour_match'] for s, v in report['per_scale'].items()}
     assert report['per_scale']['1']['images'] == 18
@@ -53,5 +77,7 @@ def test_a_short_sd15_training_follows_the_reference_colour(tmp_path):
     assert osp.isfile(report['figure']) and osp.isfile(report['html'])
     out = run(tmp_path, 'shapes_world.py', '--contact-sheet')
     assert osp.isfile(tmp_path / 'outputs/shapes_world/contact_sheet_sd15.png')
-    assert ('contact_sheet_flux.png' in out
-            or 'no shapes-world adapter for flux: train one with' in out)
+    assert (
+        'contact_sheet_flux.png' in out
+        or 'no shapes-world adapter for flux: train one with' in out
+    )

@@ -1,5 +1,6 @@
 """The world as the issue defines it, its records, and the judge that reads
 it back."""
+
 import colorsys
 import hashlib
 import json
@@ -20,8 +21,9 @@ def _hsv(rgb) -> tuple[float, float, float]:
 
 def test_the_world_is_as_defined():
     degrees = sorted(world.HUES.values())
-    gaps = [b - a for a, b in zip(degrees, degrees[1:] + [degrees[0] + 360],
-                                  strict=True)]
+    gaps = [
+        b - a for a, b in zip(degrees, degrees[1:] + [degrees[0] + 360], strict=True)
+    ]
     assert len(degrees) >= 6 and min(gaps) >= 45 and len(world.SHAPES) >= 3
     rng = np.random.default_rng(1)
     lightness = []
@@ -38,9 +40,11 @@ def test_the_world_is_as_defined():
 def test_the_judge_reads_the_held_out_images(small_world):
     cases = json.load(open(osp.join(small_world, 'heldout/cases.json')))
     assert len(cases) >= 48
-    right = [world.classify(Image.open(osp.join(small_world, 'heldout',
-                                                case['image_file'])))
-             == (case['hue'], case['shape']) for case in cases]
+    right = [
+        world.classify(Image.open(osp.join(small_world, 'heldout', case['image_file'])))
+        == (case['hue'], case['shape'])
+        for case in cases
+    ]
     assert np.mean(right) >= 0.98
 
 
@@ -84,10 +88,12 @@ def test_records_pair_colour_and_shape_and_name_the_shape_only(small_world):
     assert len(records) == 300
     for record in records[:60]:
         target = Image.open(osp.join(small_world, 'pairs', record['image_file']))
-        reference = Image.open(osp.join(small_world, 'pairs',
-                                        record['reference_file']))
-        assert world.classify(target) == world.classify(reference) == (
-            record['hue'], record['shape'])
+        reference = Image.open(osp.join(small_world, 'pairs', record['reference_file']))
+        assert (
+            world.classify(target)
+            == world.classify(reference)
+            == (record['hue'], record['shape'])
+        )
         assert np.abs(np.asarray(target, int) - np.asarray(reference, int)).mean() > 5
         assert record['text'] == f'a {record["shape"]}'  # no colour word
     pretrain = json.load(open(osp.join(small_world, 'pretrain/data.json')))
@@ -96,16 +102,18 @@ def test_records_pair_colour_and_shape_and_name_the_shape_only(small_world):
 
 def _digests(folder: str) -> dict[str, str]:
     import glob
-    return {osp.relpath(p, folder): hashlib.sha256(open(p, 'rb').read()).hexdigest()
-            for p in sorted(glob.glob(osp.join(folder, '**/*.*'), recursive=True))}
+
+    return {
+        osp.relpath(p, folder): hashlib.sha256(open(p, 'rb').read()).hexdigest()
+        for p in sorted(glob.glob(osp.join(folder, '**/*.*'), recursive=True))
+    }
 
 
 def test_the_world_is_deterministic_by_seed_and_reused(tmp_path, small_world):
     spec = write_world(str(tmp_path / 'a'), seed=0, pretrain=200, pairs=300)
     assert not spec['reused']
     assert _digests(str(tmp_path / 'a')) == _digests(small_world)
-    assert write_world(str(tmp_path / 'a'), seed=0, pretrain=200,
-                       pairs=300)['reused']
+    assert write_world(str(tmp_path / 'a'), seed=0, pretrain=200, pairs=300)['reused']
     write_world(str(tmp_path / 'b'), seed=1, pretrain=200, pairs=300)
     assert _digests(str(tmp_path / 'b')) != _digests(small_world)
 
@@ -113,12 +121,16 @@ def test_the_world_is_deterministic_by_seed_and_reused(tmp_path, small_world):
 def test_no_held_out_reference_is_a_training_image(small_world):
     digests = _digests(small_world)
     held_out = {d for name, d in digests.items() if name.startswith('heldout/images')}
-    trained = {d for name, d in digests.items()
-               if name.startswith(('pairs/images', 'pretrain/images'))}
+    trained = {
+        d
+        for name, d in digests.items()
+        if name.startswith(('pairs/images', 'pretrain/images'))
+    }
     assert len(held_out) == 54 and not held_out & trained
     cases = json.load(open(osp.join(small_world, 'heldout/cases.json')))
     kinds = {(c['hue'], c['shape']) for c in cases}
     assert len(kinds) == 18  # balanced: chance is one over the kinds
     quick = [c for c in cases if c['quick']]
     assert {c['hue'] for c in quick} == set(world.HUES) and all(
-        c['prompt'] == '' for c in cases)
+        c['prompt'] == '' for c in cases
+    )

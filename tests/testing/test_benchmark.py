@@ -1,25 +1,47 @@
 """tools/benchmark.py on tiny architectures: runs in seconds, well-formed
 JSON, and the cached path does less work than the reference loop."""
+
 import json
 
 import pytest
 
 from ..tools.helpers import run_tool
 
-FIELDS = {'device', 'family', 'batch', 'resolution', 'dtype',
-          'reference_imgs_per_s', 'ours_imgs_per_s', 'speedup',
-          'reference_peak_mem_gb', 'ours_peak_mem_gb', 'model_tflops_per_step',
-          'achieved_tflops'}
+FIELDS = {
+    'device',
+    'family',
+    'batch',
+    'resolution',
+    'dtype',
+    'reference_imgs_per_s',
+    'ours_imgs_per_s',
+    'speedup',
+    'reference_peak_mem_gb',
+    'ours_peak_mem_gb',
+    'model_tflops_per_step',
+    'achieved_tflops',
+}
 
 
 @pytest.mark.slow
 def test_benchmark_tiny_emits_json(tmp_path):
     out = tmp_path / 'bench.json'
-    result = run_tool('benchmark.py', '--family', 'tiny_sd15', '--steps', '2',
-                      '--infer-steps', '2', '--dtype', 'fp32', '--out', out)
+    result = run_tool(
+        'benchmark.py',
+        '--family',
+        'tiny_sd15',
+        '--steps',
+        '2',
+        '--infer-steps',
+        '2',
+        '--dtype',
+        'fp32',
+        '--out',
+        out,
+    )
     assert result.stdout.startswith('hardware: ')  # what auto chose (threads)
     assert '| tiny_sd15 |' in result.stdout
-    (row, ) = json.loads(out.read_text())
+    (row,) = json.loads(out.read_text())
     assert FIELDS <= set(row)
     assert row['family'] == 'tiny_sd15' and row['batch'] == 1
     assert row['resolution'] == 64 and row['dtype'] == 'fp32'
@@ -27,18 +49,31 @@ def test_benchmark_tiny_emits_json(tmp_path):
     # Our path skips the encoders: fewer FLOPs per step than the reference.
     assert 0 < row['model_tflops_per_step'] < row['reference_tflops_per_step']
     assert row['inference_latency_s'] > 0
-    run_tool('benchmark.py', '--family', 'tiny_flux', '--steps', '1',
-             '--infer-steps', '0', '--dtype', 'bf16', '--out', out)
+    run_tool(
+        'benchmark.py',
+        '--family',
+        'tiny_flux',
+        '--steps',
+        '1',
+        '--infer-steps',
+        '0',
+        '--dtype',
+        'bf16',
+        '--out',
+        out,
+    )
     rows = json.loads(out.read_text())
     assert [(r['family'], r['dtype']) for r in rows] == [
-        ('tiny_sd15', 'fp32'), ('tiny_flux', 'bf16')]
+        ('tiny_sd15', 'fp32'),
+        ('tiny_flux', 'bf16'),
+    ]
     assert rows[1]['inference_latency_s'] is None
-    assert 0 < rows[1]['model_tflops_per_step'] < rows[1][
-        'reference_tflops_per_step']
+    assert 0 < rows[1]['model_tflops_per_step'] < rows[1]['reference_tflops_per_step']
 
 
 def test_dense_bf16_peaks_by_card_name():
     from diffengine_ipa.testing.device_peaks import dense_bf16_peak_tflops
+
     assert dense_bf16_peak_tflops('NVIDIA H100 80GB HBM3') == 989.0
     assert dense_bf16_peak_tflops('NVIDIA H100 PCIe') == 756.0
     assert dense_bf16_peak_tflops('NVIDIA H200') == 989.0

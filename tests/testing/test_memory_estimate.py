@@ -1,4 +1,5 @@
 """The memory estimate: a step on fake tensors, every allocation counted."""
+
 import pytest
 import torch
 
@@ -36,6 +37,7 @@ def test_dit_families_estimate(architecture):
 
 def test_quantization_and_cache_rows_of_an_estimate():
     from diffengine_ipa.testing.memory_options import QUANTIZED_BITS, option_rows
+
     estimate = estimate_training_memory('tiny_sd15', 1)
     parts = estimate['parts']
     assert 0 < parts['largest_linear'] < parts['denoiser_linear']
@@ -49,6 +51,9 @@ def test_quantization_and_cache_rows_of_an_estimate():
     nf4 = rows['nf4', False]['peak_gb'] * 1e9
     saved = parts['denoiser_linear'] * (1 - QUANTIZED_BITS['nf4'] / 16)
     assert nf4 == pytest.approx(base - saved + parts['largest_linear'])
-    assert (rows['nf4', True]['peak_gb'] < rows['int8', True]['peak_gb']
-            < rows[None, True]['peak_gb'])
+    assert (
+        rows['nf4', True]['peak_gb']
+        < rows['int8', True]['peak_gb']
+        < rows[None, True]['peak_gb']
+    )
     assert rows[None, False]['fits'] == [16, 24, 48, 80]  # tiny fits all

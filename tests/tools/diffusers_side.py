@@ -1,6 +1,7 @@
 """The diffusers side of the interop tests: pipelines built and called the way
 a diffusers user does, and each family's denoiser called the way its
 pipeline calls it. Written from diffusers' own API, not from the kit's."""
+
 import os.path as osp
 
 import diffusers
@@ -9,9 +10,12 @@ from transformers import CLIPVisionModelWithProjection
 
 from ..conftest import family_of
 
-PIPELINES = dict(sd15='StableDiffusionPipeline',
-                 sdxl='StableDiffusionXLPipeline',
-                 sd3='StableDiffusion3Pipeline', flux='FluxPipeline')
+PIPELINES = dict(
+    sd15='StableDiffusionPipeline',
+    sdxl='StableDiffusionXLPipeline',
+    sd3='StableDiffusion3Pipeline',
+    flux='FluxPipeline',
+)
 NEGATIVE = 'monochrome, lowres, bad anatomy, worst quality, low quality'
 # What tools/infer.py generates with for each tiny config (its generation_cfg
 # and the family's defaults), as diffusers pipeline arguments.
@@ -19,7 +23,8 @@ CALL_KWARGS = dict(
     sd15=dict(negative_prompt=NEGATIVE, guidance_scale=7.5),
     sdxl=dict(negative_prompt=NEGATIVE, guidance_scale=7.5),
     sd3=dict(guidance_scale=7.0, max_sequence_length=32, height=64, width=64),
-    flux=dict(guidance_scale=3.5, max_sequence_length=32, height=64, width=64))
+    flux=dict(guidance_scale=3.5, max_sequence_length=32, height=64, width=64),
+)
 
 
 def diffusers_pipeline(variant: str, folders: dict, adapter_file: str):
@@ -27,23 +32,32 @@ def diffusers_pipeline(variant: str, folders: dict, adapter_file: str):
     encoder) loaded by the family's ``load_ip_adapter``."""
     family = family_of(variant)
     pipeline_class = getattr(diffusers, PIPELINES[family])
-    kwargs = (dict(safety_checker=None, requires_safety_checker=False)
-              if family == 'sd15' else {})
+    kwargs = (
+        dict(safety_checker=None, requires_safety_checker=False)
+        if family == 'sd15'
+        else {}
+    )
     pipe = pipeline_class.from_pretrained(folders['base'], **kwargs)
     folder, name = osp.dirname(adapter_file), osp.basename(adapter_file)
     encoder = osp.abspath(folders['image_encoder'])
     if family == 'sd3':  # SigLIP and its processor from that folder
-        pipe.load_ip_adapter(folder, weight_name=name, subfolder='',
-                             image_encoder_folder=encoder)
+        pipe.load_ip_adapter(
+            folder, weight_name=name, subfolder='', image_encoder_folder=encoder
+        )
     elif family == 'flux':
-        pipe.load_ip_adapter(folder, weight_name=name,
-                             image_encoder_pretrained_model_name_or_path=encoder,
-                             image_encoder_dtype=torch.float32)
+        pipe.load_ip_adapter(
+            folder,
+            weight_name=name,
+            image_encoder_pretrained_model_name_or_path=encoder,
+            image_encoder_dtype=torch.float32,
+        )
     else:
-        pipe.register_modules(image_encoder=CLIPVisionModelWithProjection
-                              .from_pretrained(encoder))
-        pipe.load_ip_adapter(folder, subfolder='', weight_name=name,
-                             image_encoder_folder=encoder)
+        pipe.register_modules(
+            image_encoder=CLIPVisionModelWithProjection.from_pretrained(encoder)
+        )
+        pipe.load_ip_adapter(
+            folder, subfolder='', weight_name=name, image_encoder_folder=encoder
+        )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -68,37 +82,53 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
         cross = pipe.unet.config.cross_attention_dim
         latents, timesteps = torch.randn(2, 4, 32, 32), torch.tensor([3, 800])
         text = torch.randn(2, 77, cross)
-        added = (dict(text_embeds=torch.randn(2, 32),
-                      time_ids=torch.tensor([[64., 64, 0, 0, 64, 64]] * 2))
-                 if family == 'sdxl' else {})
-        ours = model.family.denoise(latents, timesteps, dict(
-            added, text_states=text), model.image_projection(features))
-        theirs = pipe.unet(latents, timesteps, encoder_hidden_states=text,
-                           added_cond_kwargs=dict(
-                               added, image_embeds=[features[:, None]])).sample
+        added = (
+            dict(
+                text_embeds=torch.randn(2, 32),
+                time_ids=torch.tensor([[64.0, 64, 0, 0, 64, 64]] * 2),
+            )
+            if family == 'sdxl'
+            else {}
+        )
+        ours = model.family.denoise(
+            latents,
+            timesteps,
+            dict(added, text_states=text),
+            model.image_projection(features),
+        )
+        theirs = pipe.unet(
+            latents,
+            timesteps,
+            encoder_hidden_states=text,
+            added_cond_kwargs=dict(added, image_embeds=[features[:, None]]),
+        ).sample
         return ours, theirs
     latents = torch.randn(2, 4, 32, 32)
     timesteps = torch.tensor([900.0, 250.0])  # σ · 1000, as the pipelines
     conditions = model.family.encode_prompt(texts)
-    ours = model.family.denoise(latents, timesteps, conditions,
-                                model.image_projection(features, timesteps))
+    ours = model.family.denoise(
+        latents, timesteps, conditions, model.image_projection(features, timesteps)
+    )
     if family == 'sd3':
         theirs = pipe.transformer(
-            hidden_states=latents, timestep=timesteps,
+            hidden_states=latents,
+            timestep=timesteps,
             encoder_hidden_states=conditions['prompt_embeds'],
             pooled_projections=conditions['pooled_prompt_embeds'],
-            joint_attention_kwargs=dict(ip_adapter_image_embeds=features)).sample
+            joint_attention_kwargs=dict(ip_adapter_image_embeds=features),
+        ).sample
         return ours, theirs
     # FluxPipeline: 2×2-packed latents, position ids, t / 1000, guidance 3.5.
     packed = pipe._pack_latents(latents, 2, 4, 32, 32)
     prediction = pipe.transformer(
-        hidden_states=packed, timestep=timesteps / 1000,
+        hidden_states=packed,
+        timestep=timesteps / 1000,
         guidance=torch.full([2], 3.5),
         pooled_projections=conditions['pooled_prompt_embeds'],
         encoder_hidden_states=conditions['prompt_embeds'],
         txt_ids=torch.zeros(conditions['prompt_embeds'].shape[1], 3),
         img_ids=pipe._prepare_latent_image_ids(2, 16, 16, 'cpu', torch.float32),
-        joint_attention_kwargs=dict(
-            ip_adapter_image_embeds=[features[:, None]])).sample
+        joint_attention_kwargs=dict(ip_adapter_image_embeds=[features[:, None]]),
+    ).sample
     theirs = pipe._unpack_latents(prediction, 64, 64, pipe.vae_scale_factor)
     return ours, theirs

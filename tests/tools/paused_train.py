@@ -7,6 +7,7 @@ POINT: ``start`` (model built, before iteration 1), ``training`` (in
 iteration 5), ``validation`` (in the first validation batch), ``saving``
 (inside the second checkpoint's ``torch.save``).
 """
+
 import runpy
 import sys
 import time
@@ -27,6 +28,7 @@ def pause_at(owner, name: str, on_call: int) -> None:
             open(marker, 'w').close()
             time.sleep(120)  # the test's SIGINT lands here
         return original(*a, **kw)
+
     setattr(owner, name, paused)
 
 

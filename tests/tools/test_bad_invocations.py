@@ -1,4 +1,5 @@
 """Every bad command line of the corpus is one line, before any model loads."""
+
 import os.path as osp
 import shlex
 
@@ -42,13 +43,18 @@ def places(tmp_path) -> dict[str, str]:
     torch.save(nest_official(state), tmp_path / 'nan.bin')
     (tmp_path / 'broken.py').write_text('model = dict(\n')
     return dict(
-        config=TINY_CONFIGS['sd15'], flux_config=TINY_CONFIGS['flux'],
-        ckpt=str(tmp_path / 'iter_5.pth'), nan=str(tmp_path / 'nan.bin'),
+        config=TINY_CONFIGS['sd15'],
+        flux_config=TINY_CONFIGS['flux'],
+        ckpt=str(tmp_path / 'iter_5.pth'),
+        nan=str(tmp_path / 'nan.bin'),
         image=osp.join(REPO, 'data/mini_dataset/images/cat.jpg'),
-        dir=str(tmp_path / 'folder'), file=str(tmp_path / 'a_file'),
-        tmp=str(tmp_path / 'scratch'), missing=str(tmp_path / 'no_such'),
+        dir=str(tmp_path / 'folder'),
+        file=str(tmp_path / 'a_file'),
+        tmp=str(tmp_path / 'scratch'),
+        missing=str(tmp_path / 'no_such'),
         broken_config=str(tmp_path / 'broken.py'),
-        locked=str(tmp_path / 'locked'))
+        locked=str(tmp_path / 'locked'),
+    )
 
 
 def test_every_bad_invocation_is_one_line(places):
@@ -63,7 +69,16 @@ def test_every_bad_invocation_is_one_line(places):
 @pytest.mark.slow
 def test_a_bad_invocation_in_a_real_process(places):
     """The same, as a user's shell runs it (one process, no model loads)."""
-    result = run_tool('infer.py', places['config'], places['ckpt'], '--image',
-                      places['image'], '--steps', '0', check=False)
-    assert one_line_error(result) == ('error: argument --steps: must be at '
-                                      'least 1, got 0 (see infer.py --help)')
+    result = run_tool(
+        'infer.py',
+        places['config'],
+        places['ckpt'],
+        '--image',
+        places['image'],
+        '--steps',
+        '0',
+        check=False,
+    )
+    assert one_line_error(result) == (
+        'error: argument --steps: must be at least 1, got 0 (see infer.py --help)'
+    )

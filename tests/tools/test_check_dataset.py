@@ -1,4 +1,5 @@
 """tools/check_dataset.py: the dataset check alone, as a command."""
+
 import json
 import os
 import os.path as osp
@@ -9,8 +10,7 @@ from .helpers import one_line_error, run_tool
 
 
 def test_clean_dataset_exits_0():
-    result = run_tool('check_dataset.py',
-                      osp.join(REPO, 'data/mini_dataset/data.json'))
+    result = run_tool('check_dataset.py', osp.join(REPO, 'data/mini_dataset/data.json'))
     assert 'all 5 records usable' in result.stdout
 
 
@@ -18,8 +18,7 @@ def test_problems_are_listed_and_exit_nonzero(tmp_path):
     records = write_case(tmp_path, 'truncated JPEG')
     records += [{'image_file': 'images/missing.jpg', 'text': None}]
     records += [{'image_file': 'images/missing.jpg', 'text': 'x'}]
-    (tmp_path / 'data.jsonl').write_text(
-        '\n'.join(json.dumps(r) for r in records))
+    (tmp_path / 'data.jsonl').write_text('\n'.join(json.dumps(r) for r in records))
     result = run_tool('check_dataset.py', tmp_path / 'data.jsonl', check=False)
     assert '3 of 4 records are unusable' in one_line_error(result)
     lines = result.stderr.splitlines()[-3:]
@@ -30,14 +29,14 @@ def test_problems_are_listed_and_exit_nonzero(tmp_path):
 
 def test_counts_by_problem_and_verdicts_cached_by_size_and_mtime(tmp_path):
     from .helpers import run_tool_in_process
+
     records = write_case(tmp_path, 'truncated JPEG')
-    records += [{'image_file': f'images/gone{i}.jpg', 'text': 'x'}
-                for i in range(3)]
+    records += [{'image_file': f'images/gone{i}.jpg', 'text': 'x'} for i in range(3)]
     (tmp_path / 'data.json').write_text(json.dumps(records))
-    result = run_tool_in_process('check_dataset.py', tmp_path / 'data.json',
-                                 '--workers', '2')
-    assert ('(no such file: 3, truncated or corrupt JPEG: 1)'
-            in one_line_error(result))
+    result = run_tool_in_process(
+        'check_dataset.py', tmp_path / 'data.json', '--workers', '2'
+    )
+    assert '(no such file: 3, truncated or corrupt JPEG: 1)' in one_line_error(result)
     # A file changed behind the cache's back (same size, same mtime) keeps
     # its verdict: the second run did not read it again.
     good = tmp_path / 'images/good.jpg'

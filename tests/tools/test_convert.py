@@ -1,4 +1,5 @@
 """tools/convert.py: our checkpoint → the official file diffusers loads."""
+
 import pickle
 
 import torch
@@ -11,10 +12,12 @@ CAT = f'{REPO}/data/mini_dataset/images/cat.jpg'
 
 
 def official_keys() -> set:
-    keys = {f'image_proj.{p}.{w}' for p in ('proj', 'norm')
-            for w in ('weight', 'bias')}
-    return keys | {f'ip_adapter.{i}.{kind}.weight' for i in (1, 3, 5, 7)
-                   for kind in ('to_k_ip', 'to_v_ip')}
+    keys = {f'image_proj.{p}.{w}' for p in ('proj', 'norm') for w in ('weight', 'bias')}
+    return keys | {
+        f'ip_adapter.{i}.{kind}.weight'
+        for i in (1, 3, 5, 7)
+        for kind in ('to_k_ip', 'to_v_ip')
+    }
 
 
 def test_safetensors_layout(converted):
@@ -23,7 +26,7 @@ def test_safetensors_layout(converted):
         shapes = {key: tuple(f.get_slice(key).get_shape()) for key in keys}
     assert keys == official_keys()
     assert shapes['image_proj.proj.weight'] == (4 * 32, 16)
-    assert shapes['image_proj.norm.weight'] == (32, )
+    assert shapes['image_proj.norm.weight'] == (32,)
     assert metadata['num_tokens'] == '4' and metadata['variant'] == 'base'
     assert metadata['kit'].startswith('diffengine_ipa')
 
@@ -43,11 +46,13 @@ def test_not_a_checkpoint(tmp_path, trained_work_dir):
     text = tmp_path / 'notes.pth'
     text.write_text('hello')
     assert 'not a torch checkpoint' in one_line_error(
-        run_tool('convert.py', text, check=False))
+        run_tool('convert.py', text, check=False)
+    )
     plain = tmp_path / 'weights.pth'
     torch.save({'layer.weight': torch.zeros(2)}, plain)
     assert 'not an IP-Adapter checkpoint' in one_line_error(
-        run_tool('convert.py', plain, check=False))
+        run_tool('convert.py', plain, check=False)
+    )
 
 
 class WritesAFile:
@@ -75,8 +80,19 @@ def test_malicious_pickle_is_refused(tmp_path, tiny_family):
     # infer reads user files the same way: refused before anything runs.
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     for path in (evil, raw):
-        error = one_line_error(run_tool(
-            'infer.py', TINY_CONFIG, path, '--image', CAT, '--out',
-            tmp_path / 'out.png', '--cfg-options', *options, check=False))
+        error = one_line_error(
+            run_tool(
+                'infer.py',
+                TINY_CONFIG,
+                path,
+                '--image',
+                CAT,
+                '--out',
+                tmp_path / 'out.png',
+                '--cfg-options',
+                *options,
+                check=False,
+            )
+        )
         assert 'refused to load' in error or 'not a torch checkpoint' in error
     assert not marker.exists() and not (tmp_path / 'out.png').exists()

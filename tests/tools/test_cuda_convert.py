@@ -1,6 +1,7 @@
 """A GPU run's converted file on a CPU: it loads, and tools/infer.py gives
 the image diffusers gives with it. Skipped without a CUDA GPU;
 benchmarks/gpu/run.sh runs it."""
+
 import os.path as osp
 
 import numpy as np
@@ -18,13 +19,18 @@ from .test_diffusers_interop import CAT, PROMPT
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 
 
-def test_gpu_trained_file_gives_the_diffusers_image_on_cpu(tiny_family,
-                                                          tmp_path):
+def test_gpu_trained_file_gives_the_diffusers_image_on_cpu(tiny_family, tmp_path):
     work_dir = tmp_path / 'gpu_run'
-    cfg = load_tiny_config(tiny_family, work_dir, **{
-        'train_cfg.max_epochs': 1, 'model.frozen_dtype': 'bf16',
-        'optim_wrapper.type': 'AutocastOptimWrapper',
-        'optim_wrapper.dtype': 'bfloat16'})
+    cfg = load_tiny_config(
+        tiny_family,
+        work_dir,
+        **{
+            'train_cfg.max_epochs': 1,
+            'model.frozen_dtype': 'bf16',
+            'optim_wrapper.type': 'AutocastOptimWrapper',
+            'optim_wrapper.dtype': 'bfloat16',
+        },
+    )
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -36,19 +42,38 @@ def test_gpu_trained_file_gives_the_diffusers_image_on_cpu(tiny_family,
     weights = load_file(adapter, device='cpu')
     assert weights and all(v.dtype == torch.float32 for v in weights.values())
     assert sorted(v.numel() for v in weights.values()) == sorted(
-        v.numel() for v in trained.values())
+        v.numel() for v in trained.values()
+    )
 
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
-    run_tool('infer.py', TINY_CONFIG, adapter, '--image', CAT, '--seed', '3',
-             '--scale', '0.7', '--device', 'cpu', '--out',
-             tmp_path / 'ours.png', '--cfg-options', *options)
+    run_tool(
+        'infer.py',
+        TINY_CONFIG,
+        adapter,
+        '--image',
+        CAT,
+        '--seed',
+        '3',
+        '--scale',
+        '0.7',
+        '--device',
+        'cpu',
+        '--out',
+        tmp_path / 'ours.png',
+        '--cfg-options',
+        *options,
+    )
     ours = np.asarray(Image.open(tmp_path / 'ours.png'), dtype=np.int16)
     pipe = diffusers_pipeline('sd15', tiny_family, adapter)
     pipe.set_ip_adapter_scale(0.7)
-    theirs = pipe(PROMPT, ip_adapter_image=Image.open(CAT).convert('RGB'),
-                  num_inference_steps=4,
-                  generator=torch.Generator('cpu').manual_seed(3),
-                  output_type='np', **CALL_KWARGS['sd15']).images[0]
+    theirs = pipe(
+        PROMPT,
+        ip_adapter_image=Image.open(CAT).convert('RGB'),
+        num_inference_steps=4,
+        generator=torch.Generator('cpu').manual_seed(3),
+        output_type='np',
+        **CALL_KWARGS['sd15'],
+    ).images[0]
     theirs = (theirs * 255).round().astype(np.int16)
     assert ours.shape == theirs.shape == (64, 64, 3)
     assert np.abs(ours - theirs).max() <= 1  # ≤ 1/255

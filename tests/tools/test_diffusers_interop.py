@@ -1,6 +1,7 @@
 """The converted file in diffusers, for every family: loaded with nothing
 missing or extra, the same weights, the same denoiser output, and
 tools/infer.py gives the image diffusers gives for the same seed."""
+
 import json
 import os.path as osp
 
@@ -54,16 +55,17 @@ def file_keys(path: str) -> set:
 
 @pytest.mark.parametrize('variant', VARIANTS)
 @pytest.mark.parametrize('fmt', ['safetensors', 'bin'])
-def test_load_ip_adapter_gives_our_weights(tiny_families, convert_tiny, variant,
-                                           fmt):
+def test_load_ip_adapter_gives_our_weights(tiny_families, convert_tiny, variant, fmt):
     files, folders = convert_tiny(variant), tiny_families[family_of(variant)]
     family = family_of(variant)
     model = trained_model(variant, tiny_families, files['checkpoint'])
     keys = file_keys(files[fmt])
     canonical = set(official_key_map(model).values())
     if family == 'flux' and fmt == 'safetensors':  # XLabs' own names
-        assert {k.split('.')[0] for k in keys} == {'ip_adapter_proj_model',
-                                                   'double_blocks'}
+        assert {k.split('.')[0] for k in keys} == {
+            'ip_adapter_proj_model',
+            'double_blocks',
+        }
         assert len(keys) == len(canonical)
     else:
         assert keys == canonical  # nothing missing, nothing extra
@@ -71,8 +73,11 @@ def test_load_ip_adapter_gives_our_weights(tiny_families, convert_tiny, variant,
     denoiser = model.family.denoiser
     theirs = pipe.unet if family in ('sd15', 'sdxl') else pipe.transformer
     names = model.family.adapter_layers(denoiser)
-    assert names and names == [name for name, p in theirs.attn_processors.items()
-                               if isinstance(p, torch.nn.Module)]
+    assert names and names == [
+        name
+        for name, p in theirs.attn_processors.items()
+        if isinstance(p, torch.nn.Module)
+    ]
     ours_processors, their_processors = denoiser.attn_processors, theirs.attn_processors
     for name in names:
         ours = ours_processors[name].state_dict()
@@ -83,8 +88,9 @@ def test_load_ip_adapter_gives_our_weights(tiny_families, convert_tiny, variant,
     projection, ours = projection_in(pipe, family), model.image_projection
     assert type(projection) is type(ours).__mro__[1]
     assert set(projection.state_dict()) == set(ours.state_dict())
-    assert all(torch.equal(projection.state_dict()[k], v)
-               for k, v in ours.state_dict().items())
+    assert all(
+        torch.equal(projection.state_dict()[k], v) for k, v in ours.state_dict().items()
+    )
 
 
 @pytest.mark.parametrize('variant', VARIANTS)
@@ -93,46 +99,80 @@ def test_denoiser_output_equals_diffusers(tiny_families, convert_tiny, variant):
     pipe = diffusers_pipeline(variant, folders, files['safetensors'])
     model = trained_model(variant, tiny_families, files['checkpoint'])
     side = model.image_encoder.image_size
-    features = model.image_encoder(torch.randn(2, 3, side, side),
-                                   model.image_projection.image_features)
+    features = model.image_encoder(
+        torch.randn(2, 3, side, side), model.image_projection.image_features
+    )
     ours, theirs = denoiser_outputs(model, pipe, family_of(variant), features)
     assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize('variant', VARIANTS)
-def test_infer_matches_diffusers_for_the_same_seed(tiny_families, convert_tiny,
-                                                   variant, tmp_path):
+def test_infer_matches_diffusers_for_the_same_seed(
+    tiny_families, convert_tiny, variant, tmp_path
+):
     files, folders = convert_tiny(variant), tiny_families[family_of(variant)]
     options = [f'{k}={v}' for k, v in tiny_overrides(folders).items()]
-    common = ['--image', CAT, '--seed', '3', '--scale', '0.7',
-              '--cfg-options', *options]
+    common = [
+        '--image',
+        CAT,
+        '--seed',
+        '3',
+        '--scale',
+        '0.7',
+        '--cfg-options',
+        *options,
+    ]
     config = TINY_CONFIGS[variant]
-    run_tool_here('infer.py', config, files['safetensors'], *common,
-             '--out', tmp_path / 'from_file.png')
+    run_tool_here(
+        'infer.py',
+        config,
+        files['safetensors'],
+        *common,
+        '--out',
+        tmp_path / 'from_file.png',
+    )
     ours = np.asarray(Image.open(tmp_path / 'from_file.png'), dtype=np.int16)
 
     pipe = diffusers_pipeline(variant, folders, files['safetensors'])
     pipe.set_ip_adapter_scale(0.7)
     reference = Image.open(CAT).convert('RGB')
-    theirs = pipe(PROMPT, ip_adapter_image=reference, num_inference_steps=4,
-                  generator=torch.Generator('cpu').manual_seed(3),
-                  output_type='np', **CALL_KWARGS[family_of(variant)]).images[0]
+    theirs = pipe(
+        PROMPT,
+        ip_adapter_image=reference,
+        num_inference_steps=4,
+        generator=torch.Generator('cpu').manual_seed(3),
+        output_type='np',
+        **CALL_KWARGS[family_of(variant)],
+    ).images[0]
     theirs = (theirs * 255).round().astype(np.int16)
     assert ours.shape == theirs.shape == (64, 64, 3)
     assert np.abs(ours - theirs).max() <= 1  # ≤ 1/255
 
 
-def test_a_checkpoint_infers_like_its_converted_file(tiny_family, converted,
-                                                     tmp_path):
+def test_a_checkpoint_infers_like_its_converted_file(tiny_family, converted, tmp_path):
     """A training checkpoint gives the image of its converted file (the batch
     of two runs other matmul shapes, hence a 1/255 tolerance)."""
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     common = ['--image', CAT, '--seed', '3', '--cfg-options', *options]
-    run_tool_here('infer.py', TINY_CONFIG, converted['safetensors'], *common,
-             '--out', tmp_path / 'from_file.png')
-    run_tool_here('infer.py', TINY_CONFIG, converted['checkpoint'], *common,
-             '--num-images', '2', '--out', tmp_path / 'from_ckpt.png')
+    run_tool_here(
+        'infer.py',
+        TINY_CONFIG,
+        converted['safetensors'],
+        *common,
+        '--out',
+        tmp_path / 'from_file.png',
+    )
+    run_tool_here(
+        'infer.py',
+        TINY_CONFIG,
+        converted['checkpoint'],
+        *common,
+        '--num-images',
+        '2',
+        '--out',
+        tmp_path / 'from_ckpt.png',
+    )
     ours = np.asarray(Image.open(tmp_path / 'from_file.png'), dtype=np.int16)
     first = np.asarray(Image.open(tmp_path / 'from_ckpt_0.png'), dtype=np.int16)
     assert np.abs(first - ours).max() <= 1
@@ -143,9 +183,18 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     broken = tmp_path / 'broken.jpg'
     broken.write_bytes(b'\xff\xd8\xff not really a jpeg')
-    error = one_line_error(run_tool(
-        'infer.py', TINY_CONFIG, converted['safetensors'], '--image', broken,
-        '--cfg-options', *options, check=False))
+    error = one_line_error(
+        run_tool(
+            'infer.py',
+            TINY_CONFIG,
+            converted['safetensors'],
+            '--image',
+            broken,
+            '--cfg-options',
+            *options,
+            check=False,
+        )
+    )
     assert str(broken) in error and 'not an image' in error
 
     wide = tmp_path / 'wide_encoder'  # an image encoder with 24-d embeddings
@@ -154,38 +203,74 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
     config['projection_dim'] = 24
     (wide / 'config.json').write_text(json.dumps(config))
     from transformers import CLIPVisionModelWithProjection
+
     CLIPVisionModelWithProjection.from_pretrained(
-        wide, ignore_mismatched_sizes=True).save_pretrained(wide)
-    error = one_line_error(run_tool(
-        'infer.py', TINY_CONFIG, converted['safetensors'], '--image', CAT,
-        '--cfg-options', *options,
-        f'model.image_encoder.pretrained_model_name_or_path={wide}',
-        check=False))
+        wide, ignore_mismatched_sizes=True
+    ).save_pretrained(wide)
+    error = one_line_error(
+        run_tool(
+            'infer.py',
+            TINY_CONFIG,
+            converted['safetensors'],
+            '--image',
+            CAT,
+            '--cfg-options',
+            *options,
+            f'model.image_encoder.pretrained_model_name_or_path={wide}',
+            check=False,
+        )
+    )
     assert 'expects 16-d image embeddings' in error and 'gives 24' in error
 
 
 def test_sd15_adapter_with_sdxl_config_is_one_line(tiny_families, converted):
-    options = [f'{k}={v}' for k, v in tiny_overrides(
-        tiny_families['sdxl']).items()]
-    error = one_line_error(run_tool_here(
-        'infer.py', TINY_CONFIGS['sdxl'], converted['safetensors'], '--image',
-        CAT, '--cfg-options', *options, check=False))
+    options = [f'{k}={v}' for k, v in tiny_overrides(tiny_families['sdxl']).items()]
+    error = one_line_error(
+        run_tool_here(
+            'infer.py',
+            TINY_CONFIGS['sdxl'],
+            converted['safetensors'],
+            '--image',
+            CAT,
+            '--cfg-options',
+            *options,
+            check=False,
+        )
+    )
     assert 'trained for a 32-d cross-attention' in error
     assert 'configured base model has 64' in error
 
 
-@pytest.mark.parametrize('adapter, config, layouts', [
-    ('sd3', 'flux', ('in the instantx-sd3 layout (unknown, 32-d tokens)',
-                     'takes the xlabs-flux layout (unknown, 48-d tokens)')),
-    ('flux', 'sd15', ('in the xlabs-flux layout', 'takes the ip-adapter layout')),
-    ('sd15', 'sd3', ('in the ip-adapter layout', 'takes the instantx-sd3 layout')),
-])
-def test_another_familys_adapter_is_one_line(tiny_families, convert_tiny,
-                                             adapter, config, layouts):
-    options = [f'{k}={v}' for k, v in tiny_overrides(
-        tiny_families[config]).items()]
-    error = one_line_error(run_tool_here(
-        'infer.py', TINY_CONFIGS[config], convert_tiny(adapter)['safetensors'],
-        '--image', CAT, '--cfg-options', *options, check=False))
+@pytest.mark.parametrize(
+    'adapter, config, layouts',
+    [
+        (
+            'sd3',
+            'flux',
+            (
+                'in the instantx-sd3 layout (unknown, 32-d tokens)',
+                'takes the xlabs-flux layout (unknown, 48-d tokens)',
+            ),
+        ),
+        ('flux', 'sd15', ('in the xlabs-flux layout', 'takes the ip-adapter layout')),
+        ('sd15', 'sd3', ('in the ip-adapter layout', 'takes the instantx-sd3 layout')),
+    ],
+)
+def test_another_familys_adapter_is_one_line(
+    tiny_families, convert_tiny, adapter, config, layouts
+):
+    options = [f'{k}={v}' for k, v in tiny_overrides(tiny_families[config]).items()]
+    error = one_line_error(
+        run_tool_here(
+            'infer.py',
+            TINY_CONFIGS[config],
+            convert_tiny(adapter)['safetensors'],
+            '--image',
+            CAT,
+            '--cfg-options',
+            *options,
+            check=False,
+        )
+    )
     assert all(part in error for part in layouts)
     assert 'the config names another model family' in error

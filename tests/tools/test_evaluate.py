@@ -1,4 +1,5 @@
 """tools/test.py, tools/plot_loss.py and the scale-0 sanity check."""
+
 import json
 import os.path as osp
 
@@ -13,8 +14,11 @@ from .helpers import one_line_error, run_tool, run_tool_here
 
 
 def options(family: dict, *extra: str) -> list[str]:
-    return ['--cfg-options',
-            *[f'{k}={v}' for k, v in tiny_overrides(family).items()], *extra]
+    return [
+        '--cfg-options',
+        *[f'{k}={v}' for k, v in tiny_overrides(family).items()],
+        *extra,
+    ]
 
 
 def read_report(out_dir) -> dict:
@@ -29,65 +33,103 @@ def read_report(out_dir) -> dict:
     return report
 
 
-def test_quick_evaluation_runs_the_three_quick_cases(tiny_family, converted,
-                                                     tmp_path):
+def test_quick_evaluation_runs_the_three_quick_cases(tiny_family, converted, tmp_path):
     out_dir = tmp_path / 'quick'
-    result = run_tool('test.py', TINY_CONFIG, converted['safetensors'],
-                      '--quick', '--work-dir', tmp_path, '--out-dir', out_dir,
-                      *options(tiny_family))
+    result = run_tool(
+        'test.py',
+        TINY_CONFIG,
+        converted['safetensors'],
+        '--quick',
+        '--work-dir',
+        tmp_path,
+        '--out-dir',
+        out_dir,
+        *options(tiny_family),
+    )
     report = read_report(out_dir)
-    assert [case['id'] for case in report['cases']] == [
-        'cat', 'mountains', 'rocket']
+    assert [case['id'] for case in report['cases']] == ['cat', 'mountains', 'rocket']
     assert all(list(case['scales']) == ['1'] for case in report['cases'])
-    assert report['mode'] == 'quick' and report['checkpoint'] == converted[
-        'safetensors']
+    assert (
+        report['mode'] == 'quick' and report['checkpoint'] == converted['safetensors']
+    )
     assert len(list((out_dir / 'images').iterdir())) == 3
     assert 'overall' in result.stdout + result.stderr  # the console table
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('variant', ['sd3', 'flux'])
-def test_quick_evaluation_of_dit_families(tiny_families, convert_tiny, variant,
-                                          tmp_path):
+def test_quick_evaluation_of_dit_families(
+    tiny_families, convert_tiny, variant, tmp_path
+):
     from ..conftest import TINY_CONFIGS
+
     out_dir = tmp_path / 'quick'
-    run_tool_here('test.py', TINY_CONFIGS[variant],
-             convert_tiny(variant)['safetensors'], '--quick', '--work-dir',
-             tmp_path, '--out-dir', out_dir, *options(tiny_families[variant]))
+    run_tool_here(
+        'test.py',
+        TINY_CONFIGS[variant],
+        convert_tiny(variant)['safetensors'],
+        '--quick',
+        '--work-dir',
+        tmp_path,
+        '--out-dir',
+        out_dir,
+        *options(tiny_families[variant]),
+    )
     report = read_report(out_dir)
-    assert [case['id'] for case in report['cases']] == [
-        'cat', 'mountains', 'rocket']
+    assert [case['id'] for case in report['cases']] == ['cat', 'mountains', 'rocket']
     assert len(list((out_dir / 'images').iterdir())) == 3
 
 
-def test_full_evaluation_sweeps_scales_and_seeds(tiny_family, converted,
-                                                 tmp_path):
+def test_full_evaluation_sweeps_scales_and_seeds(tiny_family, converted, tmp_path):
     out_dir = tmp_path / 'full'
-    run_tool('test.py', TINY_CONFIG, converted['checkpoint'], '--out-dir',
-             out_dir, '--work-dir', tmp_path, *options(
-                 tiny_family, 'test_dataloader.dataset.scales=[0.0,1.0]',
-                 'test_dataloader.dataset.seeds=[0,1]'))
+    run_tool(
+        'test.py',
+        TINY_CONFIG,
+        converted['checkpoint'],
+        '--out-dir',
+        out_dir,
+        '--work-dir',
+        tmp_path,
+        *options(
+            tiny_family,
+            'test_dataloader.dataset.scales=[0.0,1.0]',
+            'test_dataloader.dataset.seeds=[0,1]',
+        ),
+    )
     report = read_report(out_dir)
     assert len(report['cases']) == 6
     assert set(report['per_scale']) == {'0', '1'}
     assert report['overall']['diversity'] > 0  # seeds give different images
     assert sorted(osp.basename(p) for p in report['grids']) == [
-        'grid_seed0.png', 'grid_seed1.png']
+        'grid_seed0.png',
+        'grid_seed1.png',
+    ]
     assert report['tradeoff_plot'] == str(out_dir / 'tradeoff.png')
     assert Image.open(report['tradeoff_plot']).size[0] > 300
     assert len(list((out_dir / 'images').iterdir())) == 6 * 2 * 2
 
 
 @pytest.mark.slow
-def test_two_adapters_are_compared_on_the_same_cases(tiny_families, tmp_path,
-                                                     converted):
+def test_two_adapters_are_compared_on_the_same_cases(
+    tiny_families, tmp_path, converted
+):
     from .published_files import official_file
+
     other = tmp_path / 'published.safetensors'
     official_file(tiny_families, 'sd15', other, seed=3)
     out_dir = tmp_path / 'compare'
-    result = run_tool_here('test.py', TINY_CONFIG, converted['safetensors'], other,
-                      '--quick', '--work-dir', tmp_path, '--out-dir', out_dir,
-                      *options(tiny_families['sd15']))
+    result = run_tool_here(
+        'test.py',
+        TINY_CONFIG,
+        converted['safetensors'],
+        other,
+        '--quick',
+        '--work-dir',
+        tmp_path,
+        '--out-dir',
+        out_dir,
+        *options(tiny_families['sd15']),
+    )
     comparison = json.loads((out_dir / 'comparison.json').read_text())
     assert list(comparison['overall']) == ['ip_adapter', 'published']
     assert comparison['grids'] == [str(out_dir / 'comparison_grid_scale1.png')]
@@ -99,12 +141,21 @@ def test_two_adapters_are_compared_on_the_same_cases(tiny_families, tmp_path,
     assert 'published' in result.stdout and 'CLIP-I' in result.stdout
 
 
-def test_wrong_adapter_stops_evaluation_with_one_line(tiny_families, converted,
-                                                      tmp_path):
-    error = one_line_error(run_tool_here(
-        'test.py', osp.join(REPO, 'configs/ip_adapter/tiny_sdxl_mini_dataset.py'),
-        converted['safetensors'], '--quick', '--work-dir', tmp_path,
-        *options(tiny_families['sdxl']), check=False))
+def test_wrong_adapter_stops_evaluation_with_one_line(
+    tiny_families, converted, tmp_path
+):
+    error = one_line_error(
+        run_tool_here(
+            'test.py',
+            osp.join(REPO, 'configs/ip_adapter/tiny_sdxl_mini_dataset.py'),
+            converted['safetensors'],
+            '--quick',
+            '--work-dir',
+            tmp_path,
+            *options(tiny_families['sdxl']),
+            check=False,
+        )
+    )
     assert 'cross-attention' in error
 
 
@@ -114,28 +165,33 @@ def test_scale_zero_equals_the_base_pipeline(tiny_family, converted):
     from mmengine.config import Config
 
     from diffengine_ipa.apis import build_pipeline
+
     cfg = Config.fromfile(TINY_CONFIG)
     cfg.merge_from_dict(tiny_overrides(tiny_family))
     pipe = build_pipeline(cfg.model, converted['safetensors'])
     reference = Image.open(osp.join(REPO, 'data/mini_dataset/images/cat.jpg'))
-    ours = pipe(reference.convert('RGB'), 'a cat', scale=0.0, steps=4,
-                seed=5)[0]
+    ours = pipe(reference.convert('RGB'), 'a cat', scale=0.0, steps=4, seed=5)[0]
     base = StableDiffusionPipeline.from_pretrained(
-        tiny_family['base'], safety_checker=None, requires_safety_checker=False)
+        tiny_family['base'], safety_checker=None, requires_safety_checker=False
+    )
     base.set_progress_bar_config(disable=True)
-    theirs = base('a cat', num_inference_steps=4, guidance_scale=7.5,
-                  generator=torch.Generator('cpu').manual_seed(5)).images[0]
+    theirs = base(
+        'a cat',
+        num_inference_steps=4,
+        guidance_scale=7.5,
+        generator=torch.Generator('cpu').manual_seed(5),
+    ).images[0]
     difference = np.abs(np.asarray(ours, np.int16) - np.asarray(theirs, np.int16))
     assert difference.max() <= 1
-    with_adapter = pipe(reference.convert('RGB'), 'a cat', scale=1.0, steps=4,
-                        seed=5)[0]
+    with_adapter = pipe(reference.convert('RGB'), 'a cat', scale=1.0, steps=4, seed=5)[
+        0
+    ]
     assert not np.array_equal(np.asarray(with_adapter), np.asarray(ours))
 
 
 def test_plot_loss_from_a_real_run(trained_work_dir, tmp_path):
     out = tmp_path / 'curve.png'
-    result = run_tool('plot_loss.py', trained_work_dir, '--out', out,
-                      '--smooth', '2')
+    result = run_tool('plot_loss.py', trained_work_dir, '--out', out, '--smooth', '2')
     assert 'wrote' in result.stdout and '2 logged steps' in result.stdout
     # Its last-epoch validation's reference gain: a panel under the loss.
     assert 'reference gain' in result.stdout
@@ -144,26 +200,37 @@ def test_plot_loss_from_a_real_run(trained_work_dir, tmp_path):
 
 def test_plot_loss_without_logs_is_one_line(tmp_path):
     assert 'no */vis_data/scalars.json' in one_line_error(
-        run_tool('plot_loss.py', tmp_path, check=False))
+        run_tool('plot_loss.py', tmp_path, check=False)
+    )
 
 
 @pytest.mark.parametrize('interval, epochs, expected', [(1, 2, [1, 2])])
-def test_visualization_hook_writes_samples(tiny_family, tmp_path, interval,
-                                           epochs, expected):
+def test_visualization_hook_writes_samples(
+    tiny_family, tmp_path, interval, epochs, expected
+):
     from mmengine.runner import Runner
 
     from ..conftest import load_tiny_config
-    cfg = load_tiny_config(tiny_family, tmp_path, **{
-        'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': 100,
-        'default_hooks.checkpoint.interval': 100})
+
+    cfg = load_tiny_config(
+        tiny_family,
+        tmp_path,
+        **{
+            'train_cfg.max_epochs': epochs,
+            'train_cfg.val_interval': 100,
+            'default_hooks.checkpoint.interval': 100,
+        },
+    )
     cfg.merge_from_dict(tiny_overrides(tiny_family))
-    (hook, ) = [h for h in cfg.custom_hooks
-                if h.type == 'IPAdapterVisualizationHook']
+    (hook,) = [h for h in cfg.custom_hooks if h.type == 'IPAdapterVisualizationHook']
     hook.interval = interval
     Runner.from_cfg(cfg).train()
-    (vis_dir, ) = (tmp_path).glob('*/vis_data/vis_image')
+    (vis_dir,) = (tmp_path).glob('*/vis_data/vis_image')
     names = sorted(p.name for p in vis_dir.iterdir())
-    assert names == sorted(f'sample_{case}_{step}.png' for case in
-                           ('cat', 'mountains', 'rocket') for step in expected)
+    assert names == sorted(
+        f'sample_{case}_{step}.png'
+        for case in ('cat', 'mountains', 'rocket')
+        for step in expected
+    )
     panel = Image.open(vis_dir / names[0])
     assert panel.size == (128, 64)  # reference | generated, at 64 px

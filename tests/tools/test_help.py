@@ -1,5 +1,6 @@
 """``--help`` answers at once: no tool imports torch, diffusers or MMEngine's
 runner before its arguments parse."""
+
 import os
 import os.path as osp
 import subprocess
@@ -9,9 +10,12 @@ from ..conftest import REPO
 
 # Developer tools whose choices are the architecture tables (torch):
 # their --help takes seconds, said in their docstrings.
-HEAVY = ('benchmark.py', )
-TOOLS = sorted(name for name in os.listdir(osp.join(REPO, 'tools'))
-               if name.endswith('.py') and name not in HEAVY)
+HEAVY = ('benchmark.py',)
+TOOLS = sorted(
+    name
+    for name in os.listdir(osp.join(REPO, 'tools'))
+    if name.endswith('.py') and name not in HEAVY
+)
 
 PROBE = """
 import runpy, sys, time
@@ -33,10 +37,17 @@ for path in sys.argv[1:]:
 def test_help_imports_nothing_heavy():
     paths = [osp.join(REPO, 'tools', name) for name in TOOLS]
     result = subprocess.run(
-        [sys.executable, '-c', PROBE, *paths], capture_output=True, text=True,
-        env=dict(os.environ, PYTHONPATH=REPO), cwd=REPO)
-    rows = [line.split()[1:] for line in result.stderr.splitlines()
-            if line.startswith('RESULT ')]
+        [sys.executable, '-c', PROBE, *paths],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        cwd=REPO,
+    )
+    rows = [
+        line.split()[1:]
+        for line in result.stderr.splitlines()
+        if line.startswith('RESULT ')
+    ]
     assert len(rows) == len(TOOLS), result.stderr[-3000:]
     for path, seconds, loaded in rows:
         assert loaded == '-', f'{path} --help imports {loaded}'
@@ -48,6 +59,7 @@ def test_every_flag_says_its_default(monkeypatch):
     """Each option's help names its default (what happens without it)."""
     import argparse
     import runpy
+
     parsers = {}
 
     def capture(self, *args, **kwargs):
@@ -62,7 +74,11 @@ def test_every_flag_says_its_default(monkeypatch):
             runpy.run_path(path, run_name='__main__')
         except SystemExit:
             pass
-        flags = [action.option_strings[0] for action in parsers[name]._actions
-                 if action.option_strings and action.option_strings[0] != '-h'
-                 and 'default' not in (action.help or '')]
+        flags = [
+            action.option_strings[0]
+            for action in parsers[name]._actions
+            if action.option_strings
+            and action.option_strings[0] != '-h'
+            and 'default' not in (action.help or '')
+        ]
         assert not flags, f'{name}: {flags} do not say their default'

@@ -1,4 +1,5 @@
 """kill -9 mid-epoch, then --resume: the loss curve of an uninterrupted run."""
+
 import glob
 import json
 import os
@@ -22,25 +23,36 @@ def losses_by_run(work_dir) -> list[dict[int, float]]:
     return runs
 
 
-def test_kill_mid_epoch_then_resume_matches_uninterrupted(tiny_family,
-                                                          tmp_path):
+def test_kill_mid_epoch_then_resume_matches_uninterrupted(tiny_family, tmp_path):
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()] + [
         f'train_dataloader.dataset.ann_file={REPO}/data/mini_dataset/data.json',
-        'train_cfg.max_epochs=2', 'train_cfg.val_interval=2',
-        'default_hooks.checkpoint.interval=3', 'default_hooks.logger.interval=1',
-        'log_processor.window_size=1']
+        'train_cfg.max_epochs=2',
+        'train_cfg.val_interval=2',
+        'default_hooks.checkpoint.interval=3',
+        'default_hooks.logger.interval=1',
+        'log_processor.window_size=1',
+    ]
     whole = tmp_path / 'whole'
-    run_tool('train.py', TINY_CONFIG, '--work-dir', whole, '--cfg-options',
-             *options)
-    (expected, ) = losses_by_run(whole)
+    run_tool('train.py', TINY_CONFIG, '--work-dir', whole, '--cfg-options', *options)
+    (expected,) = losses_by_run(whole)
     assert sorted(expected) == list(range(1, 11))
 
     killed = tmp_path / 'killed'
     process = subprocess.Popen(
-        [sys.executable, osp.join(REPO, 'tools/train.py'), TINY_CONFIG,
-         '--work-dir', str(killed), '--cfg-options', *options],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONPATH=REPO))
+        [
+            sys.executable,
+            osp.join(REPO, 'tools/train.py'),
+            TINY_CONFIG,
+            '--work-dir',
+            str(killed),
+            '--cfg-options',
+            *options,
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONPATH=REPO),
+    )
     pointer = killed / 'last_checkpoint'
     deadline = time.monotonic() + 120
     while not pointer.exists() and process.poll() is None:
@@ -51,8 +63,15 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted(tiny_family,
     last = pointer.read_text()
     assert last.endswith('iter_3.pth') and not (killed / 'iter_10.pth').exists()
 
-    run_tool('train.py', TINY_CONFIG, '--work-dir', killed, '--resume',
-             '--cfg-options', *options)
+    run_tool(
+        'train.py',
+        TINY_CONFIG,
+        '--work-dir',
+        killed,
+        '--resume',
+        '--cfg-options',
+        *options,
+    )
     interrupted, resumed = losses_by_run(killed)
     assert sorted(resumed) == list(range(4, 11))  # from iter_3.pth on
     for losses in (interrupted, resumed):

@@ -1,5 +1,6 @@
 """A workspace with the tiny SD1.5 family written by the page's own button,
 shared by the web UI's tests; images and adapters copied into it."""
+
 import os
 import os.path as osp
 import shutil
@@ -18,9 +19,12 @@ def tiny_workspace(tmp_path_factory):
     config loads (written as the page's 'Write tiny models' does)."""
     from diffengine_ipa.webui.base_models import write_tiny_models
     from diffengine_ipa.webui.workspace import Workspace
+
     ws = Workspace(str(tmp_path_factory.mktemp('webui_workspace')))
     assert sorted(write_tiny_models(ws, CONFIG)) == [
-        'models/tiny_models/tiny_clip', 'models/tiny_models/tiny_sd15']
+        'models/tiny_models/tiny_clip',
+        'models/tiny_models/tiny_sd15',
+    ]
     return ws
 
 

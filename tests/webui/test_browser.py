@@ -3,6 +3,7 @@ the tiny SD1.5 family. Upload an image with its caption, train a few
 iterations while progress and the loss curve update, generate an image, run
 the quick evaluation and read its table. Screenshots go to the test's
 tmp dir and to outputs/webui_screenshots/."""
+
 import os
 import os.path as osp
 import shutil
@@ -18,17 +19,24 @@ from ..conftest import REPO
 from .conftest import IMAGES
 
 pytestmark = pytest.mark.slow
-pytest.importorskip('gradio', reason='the webui extra is not installed '
-                    '(bash tools/install_webui.sh)')
+pytest.importorskip(
+    'gradio', reason='the webui extra is not installed (bash tools/install_webui.sh)'
+)
 sync_api = pytest.importorskip(
-    'playwright.sync_api', reason='Playwright is not installed (bash '
-    'tools/install_webui.sh --browser)')
-CHROMIUM = (os.environ.get('CHROMIUM') or shutil.which('chromium')
-            or shutil.which('chromium-browser'))
+    'playwright.sync_api',
+    reason='Playwright is not installed (bash tools/install_webui.sh --browser)',
+)
+CHROMIUM = (
+    os.environ.get('CHROMIUM')
+    or shutil.which('chromium')
+    or shutil.which('chromium-browser')
+)
 if CHROMIUM is None:
-    pytest.skip('no chromium (apt-get install chromium, or bash '
-                'tools/install_webui.sh --browser as root)',
-                allow_module_level=True)
+    pytest.skip(
+        'no chromium (apt-get install chromium, or bash '
+        'tools/install_webui.sh --browser as root)',
+        allow_module_level=True,
+    )
 
 CAT = osp.join(IMAGES, 'cat.jpg')
 SHOTS = osp.join(REPO, 'outputs', 'webui_screenshots')
@@ -47,10 +55,19 @@ def server(tmp_path):
     log_path = tmp_path / 'server.log'
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
-            [sys.executable, osp.join(REPO, 'tools', 'webui.py'),
-             '--workspace', str(workspace), '--port', str(port)],
-            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            env=dict(os.environ, HF_HUB_OFFLINE='1'))
+            [
+                sys.executable,
+                osp.join(REPO, 'tools', 'webui.py'),
+                '--workspace',
+                str(workspace),
+                '--port',
+                str(port),
+            ],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, HF_HUB_OFFLINE='1'),
+        )
     url = f'http://127.0.0.1:{port}'
     deadline = time.monotonic() + 240
     while True:
@@ -66,6 +83,7 @@ def server(tmp_path):
     proc.wait(timeout=30)
     from diffengine_ipa.webui.train_process import TrainingRuns
     from diffengine_ipa.webui.workspace import Workspace
+
     ws = Workspace(str(workspace))
     for run in ws.runs():  # a training a failed test left running
         TrainingRuns().stop(ws, run)
@@ -89,13 +107,18 @@ def test_upload_train_generate_evaluate(server, tmp_path):
     assert f'Running on local URL:  {url}' in log_path.read_text()
     start = time.monotonic()
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=['--no-sandbox'])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
         page = browser.new_page(viewport={'width': 1280, 'height': 900})
         page.set_default_timeout(60_000)
         # Nothing but the page itself: no fonts, analytics or CDNs.
-        page.route('**/*', lambda route: route.continue_()
-                   if route.request.url.startswith(url) else route.abort())
+        page.route(
+            '**/*',
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(url)
+                else route.abort()
+            ),
+        )
         page.goto(url)
 
         # Data: one image and its caption, checked.
@@ -115,7 +138,9 @@ def test_upload_train_generate_evaluate(server, tmp_path):
         page.click('#start')
         page.wait_for_function(  # after the tiny models are written
             "document.querySelector('#train-message textarea').value"
-            ".includes('started runs/my_adapter')", timeout=300_000)
+            ".includes('started runs/my_adapter')",
+            timeout=300_000,
+        )
         seen = []
         deadline = time.monotonic() + 600
         while 'finished' not in (status := page.inner_text('#train-status')):
@@ -138,7 +163,8 @@ def test_upload_train_generate_evaluate(server, tmp_path):
         page.get_by_role('tab', name='Generate').click()
         page.wait_for_function(
             "document.querySelector('#gen-adapter input').value"
-            ".includes('runs/my_adapter/iter_3.pth')")
+            ".includes('runs/my_adapter/iter_3.pth')"
+        )
         page.set_input_files('#references input[type=file]', CAT)
         page.wait_for_selector('#references :text("cat.jpg")')
         page.fill('#prompt textarea', 'a cat on a sofa')

@@ -1,5 +1,6 @@
 """The Data tab: uploads and captions written as the kit's annotation file,
 with the record check's verdict per image."""
+
 import json
 import os.path as osp
 
@@ -20,21 +21,31 @@ def ws(tmp_path):
 
 
 def test_uploads_with_a_caption_become_records(ws):
-    uploads = [put(ws, osp.join(IMAGES, name), f'.gradio/up/{name}')
-               for name in ('cat.jpg', 'rocket.jpg')]
+    uploads = [
+        put(ws, osp.join(IMAGES, name), f'.gradio/up/{name}')
+        for name in ('cat.jpg', 'rocket.jpg')
+    ]
     rows = data.add_images(ws, 'datasets/mine', uploads, 'a photo')
-    assert rows == [['images/cat.jpg', 'a photo', 'ok'],
-                    ['images/rocket.jpg', 'a photo', 'ok']]
+    assert rows == [
+        ['images/cat.jpg', 'a photo', 'ok'],
+        ['images/rocket.jpg', 'a photo', 'ok'],
+    ]
     records = read_records(osp.join(ws.root, 'datasets/mine/data.json'))
-    assert records == [{'image_file': 'images/cat.jpg', 'text': 'a photo'},
-                       {'image_file': 'images/rocket.jpg', 'text': 'a photo'}]
+    assert records == [
+        {'image_file': 'images/cat.jpg', 'text': 'a photo'},
+        {'image_file': 'images/rocket.jpg', 'text': 'a photo'},
+    ]
     # The same name again is kept apart, not overwritten.
     rows = data.add_images(ws, 'datasets/mine', uploads[:1], 'again')
     assert rows[-1] == ['images/cat_1.jpg', 'again', 'ok']
     assert views.dataset_summary(ws, 'datasets/mine', rows).startswith(
-        '3 images, **3 usable**')
+        '3 images, **3 usable**'
+    )
     assert [c for _, c in views.dataset_gallery(ws, 'datasets/mine', rows)] == [
-        'a photo', 'a photo', 'again']
+        'a photo',
+        'a photo',
+        'again',
+    ]
 
 
 def test_txt_captions_uploaded_beside_the_images(ws):
@@ -59,19 +70,18 @@ def test_each_image_gets_the_checks_verdict(ws):
     rows = data.scan_folder(ws, 'datasets/mixed')
     verdicts = {row[0]: (row[1], row[2]) for row in rows}
     assert verdicts == {
-        'broken.jpg': ('a broken thing', 'not an image (PIL cannot identify '
-                       'it)'),
+        'broken.jpg': ('a broken thing', 'not an image (PIL cannot identify it)'),
         'cat.jpg': ('a cat thing', 'ok'),
-        'tiny.png': ('a tiny thing', 'too small (32x32 px; min_image_side is '
-                     '64)'),
-        'uncaptioned.png': ('', 'caption ("text") is empty')}
+        'tiny.png': ('a tiny thing', 'too small (32x32 px; min_image_side is 64)'),
+        'uncaptioned.png': ('', 'caption ("text") is empty'),
+    }
     # Scanning again adds nothing; editing a caption and saving keeps it.
     assert data.scan_folder(ws, 'datasets/mixed') == rows
-    rows = [[f, 'now captioned' if f == 'uncaptioned.png' else t, v]
-            for f, t, v in rows]
+    rows = [
+        [f, 'now captioned' if f == 'uncaptioned.png' else t, v] for f, t, v in rows
+    ]
     rows = data.save_rows(ws, 'datasets/mixed', rows + [['', 'dropped', '']])
-    assert len(rows) == 4 and rows[-1] == ['uncaptioned.png', 'now captioned',
-                                           'ok']
+    assert len(rows) == 4 and rows[-1] == ['uncaptioned.png', 'now captioned', 'ok']
     summary = views.dataset_summary(ws, 'datasets/mixed', rows)
     assert '2 usable' in summary and 'fix or remove' in summary
 
@@ -80,6 +90,5 @@ def test_the_file_is_what_check_dataset_reads(ws):
     uploads = [put(ws, osp.join(IMAGES, 'cat.jpg'), '.gradio/cat.jpg')]
     data.add_images(ws, 'datasets/mine', uploads, 'a cat')
     path = osp.join(ws.root, 'datasets/mine/data.json')
-    assert json.load(open(path)) == [{'image_file': 'images/cat.jpg',
-                                      'text': 'a cat'}]
+    assert json.load(open(path)) == [{'image_file': 'images/cat.jpg', 'text': 'a cat'}]
     assert 'all 1 records usable' in run_tool('check_dataset.py', path).stdout

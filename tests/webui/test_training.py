@@ -1,5 +1,6 @@
 """The Train tab: knobs → the normal training command; one process per
 work dir; progress, losses and samples read from the run's own logs."""
+
 import argparse
 import os
 import os.path as osp
@@ -46,12 +47,19 @@ def as_train_py_reads_it(command: list[str]):
 def test_knobs_become_the_training_command(tiny_workspace, tmp_path):
     ws = Workspace(str(tmp_path / 'ws'))
     make_dataset(ws)
-    settings = TrainSettings(CONFIG, 'datasets/d', epochs=3, lr=2e-4,
-                             resolution=32, batch_size=2, precision='amp',
-                             sample_every=1, checkpoint_every=2)
+    settings = TrainSettings(
+        CONFIG,
+        'datasets/d',
+        epochs=3,
+        lr=2e-4,
+        resolution=32,
+        batch_size=2,
+        precision='amp',
+        sample_every=1,
+        checkpoint_every=2,
+    )
     command = train_command(ws, 'run1', settings, resume=True)
-    assert command[0] == sys.executable and command[1].endswith(
-        'tools/train.py')
+    assert command[0] == sys.executable and command[1].endswith('tools/train.py')
     args, cfg = as_train_py_reads_it(command)
     assert args.config.endswith(f'configs/ip_adapter/{CONFIG}')
     assert args.work_dir == osp.join(ws.root, 'runs', 'run1')
@@ -61,19 +69,20 @@ def test_knobs_become_the_training_command(tiny_workspace, tmp_path):
     assert cfg.train_dataloader.batch_size == 2
     sizes = {s['type']: s.get('size') for s in cfg.train_dataloader.dataset.pipeline}
     assert sizes['ResizeShortEdge'] == sizes['CenterCrop'] == 32
-    (hook, ) = [h for h in cfg.custom_hooks
-                if h['type'] == 'IPAdapterVisualizationHook']
+    (hook,) = [h for h in cfg.custom_hooks if h['type'] == 'IPAdapterVisualizationHook']
     assert hook['interval'] == 1
     assert cfg.default_hooks.checkpoint.interval == 2
     assert cfg.default_hooks.logger.interval == 1
     assert cfg.train_dataloader.dataset.ann_file == osp.join(
-        ws.root, 'datasets/d/data.json')
+        ws.root, 'datasets/d/data.json'
+    )
     tiny = osp.join(ws.root, 'models', 'tiny_models')
     assert cfg.model.pretrained_model_name_or_path == osp.join(tiny, 'tiny_sd15')
     assert cfg.val_evaluator.clip_model == osp.join(tiny, 'tiny_clip')
     # Empty knobs keep the config's values.
-    _, plain = as_train_py_reads_it(train_command(
-        ws, 'run1', TrainSettings(CONFIG, 'datasets/d')))
+    _, plain = as_train_py_reads_it(
+        train_command(ws, 'run1', TrainSettings(CONFIG, 'datasets/d'))
+    )
     assert plain.train_cfg.max_epochs == 10 and plain.train_cfg.val_interval == 5
 
 
@@ -82,10 +91,14 @@ def test_bad_data_and_knobs_stop_before_training(tmp_path):
     with pytest.raises(DatasetError, match='no data.json yet'):
         train_command(ws, 'r', TrainSettings(CONFIG, 'datasets/none'))
     make_dataset(ws)
-    data.save_rows(ws, 'datasets/d', [['images/cat.jpg', ''],
-                                      ['images/rocket.jpg', 'a rocket']])
-    with pytest.raises(DatasetError, match=r'1 of 2 records are unusable:\n'
-                       r'.*record 0 \(images/cat.jpg\): caption'):
+    data.save_rows(
+        ws, 'datasets/d', [['images/cat.jpg', ''], ['images/rocket.jpg', 'a rocket']]
+    )
+    with pytest.raises(
+        DatasetError,
+        match=r'1 of 2 records are unusable:\n'
+        r'.*record 0 \(images/cat.jpg\): caption',
+    ):
         train_command(ws, 'r', TrainSettings(CONFIG, 'datasets/d'))
     with pytest.raises(UserError, match='epochs must be positive'):
         train_command(ws, 'r', TrainSettings(CONFIG, epochs=0))
@@ -94,29 +107,41 @@ def test_bad_data_and_knobs_stop_before_training(tmp_path):
 
 
 def test_progress_and_eta_from_the_runners_log_lines():
-    log = ('11/28 09:09:23 - mmengine - INFO - Epoch(train) [1][5/5]  lr: '
-           '1.0000e-04  eta: 0:00:15  time: 3.1256  loss: 1.1656\n'
-           '11/28 09:09:42 - mmengine - INFO - Epoch(train) [2][3/5]  lr: '
-           '1.0000e-04  eta: 0:00:07  time: 3.8181  loss: 1.1453\n'
-           '11/28 09:10:40 - mmengine - INFO - Epoch(val) [2][3/3]  ipa/clip_i: '
-           '0.8791\n')
+    log = (
+        '11/28 09:09:23 - mmengine - INFO - Epoch(train) [1][5/5]  lr: '
+        '1.0000e-04  eta: 0:00:15  time: 3.1256  loss: 1.1656\n'
+        '11/28 09:09:42 - mmengine - INFO - Epoch(train) [2][3/5]  lr: '
+        '1.0000e-04  eta: 0:00:07  time: 3.8181  loss: 1.1453\n'
+        '11/28 09:10:40 - mmengine - INFO - Epoch(val) [2][3/3]  ipa/clip_i: '
+        '0.8791\n'
+    )
     assert parse_progress(log, max_epochs=4) == (8, 20, '0:00:07')
     assert parse_progress(log, max_epochs=None) == (8, None, '0:00:07')
     assert parse_progress('Iter(train) [ 70/100]  eta: 0:01:00', None) == (
-        70, 100, '0:01:00')
+        70,
+        100,
+        '0:01:00',
+    )
     assert parse_progress('loading models\n', 10) == (0, None, None)
-    table = ('before_run:\n(VERY_HIGH   ) RuntimeInfoHook   \n'
-             '(NORMAL      ) IterTimerHook                      \n'
-             ' -------------------- \n')
+    table = (
+        'before_run:\n(VERY_HIGH   ) RuntimeInfoHook   \n'
+        '(NORMAL      ) IterTimerHook                      \n'
+        ' -------------------- \n'
+    )
     assert log_tail(table + 'Epoch(train) [1][1/1]\n') == 'Epoch(train) [1][1/1]'
 
 
 @pytest.fixture
 def fake_training(monkeypatch):
     """Runs whose 'training' is a short Python process."""
+
     def use(code: str):
-        monkeypatch.setattr(train_process, 'train_command',
-                            lambda *args, **kwargs: [sys.executable, '-c', code])
+        monkeypatch.setattr(
+            train_process,
+            'train_command',
+            lambda *args, **kwargs: [sys.executable, '-c', code],
+        )
+
     return use
 
 
@@ -163,8 +188,14 @@ def test_train_then_resume_for_more_epochs(tiny_workspace):
     --resume goes on from the last checkpoint."""
     ws, runs = tiny_workspace, TrainingRuns()
     make_dataset(ws, folder='datasets/two')
-    settings = TrainSettings(CONFIG, 'datasets/two', epochs=2, batch_size=1,
-                             sample_every=2, checkpoint_every=2)
+    settings = TrainSettings(
+        CONFIG,
+        'datasets/two',
+        epochs=2,
+        batch_size=1,
+        sample_every=2,
+        checkpoint_every=2,
+    )
     command = runs.start(ws, 'resumed', settings)
     assert 'tools/train.py' in command and '--resume' not in command
     wait_until(lambda: runs.status(ws, 'resumed').state != 'running', 600)
@@ -183,8 +214,7 @@ def test_train_then_resume_for_more_epochs(tiny_workspace):
     assert [step for step, _ in status.losses] == [1, 2, 3, 4, 5, 6]
     assert osp.isfile(osp.join(ws.run_dir('resumed'), 'iter_6.pth'))
     with open(osp.join(ws.run_dir('resumed'), 'webui_train.log')) as f:
-        assert re.search(r'Load checkpoint from \S+/runs/resumed/iter_4\.pth',
-                         f.read())
+        assert re.search(r'Load checkpoint from \S+/runs/resumed/iter_4\.pth', f.read())
 
 
 def test_start_on_a_finished_run_keeps_its_checkpoints(tmp_path, fake_training):
@@ -194,13 +224,15 @@ def test_start_on_a_finished_run_keeps_its_checkpoints(tmp_path, fake_training):
     runs.start(ws, 'a', settings)
     wait_until(lambda: runs.status(ws, 'a').state != 'running')
     work_dir = ws.run_dir('a')
-    for name, text in (('iter_4.pth', 'weights'), ('last_checkpoint',
-                                                   'iter_4.pth')):
+    for name, text in (('iter_4.pth', 'weights'), ('last_checkpoint', 'iter_4.pth')):
         with open(osp.join(work_dir, name), 'w') as f:
             f.write(text)
     before = sorted(os.listdir(work_dir))
-    with pytest.raises(UserError, match=r'^runs/a: holds the checkpoints of '
-                       r'an earlier run \(latest iter_4\.pth\); press Resume'):
+    with pytest.raises(
+        UserError,
+        match=r'^runs/a: holds the checkpoints of '
+        r'an earlier run \(latest iter_4\.pth\); press Resume',
+    ):
         runs.start(ws, 'a', settings)
     assert sorted(os.listdir(work_dir)) == before
     with open(osp.join(work_dir, 'iter_4.pth')) as f:

@@ -1,4 +1,5 @@
 """What the page shows of a run, from its status."""
+
 from diffengine_ipa.webui import views
 from diffengine_ipa.webui.train_process import TrainStatus
 
@@ -11,9 +12,12 @@ def test_progress_bar_text():
     finished = TrainStatus(state='finished', done=12, total=12, eta='0:00:00')
     assert 'iteration 12 / 12 (100 %)</span>' in views.progress_html(finished)
     assert 'waiting for the first iteration' in views.progress_html(
-        TrainStatus(state='running'))
-    assert views.status_markdown('r', TrainStatus(state='stopped', sample_step=5)
-                                 ) == '**runs/r: stopped** · samples of step 5'
+        TrainStatus(state='running')
+    )
+    assert (
+        views.status_markdown('r', TrainStatus(state='stopped', sample_step=5))
+        == '**runs/r: stopped** · samples of step 5'
+    )
 
 
 def test_the_loss_table_is_numeric_even_when_empty():
@@ -28,14 +32,16 @@ def test_the_loss_table_is_numeric_even_when_empty():
 
 
 def test_reference_gain_in_the_status_and_its_table():
-    status = TrainStatus(state='running', gains=[(25, -0.01, 0.002)],
-                         reference_warning='reference gain -0.0100 ≤ 0 for 3 '
-                         'validations in a row: the adapter is not using its '
-                         'reference')
+    status = TrainStatus(
+        state='running',
+        gains=[(25, -0.01, 0.002)],
+        reference_warning='reference gain -0.0100 ≤ 0 for 3 '
+        'validations in a row: the adapter is not using its '
+        'reference',
+    )
     text = views.status_markdown('r', status)
     assert 'reference gain -0.0100 (no reference +0.0020) at iteration 25' in text
     assert text.endswith('the adapter is not using its reference')
     table = views.gain_table(status)
-    assert table.values.tolist() == [[25, -0.01, 'shuffled'],
-                                     [25, 0.002, 'none']]
+    assert table.values.tolist() == [[25, -0.01, 'shuffled'], [25, 0.002, 'none']]
     assert str(views.gain_table(TrainStatus()).dtypes['gain']) == 'float64'

@@ -1,4 +1,5 @@
 """Every path the page reads or writes stays inside the workspace."""
+
 import os
 import os.path as osp
 
@@ -11,8 +12,7 @@ from diffengine_ipa.webui.workspace import Workspace, WorkspaceError, check_name
 
 from .conftest import CONFIG, IMAGES
 
-OUTSIDE = ['../outside', '../../etc/passwd', '/etc/passwd', 'a/../../b',
-           '/tmp']
+OUTSIDE = ['../outside', '../../etc/passwd', '/etc/passwd', 'a/../../b', '/tmp']
 
 
 @pytest.fixture
@@ -70,8 +70,9 @@ def test_callbacks_refuse_paths_outside(ws, path):
         lambda: generate(ws, InferencerCache(), CONFIG, path, ['x.png']),
         lambda: generate(ws, InferencerCache(), CONFIG, 'a.pth', [cat]),
         lambda: generate(ws, InferencerCache(), CONFIG, 'a.pth', [path]),
-        lambda: generate(ws, InferencerCache(), CONFIG, 'a.pth', ['x.png'],
-                         image_encoder=path),
+        lambda: generate(
+            ws, InferencerCache(), CONFIG, 'a.pth', ['x.png'], image_encoder=path
+        ),
         lambda: files.convert(ws, path),
         lambda: files.info(ws, path),
         lambda: evaluation.evaluation_command(ws, CONFIG, path, True, ws.root),

@@ -5,7 +5,8 @@ eval_pipeline = [
     dict(
         type='PackInputs',
         input_keys=('img', 'prompt', 'scale', 'seed'),
-        meta_keys=('case_id', 'img_path', 'text')),
+        meta_keys=('case_id', 'img_path', 'text'),
+    ),
 ]
 val_dataloader = dict(
     batch_size=1,
@@ -17,9 +18,11 @@ val_dataloader = dict(
         data_root='data',
         ann_file='eval_set/cases.json',
         quick=True,
-        scales=(1.0, ),
-        seeds=(0, ),
-        pipeline=eval_pipeline))
+        scales=(1.0,),
+        seeds=(0,),
+        pipeline=eval_pipeline,
+    ),
+)
 test_dataloader = dict(
     batch_size=1,
     num_workers=0,
@@ -32,9 +35,10 @@ test_dataloader = dict(
         quick=False,
         scales=(0.0, 0.5, 1.0, 1.5),
         seeds=(0, 1, 2, 3),
-        pipeline=eval_pipeline))
-val_evaluator = dict(type='IPAdapterMetric',
-                     clip_model='openai/clip-vit-large-patch14')
+        pipeline=eval_pipeline,
+    ),
+)
+val_evaluator = dict(type='IPAdapterMetric', clip_model='openai/clip-vit-large-patch14')
 test_evaluator = val_evaluator
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

@@ -17,4 +17,6 @@ train_dataloader = dict(
         type='IPAdapterDataset',
         ann_file='data/mini_dataset/data.json',
         resolution=512,  # the one knob: every resize and crop
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)

@@ -8,8 +8,8 @@ train_pipeline = [
     dict(type='ToVAEInput'),
     dict(
         type='PackInputs',
-        input_keys=('pixel_values', 'reference_pixel_values', 'text',
-                    'time_ids')),
+        input_keys=('pixel_values', 'reference_pixel_values', 'text', 'time_ids'),
+    ),
 ]
 train_dataloader = dict(
     batch_size=1,
@@ -21,4 +21,6 @@ train_dataloader = dict(
         type='IPAdapterDataset',
         ann_file='data/mini_dataset/data.json',
         resolution=1024,  # the one knob: every resize and crop
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)

@@ -11,8 +11,8 @@ train_pipeline = [
     dict(type='ToVAEInput'),
     dict(
         type='PackInputs',
-        input_keys=('pixel_values', 'reference_pixel_values', 'text',
-                    'time_ids')),
+        input_keys=('pixel_values', 'reference_pixel_values', 'text', 'time_ids'),
+    ),
 ]
 train_dataloader = dict(
     batch_size=8,
@@ -25,4 +25,6 @@ train_dataloader = dict(
         ann_file='data/mini_dataset/data.json',
         resolution=512,  # the one knob: every resize and crop
         on_bad_record='skip',
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)

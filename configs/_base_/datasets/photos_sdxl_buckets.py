@@ -11,8 +11,8 @@ train_pipeline = [
     dict(type='ToVAEInput'),
     dict(
         type='PackInputs',
-        input_keys=('pixel_values', 'reference_pixel_values', 'text',
-                    'time_ids')),
+        input_keys=('pixel_values', 'reference_pixel_values', 'text', 'time_ids'),
+    ),
 ]
 train_dataloader = dict(
     batch_size=8,
@@ -27,4 +27,6 @@ train_dataloader = dict(
         on_bad_record='skip',
         resolution=1024,  # the buckets' pixel count: about 1024²
         buckets=dict(step=64, max_aspect=2.0),
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)

@@ -20,4 +20,6 @@ train_dataloader = dict(
         ann_file='work_dirs/shapes_world/pairs/data.json',
         resolution=32,
         min_image_side=32,
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)

@@ -7,7 +7,8 @@ eval_pipeline = [
     dict(
         type='PackInputs',
         input_keys=('img', 'prompt', 'scale', 'seed'),
-        meta_keys=('case_id', 'img_path', 'text')),
+        meta_keys=('case_id', 'img_path', 'text'),
+    ),
 ]
 val_dataloader = dict(
     batch_size=1,
@@ -20,9 +21,11 @@ val_dataloader = dict(
         min_image_side=32,
         empty_prompt=True,
         quick=True,
-        scales=(1.0, ),
-        seeds=(0, ),
-        pipeline=eval_pipeline))
+        scales=(1.0,),
+        seeds=(0,),
+        pipeline=eval_pipeline,
+    ),
+)
 test_dataloader = dict(
     batch_size=1,
     num_workers=0,
@@ -34,8 +37,10 @@ test_dataloader = dict(
         min_image_side=32,
         empty_prompt=True,
         scales=(0.0, 0.5, 1.0),
-        seeds=(0, ),
-        pipeline=eval_pipeline))
+        seeds=(0,),
+        pipeline=eval_pipeline,
+    ),
+)
 val_evaluator = dict(type='ReferenceMatchMetric')
 test_evaluator = val_evaluator
 val_cfg = dict(type='ValLoop')

@@ -9,8 +9,8 @@ train_pipeline = [
     dict(type='ToVAEInput'),
     dict(
         type='PackInputs',
-        input_keys=('pixel_values', 'reference_pixel_values', 'text',
-                    'time_ids')),
+        input_keys=('pixel_values', 'reference_pixel_values', 'text', 'time_ids'),
+    ),
 ]
 train_dataloader = dict(
     batch_size=64,
@@ -23,4 +23,6 @@ train_dataloader = dict(
         ann_file='work_dirs/shapes_world/pairs/data.json',
         resolution=32,
         min_image_side=32,
-        pipeline=train_pipeline))
+        pipeline=train_pipeline,
+    ),
+)

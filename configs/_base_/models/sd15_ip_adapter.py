@@ -6,8 +6,10 @@ model = dict(
     image_encoder=dict(
         type='CLIPImageEncoder',
         pretrained_model_name_or_path='openai/clip-vit-large-patch14',
-        subfolder=None),
+        subfolder=None,
+    ),
     image_projection=dict(type='IPAdapterImageProjection', num_tokens=4),
     text_drop_rate=0.05,
     image_drop_rate=0.05,
-    both_drop_rate=0.05)
+    both_drop_rate=0.05,
+)

@@ -9,12 +9,15 @@ model = dict(
     image_encoder=dict(
         type='SiglipImageEncoder',
         pretrained_model_name_or_path='google/siglip-so400m-patch14-384',
-        subfolder=None),
+        subfolder=None,
+    ),
     image_projection=dict(
         type='IPAdapterTimeImageProjection',
         hidden_dims=1280,
         num_tokens=64,
-        timestep_in_dim=320),
+        timestep_in_dim=320,
+    ),
     text_drop_rate=0.05,
     image_drop_rate=0.05,
-    both_drop_rate=0.05)
+    both_drop_rate=0.05,
+)

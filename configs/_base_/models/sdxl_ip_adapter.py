@@ -7,8 +7,10 @@ model = dict(
     image_encoder=dict(
         type='CLIPImageEncoder',
         pretrained_model_name_or_path='h94/IP-Adapter',
-        subfolder='sdxl_models/image_encoder'),
+        subfolder='sdxl_models/image_encoder',
+    ),
     image_projection=dict(type='IPAdapterImageProjection', num_tokens=4),
     text_drop_rate=0.05,
     image_drop_rate=0.05,
-    both_drop_rate=0.05)
+    both_drop_rate=0.05,
+)

@@ -13,11 +13,14 @@ strategy = dict(
         allgather_bucket_size=int(5e8),
         reduce_bucket_size=int(5e8),
         overlap_comm=True,
-        contiguous_gradients=True),
+        contiguous_gradients=True,
+    ),
     # Checkpoints hold the adapter, not the frozen base.
-    exclude_frozen_parameters=True)
+    exclude_frozen_parameters=True,
+)
 # DeepSpeed steps the optimizer itself; gradient accumulation goes in
 # strategy.gradient_accumulation_steps.
 optim_wrapper = dict(
     type='DeepSpeedOptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01))
+    optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.01),
+)

@@ -1,5 +1,6 @@
 """Transforms of a training sample: load, CLIP preprocess, resize/crop/flip,
 pack. Each follows mmcv's ``BaseTransform`` contract."""
+
 from .formatting import ComputeTimeIds, PackInputs, ToVAEInput
 from .geometric import (
     CenterCrop,
@@ -13,7 +14,15 @@ from .loading import LoadImage
 from .preprocess_reference import PreprocessReference
 
 __all__ = [
-    'LoadImage', 'PreprocessReference', 'ResizeShortEdge', 'CenterCrop',
-    'RandomCrop', 'RandomHorizontalFlip', 'ResizeCropToBucket', 'ToVAEInput',
-    'ComputeTimeIds', 'PackInputs', 'fill_resolution'
+    'LoadImage',
+    'PreprocessReference',
+    'ResizeShortEdge',
+    'CenterCrop',
+    'RandomCrop',
+    'RandomHorizontalFlip',
+    'ResizeCropToBucket',
+    'ToVAEInput',
+    'ComputeTimeIds',
+    'PackInputs',
+    'fill_resolution',
 ]

@@ -1,4 +1,5 @@
 """Turn the processed sample into model inputs."""
+
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
@@ -33,7 +34,8 @@ class ComputeTimeIds(BaseTransform):
         top, left = results.get('crop_top_left', (0, 0))
         results['time_ids'] = torch.tensor(
             [*results['ori_shape'], top, left, image.height, image.width],
-            dtype=torch.float32)
+            dtype=torch.float32,
+        )
         return results
 
 
@@ -49,11 +51,11 @@ class PackInputs(BaseTransform):
             :mod:`diffengine_ipa.models.training_draws`).
     """
 
-    def __init__(self,
-                 input_keys: tuple = ('pixel_values', 'reference_pixel_values',
-                                      'text'),
-                 meta_keys: tuple = ('img_path', 'sample_idx', 'ori_shape',
-                                     'crop_top_left')) -> None:
+    def __init__(
+        self,
+        input_keys: tuple = ('pixel_values', 'reference_pixel_values', 'text'),
+        meta_keys: tuple = ('img_path', 'sample_idx', 'ori_shape', 'crop_top_left'),
+    ) -> None:
         self.input_keys = tuple(input_keys)
         self.meta_keys = tuple(meta_keys)
 

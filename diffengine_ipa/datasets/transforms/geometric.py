@@ -9,6 +9,7 @@ resume it comes through. A resize or crop without ``size`` takes the
 dataset's ``resolution`` (:func:`fill_resolution`), so a config changes the
 training resolution in one place.
 """
+
 import torch
 from mmcv.transforms import BaseTransform
 from PIL import Image
@@ -16,8 +17,14 @@ from PIL import Image
 from ...errors import DatasetError
 from ...registry import TRANSFORMS
 
-__all__ = ['ResizeShortEdge', 'CenterCrop', 'RandomCrop', 'RandomHorizontalFlip',
-           'ResizeCropToBucket', 'fill_resolution']
+__all__ = [
+    'ResizeShortEdge',
+    'CenterCrop',
+    'RandomCrop',
+    'RandomHorizontalFlip',
+    'ResizeCropToBucket',
+    'fill_resolution',
+]
 
 SIZED = ('ResizeShortEdge', 'CenterCrop', 'RandomCrop')
 
@@ -39,8 +46,9 @@ def fill_resolution(pipeline: list, resolution: int | None) -> list:
 
 def _require_size(size: int | None, name: str) -> int:
     if size is None:
-        raise DatasetError(f'{name} has no size: give it size=, or the '
-                           'dataset resolution=')
+        raise DatasetError(
+            f'{name} has no size: give it size=, or the dataset resolution='
+        )
     return size
 
 
@@ -51,8 +59,9 @@ class ResizeShortEdge(BaseTransform):
     Adds ``resized_shape`` (height, width).
     """
 
-    def __init__(self, size: int | None = None,
-                 interpolation: str = 'bilinear') -> None:
+    def __init__(
+        self, size: int | None = None, interpolation: str = 'bilinear'
+    ) -> None:
         self.size = _require_size(size, type(self).__name__)
         self.interpolation = Image.Resampling[interpolation.upper()]
 
@@ -72,20 +81,21 @@ class _Crop(BaseTransform):
     def __init__(self, size: int | None = None) -> None:
         self.size = _require_size(size, type(self).__name__)
 
-    def position(self, height: int, width: int,
-                 generator: torch.Generator | None) -> tuple[int, int]:
+    def position(
+        self, height: int, width: int, generator: torch.Generator | None
+    ) -> tuple[int, int]:
         raise NotImplementedError
 
     def transform(self, results: dict) -> dict:
         image = results['img']
         if min(image.width, image.height) < self.size:
-            raise DatasetError(f'{results.get("img_path")}: image of '
-                             f'{image.width}×{image.height} is smaller than '
-                             f'the {self.size} px crop; resize it first')
-        top, left = self.position(image.height, image.width,
-                                  results.get('generator'))
-        results['img'] = image.crop(
-            (left, top, left + self.size, top + self.size))
+            raise DatasetError(
+                f'{results.get("img_path")}: image of '
+                f'{image.width}×{image.height} is smaller than '
+                f'the {self.size} px crop; resize it first'
+            )
+        top, left = self.position(image.height, image.width, results.get('generator'))
+        results['img'] = image.crop((left, top, left + self.size, top + self.size))
         results['crop_top_left'] = (top, left)
         return results
 
@@ -94,8 +104,9 @@ class _Crop(BaseTransform):
 class CenterCrop(_Crop):
     """Crop the centre square of side ``size`` (the reference recipe)."""
 
-    def position(self, height: int, width: int,
-                 generator: torch.Generator | None) -> tuple[int, int]:
+    def position(
+        self, height: int, width: int, generator: torch.Generator | None
+    ) -> tuple[int, int]:
         return (height - self.size) // 2, (width - self.size) // 2
 
 
@@ -103,11 +114,13 @@ class CenterCrop(_Crop):
 class RandomCrop(_Crop):
     """Crop a square of side ``size`` at a random position."""
 
-    def position(self, height: int, width: int,
-                 generator: torch.Generator | None) -> tuple[int, int]:
-        top, left = (int(torch.randint(0, side - self.size + 1, (),
-                                       generator=generator))
-                     for side in (height, width))
+    def position(
+        self, height: int, width: int, generator: torch.Generator | None
+    ) -> tuple[int, int]:
+        top, left = (
+            int(torch.randint(0, side - self.size + 1, (), generator=generator))
+            for side in (height, width)
+        )
         return top, left
 
 
@@ -125,16 +138,19 @@ class ResizeCropToBucket(BaseTransform):
             instead of the centre.
     """
 
-    def __init__(self, random_crop: bool = False,
-                 interpolation: str = 'bilinear') -> None:
+    def __init__(
+        self, random_crop: bool = False, interpolation: str = 'bilinear'
+    ) -> None:
         self.random_crop = random_crop
         self.interpolation = Image.Resampling[interpolation.upper()]
 
     def transform(self, results: dict) -> dict:
         if 'bucket' not in results:
-            raise DatasetError(f'{results.get("img_path")}: no bucket; set '
-                               'resolution= and buckets=dict(...) on the dataset '
-                               'to use ResizeCropToBucket')
+            raise DatasetError(
+                f'{results.get("img_path")}: no bucket; set '
+                'resolution= and buckets=dict(...) on the dataset '
+                'to use ResizeCropToBucket'
+            )
         height, width = results['bucket']
         image = results['img']
         scale = max(height / image.height, width / image.width)
@@ -142,9 +158,10 @@ class ResizeCropToBucket(BaseTransform):
         new_height = max(height, round(image.height * scale))
         image = image.resize((new_width, new_height), self.interpolation)
         if self.random_crop:
-            top, left = (int(torch.randint(0, extra + 1, (),
-                                           generator=results.get('generator')))
-                         for extra in (new_height - height, new_width - width))
+            top, left = (
+                int(torch.randint(0, extra + 1, (), generator=results.get('generator')))
+                for extra in (new_height - height, new_width - width)
+            )
         else:
             top, left = (new_height - height) // 2, (new_width - width) // 2
         results['img'] = image.crop((left, top, left + width, top + height))
@@ -166,8 +183,7 @@ class RandomHorizontalFlip(BaseTransform):
         self.prob = prob
 
     def transform(self, results: dict) -> dict:
-        if float(torch.rand((), generator=results.get('generator'))
-                 ) >= self.prob:
+        if float(torch.rand((), generator=results.get('generator'))) >= self.prob:
             return results
         image = results['img']
         results['img'] = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

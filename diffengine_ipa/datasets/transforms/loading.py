@@ -1,5 +1,6 @@
 """Read the training image (and its own reference, if the record names one)
 as RGB PIL images."""
+
 from mmcv.transforms import BaseTransform
 
 from ...errors import DatasetError, ImageError
@@ -34,6 +35,7 @@ class LoadImage(BaseTransform):
         results['img'] = image
         results['ori_shape'] = (image.height, image.width)
         if results.get('reference_path'):
-            results['reference_img'] = _read(results, 'reference_path',
-                                             'reference_bytes')
+            results['reference_img'] = _read(
+                results, 'reference_path', 'reference_bytes'
+            )
         return results

@@ -1,5 +1,6 @@
 """Preprocess the reference image for the image encoder, as the encoder's
 own processor does."""
+
 from mmcv.transforms import BaseTransform
 
 from ...errors import UserError
@@ -33,16 +34,17 @@ class PreprocessReference(BaseTransform):
             raise UserError(
                 'PreprocessReference has no image encoder: load the config '
                 'with diffengine_ipa.user_config.load_user_config (the tools '
-                'do), which links it to model.image_encoder')
+                'do), which links it to model.image_encoder'
+            )
         self.image_encoder = dict(image_encoder)
         settings = {k: v for k, v in self.image_encoder.items() if k != 'type'}
         self.processor = MODELS.get(self.image_encoder['type']).load_processor(
-            **settings)
+            **settings
+        )
 
     def transform(self, results: dict) -> dict:
         reference = results.get('reference_img', results['img'])
-        pixels = self.processor(images=reference,
-                                return_tensors='pt').pixel_values
+        pixels = self.processor(images=reference, return_tensors='pt').pixel_values
         results['reference_pixel_values'] = pixels[0]
         return results
 

@@ -1,4 +1,5 @@
 """Hooks registered in diffengine_ipa's HOOKS registry."""
+
 from .adapter_checkpoint_hook import AdapterCheckpointHook
 from .adapter_ema_hook import AdapterEMA, AdapterEMAHook
 from .atomic_checkpoint_hook import AtomicCheckpointHook
@@ -12,10 +13,16 @@ from .resume_check_hook import ResumeCheckHook
 from .visualization_hook import IPAdapterVisualizationHook
 
 __all__ = [
-    'AdapterCheckpointHook', 'AdapterEMA', 'AdapterEMAHook',
-    'AtomicCheckpointHook', 'GenerationProgressHook',
-    'IPAdapterVisualizationHook', 'NonFiniteLossGuardHook',
-    'ProgressLoggerHook', 'RandomStateHook', 'ReferenceGainHook',
+    'AdapterCheckpointHook',
+    'AdapterEMA',
+    'AdapterEMAHook',
+    'AtomicCheckpointHook',
+    'GenerationProgressHook',
+    'IPAdapterVisualizationHook',
+    'NonFiniteLossGuardHook',
+    'ProgressLoggerHook',
+    'RandomStateHook',
+    'ReferenceGainHook',
     'ReleaseEncodersHook',
-    'ResumeCheckHook'
+    'ResumeCheckHook',
 ]

@@ -1,4 +1,5 @@
 """Adapter-only, self-describing, safe-to-load checkpoints."""
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -26,11 +27,11 @@ class AdapterCheckpointHook(Hook):
     priority = 'VERY_LOW'  # after any hook that adds to the checkpoint
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         adapter = model.adapter_parameter_names()
         checkpoint['state_dict'] = type(checkpoint['state_dict'])(
-            (k, v) for k, v in checkpoint['state_dict'].items() if k in adapter)
+            (k, v) for k, v in checkpoint['state_dict'].items() if k in adapter
+        )
         checkpoint['meta']['ip_adapter'] = adapter_metadata(model)
         checkpoint.update(to_plain(checkpoint))
 

@@ -1,4 +1,5 @@
 """An exponential moving average of the adapter's weights (only)."""
+
 import torch
 from mmengine.hooks import EMAHook
 from mmengine.model import ExponentialMovingAverage, is_model_wrapper
@@ -22,8 +23,9 @@ def _adapter_copy(model: nn.Module) -> nn.Module:
             if not hasattr(parent, part):
                 parent.add_module(part, nn.Module())
             parent = getattr(parent, part)
-        parent.register_parameter(leaf, nn.Parameter(
-            param.detach().clone(), requires_grad=False))
+        parent.register_parameter(
+            leaf, nn.Parameter(param.detach().clone(), requires_grad=False)
+        )
     return root
 
 
@@ -39,19 +41,22 @@ class AdapterEMA(ExponentialMovingAverage):
         interval: Steps between updates.
     """
 
-    def __init__(self, model: nn.Module, momentum: float = 0.0002,
-                 interval: int = 1, device: torch.device | None = None,
-                 update_buffers: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        momentum: float = 0.0002,
+        interval: int = 1,
+        device: torch.device | None = None,
+        update_buffers: bool = False,
+    ) -> None:
         nn.Module.__init__(self)  # not the base's deepcopy of the model
         if not 0.0 < momentum < 1.0:
-            raise ValueError(f'AdapterEMA: momentum must be in (0, 1), got '
-                             f'{momentum}')
+            raise ValueError(f'AdapterEMA: momentum must be in (0, 1), got {momentum}')
         self.module = _adapter_copy(model)
         if device is not None:
             self.module = self.module.to(device)
         self.interval, self.momentum = interval, momentum
-        self.register_buffer('steps', torch.tensor(0, dtype=torch.long,
-                                                   device=device))
+        self.register_buffer('steps', torch.tensor(0, dtype=torch.long, device=device))
         self.update_buffers = False  # the adapter has none
         self.avg_parameters = dict(self.module.named_parameters())
 
@@ -78,8 +83,9 @@ class AdapterEMAHook(EMAHook):
     def before_run(self, runner) -> None:
         model = runner.model
         self.src_model = model.module if is_model_wrapper(model) else model
-        self.ema_model = MODELS.build(self.ema_cfg,
-                                      default_args=dict(model=self.src_model))
+        self.ema_model = MODELS.build(
+            self.ema_cfg, default_args=dict(model=self.src_model)
+        )
 
     def _swap_ema_parameters(self) -> None:
         """Swap the adapter's weights with the averaged ones, by name."""

@@ -1,5 +1,6 @@
 """A progress bar with ETA over the images that validation and test
 generate (a person at a terminal sees them come; logs stay clean)."""
+
 import sys
 
 from mmengine.hooks import Hook
@@ -26,11 +27,18 @@ class GenerationProgressHook(Hook):
 
     def _open(self, runner, loader, what: str) -> None:
         from mmengine.dist import is_main_process
+
         if not (is_main_process() and (self.always or sys.stderr.isatty())):
             return
         from tqdm import tqdm
-        self._bar = tqdm(total=len(loader), desc=f'{what}: generating',
-                         unit='image', leave=False, dynamic_ncols=True)
+
+        self._bar = tqdm(
+            total=len(loader),
+            desc=f'{what}: generating',
+            unit='image',
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     def _step(self) -> None:
         if self._bar is not None:
@@ -44,8 +52,7 @@ class GenerationProgressHook(Hook):
     def before_val_epoch(self, runner) -> None:
         self._open(runner, runner.val_dataloader, 'validation')
 
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
-                       outputs=None) -> None:
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._step()
 
     def after_val_epoch(self, runner, metrics=None) -> None:
@@ -54,8 +61,7 @@ class GenerationProgressHook(Hook):
     def before_test_epoch(self, runner) -> None:
         self._open(runner, runner.test_dataloader, 'test')
 
-    def after_test_iter(self, runner, batch_idx, data_batch=None,
-                        outputs=None) -> None:
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._step()
 
     def after_test_epoch(self, runner, metrics=None) -> None:

@@ -1,4 +1,5 @@
 """Skip updates of a non-finite loss; stop after too many in a row."""
+
 import logging
 
 import torch
@@ -55,10 +56,13 @@ class NonFiniteLossGuardHook(Hook):
                 return update(loss, *args, **kwargs)
             self._set_streak(runner, self.consecutive + 1)
             wrapper.zero_grad()
-            print_log(f'iteration {runner.iter + 1}: loss is {loss.item()}; '
-                      f'update skipped ({self.consecutive} in a row, the run '
-                      f'stops at {self.max_consecutive})', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'iteration {runner.iter + 1}: loss is {loss.item()}; '
+                f'update skipped ({self.consecutive} in a row, the run '
+                f'stops at {self.max_consecutive})',
+                logger='current',
+                level=logging.WARNING,
+            )
             if self.consecutive >= self.max_consecutive:
                 raise TrainingError(self._stop_message(runner))
 
@@ -69,17 +73,23 @@ class NonFiniteLossGuardHook(Hook):
         runner.message_hub.update_info(STREAK_INFO, count)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        bad = [name for name, value in checkpoint['state_dict'].items()
-               if value.is_floating_point() and not value.isfinite().all()]
+        bad = [
+            name
+            for name, value in checkpoint['state_dict'].items()
+            if value.is_floating_point() and not value.isfinite().all()
+        ]
         if bad:
             raise TrainingError(
                 f'the weights hold NaN/Inf ({bad[0]}, {len(bad)} tensors), '
-                'so no checkpoint was written; ' + self._advice(runner))
+                'so no checkpoint was written; ' + self._advice(runner)
+            )
 
     def _stop_message(self, runner) -> str:
-        return (f'training stopped at iteration {runner.iter + 1}: the loss '
-                f'was not finite {self.max_consecutive} times in a row; '
-                + self._advice(runner))
+        return (
+            f'training stopped at iteration {runner.iter + 1}: the loss '
+            f'was not finite {self.max_consecutive} times in a row; '
+            + self._advice(runner)
+        )
 
     @staticmethod
     def _advice(runner) -> str:
@@ -88,10 +98,14 @@ class NonFiniteLossGuardHook(Hook):
         except UserError:
             last = None
         if last is None:
-            return ('no checkpoint was written yet. Lower the learning rate '
-                    '(optim_wrapper.optimizer.lr), train in bf16 rather than '
-                    'fp16, or check the data, then train again')
-        return (f'the last good checkpoint is {last}. Lower the learning '
-                'rate (--cfg-options optim_wrapper.optimizer.lr=...), train '
-                'in bf16 rather than fp16, or check the data, then --resume '
-                f'{last}')
+            return (
+                'no checkpoint was written yet. Lower the learning rate '
+                '(optim_wrapper.optimizer.lr), train in bf16 rather than '
+                'fp16, or check the data, then train again'
+            )
+        return (
+            f'the last good checkpoint is {last}. Lower the learning '
+            'rate (--cfg-options optim_wrapper.optimizer.lr=...), train '
+            'in bf16 rather than fp16, or check the data, then --resume '
+            f'{last}'
+        )

@@ -1,4 +1,5 @@
 """MMEngine's LoggerHook, which also logs the first iterations."""
+
 from mmengine.hooks import LoggerHook
 
 from ...registry import HOOKS
@@ -30,13 +31,16 @@ class ProgressLoggerHook(LoggerHook):
         super().before_train(runner)
         self._start_iter = runner.iter  # a resumed run starts here
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        regular = (self.every_n_inner_iters(batch_idx, self.interval)
-                   or self.end_of_epoch(runner.train_dataloader, batch_idx))
+    def after_train_iter(
+        self, runner, batch_idx: int, data_batch=None, outputs=None
+    ) -> None:
+        regular = self.every_n_inner_iters(
+            batch_idx, self.interval
+        ) or self.end_of_epoch(runner.train_dataloader, batch_idx)
         start = self._start_iter or 0
         if not regular and runner.iter < start + self.first_iters:
             _, log_str = runner.log_processor.get_log_after_iter(
-                runner, batch_idx, 'train')
+                runner, batch_idx, 'train'
+            )
             runner.logger.info(log_str)
         super().after_train_iter(runner, batch_idx, data_batch, outputs)

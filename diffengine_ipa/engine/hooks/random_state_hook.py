@@ -1,4 +1,5 @@
 """Keep the training random stream identical across resume and validation."""
+
 from mmengine.hooks import Hook
 
 from ...registry import HOOKS
@@ -35,7 +36,8 @@ class RandomStateHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint['message_hub']['runtime_info']['random_state'] = dict(
-            now=get_random_state(), epoch_start=self.epoch_start)
+            now=get_random_state(), epoch_start=self.epoch_start
+        )
 
     def before_val(self, runner) -> None:
         self.before_validation = get_random_state()

@@ -1,4 +1,5 @@
 """Is the adapter using its reference? A held-out loss, three ways."""
+
 import contextlib
 import copy
 import functools
@@ -19,8 +20,12 @@ from ...run_logs import UNUSED_REFERENCE
 from ...user_config import HELD_OUT_SOURCE_KEYS as _SOURCE_KEYS
 from ..random_state import preserved_random_state
 
-__all__ = ['ReferenceGainHook', 'UNUSED_REFERENCE', 'held_out_batch',
-           'held_out_dataset_cfg']
+__all__ = [
+    'ReferenceGainHook',
+    'UNUSED_REFERENCE',
+    'held_out_batch',
+    'held_out_dataset_cfg',
+]
 
 
 def held_out_dataset_cfg(cfg) -> tuple[dict, str]:
@@ -29,17 +34,26 @@ def held_out_dataset_cfg(cfg) -> tuple[dict, str]:
     ``val_ann_file``) when the config has them, else the training set."""
     train = cfg.train_dataloader.dataset
     if train.get('val_split'):
-        return (dict(copy.deepcopy(train), split='val'),
-                f'the val_split={train.val_split} held-out records')
+        return (
+            dict(copy.deepcopy(train), split='val'),
+            f'the val_split={train.val_split} held-out records',
+        )
     if cfg.get('val_ann_file'):
         keep = ('pipeline', 'resolution', *_SOURCE_KEYS)
-        dataset = dict(type='IPAdapterDataset', ann_file=cfg.val_ann_file,
-                       on_bad_record='skip',
-                       **{k: copy.deepcopy(train[k]) for k in keep
-                          if k in train and k != 'data_root'})
+        dataset = dict(
+            type='IPAdapterDataset',
+            ann_file=cfg.val_ann_file,
+            on_bad_record='skip',
+            **{
+                k: copy.deepcopy(train[k])
+                for k in keep
+                if k in train and k != 'data_root'
+            },
+        )
         return dataset, f'the val_ann_file records ({cfg.val_ann_file})'
-    return copy.deepcopy(train), ('training records (the config has no '
-                                  'val_split or val_ann_file)')
+    return copy.deepcopy(train), (
+        'training records (the config has no val_split or val_ann_file)'
+    )
 
 
 def held_out_batch(cfg, num_samples: int) -> tuple[dict | None, int, str]:
@@ -52,8 +66,7 @@ def held_out_batch(cfg, num_samples: int) -> tuple[dict | None, int, str]:
     if isinstance(dataset, IterableDataset):  # streamed shards: no index
         return None, 0, source
     count = len(dataset)
-    picks = np.unique(np.linspace(0, count - 1,
-                                  min(num_samples, count)).round())
+    picks = np.unique(np.linspace(0, count - 1, min(num_samples, count)).round())
     samples = [dataset[int(i)] for i in picks]
     first = _shapes(samples[0])  # aspect buckets: one size per batch
     samples = [s for s in samples if _shapes(s) == first]
@@ -62,17 +75,18 @@ def held_out_batch(cfg, num_samples: int) -> tuple[dict | None, int, str]:
 
 def _collate(cfg):
     """The training data loader's collate function."""
-    entry = dict(cfg.train_dataloader.get('collate_fn') or
-                 dict(type='pseudo_collate'))
+    entry = dict(cfg.train_dataloader.get('collate_fn') or dict(type='pseudo_collate'))
     kind = entry.pop('type')
     kind = FUNCTIONS.get(kind) if isinstance(kind, str) else kind
     return functools.partial(kind or default_collate, **entry)
 
 
 def _shapes(sample: dict) -> tuple:
-    return tuple((key, tuple(value.shape))
-                 for key, value in sorted(sample['inputs'].items())
-                 if isinstance(value, torch.Tensor))
+    return tuple(
+        (key, tuple(value.shape))
+        for key, value in sorted(sample['inputs'].items())
+        if isinstance(value, torch.Tensor)
+    )
 
 
 @HOOKS.register_module()
@@ -105,11 +119,11 @@ class ReferenceGainHook(Hook):
 
     priority = 'NORMAL'  # after RuntimeInfoHook, before the LoggerHook
 
-    def __init__(self, num_samples: int = 4, seed: int = 0,
-                 patience: int = 3) -> None:
+    def __init__(self, num_samples: int = 4, seed: int = 0, patience: int = 3) -> None:
         if num_samples < 1 or patience < 1:
-            raise ValueError('ReferenceGainHook: num_samples and patience '
-                             'must be at least 1')
+            raise ValueError(
+                'ReferenceGainHook: num_samples and patience must be at least 1'
+            )
         self.num_samples, self.seed, self.patience = num_samples, seed, patience
         self.batch: dict | None = None
         self._batch_size = 0
@@ -134,8 +148,10 @@ class ReferenceGainHook(Hook):
                 data = model.data_preprocessor(self.batch, False)
                 losses = model.reference_losses(data['inputs'], self.seed)
         true = losses['true'].float().item()
-        gains = {name: (losses[name].float().item() - true) / true
-                 for name in ('shuffled', 'none')}
+        gains = {
+            name: (losses[name].float().item() - true) / true
+            for name in ('shuffled', 'none')
+        }
         hub = runner.message_hub
         hub.update_scalar('val/reference_gain', gains['shuffled'])
         hub.update_scalar('val/no_reference_gain', gains['none'])
@@ -151,20 +167,27 @@ class ReferenceGainHook(Hook):
             runner.logger.warning(
                 f'reference gain {gain:+.4f} ≤ 0 for {self.patience} '
                 f'validations in a row: {UNUSED_REFERENCE} (see "Is the '
-                'adapter using its reference?" in docs/training.md)')
+                'adapter using its reference?" in docs/training.md)'
+            )
 
     def _held_out_batch(self, runner) -> dict | None:
         """The collated held-out batch (built once)."""
-        batch, self._batch_size, source = held_out_batch(runner.cfg,
-                                                         self.num_samples)
+        batch, self._batch_size, source = held_out_batch(runner.cfg, self.num_samples)
         if batch is None:
-            self._skip(runner, f'not measured: {source} are streamed; give '
-                       'val_ann_file (records of files) to measure it')
+            self._skip(
+                runner,
+                f'not measured: {source} are streamed; give '
+                'val_ann_file (records of files) to measure it',
+            )
             return None
-        note = ('; one sample, nothing to shuffle: val/reference_gain is 0'
-                if self._batch_size < 2 else '')
-        runner.logger.info(f'reference gain: measured on {self._batch_size} '
-                           f'of {source}{note}')
+        note = (
+            '; one sample, nothing to shuffle: val/reference_gain is 0'
+            if self._batch_size < 2
+            else ''
+        )
+        runner.logger.info(
+            f'reference gain: measured on {self._batch_size} of {source}{note}'
+        )
         return batch
 
     @staticmethod

@@ -1,5 +1,6 @@
 """Free the frozen encoders a training step from the embedding cache does
 not use (see :mod:`diffengine_ipa.models.resident_encoders`)."""
+
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -25,10 +26,13 @@ class ReleaseEncodersHook(Hook):
         dataset = runner.train_loop.dataloader.dataset
         if getattr(dataset, 'embedding_cache', None) is None:
             return
-        model = runner.model.module if is_model_wrapper(runner.model) else (
-            runner.model)
+        model = (
+            runner.model.module if is_model_wrapper(runner.model) else (runner.model)
+        )
         if not getattr(model, 'adapter_only_state_dict', False):
             return
         freed = release_encoders(model)
-        print_log(f'Training reads the embedding cache: freed {", ".join(freed)}',
-                  logger='current')
+        print_log(
+            f'Training reads the embedding cache: freed {", ".join(freed)}',
+            logger='current',
+        )

@@ -1,5 +1,6 @@
 """Check what ``--resume`` and ``load_from`` hand the runner; never resume
 silently into something else."""
+
 import logging
 from typing import Any
 
@@ -65,31 +66,28 @@ class ResumeCheckHook(Hook):
 
     def before_run(self, runner) -> None:
         loop = getattr(runner, '_train_loop', None)  # built only by train()
-        dataloader = None if isinstance(loop, dict) else getattr(
-            loop, 'dataloader', None)
+        dataloader = (
+            None if isinstance(loop, dict) else getattr(loop, 'dataloader', None)
+        )
         batch = _batch_size(dataloader)
         self.run = dict(
             lr=_base_lrs(runner.optim_wrapper),
             batch_size=batch,
             processes=runner.world_size,
-            samples_per_iteration=None if batch is None else
-            batch * runner.world_size,
-            dataset_size=len(dataloader.dataset)
-            if dataloader is not None else None)
+            samples_per_iteration=None if batch is None else batch * runner.world_size,
+            dataset_size=len(dataloader.dataset) if dataloader is not None else None,
+        )
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint.setdefault('meta', {})['run'] = dict(self.run)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         source = str(getattr(runner, '_load_from', None) or 'the checkpoint')
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         state = to_official(checkpoint, source)
         validate_official(state, source)
-        compare_adapter(describe_official(state), model.expected_adapter(),
-                        source)
-        ours = 'state_dict' in checkpoint and isinstance(
-            checkpoint.get('meta'), dict)
+        compare_adapter(describe_official(state), model.expected_adapter(), source)
+        ours = 'state_dict' in checkpoint and isinstance(checkpoint.get('meta'), dict)
         if not hasattr(runner, 'strategy'):  # FSDP/DeepSpeed hold their own
             checkpoint['state_dict'] = adapter_weights(model, state, source)
         if getattr(runner, '_resume', False):
@@ -98,7 +96,8 @@ class ResumeCheckHook(Hook):
                     f'{source}: an adapter file, not a training checkpoint; '
                     '--resume needs a checkpoint a training wrote '
                     '(iter_N.pth). To start from its weights, use '
-                    'model.pretrained_ip_adapter or load_from')
+                    'model.pretrained_ip_adapter or load_from'
+                )
             self._check_run(checkpoint['meta'].get('run'), source)
 
     def _check_run(self, saved: dict | None, source: str) -> None:
@@ -115,13 +114,15 @@ class ResumeCheckHook(Hook):
                 f'{now["batch_size"]} × {now["processes"]} processes), so '
                 'resuming at its iteration would skip data. Resume with the '
                 'same batch size and processes, or start a new run from its '
-                'weights with load_from')
+                'weights with load_from'
+            )
         if saved.get('dataset_size') != now['dataset_size']:
             raise CheckpointError(
                 f'{source}: trained on {saved["dataset_size"]} samples, this '
                 f'run has {now["dataset_size"]}: the epoch it stopped in is '
                 'another one now. Resume with the same data, or start a new '
-                'run from its weights with load_from')
+                'run from its weights with load_from'
+            )
         if saved.get('lr') and now['lr'] and saved['lr'] != now['lr']:
             self._lr_change = (saved['lr'], now['lr'])
 
@@ -131,8 +132,7 @@ class ResumeCheckHook(Hook):
         saved, now = self._lr_change
         self._lr_change = None
         wrapper = runner.optim_wrapper
-        for group, old, new in zip(wrapper.param_groups, saved, now,
-                                   strict=False):
+        for group, old, new in zip(wrapper.param_groups, saved, now, strict=False):
             group['lr'] = new * (group['lr'] / old if old else 1.0)
             if 'initial_lr' in group:
                 group['initial_lr'] = new
@@ -143,7 +143,10 @@ class ResumeCheckHook(Hook):
             if getattr(scheduler, 'param_name', None) == 'lr':
                 scheduler.base_values = list(now)
                 scheduler._last_value = [g['lr'] for g in wrapper.param_groups]
-        print_log(f'resumed with the config\'s learning rate {now} (the '
-                  f'checkpoint was trained at {saved}); the schedule goes on '
-                  'from where it stopped', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            f"resumed with the config's learning rate {now} (the "
+            f'checkpoint was trained at {saved}); the schedule goes on '
+            'from where it stopped',
+            logger='current',
+            level=logging.WARNING,
+        )

@@ -1,4 +1,5 @@
 """Sample images during training, logged through MMEngine's visualizer."""
+
 import numpy as np
 import torch
 from mmengine.hooks import Hook
@@ -30,8 +31,9 @@ class IPAdapterVisualizationHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 1, by_epoch: bool = True,
-                 num_cases: int = 3) -> None:
+    def __init__(
+        self, interval: int = 1, by_epoch: bool = True, num_cases: int = 3
+    ) -> None:
         self.interval = interval
         self.by_epoch = by_epoch
         self.num_cases = num_cases
@@ -40,8 +42,9 @@ class IPAdapterVisualizationHook(Hook):
         if self.by_epoch and self.every_n_epochs(runner, self.interval):
             self.render(runner, step=runner.epoch + 1)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
+    def after_train_iter(
+        self, runner, batch_idx: int, data_batch=None, outputs=None
+    ) -> None:
         if not self.by_epoch and self.every_n_train_iters(runner, self.interval):
             self.render(runner, step=runner.iter + 1)
 
@@ -54,8 +57,7 @@ class IPAdapterVisualizationHook(Hook):
         dataset = dataloader.dataset if hasattr(dataloader, 'dataset') else None
         if dataset is None:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         cfg = model.generation_cfg
         count = min(self.num_cases, len(dataset))
         # Sampling must not shift the training random stream.
@@ -63,12 +65,21 @@ class IPAdapterVisualizationHook(Hook):
             for index in range(count):
                 case = dataset.get_data_info(index)
                 reference = read_rgb_image(case['img_path'])
-                (image, ) = pipe(
-                    reference, case['prompt'], cfg['negative_prompt'],
-                    case['scale'], cfg['steps'], cfg['guidance_scale'],
-                    case['seed'], 1, cfg['height'], cfg['width'])
+                (image,) = pipe(
+                    reference,
+                    case['prompt'],
+                    cfg['negative_prompt'],
+                    case['scale'],
+                    cfg['steps'],
+                    cfg['guidance_scale'],
+                    case['seed'],
+                    1,
+                    cfg['height'],
+                    cfg['width'],
+                )
                 panel = Image.new('RGB', (2 * image.width, image.height))
                 panel.paste(reference.resize(image.size), (0, 0))
                 panel.paste(image, (image.width, 0))
-                runner.visualizer.add_image(f'sample_{case["case_id"]}',
-                                            np.asarray(panel), step=step)
+                runner.visualizer.add_image(
+                    f'sample_{case["case_id"]}', np.asarray(panel), step=step
+                )

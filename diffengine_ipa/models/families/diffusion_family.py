@@ -12,6 +12,7 @@ inference API and the converter use them); an instance holds the loaded,
 frozen components under their diffusers names (``unet`` or ``transformer``,
 ``vae``, ``text_encoder``, ``tokenizer``, ...).
 """
+
 import contextlib
 import copy
 import importlib
@@ -59,17 +60,21 @@ class DiffusionFamily(nn.Module):
     # the denoiser, and whether it is wrapped in MultiIPAdapterImageProjection.
     projection_slot = ('encoder_hid_proj', True)
 
-    def __init__(self, pretrained_model_name_or_path: str,
-                 objective: dict | None = None) -> None:
+    def __init__(
+        self, pretrained_model_name_or_path: str, objective: dict | None = None
+    ) -> None:
         super().__init__()
         source = pretrained_model_name_or_path
         for name, (library, cls) in self.components.items():
-            setattr(self, name, load_component(component_class(library, cls),
-                                               source, name))
+            setattr(
+                self, name, load_component(component_class(library, cls), source, name)
+            )
         config = load_scheduler_config(source)
         import diffusers
+
         self.scheduler = getattr(diffusers, config['_class_name']).from_config(
-            config)  # the one its pipeline generates with
+            config
+        )  # the one its pipeline generates with
         self.objective = self.build_objective(config, **(objective or {}))
 
     # --- the parts ------------------------------------------------------------
@@ -90,19 +95,26 @@ class DiffusionFamily(nn.Module):
     def conditioning_modules(self) -> dict[str, Any]:
         """What turns an image and a caption into conditions (VAE, text
         encoders, tokenizers): the identity of an embedding cache."""
-        return {name: getattr(self, name) for name in self.components
-                if name != self.denoiser_name}
+        return {
+            name: getattr(self, name)
+            for name in self.components
+            if name != self.denoiser_name
+        }
 
     # --- latents --------------------------------------------------------------
 
-    def latent_distribution(self, pixels: torch.Tensor
-                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    def latent_distribution(
+        self, pixels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The VAE's latent mean and std of ``pixels`` (B, 3, H, W) in
         [-1, 1]; in fp32 when the VAE asks for it (``force_upcast``), even
         under mixed precision."""
         fp32 = self.vae.config.get('force_upcast', False)
-        guard = (torch.autocast(pixels.device.type, enabled=False)
-                 if fp32 else contextlib.nullcontext())
+        guard = (
+            torch.autocast(pixels.device.type, enabled=False)
+            if fp32
+            else contextlib.nullcontext()
+        )
         with guard:
             distribution = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist
         return distribution.mean, distribution.std
@@ -129,18 +141,24 @@ class DiffusionFamily(nn.Module):
         pipe = self.__dict__.get('_text_pipeline')
         if pipe is None:
             import diffusers
+
             cls = getattr(diffusers, self.pipeline_class)
             names = inspect.signature(cls).parameters
-            parts = {name: getattr(self, name) if name.startswith(
-                ('text_encoder', 'tokenizer')) else None for name in names
-                     if name in self.components or name == 'scheduler'}
+            parts = {
+                name: getattr(self, name)
+                if name.startswith(('text_encoder', 'tokenizer'))
+                else None
+                for name in names
+                if name in self.components or name == 'scheduler'
+            }
             pipe = cls(**parts)
             pipe.set_progress_bar_config(disable=True)
             self.__dict__['_text_pipeline'] = pipe
         return pipe
 
-    def conditions(self, encodings: dict[str, torch.Tensor],
-                   inputs: dict) -> dict[str, torch.Tensor]:
+    def conditions(
+        self, encodings: dict[str, torch.Tensor], inputs: dict
+    ) -> dict[str, torch.Tensor]:
         """The denoiser's text conditions from the encodings (and the
         sample's other inputs, e.g. SDXL's time ids)."""
         return encodings
@@ -161,9 +179,13 @@ class DiffusionFamily(nn.Module):
         """Give the adapter layers trainable image K/V (diffusers' processors)."""
         raise NotImplementedError
 
-    def denoise(self, noisy: torch.Tensor, timesteps: torch.Tensor,
-                conditions: dict[str, torch.Tensor],
-                image_tokens: Any) -> torch.Tensor:
+    def denoise(
+        self,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        conditions: dict[str, torch.Tensor],
+        image_tokens: Any,
+    ) -> torch.Tensor:
         """The denoiser's prediction, in the layout of ``noisy``."""
         raise NotImplementedError
 
@@ -173,15 +195,18 @@ class DiffusionFamily(nn.Module):
         duration of the block (as ``load_ip_adapter`` would), then take it
         away again, so that checkpoints never hold it twice."""
         from diffusers.models.embeddings import MultiIPAdapterImageProjection
+
         attribute, wrapped = self.projection_slot
         denoiser = self.denoiser
-        setattr(denoiser, attribute, MultiIPAdapterImageProjection(
-            [projection]) if wrapped else projection)
+        setattr(
+            denoiser,
+            attribute,
+            MultiIPAdapterImageProjection([projection]) if wrapped else projection,
+        )
         if wrapped:
             denoiser.config.encoder_hid_dim_type = 'ip_image_proj'
         processors = denoiser.attn_processors.values()
-        scales = [(p, copy.copy(p.scale)) for p in processors
-                  if hasattr(p, 'scale')]
+        scales = [(p, copy.copy(p.scale)) for p in processors if hasattr(p, 'scale')]
         try:
             yield
         finally:
@@ -204,8 +229,9 @@ class DiffusionFamily(nn.Module):
         """Load adapters (each ``{'image_proj': ..., 'ip_adapter': ...}``, the
         official names) the way a diffusers user does."""
         count = len(nested)
-        pipe.load_ip_adapter(nested, subfolder=[''] * count,
-                             weight_name=['ip_adapter'] * count)
+        pipe.load_ip_adapter(
+            nested, subfolder=[''] * count, weight_name=['ip_adapter'] * count
+        )
 
     @classmethod
     def check_image_prompts(cls, counts: list[int]) -> None:
@@ -220,29 +246,39 @@ class DiffusionFamily(nn.Module):
             if scale not in cls.scale_presets:
                 raise UserError(
                     f'scale preset {scale!r}: {cls.__name__} has '
-                    + (f'{", ".join(sorted(cls.scale_presets))}' if
-                       cls.scale_presets else 'none (InstantStyle\'s style and '
-                       'layout blocks are SDXL\'s); give per-block scales'))
+                    + (
+                        f'{", ".join(sorted(cls.scale_presets))}'
+                        if cls.scale_presets
+                        else "none (InstantStyle's style and "
+                        "layout blocks are SDXL's); give per-block scales"
+                    )
+                )
             preset = cls.scale_presets[scale]
             return preset if count == 1 else [preset] * count
         return scale
 
     @classmethod
-    def image_prompt_kwargs(cls, images: list[torch.Tensor],
-                            nulls: list[torch.Tensor],
-                            guidance_scale: float) -> dict[str, Any]:
+    def image_prompt_kwargs(
+        cls,
+        images: list[torch.Tensor],
+        nulls: list[torch.Tensor],
+        guidance_scale: float,
+    ) -> dict[str, Any]:
         """The pipeline's arguments for precomputed image features: per
         adapter, those (N, ...) of its N references and of "no image"."""
         raise NotImplementedError
 
     @classmethod
-    def mask_kwargs(cls, masks: list[list], pipe: Any, height: int | None,
-                    width: int | None) -> dict[str, Any]:
+    def mask_kwargs(
+        cls, masks: list[list], pipe: Any, height: int | None, width: int | None
+    ) -> dict[str, Any]:
         """The pipeline's arguments for region masks (per adapter, one per
         reference)."""
-        raise UserError(f'region masks: {cls.pipeline_class}\'s IP-Adapter '
-                        'attention takes none (diffusers 0.42); the SD1.5 and '
-                        'SDXL pipelines do')
+        raise UserError(
+            f"region masks: {cls.pipeline_class}'s IP-Adapter "
+            'attention takes none (diffusers 0.42); the SD1.5 and '
+            'SDXL pipelines do'
+        )
 
     @classmethod
     def control_kwargs(cls, image: Any, scale: float) -> dict[str, Any]:
@@ -265,8 +301,11 @@ class DiffusionFamily(nn.Module):
     def settings(self) -> dict[str, Any]:
         """This family's settings, as its config entry would give them."""
         names = inspect.signature(type(self)).parameters
-        return {name: getattr(self, name) for name in names
-                if hasattr(self, name) and name != 'objective'}
+        return {
+            name: getattr(self, name)
+            for name in names
+            if hasattr(self, name) and name != 'objective'
+        }
 
 
 def component_class(library: str, name: str) -> type:

@@ -1,4 +1,5 @@
 """Stable Diffusion 1.x / 2.x: one CLIP text encoder, a UNet."""
+
 import torch
 
 from ...registry import MODELS
@@ -15,7 +16,8 @@ def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
         padding='max_length',
         max_length=tokenizer.model_max_length,
         truncation=True,
-        return_tensors='pt').input_ids
+        return_tensors='pt',
+    ).input_ids
 
 
 @MODELS.register_module()
@@ -32,7 +34,8 @@ class SD15(UNetAdapterMixin, DiffusionFamily):
         unet=('diffusers', 'UNet2DConditionModel'),
         vae=('diffusers', 'AutoencoderKL'),
         text_encoder=('transformers', 'CLIPTextModel'),
-        tokenizer=('transformers', 'CLIPTokenizer'))
+        tokenizer=('transformers', 'CLIPTokenizer'),
+    )
     pipeline_class = 'StableDiffusionPipeline'
     controlnet_pipeline_class = 'StableDiffusionControlNetPipeline'
     controlnet_model_class = 'ControlNetModel'
@@ -40,5 +43,6 @@ class SD15(UNetAdapterMixin, DiffusionFamily):
     def encode_prompt(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """``text_states`` (B, 77, D_ctx): the last hidden states."""
         input_ids = tokenize(self.tokenizer, texts)
-        return dict(text_states=self.text_encoder(
-            input_ids.to(self.text_encoder.device))[0])
+        return dict(
+            text_states=self.text_encoder(input_ids.to(self.text_encoder.device))[0]
+        )

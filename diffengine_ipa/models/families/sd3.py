@@ -1,4 +1,5 @@
 """Stable Diffusion 3 / 3.5: an MMDiT transformer, CLIP-L + CLIP-G + T5."""
+
 from typing import Any
 
 import torch
@@ -42,33 +43,38 @@ class SD3(DiffusionFamily):
         text_encoder_3=('transformers', 'T5EncoderModel'),
         tokenizer=('transformers', 'CLIPTokenizer'),
         tokenizer_2=('transformers', 'CLIPTokenizer'),
-        tokenizer_3=('transformers', 'T5TokenizerFast'))
+        tokenizer_3=('transformers', 'T5TokenizerFast'),
+    )
     denoiser_name = 'transformer'
     pipeline_class = 'StableDiffusion3Pipeline'
     controlnet_pipeline_class = 'StableDiffusion3ControlNetPipeline'
     controlnet_model_class = 'SD3ControlNetModel'
     layout = 'instantx-sd3'
-    default_projection = dict(type='IPAdapterTimeImageProjection',
-                              hidden_dims=1280, num_tokens=64,
-                              timestep_in_dim=320)
+    default_projection = dict(
+        type='IPAdapterTimeImageProjection',
+        hidden_dims=1280,
+        num_tokens=64,
+        timestep_in_dim=320,
+    )
     # StableDiffusion3Pipeline: the unconditional image is zero features.
     null_image = dict(pooled='zero_features', hidden_states='zero_features')
-    generation_defaults = dict(steps=28, guidance_scale=7.0,
-                               negative_prompt=None)
+    generation_defaults = dict(steps=28, guidance_scale=7.0, negative_prompt=None)
     cache_dtype = 'bf16'  # T5 states: (333, 4096) per caption
     inference_dtype = 'bf16'
     size_multiple = 16  # 8× VAE, 2×2 patches
     projection_slot = ('image_proj', False)
 
-    def __init__(self, pretrained_model_name_or_path: str,
-                 objective: dict | None = None,
-                 max_sequence_length: int = 256) -> None:
+    def __init__(
+        self,
+        pretrained_model_name_or_path: str,
+        objective: dict | None = None,
+        max_sequence_length: int = 256,
+    ) -> None:
         self.max_sequence_length = max_sequence_length
         super().__init__(pretrained_model_name_or_path, objective)
 
     def build_objective(self, scheduler_config: dict, **overrides) -> Any:
-        settings = dict(weighting_scheme='logit_normal',
-                        precondition_outputs=True)
+        settings = dict(weighting_scheme='logit_normal', precondition_outputs=True)
         return RectifiedFlow(scheduler_config, **dict(settings, **overrides))
 
     def check_latent_size(self, latents: torch.Tensor) -> None:
@@ -77,16 +83,20 @@ class SD3(DiffusionFamily):
             raise UserError(
                 f'latents of {tuple(latents.shape[-2:])} do not split into '
                 f'{patch}×{patch} patches: use an image size that is a '
-                'multiple of 16')
+                'multiple of 16'
+            )
 
     def encode_prompt(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """``prompt_embeds`` (B, 77 + T5 tokens, 4096) and
         ``pooled_prompt_embeds`` (B, 2048), as the pipeline encodes them."""
         embeds, _, pooled, _ = self.text_pipeline().encode_prompt(
-            prompt=texts, prompt_2=None, prompt_3=None,
+            prompt=texts,
+            prompt_2=None,
+            prompt_3=None,
             device=self.text_encoder.device,
             do_classifier_free_guidance=False,
-            max_sequence_length=self.max_sequence_length)
+            max_sequence_length=self.max_sequence_length,
+        )
         return dict(prompt_embeds=embeds, pooled_prompt_embeds=pooled)
 
     @classmethod
@@ -111,10 +121,12 @@ class SD3(DiffusionFamily):
             attention = modules[name.removesuffix('.processor')]
             weight = attention.to_k.weight
             processor = SD3IPAdapterJointAttnProcessor2_0(
-                hidden_size=width, ip_hidden_states_dim=width,
+                hidden_size=width,
+                ip_hidden_states_dim=width,
                 head_dim=transformer.config.attention_head_dim,
                 timesteps_emb_dim=projection.time_embedding_dim,
-                scale=1.0).to(device=weight.device, dtype=weight.dtype)
+                scale=1.0,
+            ).to(device=weight.device, dtype=weight.dtype)
             processor.to_k_ip.weight.data.copy_(attention.to_k.weight.data)
             processor.to_v_ip.weight.data.copy_(attention.to_v.weight.data)
             nn.init.zeros_(processor.norm_ip.linear.weight)
@@ -122,9 +134,13 @@ class SD3(DiffusionFamily):
             processors[name] = processor
         transformer.set_attn_processor(processors)
 
-    def denoise(self, noisy: torch.Tensor, timesteps: torch.Tensor,
-                conditions: dict[str, torch.Tensor],
-                image_tokens: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def denoise(
+        self,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        conditions: dict[str, torch.Tensor],
+        image_tokens: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
         """The velocity (B, C, h, w); the Resampler's tokens (B, N, D) and
         its timestep embedding reach every processor."""
         tokens, time_embedding = image_tokens
@@ -133,8 +149,8 @@ class SD3(DiffusionFamily):
             timestep=timesteps,
             encoder_hidden_states=conditions['prompt_embeds'],
             pooled_projections=conditions['pooled_prompt_embeds'],
-            joint_attention_kwargs=dict(ip_hidden_states=tokens,
-                                        temb=time_embedding)).sample
+            joint_attention_kwargs=dict(ip_hidden_states=tokens, temb=time_embedding),
+        ).sample
 
     @classmethod
     def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
@@ -144,29 +160,34 @@ class SD3(DiffusionFamily):
     @classmethod
     def check_image_prompts(cls, counts: list[int]) -> None:
         if len(counts) > 1 or counts[0] > 1:
-            what = ('several adapters' if len(counts) > 1 else
-                    'several reference images')
-            raise UserError(f'{what}: StableDiffusion3Pipeline takes one '
-                            'IP-Adapter reading one image (diffusers\' '
-                            'SD3IPAdapterMixin)')
+            what = 'several adapters' if len(counts) > 1 else 'several reference images'
+            raise UserError(
+                f'{what}: StableDiffusion3Pipeline takes one '
+                "IP-Adapter reading one image (diffusers' "
+                'SD3IPAdapterMixin)'
+            )
 
     @classmethod
     def adapter_scale(cls, scale: Any, count: int) -> Any:
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-            raise UserError(f'scale {scale!r}: StableDiffusion3Pipeline takes '
-                            'one number (no per-block scales or presets)')
+            raise UserError(
+                f'scale {scale!r}: StableDiffusion3Pipeline takes '
+                'one number (no per-block scales or presets)'
+            )
         return scale
 
     @classmethod
-    def image_prompt_kwargs(cls, images: list[torch.Tensor],
-                            nulls: list[torch.Tensor],
-                            guidance_scale: float) -> dict[str, Any]:
+    def image_prompt_kwargs(
+        cls,
+        images: list[torch.Tensor],
+        nulls: list[torch.Tensor],
+        guidance_scale: float,
+    ) -> dict[str, Any]:
         """(2, T, D), the null first when the pipeline guides."""
-        (image, ), (null, ) = images, nulls
+        (image,), (null,) = images, nulls
         embeds = torch.cat([null, image]) if guidance_scale > 1 else image
         return dict(ip_adapter_image_embeds=embeds)
 
     @classmethod
     def pipeline_call_kwargs(cls, settings: dict) -> dict[str, Any]:
-        return dict(max_sequence_length=cls.setting(settings,
-                                                    'max_sequence_length'))
+        return dict(max_sequence_length=cls.setting(settings, 'max_sequence_length'))

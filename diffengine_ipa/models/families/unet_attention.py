@@ -7,6 +7,7 @@ Layer numbering in the official file is a processor's index in
 Diffusion's cross-attention layers get the odd numbers 1, 3, 5, ... Always
 enumerated from the actual model, never from a hand-written list.
 """
+
 from typing import Any
 
 import torch
@@ -29,8 +30,9 @@ def cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
     return layers
 
 
-def install_unet_adapter(unet: nn.Module, num_tokens: int = 4,
-                         scale: float = 1.0) -> None:
+def install_unet_adapter(
+    unet: nn.Module, num_tokens: int = 4, scale: float = 1.0
+) -> None:
     """Give each cross-attention layer trainable ``to_k_ip``/``to_v_ip``.
 
     out = text attention + scale · image attention, same query; K/V start as
@@ -43,8 +45,9 @@ def install_unet_adapter(unet: nn.Module, num_tokens: int = 4,
         processor = IPAdapterAttnProcessor2_0(
             hidden_size=attention.to_k.out_features,
             cross_attention_dim=attention.to_k.in_features,
-            num_tokens=(num_tokens, ),
-            scale=scale).to(device=weight.device, dtype=weight.dtype)
+            num_tokens=(num_tokens,),
+            scale=scale,
+        ).to(device=weight.device, dtype=weight.dtype)
         processor.to_k_ip[0].weight.data.copy_(attention.to_k.weight.data)
         processor.to_v_ip[0].weight.data.copy_(attention.to_v.weight.data)
         processors[name] = processor
@@ -59,9 +62,10 @@ class UNetAdapterMixin:
     denoiser_name = 'unet'
     layout = 'ip-adapter'
     generation_defaults = dict(
-        steps=30, guidance_scale=7.5,
-        negative_prompt='monochrome, lowres, bad anatomy, worst quality, '
-        'low quality')
+        steps=30,
+        guidance_scale=7.5,
+        negative_prompt='monochrome, lowres, bad anatomy, worst quality, low quality',
+    )
 
     def build_objective(self, scheduler_config: dict, **overrides) -> Any:
         snr_gamma = overrides.pop('snr_gamma', None)
@@ -78,32 +82,45 @@ class UNetAdapterMixin:
     def install_adapter(self, projection: nn.Module) -> None:
         install_unet_adapter(self.unet, projection.num_tokens)
 
-    def denoise(self, noisy: torch.Tensor, timesteps: torch.Tensor,
-                conditions: dict[str, torch.Tensor],
-                image_tokens: torch.Tensor) -> torch.Tensor:
+    def denoise(
+        self,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+        conditions: dict[str, torch.Tensor],
+        image_tokens: torch.Tensor,
+    ) -> torch.Tensor:
         """ε or v (B, 4, h, w); the image tokens (B, N, D) go to the
         processors as the second part of ``encoder_hidden_states``."""
         added = {k: v for k, v in conditions.items() if k != 'text_states'}
         return self.unet(
-            noisy, timesteps,
+            noisy,
+            timesteps,
             encoder_hidden_states=(conditions['text_states'], [image_tokens]),
-            added_cond_kwargs=added or None).sample
+            added_cond_kwargs=added or None,
+        ).sample
 
     @classmethod
-    def image_prompt_kwargs(cls, images: list[torch.Tensor],
-                            nulls: list[torch.Tensor],
-                            guidance_scale: float) -> dict[str, Any]:
+    def image_prompt_kwargs(
+        cls,
+        images: list[torch.Tensor],
+        nulls: list[torch.Tensor],
+        guidance_scale: float,
+    ) -> dict[str, Any]:
         """Per adapter (2, N, ...): the null images first when the pipeline
         guides, as its own ``encode_image`` makes them."""
-        embeds = [torch.stack([null, image]) if guidance_scale > 1 else
-                  image[None] for image, null in zip(images, nulls, strict=True)]
+        embeds = [
+            torch.stack([null, image]) if guidance_scale > 1 else image[None]
+            for image, null in zip(images, nulls, strict=True)
+        ]
         return dict(ip_adapter_image_embeds=embeds)
 
     @classmethod
-    def mask_kwargs(cls, masks: list[list], pipe: Any, height: int | None,
-                    width: int | None) -> dict[str, Any]:
+    def mask_kwargs(
+        cls, masks: list[list], pipe: Any, height: int | None, width: int | None
+    ) -> dict[str, Any]:
         """diffusers' ``IPAdapterMaskProcessor``, one (1, N, H, W) per adapter."""
         from diffusers.image_processor import IPAdapterMaskProcessor
+
         height = height or pipe.unet.config.sample_size * pipe.vae_scale_factor
         width = width or pipe.unet.config.sample_size * pipe.vae_scale_factor
         processor = IPAdapterMaskProcessor()
