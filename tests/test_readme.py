@@ -34,6 +34,10 @@ TWO_STAGE = (
     'tests/engine/test_two_stage_recipe.py::'
     'test_stage1_square_then_stage2_buckets_from_its_adapter'
 )
+SHAPES = (
+    'tests/shapes_world/test_training.py::'
+    'test_a_short_sd15_training_follows_the_reference_colour'
+)
 INTEROP = 'tests/tools/test_diffusers_interop.py::'
 GPU_DRY_RUN = 'tests/benchmarks/test_gpu_run.py::test_cpu_dry_run_of_the_gpu_script'
 INSTALL = skip(
@@ -44,6 +48,23 @@ SUITE = skip('the suite itself, or a part of it: .ci/run runs all of it')
 # Command of a page → the test that runs it (the tiny family substituted), or
 # skip(reason).
 COMMANDS = {
+    # docs/shapes_world.md: the slow test runs the world, a short SD1.5
+    # training (tools/train.py, what mim train runs), convert, the judge and
+    # the contact sheet
+    'python tools/shapes_world.py': SHAPES,
+    'mim train diffengine_ipa configs/ip_adapter/shapes_sd15.py': SHAPES,
+    'python tools/convert.py work_dirs/shapes_sd15': SHAPES,
+    'python tools/test.py configs/ip_adapter/shapes_sd15.py '
+    'work_dirs/shapes_sd15/ip_adapter.safetensors': SHAPES,
+    'python tools/shapes_world.py --contact-sheet': SHAPES,
+    # docs/speed_and_memory.md
+    'pip install -c requirements/constraints.txt -r requirements/quant.txt': skip(
+        'an extra; tests/models/test_quantization.py runs its torchao path'
+    ),
+    'python benchmarks/resident_memory.py --architecture sd15 --resolution 256 '
+    '--out benchmarks/resident_memory_cpu.json': (
+        'tests/benchmarks/test_resident_memory.py::test_resident_memory_rows'
+    ),
     # README.md
     'bash tools/run_tests.sh': '.ci/run',
     'bash tools/demo.sh': skip(
