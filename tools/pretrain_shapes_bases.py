@@ -29,31 +29,50 @@ TEXT_PARTS = ('clip_text', 'clip_text_proj', 'clip_text_proj_2', 't5')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from diffengine_ipa.shapes_world import bases
-
+    shipped = 'data/shapes_world/bases'
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument(
-        '--stages', nargs='+', default=['all'], choices=['all', 'text', *STEPS]
+        '--stages',
+        nargs='+',
+        default=['all'],
+        choices=['all', 'text', *STEPS],
+        help='what to train, in dependency order (default: all)',
     )
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', default=bases.SHIPPED)
     parser.add_argument(
-        '--steps', type=int, default=None, help="override every stage's steps (tests)"
+        '--seed', type=int, default=0, help='decides every weight (default: 0)'
+    )
+    parser.add_argument(
+        '--out',
+        default=None,
+        help=f'folder of the parts (default: the shipped {shipped})',
+    )
+    parser.add_argument(
+        '--steps',
+        type=int,
+        default=None,
+        help="override every stage's steps, for tests (default: each stage's own)",
     )
     parser.add_argument(
         '--pool',
         type=int,
         default=None,
-        help='override the number of world images (tests)',
+        help='override the number of world images, for tests (default: per stage)',
     )
     parser.add_argument(
         '--eval-per-caption',
         type=int,
         default=4,
-        help='images per caption for the colour check; 0: none',
+        help='images per caption for the colour check; 0: none (default: 4)',
     )
-    parser.add_argument('--threads', type=int, default=1)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--threads', type=int, default=1, help='torch threads (default: 1)'
+    )
+    args = parser.parse_args(argv)
+    if args.out is None:
+        from diffengine_ipa.shapes_world import bases
+
+        args.out = bases.SHIPPED
+    return args
 
 
 def run_stage(stage: str, args: argparse.Namespace, log) -> dict:

@@ -12,6 +12,7 @@ hardware = dict(
     attention='auto',
     num_workers='auto',
     threads='auto',
+    compile='auto',
 )
 train_dataloader = dict(
     dataset=dict(embedding_cache='work_dirs/embedding_cache/sd15_mini_dataset_fast')

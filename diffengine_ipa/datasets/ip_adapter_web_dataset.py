@@ -77,7 +77,6 @@ def _sample_keys(path: str) -> list[str]:
     return keys
 
 
-@DATASETS.register_module()
 def _caption(text: bytes | None) -> str | None:
     """The caption member as text; ``None`` when it is not UTF-8."""
     try:
@@ -86,6 +85,7 @@ def _caption(text: bytes | None) -> str | None:
         return None
 
 
+@DATASETS.register_module()
 class IPAdapterWebDataset(IterableDataset):
     """Samples from WebDataset tar shards, streamed (see the module doc).
 

@@ -74,7 +74,8 @@ def test_a_short_sd15_training_follows_the_reference_colour(tmp_path):
     # measured 0.52 at scale 1 and 0.17 at scale 0 on all 54 references
     assert colour['1'] >= 2 * chance, colour  # well above chance (1/6)
     assert colour['1'] >= colour['0'] + 0.2, colour
-    assert osp.isfile(report['figure']) and osp.isfile(report['html'])
+    assert osp.isfile(osp.join(tmp_path, report['figure']))
+    assert osp.isfile(osp.join(tmp_path, report['html']))
     out = run(tmp_path, 'shapes_world.py', '--contact-sheet')
     assert osp.isfile(tmp_path / 'outputs/shapes_world/contact_sheet_sd15.png')
     assert (
