@@ -21,6 +21,12 @@ import os
 import os.path as osp
 from typing import Any
 
+from ..testing.architectures import (
+    FLUX_SCHEDULER,
+    SD3_SCHEDULER,
+    SD15_SCHEDULER,
+    SDXL_SCHEDULER,
+)
 from . import world
 
 __all__ = [
@@ -277,43 +283,9 @@ PARTS: dict[str, tuple[str, str, dict]] = dict(
     ),
 )
 
+# The real models' scheduler configs, as the kit's random architectures keep them.
 _SCHEDULERS = dict(
-    ddpm=dict(
-        _class_name='PNDMScheduler',
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule='scaled_linear',
-        num_train_timesteps=1000,
-        set_alpha_to_one=False,
-        skip_prk_steps=True,
-        steps_offset=1,
-        clip_sample=False,
-    ),
-    euler=dict(
-        _class_name='EulerDiscreteScheduler',
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule='scaled_linear',
-        num_train_timesteps=1000,
-        steps_offset=1,
-        timestep_spacing='leading',
-        prediction_type='epsilon',
-    ),
-    sd3=dict(
-        _class_name='FlowMatchEulerDiscreteScheduler',
-        num_train_timesteps=1000,
-        shift=3.0,
-    ),
-    flux=dict(
-        _class_name='FlowMatchEulerDiscreteScheduler',
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-    ),
+    ddpm=SD15_SCHEDULER, euler=SDXL_SCHEDULER, sd3=SD3_SCHEDULER, flux=FLUX_SCHEDULER
 )
 
 # family -> pipeline, scheduler, component -> part (or tokenizer).
