@@ -30,9 +30,10 @@ def read_requirements(name: str) -> list[str]:
 
 
 def copy_mim_files() -> None:
-    """Copy tools/ and configs/ into the package, where mim looks for them."""
+    """Copy tools/, configs/ and data/ (the shapes world's shipped bases and
+    adapters) into the package, where mim and an installed kit look for them."""
     mim_root = osp.join(HERE, 'diffengine_ipa', '.mim')
-    for name in ('tools', 'configs'):
+    for name in ('tools', 'configs', 'data'):
         source, target = osp.join(HERE, name), osp.join(mim_root, name)
         if not osp.isdir(source):  # building from an sdist: already copied
             continue

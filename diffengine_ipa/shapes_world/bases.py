@@ -21,6 +21,7 @@ import os
 import os.path as osp
 from typing import Any
 
+from ..kit_files import kit_path
 from ..testing.architectures import (
     FLUX_SCHEDULER,
     SD3_SCHEDULER,
@@ -43,12 +44,8 @@ __all__ = [
     'save_part',
 ]
 
-SHIPPED = osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-    'data',
-    'shapes_world',
-    'bases',
-)
+
+SHIPPED = kit_path('data', 'shapes_world', 'bases')
 # T5 tokens the DiT bases were trained with: pass it when generating.
 MAX_SEQUENCE_LENGTH = 16
 _WORDS = ('a', *world.HUES, *world.SHAPES)

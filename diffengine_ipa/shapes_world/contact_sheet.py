@@ -14,6 +14,7 @@ import os.path as osp
 from PIL import Image
 
 from ..errors import UserError
+from ..kit_files import kit_path
 from . import world
 
 __all__ = [
@@ -23,9 +24,8 @@ __all__ = [
     'write_contact_sheets',
 ]
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # Adapters trained by the shapes_<family> configs, converted, fp32.
-SHIPPED_ADAPTERS = osp.join(REPO, 'data', 'shapes_world', 'adapters')
+SHIPPED_ADAPTERS = kit_path('data', 'shapes_world', 'adapters')
 
 
 def find_adapter(family: str, work_dirs: str = 'work_dirs') -> str:
@@ -61,7 +61,7 @@ def contact_sheet_for(
     from ..apis.inferencer import IPAdapterInferencer
 
     base = osp.join(world_dir, family)
-    config = osp.join(REPO, 'configs', 'ip_adapter', f'shapes_{family}.py')
+    config = kit_path('configs', 'ip_adapter', f'shapes_{family}.py')
     inferencer = IPAdapterInferencer(
         config,
         adapter,

@@ -1,9 +1,8 @@
 """Where the kit's own tools, configs and evaluation set are, and how the page
 runs a tool: the same ``python tools/<name>.py`` a user types.
 
-In a checkout they are ``tools/``, ``configs/`` and ``data/`` beside the
-package; in an installed package, ``tools/`` and ``configs/`` are under
-``diffengine_ipa/.mim/`` (where ``mim`` finds them) and there is no ``data/``.
+They are found by :func:`diffengine_ipa.kit_files.kit_folder`: beside the
+package in a checkout, under ``diffengine_ipa/.mim/`` when installed.
 """
 
 import functools
@@ -13,6 +12,7 @@ import subprocess
 import sys
 
 from ..errors import UserError
+from ..kit_files import PACKAGE_PARENT, kit_folder
 
 __all__ = [
     'PACKAGE_PARENT',
@@ -25,20 +25,6 @@ __all__ = [
     'tool_env',
     'run_tool',
 ]
-
-PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PACKAGE_PARENT = osp.dirname(PACKAGE)
-
-
-MARKERS = {'tools': 'train.py', 'configs': 'ip_adapter'}
-
-
-def kit_folder(name: str) -> str | None:
-    """``tools`` or ``configs``: the checkout's, else the installed copy's."""
-    for root in (PACKAGE_PARENT, osp.join(PACKAGE, '.mim')):
-        if osp.exists(osp.join(root, name, MARKERS[name])):
-            return osp.join(root, name)
-    return None
 
 
 def config_names() -> list[str]:

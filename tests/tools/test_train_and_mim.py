@@ -117,6 +117,28 @@ def test_pip_install_ships_every_config_for_mim(installed):
 
 
 @pytest.mark.slow
+def test_pip_install_ships_the_shapes_world_data(installed, tmp_path):
+    """An installed kit, run outside the checkout, finds the shapes world's
+    shipped bases and adapters (``python tools/shapes_world.py`` installs
+    them into the world folder)."""
+    code = (
+        'from diffengine_ipa.shapes_world import bases, contact_sheet;'
+        'print(bases.SHIPPED); print(contact_sheet.SHIPPED_ADAPTERS)'
+    )
+    out = subprocess.run(
+        [sys.executable, '-c', code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=installed),
+    ).stdout.split()
+    assert out[0].startswith(installed), out
+    assert osp.isfile(osp.join(out[0], 'manifest.json'))
+    assert osp.isfile(osp.join(out[1], 'sd15.safetensors'))
+
+
+@pytest.mark.slow
 def test_mim_train_after_pip_install(installed, tiny_family, tmp_path):
     site = installed
     work_dir = tmp_path / 'work_dir'
