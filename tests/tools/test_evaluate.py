@@ -234,3 +234,45 @@ def test_visualization_hook_writes_samples(
     )
     panel = Image.open(vis_dir / names[0])
     assert panel.size == (128, 64)  # reference | generated, at 64 px
+
+
+def test_visualization_samples_use_true_cfg(tiny_families, tmp_path):
+    """A FLUX config's samples during training are made with its true CFG
+    (``generation_cfg.true_cfg_scale`` against the empty negative prompt), as
+    its test-set images are: the sample is the validation image (to a
+    rounding), not the one without true CFG."""
+    from mmengine.runner import Runner
+
+    from ..conftest import TINY_CONFIGS, load_tiny_config
+
+    family = tiny_families['flux']
+    cfg = load_tiny_config(
+        family,
+        tmp_path,
+        TINY_CONFIGS['flux'],
+        **{
+            'train_cfg.max_epochs': 1,
+            'train_cfg.val_interval': 100,
+            'default_hooks.checkpoint.interval': 100,
+            'model.generation_cfg.true_cfg_scale': 4.0,
+            'model.generation_cfg.negative_prompt': '',
+            'model.generation_cfg.steps': 2,
+        },
+    )
+    (hook,) = [h for h in cfg.custom_hooks if h.type == 'IPAdapterVisualizationHook']
+    hook.interval, hook.num_cases = 1, 1
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    (panel_file,) = tmp_path.glob('*/vis_data/vis_image/sample_*_1.png')
+    panel = np.asarray(Image.open(panel_file))
+    sample = panel[:, panel.shape[1] // 2 :]
+    batch = next(iter(runner.val_dataloader))
+
+    def image() -> np.ndarray:
+        return np.asarray(runner.model.val_step(batch)[0]['image'], dtype=float)
+
+    with_true_cfg = image()
+    runner.model.generation_cfg['true_cfg_scale'] = None
+    without = image()
+    assert np.abs(sample - with_true_cfg).mean() < 1
+    assert np.abs(sample - without).mean() > 10 * np.abs(sample - with_true_cfg).mean()

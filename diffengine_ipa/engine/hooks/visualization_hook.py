@@ -76,6 +76,7 @@ class IPAdapterVisualizationHook(Hook):
                     1,
                     cfg['height'],
                     cfg['width'],
+                    true_cfg_scale=cfg.get('true_cfg_scale'),
                 )
                 panel = Image.new('RGB', (2 * image.width, image.height))
                 panel.paste(reference.resize(image.size), (0, 0))
