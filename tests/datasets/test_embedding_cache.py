@@ -32,6 +32,7 @@ def cached(tiny_family, tmp_path_factory):
     )
     summary = build_embedding_cache(cfg, str(root / 'cache'), batch_size=2)
     assert summary['written'] == 5
+    shutil.copytree(root / 'cache', root / 'pristine')  # other tests rebuild it
     return dict(root=root, cfg=cfg, folder=str(root / 'cache'))
 
 
@@ -148,7 +149,9 @@ def test_changed_model_is_detected(cached, tmp_path):
 
 
 def test_flip_is_cached_both_ways(tiny_family, cached, tmp_path):
-    cfg = cached['cfg'].copy()
+    import copy
+
+    cfg = copy.deepcopy(cached['cfg'])  # a shallow copy would add the flip to it
     pipeline = [dict(t) for t in cfg.train_dataloader.dataset.pipeline]
     crop = next(i for i, t in enumerate(pipeline) if t['type'] == 'CenterCrop')
     pipeline.insert(crop + 1, dict(type='RandomHorizontalFlip', prob=0.5))
@@ -236,7 +239,7 @@ def assert_same_entry(path, data):
 
 def damaged_copy(cached, tmp_path):
     folder = tmp_path / 'cache'
-    shutil.copytree(cached['folder'], folder)
+    shutil.copytree(cached['root'] / 'pristine', folder)
     entries = sorted((folder / 'entries').rglob('*.safetensors'))
     assert len(entries) == 5
     return folder, entries
