@@ -241,14 +241,18 @@ class AdapterPipeline:
         self.pipe.set_ip_adapter_scale(family.adapter_scale(scale, count))
         kwargs.update(family.image_prompt_kwargs(image_embeds, nulls, guidance_scale))
         if masks is not None:
-            kwargs.update(
-                family.mask_kwargs(
-                    [_images(m) for m in _per_adapter(masks, count, 'masks')],
-                    self.pipe,
-                    height,
-                    width,
-                )
-            )
+            per_adapter = [_images(m) for m in _per_adapter(masks, count, 'masks')]
+            for index, (given, embeds) in enumerate(
+                zip(per_adapter, image_embeds, strict=True)
+            ):
+                if len(given) != len(embeds):
+                    which = f'adapter {index + 1} has' if count > 1 else 'there are'
+                    raise UserError(
+                        f'masks: {which} {len(embeds)} reference image(s) and '
+                        f'{len(given)} mask(s); give one mask per reference, in '
+                        'the same order (white = where that reference applies)'
+                    )
+            kwargs.update(family.mask_kwargs(per_adapter, self.pipe, height, width))
         if control_image is not None:
             kwargs.update(family.control_kwargs(control_image, control_scale))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)
