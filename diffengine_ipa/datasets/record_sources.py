@@ -619,8 +619,9 @@ class ArrowRecords(RecordSource):
     def _image(value: Any, row: int, field: str) -> Any:
         """A cell as a record's path, or a marker of embedded bytes."""
         if isinstance(value, dict):  # an Image feature, not decoded
-            if value.get('bytes'):
-                return dict(row=row, column=field)
+            data = value.get('bytes')
+            if data or (data is not None and not value.get('path')):
+                return dict(row=row, column=field)  # empty bytes: named as such
             value = value.get('path')
         if isinstance(value, (bytes, bytearray)):
             return dict(row=row, column=field)
