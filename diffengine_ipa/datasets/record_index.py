@@ -85,10 +85,11 @@ def _locator(value: Any, root: str) -> tuple[str, str | None]:
     return resolve_path(value, root)
 
 
-def _as_fields(record: Any) -> Any:
+def _as_fields(record: Any, embeds: bool = True) -> Any:
     """The record with embedded-image markers as placeholder paths, for the
-    field check."""
-    if not isinstance(record, dict):
+    field check (``embeds``: the source stores images in its rows; in other
+    sources a dict is only a wrong value)."""
+    if not isinstance(record, dict) or not embeds:
         return record
     fields = dict(record)
     for key in ('image_file', 'reference_file'):
@@ -330,7 +331,7 @@ class RecordIndex:
 def _shown_file(record: Any) -> str:
     """A record's ``image_file`` as an error line shows it."""
     file = record.get('image_file', '-') if isinstance(record, dict) else '-'
-    if isinstance(file, dict):
+    if isinstance(file, dict) and 'row' in file:
         return f'row {file["row"]}'
     return file if isinstance(file, str) else repr(file)[:60]
 
@@ -453,13 +454,14 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         }
     else:
         reasons = []
+    embeds = type(source).image_bytes is not RecordSource.image_bytes
     file_ids: dict[str, int] = {}
     texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'), array('q'))
     record_no, keys, field_problems, total = array('q'), array('q'), [], 0
     for number, (record, problem) in enumerate(source):
         total += 1
         shown = _shown_file(record)
-        problem = problem or field_problem(_as_fields(record))
+        problem = problem or field_problem(_as_fields(record, embeds))
         locators = []
         if problem is None:
             for value in [record['image_file'], *reference_files(record)]:
