@@ -60,7 +60,7 @@ class ConfigOptions(argparse.Action):
             key, text = value.split('=', 1)
             try:
                 options[key] = DictAction._parse_iterable(text)
-            except (ValueError, SyntaxError) as err:
+            except (ValueError, SyntaxError, AssertionError) as err:  # brackets
                 raise argparse.ArgumentError(
                     self, f'cannot read {values}: {err}'
                 ) from None

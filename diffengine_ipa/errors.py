@@ -33,7 +33,10 @@ class ImageError(UserError):
     """An image file that cannot be used; ``reason`` says why."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f'{path}: {reason}')
+        shown = ''.join(  # a newline in a path must not break the line
+            c if c.isprintable() else repr(c)[1:-1] for c in str(path)
+        )
+        super().__init__(f'{shown}: {reason}')
         self.path, self.reason = path, reason
 
     def __reduce__(self):  # crosses DataLoader worker processes

@@ -44,7 +44,10 @@ def open_image(path: str, data: bytes | None = None) -> Image.Image:
     it in messages."""
     try:
         if (len(data) if data is not None else os.path.getsize(path)) == 0:
-            raise ImageError(path, 'zero-byte file')
+            raise ImageError(
+                path,
+                'zero-byte file' if data is None else 'empty image bytes (0 bytes)',
+            )
         previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:  # our cap below replaces PIL's guard
             image = Image.open(path if data is None else io.BytesIO(data))

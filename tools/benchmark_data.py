@@ -1,18 +1,20 @@
 """Benchmark the data side: the record index at 10⁶ records, and the loader.
 
     python tools/benchmark_data.py index [--records 1000000] [--images 10000]
+                                         [--format jsonl|json]
                                          [--workdir DIR] [--out FILE.json]
     python tools/benchmark_data.py loader [--images 48] [--workers 0 1 2]
                                           [--batch 4] [--resolution 1024]
                                           [--workdir DIR] [--out FILE.json]
 
-``index`` writes a JSON Lines file of ``--records`` records over
-``--images`` distinct JPEGs, then, each in a fresh process: the first start
+``index`` writes a JSON Lines file (``--format json``: a JSON list, one
+record a line) of ``--records`` records over ``--images`` distinct JPEGs,
+then, each in a fresh process: the first start
 (parse, pack, check every image), a second start (the cached index: the
 source's and every image's size and modification time compared), and, for
 comparison, the same records as a list of Python dicts (``json.load``, what
 every DataLoader worker held before). It reports seconds and the process's
-peak resident memory.
+peak resident memory. Each row holds the command that produced it.
 
 ``loader`` writes JPEGs of 1–4 megapixels (aspect ratios 1:2 to 2:1) and
 times what a DataLoader does per image: decode, the image encoder's
@@ -58,8 +60,10 @@ def _write_jpeg(path: str, width: int, height: int, seed: int) -> None:
 # --- the index ------------------------------------------------------------------
 
 
-def write_index_dataset(root: str, records: int, images: int) -> str:
-    ann = osp.join(root, f'records_{records}.jsonl')
+def write_index_dataset(
+    root: str, records: int, images: int, kind: str = 'jsonl'
+) -> str:
+    ann = osp.join(root, f'records_{records}.{kind}')
     if osp.isfile(ann):
         return ann
     os.makedirs(osp.join(root, 'images'), exist_ok=True)
@@ -68,6 +72,8 @@ def write_index_dataset(root: str, records: int, images: int) -> str:
         if not osp.isfile(path):
             _write_jpeg(path, 96, 80, i)
     with open(ann + '.tmp', 'w') as f:
+        if kind == 'json':
+            f.write('[\n')
         for i in range(records):
             f.write(
                 json.dumps(
@@ -76,8 +82,10 @@ def write_index_dataset(root: str, records: int, images: int) -> str:
                         'text': f'photo {i}: a caption of some forty characters or so',
                     }
                 )
-                + '\n'
+                + (',\n' if kind == 'json' and i < records - 1 else '\n')
             )
+        if kind == 'json':
+            f.write(']\n')
     os.replace(ann + '.tmp', ann)
     return ann
 
@@ -89,7 +97,10 @@ def child_index(ann: str, cache: str, mode: str) -> None:
     start = time.perf_counter()  # after the imports, the same in each mode
     if mode == 'dicts':
         with open(ann) as f:
-            records = [json.loads(line) for line in f]
+            if ann.endswith('.json'):
+                records = json.load(f)
+            else:
+                records = [json.loads(line) for line in f]
         count = len(records)
     else:
         dataset = IPAdapterDataset(ann_file=ann, index_cache=cache, min_image_side=32)
@@ -112,7 +123,7 @@ def child_index(ann: str, cache: str, mode: str) -> None:
 def bench_index(args: argparse.Namespace) -> list[dict]:
     root = args.workdir
     t = time.perf_counter()
-    ann = write_index_dataset(root, args.records, args.images)
+    ann = write_index_dataset(root, args.records, args.images, args.format)
     print(f'dataset ready in {time.perf_counter() - t:.1f} s: {ann}')
     cache = tempfile.mkdtemp(prefix='index_cache_', dir=root)
     rows = []
@@ -128,6 +139,10 @@ def bench_index(args: argparse.Namespace) -> list[dict]:
                 json.loads(out.stdout.strip().splitlines()[-1]),
                 images=args.images,
                 bench='index',
+                format=args.format,
+                command=' '.join(['python', 'tools/benchmark_data.py', *sys.argv[1:]]),
+                cpus=os.cpu_count(),
+                load_average=round(os.getloadavg()[0], 1),
             )
         )
     baseline = subprocess.run(
@@ -267,6 +282,12 @@ def main() -> None:
         '--images',
         type=int_at_least(1),
         help='distinct images (default: index 10000, loader 48)',
+    )
+    parser.add_argument(
+        '--format',
+        choices=['jsonl', 'json'],
+        default='jsonl',
+        help='index: the annotation file, JSON Lines or a JSON list (default: jsonl)',
     )
     parser.add_argument(
         '--workers',

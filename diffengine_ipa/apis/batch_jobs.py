@@ -100,11 +100,14 @@ def _value_problem(key: str, value: Any) -> str | None:
 
 def read_jobs(path: str) -> tuple[list[tuple[int, dict]], list[str]]:
     """``([(line number, job)], [error lines])`` of a JSON Lines file."""
+    from ..datasets.record_sources import decode_annotations
+
     try:
-        with open(path, encoding='utf-8-sig') as f:
-            lines = f.read().splitlines()
+        with open(path, 'rb') as f:
+            raw = f.read()
     except OSError as err:
         raise UserError(f'{path}: cannot read the jobs file ({err.strerror})') from None
+    lines = decode_annotations(raw, path).lstrip('\ufeff').splitlines()
     folder, jobs, errors = osp.dirname(osp.abspath(path)), [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -1,6 +1,7 @@
 """Build an embedding cache: run the frozen encoders once per sample."""
 
 import copy
+import logging
 import os
 import os.path as osp
 import time
@@ -9,6 +10,7 @@ from typing import Any
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, default_collate
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 
 from ..datasets.embedding_cache import (
@@ -17,6 +19,7 @@ from ..datasets.embedding_cache import (
     cached_reference,
     cached_references,
     extra_feature_key,
+    layout_key,
     settings_of,
 )
 from ..datasets.transforms import fill_resolution
@@ -97,9 +100,10 @@ def build_embedding_cache(
 ) -> dict[str, Any]:
     """Write the cache for ``cfg``'s training set and model into ``folder``.
 
-    Incremental: entries that exist are kept. ``dtype`` is the storage
-    precision (default: the family's, bf16 where T5 states make entries
-    large). Returns counts, timings and the bytes per entry.
+    Incremental: entries that exist and are whole are kept; damaged ones
+    (cut short, other shapes) and a damaged manifest are rewritten.
+    ``dtype`` is the storage precision (default: the family's, bf16 where
+    T5 states make entries large). Returns counts, timings and the bytes per entry.
     """
     init_default_scope(cfg.get('default_scope', 'diffengine_ipa'))
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
@@ -113,10 +117,21 @@ def build_embedding_cache(
     to_dtype(dtype, '--dtype')
 
     cache = EmbeddingCache(folder)
+    if cache.damage is not None:
+        print_log(
+            f'{cache.manifest_path}: damaged ({cache.damage}); writing it again',
+            logger='current',
+            level=logging.WARNING,
+        )
     settings = settings_of(pipeline, dtype)
     fingerprint = model.encoder_fingerprint()
+    if (cache.manifest.get('settings'), cache.manifest.get('fingerprint')) != (
+        settings,
+        fingerprint,
+    ):
+        cache.manifest.pop('layout', None)  # another cache's shapes
     variants = _pipelines(pipeline)
-    todo = []
+    todo, damaged = [], 0
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
         key = cache.entry_key(
@@ -127,8 +142,20 @@ def build_embedding_cache(
             info.get('bucket'),
             cached_references(info),
         )
-        if not osp.isfile(cache.entry_path(key)):
+        path = cache.entry_path(key)
+        if not osp.isfile(path):
             todo.append((key, info))
+        elif cache.entry_problem(path, info.get('bucket')) is not None:
+            damaged += 1
+            todo.append((key, info))
+    if damaged:
+        print_log(
+            f'{folder}: {damaged} damaged entries (cut short or of other '
+            'shapes); writing them again',
+            logger='current',
+            level=logging.WARNING,
+        )
+    layout: dict[str, dict] = {}
 
     start = time.perf_counter()
     for first in range(0, len(todo), batch_size):
@@ -166,15 +193,20 @@ def build_embedding_cache(
                     ).items()
                 }
             )
-        for (key, _), entry in zip(chunk, entries, strict=True):
+        for (key, info), entry in zip(chunk, entries, strict=True):
             cache.write_entry(key, entry)
+            layout.setdefault(
+                layout_key(info.get('bucket')),
+                {name: list(value.shape) for name, value in entry.items()},
+            )
     seconds = time.perf_counter() - start
-    cache.write_manifest(settings, fingerprint, dict(model.sources))
+    cache.write_manifest(settings, fingerprint, dict(model.sources), layout)
     entry_bytes = sum(os.path.getsize(cache.entry_path(key)) for key, _ in todo[:1])
     return dict(
         folder=folder,
         records=len(dataset),
         written=len(todo),
+        rewritten=damaged,
         seconds=seconds,
         device=device,
         dtype=dtype,

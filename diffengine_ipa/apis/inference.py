@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, UserError
+from ..errors import CheckpointError, ModelSourceError, UserError
 from ..models.generation import AdapterPipeline, ImagePrompt, pipeline_extras
 from ..models.image_encoders import image_encoder_config
 from ..models.image_projections import PROJECTIONS_BY_VARIANT
@@ -72,6 +72,20 @@ class AdapterSpec:
             except ValueError:  # a colon of the path itself
                 pass
         return cls(text, scale, encoder)
+
+
+def _own_encoder(spec: AdapterSpec, index: int) -> str | None:
+    """How messages name an adapter's own image encoder (``@ENCODER``)."""
+    encoder = spec.image_encoder
+    if not encoder:
+        return None
+    if isinstance(encoder, dict):
+        encoder = '//'.join(
+            str(encoder[k])
+            for k in ('pretrained_model_name_or_path', 'subfolder')
+            if encoder.get(k)
+        )
+    return f'the image encoder {encoder} of adapter {index + 1} ({spec.path}@...)'
 
 
 def _load_base(
@@ -171,18 +185,32 @@ def load_pipeline(
             else configured
         )
         key = repr(sorted(encoder_cfg.items()))
+        own = _own_encoder(spec, index)
         if key not in encoders:
-            encoders[key] = MODELS.build(encoder_cfg).to(dtype=dtype)
+            try:
+                encoders[key] = MODELS.build(encoder_cfg).to(dtype=dtype)
+            except ModelSourceError as err:
+                if own is None:
+                    raise
+                reason = str(err).split(': ', 1)[-1]
+                raise ModelSourceError(f'{own}: {reason}') from None
         if index == 0:  # the config's adapter: its projection, checked
             projection = MODELS.get(projection_cfg['type'])
             tokens = projection_cfg.get('num_tokens')
         else:  # another: the file's own variant
             projection, tokens = PROJECTIONS_BY_VARIANT[found['variant']], None
-        compare_adapter(
-            found,
-            expected_adapter(family, denoiser, encoders[key], projection, tokens),
-            spec.path,
-        )
+        try:
+            compare_adapter(
+                found,
+                expected_adapter(family, denoiser, encoders[key], projection, tokens),
+                spec.path,
+            )
+        except CheckpointError as err:
+            if own is None or 'the configured image encoder' not in str(err):
+                raise
+            raise CheckpointError(
+                str(err).replace('the configured image encoder', own)
+            ) from None
         prompts.append(ImagePrompt(encoders[key], projection.image_features))
         states.append(nest_official(cast_adapter(state, dtype, spec.path)))
     first = prompts[0].image_encoder

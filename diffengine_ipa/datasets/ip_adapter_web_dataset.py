@@ -103,7 +103,9 @@ class IPAdapterWebDataset(IterableDataset):
         shuffle_buffer: Samples shuffled together (0: no shuffle).
         min_image_side: Images with a shorter side are unusable.
         on_bad_record: ``'strict'`` stops at an unusable sample (one line
-            naming the shard and key); ``'skip'`` logs it and goes on.
+            naming the shard and key); ``'skip'`` logs it and goes on (a
+            worker left short of its share reads its shards again from the
+            start, so that every rank steps the same number of times).
         rank: This process's rank (default: from ``torch.distributed``).
         world_size: The number of ranks (default: likewise).
     """
@@ -241,7 +243,7 @@ class IPAdapterWebDataset(IterableDataset):
     def _first(self, sample: dict, keys: list[str]) -> bytes | None:
         return next((sample[key] for key in keys if key in sample), None)
 
-    def _info(self, sample: dict) -> dict | None:
+    def _info(self, sample: dict, log: bool = True) -> dict | None:
         """The pipeline's input for a raw sample, or ``None`` (skipped)."""
         name = f'{sample.get("__url__")}#{sample["__key__"]}'
         image = self._first(sample, self.image_keys)
@@ -269,7 +271,8 @@ class IPAdapterWebDataset(IterableDataset):
                     message + '; fix the shard or set '
                     'on_bad_record="skip" on the dataset'
                 )
-            print_log(f'skipped {message}', logger='current', level=logging.WARNING)
+            if log:  # a padding pass does not log its skips again
+                print_log(f'skipped {message}', logger='current', level=logging.WARNING)
             return None
         info = dict(
             img_path=name,
@@ -287,16 +290,32 @@ class IPAdapterWebDataset(IterableDataset):
             ]
         return info
 
+    def _usable(self, worker: int, seed: int, epoch: int) -> Iterator[dict]:
+        """This worker's usable samples; when skipped ones left it short of
+        its share, its stream again from the start (a pad, as
+        ``DistributedSampler`` pads), so that every worker of every rank
+        yields the same count and no rank waits for another at a step."""
+        passes = 0
+        while True:
+            usable = 0
+            for sample in self._shuffled(
+                self._members(worker, seed, epoch), seed, epoch, worker
+            ):
+                info = self._info(sample, log=passes == 0)
+                if info is not None:
+                    usable += 1
+                    yield info
+            if usable == 0:
+                raise DatasetError(
+                    f'{self.shards[0]}: no usable sample in the shards of '
+                    f'worker {worker} (rank {self.rank}); fix the shards'
+                )
+            passes += 1
+
     def __iter__(self) -> Iterator[dict]:
         worker = self._worker()
         seed, epoch = self.draw_key.get()
-        infos = (
-            self._info(sample)
-            for sample in self._shuffled(
-                self._members(worker, seed, epoch), seed, epoch, worker
-            )
-        )
-        infos = (info for info in infos if info is not None)
+        infos = self._usable(worker, seed, epoch)
         if self.buckets is not None:
             infos = self._bucketed(infos)
         for count, info in enumerate(infos):

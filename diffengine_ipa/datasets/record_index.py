@@ -7,28 +7,36 @@ and memory-mapped: every worker, and every rank on the machine, shares the
 same pages. A record becomes a dict only when it is fetched.
 
 Each image's verdict (decodes, its upright size, or why not) is kept beside
-it, keyed by the file's size and modification time: a later start, or a
-resume, stats the images but reads only those that changed. Images are
+it, keyed by the file's size, modification time, status-change time and
+inode (a file replaced by one of the same size and modification time, as
+``cp -p``, ``rsync -t`` or ``tar x`` leave it, has another inode and
+status-change time): a later start, or a resume, stats the images but reads
+only those that changed. Images are
 checked in parallel with a progress bar. The records themselves are parsed
-again only when the source changed (its files' sizes and modification
-times). Several processes opening the same index (ranks of one machine)
+again only when the source changed (its files' stat and a CRC-32 of their
+bytes). Several processes opening the same index (ranks of one machine)
 take turns through a file lock: one builds, the others read what it wrote.
 
 Layout of ``<cache>/<key>/``: ``meta.json`` (source fingerprint, counts, the
 records whose fields are unusable), the record arrays (``text``, ``target``,
 ``refs`` ...) and the image table (``files``, ``size``, ``mtime``,
-``width``, ``height``, ``verdict``).
+``ctime``, ``ino``, ``width``, ``height``, ``verdict``). ``meta.json`` holds
+the size and CRC-32 of every array: an index with a file cut short,
+deleted or edited is rebuilt (with a warning) on the next start.
 """
 
 import hashlib
 import json
+import logging
 import os
 import os.path as osp
 import shutil
+import zlib
 from array import array
 from typing import Any
 
 import numpy as np
+from mmengine.logging import print_log
 
 from ..errors import DatasetError
 from .image_checks import EMBEDDED, check_images
@@ -40,11 +48,25 @@ from .record_check import (
     reference_files,
     resolve_path,
 )
-from .record_sources import RecordSource
+from .record_sources import RecordSource, stat_key
 
 __all__ = ['RecordIndex', 'default_cache_root']
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+_STAT = ('size', 'mtime', 'ctime', 'ino')  # an image's stat_key
+_TABLE = (*_STAT, 'width', 'height', 'verdict')
+_ARRAYS = (
+    'text',
+    'text_ends',
+    'files',
+    'files_ends',
+    'target',
+    'refs',
+    'ref_ends',
+    'record_no',
+    'dup_of',
+    *_TABLE,
+)
 _UNCHECKED, _OK = -1, 0  # image verdicts; > 0: 1 + index into reasons
 
 
@@ -63,10 +85,11 @@ def _locator(value: Any, root: str) -> tuple[str, str | None]:
     return resolve_path(value, root)
 
 
-def _as_fields(record: Any) -> Any:
+def _as_fields(record: Any, embeds: bool = True) -> Any:
     """The record with embedded-image markers as placeholder paths, for the
-    field check."""
-    if not isinstance(record, dict):
+    field check (``embeds``: the source stores images in its rows; in other
+    sources a dict is only a wrong value)."""
+    if not isinstance(record, dict) or not embeds:
         return record
     fields = dict(record)
     for key in ('image_file', 'reference_file'):
@@ -117,7 +140,10 @@ class RecordIndex:
         workers = workers or min(8, os.cpu_count() or 1)
         with FileLock(folder + '.lock'):
             fingerprint = source.fingerprint()
-            meta = _read_meta(folder)
+            meta, damage = _inspect(folder)
+            if damage is not None:
+                _remove_damaged(folder, source, damage)
+                meta = {}
             if meta.get('fingerprint') != fingerprint:
                 _build(folder, source, fingerprint)
             index = cls(folder, source, min_image_side)
@@ -133,8 +159,7 @@ class RecordIndex:
         for name in ('target', 'refs', 'ref_ends', 'record_no', 'dup_of'):
             setattr(self, name, load_array(folder, name))
         self.verdicts = {
-            name: np.load(osp.join(folder, f'{name}.npy'))
-            for name in ('size', 'mtime', 'width', 'height', 'verdict')
+            name: np.load(osp.join(folder, f'{name}.npy')) for name in _TABLE
         }
 
     def __getstate__(self) -> dict:  # workers started by spawn re-map
@@ -153,21 +178,20 @@ class RecordIndex:
 
     def _refresh_images(self, workers: int, progress: bool) -> None:
         v = self.verdicts
-        size = np.full(len(self.files), -1, np.int64)
-        mtime = np.full(len(self.files), -1, np.int64)
+        now = np.full((len(_STAT), len(self.files)), -1, np.int64)
         embedded = np.zeros(len(self.files), bool)
         for i, locator in enumerate(self.files):
             if locator.startswith(EMBEDDED):  # unchanged with the source
                 embedded[i] = True
                 continue
             try:
-                stat = os.stat(locator)
+                now[:, i] = stat_key(os.stat(locator))
             except OSError:
                 continue
-            size[i], mtime[i] = stat.st_size, stat.st_mtime_ns
-        stale = (v['verdict'] == _UNCHECKED) | (
-            ~embedded & ((size != v['size']) | (mtime != v['mtime']))
-        )
+        changed = np.zeros(len(self.files), bool)
+        for row, name in enumerate(_STAT):
+            changed |= now[row] != v[name]
+        stale = (v['verdict'] == _UNCHECKED) | (~embedded & changed)
         if not stale.any():
             return
         reasons = self.meta['reasons']
@@ -182,7 +206,8 @@ class RecordIndex:
                 if reason not in reasons:
                     reasons.append(reason)
                 v['verdict'][i] = 1 + reasons.index(reason)
-        v['size'][stale], v['mtime'][stale] = size[stale], mtime[stale]
+        for row, name in enumerate(_STAT):
+            v[name][stale] = now[row][stale]
         for name, values in v.items():
             _save_atomic(self.folder, name, values)
         _write_meta(self.folder, self.meta)
@@ -306,7 +331,7 @@ class RecordIndex:
 def _shown_file(record: Any) -> str:
     """A record's ``image_file`` as an error line shows it."""
     file = record.get('image_file', '-') if isinstance(record, dict) else '-'
-    if isinstance(file, dict):
+    if isinstance(file, dict) and 'row' in file:
         return f'row {file["row"]}'
     return file if isinstance(file, str) else repr(file)[:60]
 
@@ -320,7 +345,87 @@ def _read_meta(folder: str) -> dict:
     return meta if meta.get('version') == INDEX_VERSION else {}
 
 
+def _crc(path: str) -> int:
+    crc = 0
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 22), b''):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _checksums(folder: str) -> dict[str, list[int]]:
+    """Size and CRC-32 of every array of an index folder."""
+    return {
+        name: [osp.getsize(path), _crc(path)]
+        for name in _ARRAYS
+        for path in [osp.join(folder, f'{name}.npy')]
+    }
+
+
+_META_FIELDS = ('fingerprint', 'total', 'reasons', 'field_problems', 'checksums')
+
+
+def _inspect(folder: str) -> tuple[dict, str | None]:
+    """An index folder's meta, and what is damaged in it (``None``: intact
+    or absent). A folder of another index version is replaced quietly."""
+    if not osp.isdir(folder):
+        return {}, None
+    path = osp.join(folder, 'meta.json')
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        return {}, 'meta.json is missing'
+    except (OSError, ValueError) as err:
+        return {}, f'meta.json is damaged ({type(err).__name__}: {err})'
+    if not isinstance(meta, dict):
+        return {}, 'meta.json is damaged (not an object)'
+    if meta.get('version') != INDEX_VERSION:
+        return {}, ''
+    missing = [field for field in _META_FIELDS if field not in meta]
+    if missing:
+        return {}, f'meta.json lacks {missing[0]!r}'
+    known = meta['checksums']
+    for name in _ARRAYS:
+        file = osp.join(folder, f'{name}.npy')
+        if not isinstance(known, dict) or name not in known:
+            return {}, f'meta.json has no checksum of {name}.npy'
+        try:
+            size = osp.getsize(file)
+        except OSError:
+            return {}, f'{name}.npy is missing'
+        if size != known[name][0]:
+            return {}, (f'{name}.npy has {size} bytes, {known[name][0]} were written')
+        if _crc(file) != known[name][1]:
+            return {}, f'{name}.npy was changed after it was written'
+    verdicts = np.load(osp.join(folder, 'verdict.npy'))
+    if len(verdicts) and int(verdicts.max()) > len(meta['reasons']):
+        return {}, 'meta.json lacks reasons its verdicts name'
+    return meta, None
+
+
+def _remove_damaged(folder: str, source: RecordSource, damage: str) -> None:
+    """Delete a damaged (or outdated: ``damage`` empty) index folder, with a
+    warning; one line naming it when it cannot be deleted."""
+    if damage:
+        print_log(
+            f'{source.name}: the record index {folder} is damaged ({damage}); '
+            'rebuilding it (every image is checked again)',
+            logger='current',
+            level=logging.WARNING,
+        )
+    try:
+        shutil.rmtree(folder)
+    except OSError as err:
+        raise DatasetError(
+            f'{source.name}: the record index {folder} is '
+            f'{"damaged (" + damage + ")" if damage else "outdated"} and could '
+            f'not be removed ({err.strerror}); delete that folder'
+        ) from None
+
+
 def _write_meta(folder: str, meta: dict) -> None:
+    meta['checksums'] = _checksums(folder)
     tmp = osp.join(folder, f'.meta.json.tmp-{os.getpid()}')
     with open(tmp, 'w') as f:
         json.dump(meta, f)
@@ -340,10 +445,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     old = {}
     if osp.isfile(osp.join(folder, 'files.npy')):  # earlier verdicts
         files = PackedStrings.load(folder, 'files')
-        arrays = {
-            n: np.load(osp.join(folder, f'{n}.npy'))
-            for n in ('size', 'mtime', 'width', 'height', 'verdict')
-        }
+        arrays = {n: np.load(osp.join(folder, f'{n}.npy')) for n in _TABLE}
         reasons = _read_meta(folder).get('reasons', [])
         old = {
             path: tuple(int(arrays[n][i]) for n in arrays)
@@ -352,13 +454,14 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         }
     else:
         reasons = []
+    embeds = type(source).image_bytes is not RecordSource.image_bytes
     file_ids: dict[str, int] = {}
     texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'), array('q'))
     record_no, keys, field_problems, total = array('q'), array('q'), [], 0
     for number, (record, problem) in enumerate(source):
         total += 1
         shown = _shown_file(record)
-        problem = problem or field_problem(_as_fields(record))
+        problem = problem or field_problem(_as_fields(record, embeds))
         locators = []
         if problem is None:
             for value in [record['image_file'], *reference_files(record)]:
@@ -399,6 +502,8 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         for n, dtype in (
             ('size', np.int64),
             ('mtime', np.int64),
+            ('ctime', np.int64),
+            ('ino', np.int64),
             ('width', np.int32),
             ('height', np.int32),
             ('verdict', np.int32),

@@ -22,6 +22,8 @@ import hashlib
 import json
 import os
 import os.path as osp
+import re
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +39,8 @@ __all__ = [
     'read_records',
     'iter_json_records',
     'decode_annotations',
+    'stat_key',
+    'content_crc',
 ]
 
 # A source yields (record, problem): ``problem`` is set when the source
@@ -74,12 +78,48 @@ def decode_annotations(raw: bytes, ann_file: str) -> str:
         ) from None
 
 
-def _stat_key(*paths: str) -> str:
-    """A digest of the paths with their sizes and modification times."""
+def stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:
+    """What changes when a file is written or replaced: its size,
+    modification time, status-change time and inode. ``cp -p``,
+    ``rsync -t`` and ``tar x`` keep the modification time of a replaced
+    file; its status-change time and inode they cannot keep."""
+    ino = stat.st_ino & ((1 << 63) - 1)  # fits an int64
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, ino
+
+
+_WHOLE = 256 << 20  # files up to this size are checksummed whole
+_SAMPLES = 64  # blocks of a larger file that are
+
+
+def content_crc(path: str) -> int:
+    """CRC-32 of a file's bytes (≈ 4 GB/s): all of them up to 256 MiB, else
+    its first and last MiB and 64 blocks of 64 KiB spread between."""
+    crc = 0
+    with open(path, 'rb') as f:
+        size = os.fstat(f.fileno()).st_size
+        if size <= _WHOLE:
+            for block in iter(lambda: f.read(_CHUNK), b''):
+                crc = zlib.crc32(block, crc)
+            return crc
+        step = (size - (2 << 20)) // _SAMPLES
+        spots = [(0, 1 << 20)]
+        spots += [((1 << 20) + i * step, 64 << 10) for i in range(_SAMPLES)]
+        spots.append((size - (1 << 20), 1 << 20))
+        for offset, length in spots:
+            f.seek(offset)
+            crc = zlib.crc32(f.read(length), crc)
+    return crc
+
+
+def _stat_key(*paths: str, content: bool = True) -> str:
+    """A digest of the paths with their :func:`stat_key` and (``content``)
+    :func:`content_crc`: a file replaced by another of the same size and
+    modification time changes it."""
     digest = hashlib.sha256()
     for path in paths:
-        stat = os.stat(path)
-        digest.update(f'{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0'.encode())
+        key = stat_key(os.stat(path))
+        crc = content_crc(path) if content else 0
+        digest.update(f'{path}\0{key}\0{crc}\0'.encode())
     return digest.hexdigest()
 
 
@@ -148,7 +188,166 @@ def iter_json_records(ann_file: str) -> Iterator[Any]:
         ) from None
 
 
+_CHUNK = 1 << 20  # bytes read at a time
+_SPACE = re.compile(r'[ \t\r\n]*')
+
+
+class _TextStream:
+    """An annotation file's text, decoded a chunk at a time: ``text`` holds
+    what is read and not yet dropped, ``eof`` whether the file is done."""
+
+    def __init__(self, f: Any, encoding: str) -> None:
+        self.f, self.text, self.eof = f, '', False
+        self.decoder = codecs.getincrementaldecoder(encoding)()
+
+    def more(self) -> bool:
+        """Read the next chunk (``False`` at the end of the file)."""
+        if self.eof:
+            return False
+        raw = self.f.read(_CHUNK)
+        self.eof = not raw
+        self.text += self.decoder.decode(raw, final=self.eof)
+        return True
+
+    def skip(self, pos: int) -> int:
+        """``pos`` past whitespace, reading on while the text is only that."""
+        pos = _SPACE.match(self.text, pos).end()
+        while pos == len(self.text) and self.more():
+            pos = _SPACE.match(self.text, pos).end()
+        return pos
+
+    def value(self, decoder: json.JSONDecoder, pos: int) -> tuple[Any, int]:
+        """The JSON value at ``pos``, reading on while it is incomplete
+        (the error of a bad value is raised at the end of the file)."""
+        while True:
+            try:
+                value, end = decoder.raw_decode(self.text, pos)
+                if end < len(self.text) or self.eof:  # not a number cut short
+                    return value, end
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise
+            target = len(self.text) + max(_CHUNK, len(self.text) - pos)
+            while len(self.text) < target and self.more():
+                pass
+
+    def drop(self, pos: int) -> int:
+        """Forget the text before ``pos``; the new position of ``pos``."""
+        if pos > _CHUNK:
+            self.text = self.text[pos:]
+            return 0
+        return pos
+
+
+def _encoding_of(head: bytes) -> str:
+    """The encoding of an annotation file from its first bytes (as
+    :func:`decode_annotations` decides it)."""
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if encoding is None and len(head) >= 2 and b'\x00' in head[:200]:
+        head = head[:200]
+        if head[1::2].count(0) > len(head) // 4:
+            encoding = 'utf-16-le'
+        elif head[0::2].count(0) > len(head) // 4:
+            encoding = 'utf-16-be'
+    return encoding or 'utf-8'
+
+
+class _Fallback(Exception):
+    """The stream met something the whole-file reader words better."""
+
+
 def _json_records(ann_file: str, where: list[str]) -> Iterator[Any]:
+    """The records read as a stream: memory holds a chunk and one record,
+    whatever the number of records. Errors are worded by the whole-file
+    reader (the same messages, line numbers of the file)."""
+    yielded = 0
+    try:
+        try:
+            f = open(ann_file, 'rb')
+        except OSError as err:
+            raise DatasetError(
+                f'{ann_file}: cannot read the annotation file ({err.strerror})'
+            ) from None
+        with f:
+            stream = _TextStream(f, _encoding_of(f.read(4096)))
+            f.seek(0)
+            for record in _streamed(stream, where):
+                yielded += 1
+                yield record
+        return
+    except (_Fallback, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        pass
+    for number, record in enumerate(_whole_file_records(ann_file, where)):
+        if number >= yielded:  # what the stream could not give
+            yield record
+
+
+def _streamed(stream: _TextStream, where: list[str]) -> Iterator[Any]:
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys)
+    stream.more()
+    if stream.text.startswith('\ufeff'):  # utf-8 BOM read as utf-8
+        stream.text = stream.text[1:]
+    pos = stream.skip(0)
+    text = stream.text
+    if text.startswith('[', pos):  # a JSON list, element by element
+        pos = stream.skip(pos + 1)
+        if stream.text.startswith(']', pos):
+            if stream.skip(pos + 1) < len(stream.text):
+                raise _Fallback
+            return
+        count = 0
+        while True:
+            count += 1
+            where[0] = f'record {count}'
+            record, pos = stream.value(decoder, pos)
+            yield record
+            pos = stream.skip(stream.drop(pos))
+            if stream.text.startswith(',', pos):
+                pos = stream.skip(pos + 1)
+            elif stream.text.startswith(']', pos):
+                if stream.skip(pos + 1) < len(stream.text):
+                    raise _Fallback  # extra data after the list
+                return
+            else:
+                raise _Fallback
+    if pos >= len(text):
+        raise _Fallback  # an empty file
+    line = stream.text.count('\n', 0, pos) + 1
+    where[0] = f'line {line}'
+    first, end = stream.value(decoder, pos)
+    if stream.skip(end) >= len(stream.text):  # one JSON value
+        raise _Fallback
+    if not isinstance(first, dict):
+        raise _Fallback
+    # JSON Lines, one record a line, from the first value's line on (lines
+    # split as str.splitlines splits them)
+    stream.text = stream.text[pos:]
+    while True:
+        lines = stream.text.splitlines(keepends=True)
+        if not stream.eof and lines:  # the last line may go on
+            stream.text = lines.pop()
+        else:
+            stream.text = ''
+        for text_line in lines:
+            if text_line.strip():
+                where[0] = f'line {line}'
+                try:
+                    yield decoder.decode(text_line)
+                except json.JSONDecodeError as err:
+                    raise DatasetError(
+                        f'{stream.f.name}: not valid JSON or JSON Lines '
+                        f'({err.msg} at line {line}, column {err.colno})'
+                    ) from None
+            line += 1
+        if stream.eof:
+            return
+        stream.more()
+
+
+def _whole_file_records(ann_file: str, where: list[str]) -> Iterator[Any]:
+    """The records of the whole file read at once: the reference semantics
+    of :func:`_json_records`, which falls back to it for exact error
+    messages and for what it does not stream."""
     try:
         with open(ann_file, 'rb') as f:
             raw = f.read()
@@ -272,11 +471,8 @@ class FolderRecords(RecordSource):
         digest = hashlib.sha256(self.image_root.encode())
         for image in self._images():
             caption = osp.splitext(image)[0] + '.txt'
-            stat = os.stat(caption) if osp.isfile(caption) else None
-            digest.update(
-                f'{image}\0{stat and stat.st_size}\0'
-                f'{stat and stat.st_mtime_ns}\0'.encode()
-            )
+            key = stat_key(os.stat(caption)) if osp.isfile(caption) else None
+            digest.update(f'{image}\0{key}\0'.encode())
         return digest.hexdigest()
 
     def __iter__(self) -> Iterator[Item]:
@@ -423,8 +619,9 @@ class ArrowRecords(RecordSource):
     def _image(value: Any, row: int, field: str) -> Any:
         """A cell as a record's path, or a marker of embedded bytes."""
         if isinstance(value, dict):  # an Image feature, not decoded
-            if value.get('bytes'):
-                return dict(row=row, column=field)
+            data = value.get('bytes')
+            if data or (data is not None and not value.get('path')):
+                return dict(row=row, column=field)  # empty bytes: named as such
             value = value.get('path')
         if isinstance(value, (bytes, bytearray)):
             return dict(row=row, column=field)

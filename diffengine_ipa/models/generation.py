@@ -12,6 +12,7 @@ pipeline without copying or re-loading anything.
 
 import contextlib
 import inspect
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -163,6 +164,21 @@ class AdapterPipeline:
         null = prompt.image_encoder.null_features(rule, prompt.features)
         return null.expand(count, *null.shape[1:])
 
+    def set_scale(self, scale: Any) -> None:
+        """Set the adapters' strength (see :meth:`__call__`'s ``scale``); a
+        spec the pipeline cannot take is one line."""
+        value = self.family.adapter_scale(scale, len(self.prompts))
+        try:
+            self.pipe.set_ip_adapter_scale(value)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+            detail = str(err).strip().splitlines()
+            raise UserError(
+                f'scale {json.dumps(scale, default=str)[:80]}: '
+                f'{detail[0][:160] if detail else type(err).__name__}; give a '
+                'number, one per adapter, or per-block scales such as '
+                '{"up": {"block_0": [0.0, 1.0]}}'
+            ) from None
+
     def __call__(
         self,
         reference: Any = None,
@@ -238,17 +254,21 @@ class AdapterPipeline:
         family = self.family
         kwargs = true_cfg_kwargs(family, true_cfg_scale, negative_prompt)
         family.check_image_prompts([len(e) for e in image_embeds])
-        self.pipe.set_ip_adapter_scale(family.adapter_scale(scale, count))
+        self.set_scale(scale)
         kwargs.update(family.image_prompt_kwargs(image_embeds, nulls, guidance_scale))
         if masks is not None:
-            kwargs.update(
-                family.mask_kwargs(
-                    [_images(m) for m in _per_adapter(masks, count, 'masks')],
-                    self.pipe,
-                    height,
-                    width,
-                )
-            )
+            per_adapter = [_images(m) for m in _per_adapter(masks, count, 'masks')]
+            for index, (given, embeds) in enumerate(
+                zip(per_adapter, image_embeds, strict=True)
+            ):
+                if len(given) != len(embeds):
+                    which = f'adapter {index + 1} has' if count > 1 else 'there are'
+                    raise UserError(
+                        f'masks: {which} {len(embeds)} reference image(s) and '
+                        f'{len(given)} mask(s); give one mask per reference, in '
+                        'the same order (white = where that reference applies)'
+                    )
+            kwargs.update(family.mask_kwargs(per_adapter, self.pipe, height, width))
         if control_image is not None:
             kwargs.update(family.control_kwargs(control_image, control_scale))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)

@@ -64,6 +64,66 @@ def _explain(source: str, subfolder: str | None, field: str, err: Exception) -> 
     )
 
 
+def folder_kind(folder: str) -> tuple[str, str] | None:
+    """What a local model folder holds, as ``(class name, kind)``: a
+    diffusers pipeline (``model_index.json``), a diffusers model
+    (``config.json`` with ``_class_name``) or a transformers model
+    (``config.json`` with ``architectures``); ``None`` when it says not."""
+    import json
+
+    for name, key, kind in (
+        ('model_index.json', '_class_name', 'diffusers pipeline'),
+        ('config.json', '_class_name', 'diffusers model'),
+        ('config.json', 'architectures', 'transformers model'),
+    ):
+        try:
+            with open(osp.join(folder, name), encoding='utf-8') as f:
+                config = json.load(f)
+        except (OSError, ValueError):
+            continue
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, list):
+            value = value[0] if value and isinstance(value[0], str) else None
+        if isinstance(value, str):
+            return value, kind
+    return None
+
+
+def _wrong_kind(cls: type, source: str, subfolder: str | None, field: str) -> None:
+    """One line when a local folder holds a model of another kind than
+    ``cls`` (a UNet given as ControlNet, an image encoder as base model)."""
+    folder = osp.join(source, subfolder) if subfolder else source
+    if not osp.isdir(folder):
+        return
+    found = folder_kind(folder)
+    if found is None:
+        return
+    name, kind = found
+    wanted_pipeline = hasattr(cls, 'from_pipe') or cls.__name__.endswith('Pipeline')
+    wanted_diffusers = cls.__module__.startswith('diffusers')
+    if wanted_pipeline:
+        ok = kind == 'diffusers pipeline'
+    elif wanted_diffusers:
+        ok = kind == 'diffusers model' and name == cls.__name__
+    else:  # transformers: any class of the same model family loads
+        ok = kind == 'transformers model'
+    if ok:
+        return
+    if wanted_pipeline:
+        wanted = f'a whole {cls.__name__} folder (with model_index.json)'
+    else:
+        wanted = f'a {cls.__name__}'
+    parent = osp.dirname(osp.abspath(folder))
+    hint = (
+        '; give the folder above it, which holds model_index.json'
+        if wanted_pipeline and osp.isfile(osp.join(parent, 'model_index.json'))
+        else ''
+    )
+    raise ModelSourceError(
+        f'{field}: {osp.abspath(folder)} holds {name} (a {kind}), not {wanted}{hint}'
+    )
+
+
 def load_component(
     cls: type,
     source: str,
@@ -100,6 +160,7 @@ def load_component(
             return build_component(architecture, component or subfolder, cls)
         except KeyError as err:
             raise ModelSourceError(f'{field}: {err.args[0]}') from None
+    _wrong_kind(cls, source, subfolder, field)
     return _load_with_errors(cls.from_pretrained, source, subfolder, field, **kwargs)
 
 

@@ -1,5 +1,5 @@
 """A web page for training, generating and evaluating, built on the kit's own
-tools and API: ``python tools/webui.py [--host] [--port] [--workspace]``.
+tools and API: ``python tools/webui.py [--host] [--port] [--workspace] [--auth]``.
 
 Only :mod:`.page` and :mod:`.server` import Gradio (the ``webui`` extra); the
 callbacks in the other modules are plain functions.

@@ -13,7 +13,7 @@ import shutil
 
 from ..errors import UserError
 from ..fileio import atomic_write_bytes
-from .workspace import Workspace
+from .workspace import Workspace, safe_upload_name
 
 __all__ = [
     'ANNOTATION_FILE',
@@ -141,7 +141,7 @@ def add_images(
             continue
         stem = osp.splitext(osp.basename(source))[0]
         text = (caption or '').strip() or captions.get(stem) or _caption_beside(source)
-        name = _unique(images_dir, osp.basename(source))
+        name = _unique(images_dir, safe_upload_name(osp.basename(source)))
         shutil.copyfile(source, osp.join(images_dir, name))
         records.append({'image_file': f'images/{name}', 'text': text})
     _write(ws, folder, records)

@@ -4,13 +4,25 @@ share link, on localhost unless told otherwise."""
 import os
 import os.path as osp
 
+from ..errors import UserError
 from .workspace import Workspace
 
 __all__ = ['serve']
 
 
-def serve(workspace: str, host: str = '127.0.0.1', port: int = 7860) -> None:
-    """Build the page on ``workspace`` and serve it until interrupted."""
+def serve(
+    workspace: str,
+    host: str = '127.0.0.1',
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+) -> None:
+    """Build the page on ``workspace`` and serve it until interrupted;
+    ``auth`` (user, password) is Gradio's login, required off localhost."""
+    if auth is None and host not in ('127.0.0.1', 'localhost', '::1'):
+        raise UserError(
+            f'serving on {host} needs a login: give auth=(user, password) '
+            '(tools/webui.py --auth USER:PASSWORD)'
+        )
     ws = Workspace(workspace)
     # Read by Gradio at import: uploads land inside the workspace, where
     # the page's path checks accept them.
@@ -20,15 +32,11 @@ def serve(workspace: str, host: str = '127.0.0.1', port: int = 7860) -> None:
     from .page import CSS, build_page
 
     demo = build_page(ws)
-    if host not in ('127.0.0.1', 'localhost', '::1'):
-        print(
-            f'warning: serving on {host}: anyone who reaches this address '
-            'can train, generate and read the workspace'
-        )
     demo.queue().launch(
         server_name=host,
         server_port=port,
         share=False,
+        auth=auth,
         allowed_paths=[ws.root],
         css=CSS,
         ssr_mode=False,

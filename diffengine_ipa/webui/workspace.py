@@ -14,10 +14,11 @@ lead out. The layout inside is a convention, not a requirement::
 
 import os
 import os.path as osp
+import re
 
 from ..errors import UserError
 
-__all__ = ['Workspace', 'WorkspaceError']
+__all__ = ['Workspace', 'WorkspaceError', 'safe_upload_name']
 
 
 class WorkspaceError(UserError):
@@ -45,6 +46,8 @@ class Workspace:
         """
         if not path or not str(path).strip():
             raise WorkspaceError('no path given')
+        if '\x00' in str(path):
+            raise WorkspaceError(f'{str(path)!r}: a path cannot hold a NUL byte')
         real = osp.realpath(osp.join(self.root, str(path).strip()))
         if osp.commonpath([self.root, real]) != self.root:
             raise WorkspaceError(
@@ -105,3 +108,30 @@ def check_name(name: str) -> str:
             f'{name!r}: a name is letters, digits, "-", "_" and "." (not first)'
         )
     return name
+
+
+_RESERVED = {'CON', 'PRN', 'AUX', 'NUL'} | {
+    f'{kind}{n}' for kind in ('COM', 'LPT') for n in range(1, 10)
+}  # names Windows cannot create, whatever the extension
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+
+
+def safe_upload_name(name: str, default: str = 'upload') -> str:
+    """An uploaded file's name as one safe file name: the last part of any
+    path (``/`` or ``\\``), without control characters or NUL bytes, the
+    characters Windows refuses, leading dots (``..``, hidden files) and
+    trailing dots or spaces; a reserved name (``CON``, ``nul.png``) gets a
+    ``_`` before it; at most 200 UTF-8 bytes, its extension kept."""
+    name = re.split(r'[\\/]', str(name))[-1]
+    name = name.encode('utf-8', 'replace').decode('utf-8')  # lone surrogates
+    name = _UNSAFE.sub('_', name).strip().lstrip('.').rstrip('. ')
+    stem, ext = os.path.splitext(name)
+    if not stem:
+        stem = default
+    if stem.split('.')[0].upper() in _RESERVED:
+        stem = '_' + stem
+    while len((stem + ext).encode('utf-8')) > 200 and len(stem) > 1:
+        stem = stem[:-1]
+    if len((stem + ext).encode('utf-8')) > 200:
+        ext = ext[:16]
+    return stem + ext

@@ -32,6 +32,7 @@ def cached(tiny_family, tmp_path_factory):
     )
     summary = build_embedding_cache(cfg, str(root / 'cache'), batch_size=2)
     assert summary['written'] == 5
+    shutil.copytree(root / 'cache', root / 'pristine')  # other tests rebuild it
     return dict(root=root, cfg=cfg, folder=str(root / 'cache'))
 
 
@@ -148,7 +149,9 @@ def test_changed_model_is_detected(cached, tmp_path):
 
 
 def test_flip_is_cached_both_ways(tiny_family, cached, tmp_path):
-    cfg = cached['cfg'].copy()
+    import copy
+
+    cfg = copy.deepcopy(cached['cfg'])  # a shallow copy would add the flip to it
     pipeline = [dict(t) for t in cfg.train_dataloader.dataset.pipeline]
     crop = next(i for i, t in enumerate(pipeline) if t['type'] == 'CenterCrop')
     pipeline.insert(crop + 1, dict(type='RandomHorizontalFlip', prob=0.5))
@@ -221,3 +224,134 @@ def test_dit_families_cache_t5_states_in_bf16(tiny_families, variant, tmp_path):
         torch.manual_seed(0)
         losses.append(model(**batch)['loss'].item())
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def assert_same_entry(path, data):
+    """The rewritten entry holds what the original did (encoders in another
+    batch: float rounding)."""
+    from safetensors.torch import load, load_file
+
+    got, expected = load_file(path), load(data)
+    assert sorted(got) == sorted(expected)
+    for name, value in expected.items():
+        assert torch.allclose(got[name], value, atol=1e-5), name
+
+
+def damaged_copy(cached, tmp_path):
+    folder = tmp_path / 'cache'
+    shutil.copytree(cached['root'] / 'pristine', folder)
+    entries = sorted((folder / 'entries').rglob('*.safetensors'))
+    assert len(entries) == 5
+    return folder, entries
+
+
+@pytest.mark.parametrize(
+    'content, problem',
+    [
+        (b'{"settings": {"dtype": "fp32"', 'not valid JSON'),
+        (b'', 'not valid JSON'),
+        (b'[]', 'not a JSON object'),
+        (b'{}', 'lacks "settings"'),
+        (None, 'lacks "fingerprint"'),
+    ],
+)
+def test_a_damaged_manifest_is_named_and_rebuilt(cached, tmp_path, content, problem):
+    folder, _ = damaged_copy(cached, tmp_path)
+    manifest = folder / 'manifest.json'
+    if content is None:
+        data = json.loads(manifest.read_text())
+        del data['fingerprint']
+        content = json.dumps(data).encode()
+    manifest.write_bytes(content)
+    with pytest.raises(DatasetError) as err:
+        cached_dataset(cached, embedding_cache=str(folder))
+    message = str(err.value)
+    assert message.startswith(f'{manifest}: the embedding cache manifest is damaged')
+    assert problem in message and 'cache_embeddings.py' in message
+    assert '\n' not in message
+    summary = build_embedding_cache(cached['cfg'], str(folder))
+    assert summary['written'] == 0  # the entries are kept
+    assert len(cached_dataset(cached, embedding_cache=str(folder))) == 5
+
+
+def test_a_cut_short_entry_is_named_and_rewritten(cached, tmp_path):
+    folder, entries = damaged_copy(cached, tmp_path)
+    data = entries[3].read_bytes()
+    entries[3].write_bytes(data[: len(data) - 100])
+    with pytest.raises(DatasetError) as err:
+        cached_dataset(cached, embedding_cache=str(folder))
+    message = str(err.value)
+    assert f'1 of 5 entries of the embedding cache {folder} are damaged' in message
+    assert (
+        f'{entries[3]}: {len(data) - 100} bytes, {len(data)} expected: cut short'
+        in (message)
+    )
+    assert message.endswith('(it rewrites them)') and '\n' not in message
+    summary = build_embedding_cache(cached['cfg'], str(folder))
+    assert (summary['written'], summary['rewritten']) == (1, 1)
+    assert_same_entry(entries[3], data)
+    cached_dataset(cached, embedding_cache=str(folder))
+
+
+def test_an_entry_of_the_wrong_shape_is_named_and_rewritten(cached, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder, entries = damaged_copy(cached, tmp_path)
+    data = entries[1].read_bytes()
+    tensors = load_file(entries[1])
+    tensors['latent_mean'] = tensors['latent_mean'][..., :-1].contiguous()
+    save_file(tensors, entries[1])
+    with pytest.raises(DatasetError) as err:
+        cached_dataset(cached, embedding_cache=str(folder))
+    shape = list(load_file(entries[2])['latent_mean'].shape)
+    assert (
+        f'{entries[1]}: latent_mean has shape {shape[:-1] + [shape[-1] - 1]}, the '
+        f'cache holds {shape})'
+    ) in str(err.value)
+    assert build_embedding_cache(cached['cfg'], str(folder))['rewritten'] == 1
+    assert_same_entry(entries[1], data)
+
+
+def test_an_entry_damaged_during_training_is_one_line(cached, tmp_path):
+    folder, entries = damaged_copy(cached, tmp_path)
+    data = cached_dataset(cached, embedding_cache=str(folder))
+    index = next(
+        i for i in range(5) if data.get_data_info(i)['cache_file'] == str(entries[0])
+    )
+    entries[0].write_bytes(b'\0' * 40)
+    with pytest.raises(DatasetError, match='damaged embedding cache entry') as err:
+        data[index]
+    assert '\n' not in str(err.value)
+
+
+def test_an_image_replaced_with_the_same_size_and_mtime_has_no_entry(cached, tmp_path):
+    """``cp -p`` of another image of the same size and modification time: the
+    digest the manifest holds for the file is not reused."""
+    import copy
+    import os
+    import subprocess
+
+    folder, _ = damaged_copy(cached, tmp_path)
+    ann = tmp_path / 'data.json'
+    shutil.copytree(cached['root'] / 'data/images', tmp_path / 'images')
+    ann.write_text((cached['root'] / 'data/data.json').read_text())
+    cfg = copy.deepcopy(cached['cfg'])
+    cfg.train_dataloader.dataset.ann_file = str(ann)
+    assert build_embedding_cache(cfg, str(folder))['written'] == 0
+    image = tmp_path / 'images/coffee.jpg'
+    digests = json.loads((folder / 'manifest.json').read_text())['image_digests']
+    assert str(image) in digests  # what a later start would reuse
+    cached_dataset(cached, ann_file=str(ann), embedding_cache=str(folder))
+    data = bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte of the scan changed
+    stat = image.stat()
+    other = tmp_path / 'other.jpg'
+    other.write_bytes(bytes(data))
+    os.utime(other, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    subprocess.run(['cp', '-p', str(other), str(image)], check=True)
+    assert (image.stat().st_size, image.stat().st_mtime_ns) == (
+        stat.st_size,
+        stat.st_mtime_ns,
+    )
+    with pytest.raises(DatasetError, match=r'lacks 1 of 5 records .*coffee.jpg'):
+        cached_dataset(cached, ann_file=str(ann), embedding_cache=str(folder))

@@ -181,8 +181,8 @@ def test_a_cut_shard_and_a_non_utf8_caption(tmp_path):
         if on_bad_record == 'strict':
             with pytest.raises(DatasetError, match=r'a\.tar#1: .*not UTF-8.*caf\\xe9'):
                 list(dataset)
-        else:
-            assert len(list(dataset)) == 3
+        else:  # 3 usable, and the first again for the skipped one (a pad)
+            assert len(list(dataset)) == len(dataset) == 4
     with pytest.raises(
         DatasetError,
         match=r'cut\.tar: not a readable tar '
@@ -191,3 +191,91 @@ def test_a_cut_shard_and_a_non_utf8_caption(tmp_path):
         IPAdapterWebDataset(
             str(tmp_path / 'cut.tar'), [Keep()], min_image_side=16, rank=0, world_size=1
         )
+
+
+def write_with_bad_samples(root, shards=4, per_shard=4, bad=(0, 1, 2)):
+    """Shards whose first one (rank 0's, worker 0's) has ``bad`` samples
+    cut short."""
+    number = 0
+    for s in range(shards):
+        with wds.TarWriter(str(root / f'part-{s:03d}.tar')) as sink:
+            for i in range(per_shard):
+                data = png((80, 64))
+                if s == 0 and i in bad:
+                    data = data[:40]
+                sink.write(
+                    {
+                        '__key__': f'{number:05d}',
+                        'png': data,
+                        'txt': f'caption {number}',
+                    }
+                )
+                number += 1
+    return str(root / f'part-{{000..{shards - 1:03d}}}.tar')
+
+
+def test_skipped_samples_leave_every_rank_the_same_count(tmp_path):
+    """Rank 0's shard loses 3 of its 4 samples: it reads its shard again
+    (a pad), and yields as many as rank 1."""
+    pattern = write_with_bad_samples(tmp_path)
+    counts = [
+        len(epoch(pattern, rank, 2, workers=1, on_bad_record='skip'))
+        for rank in range(2)
+    ]
+    assert counts[0] == counts[1] > 0  # epoch() also checks len(dataset)
+    texts = epoch(pattern, 0, 2, workers=1, on_bad_record='skip')
+    assert 'caption 3' in texts and not {'caption 0', 'caption 1'} & set(texts)
+
+
+def test_a_worker_with_no_usable_sample_is_one_line(tmp_path):
+    pattern = write_with_bad_samples(tmp_path, shards=2, per_shard=2, bad=(0, 1))
+    with pytest.raises(
+        DatasetError, match='no usable sample in the shards of worker 0'
+    ):
+        epoch(pattern, 0, 2, workers=1, on_bad_record='skip')
+
+
+@pytest.mark.slow  # two gloo processes (~20 s on 2 busy CPUs)
+def test_ranks_under_torchrun_step_alike_when_samples_are_skipped(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from ..conftest import REPO
+    from ..engine.test_distributed import free_port
+
+    pattern = write_with_bad_samples(tmp_path)
+    records = []
+    for i in range(8):
+        name = f'{i}.png'
+        (tmp_path / name).write_bytes(png((80, 64)) if i not in (0, 2, 5) else b'')
+        records.append({'image_file': name, 'text': f'record {i}'})
+    (tmp_path / 'data.json').write_text(json.dumps(records))
+    result = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'torch.distributed.run',
+            '--nproc_per_node',
+            '2',
+            '--master_port',
+            str(free_port()),
+            os.path.join(REPO, 'tests/datasets/web_dataset_ranks.py'),
+            pattern,
+            str(tmp_path / 'data.json'),
+            str(tmp_path / 'cache'),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=dict(
+            os.environ,
+            OMP_NUM_THREADS='1',
+            PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]),
+        ),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = json.loads(result.stdout.strip().splitlines()[-1])
+    assert ranks[0] == ranks[1], ranks
+    assert ranks[0]['shards'] == 4 and ranks[0]['records'] == 2  # 5 usable records

@@ -3,6 +3,7 @@
 import json
 import os
 import os.path as osp
+from pathlib import Path
 
 from ..conftest import REPO
 from ..datasets.bad_inputs import write_case
@@ -27,7 +28,7 @@ def test_problems_are_listed_and_exit_nonzero(tmp_path):
     assert lines[2] == '  record 3 (images/missing.jpg): no such file'
 
 
-def test_counts_by_problem_and_verdicts_cached_by_size_and_mtime(tmp_path):
+def test_counts_by_problem_and_verdicts_cached_until_a_file_changes(tmp_path):
     from .helpers import run_tool_in_process
 
     records = write_case(tmp_path, 'truncated JPEG')
@@ -37,14 +38,23 @@ def test_counts_by_problem_and_verdicts_cached_by_size_and_mtime(tmp_path):
         'check_dataset.py', tmp_path / 'data.json', '--workers', '2'
     )
     assert '(no such file: 3, truncated or corrupt JPEG: 1)' in one_line_error(result)
-    # A file changed behind the cache's back (same size, same mtime) keeps
-    # its verdict: the second run did not read it again.
+    # Nothing changed: no image is read again, the index is not rewritten.
+    (meta,) = [
+        path
+        for path in (Path(os.environ['DIFFENGINE_IPA_CACHE']) / 'dataset_index').glob(
+            '*/meta.json'
+        )
+        if json.loads(path.read_text())['source'] == str(tmp_path / 'data.json')
+    ]
+    written = meta.stat().st_mtime_ns
+    again = run_tool_in_process('check_dataset.py', tmp_path / 'data.json')
+    assert '4 of 5 records are unusable' in one_line_error(again)
+    assert meta.stat().st_mtime_ns == written
+    # A file replaced behind the cache's back, with the same size and mtime
+    # (as ``cp -p`` leaves it), is read again: its ctime changed.
     good = tmp_path / 'images/good.jpg'
     stat = good.stat()
     good.write_bytes(b'\0' * stat.st_size)
     os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    again = run_tool_in_process('check_dataset.py', tmp_path / 'data.json')
-    assert '4 of 5 records are unusable' in one_line_error(again)
-    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     third = run_tool_in_process('check_dataset.py', tmp_path / 'data.json')
     assert '5 of 5 records are unusable' in one_line_error(third)
