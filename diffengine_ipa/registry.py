@@ -44,5 +44,5 @@ LOG_PROCESSORS = _child('LOG_PROCESSORS')
 # tiny models for tests and the demo, the full-size ones for parameter counts
 # and benchmarks.
 ARCHITECTURES = Registry(
-    'architecture', locations=['diffengine_ipa.testing.architectures']
+    'architecture', locations=['diffengine_ipa.models.random_models.architectures']
 )

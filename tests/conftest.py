@@ -180,7 +180,10 @@ def tiny_families(tmp_path_factory) -> dict:
     disable_progress_bars()
 
     def write(out: str) -> dict:
-        from diffengine_ipa.testing import write_base_model, write_clip_judge
+        from diffengine_ipa.models.random_models import (
+            write_base_model,
+            write_clip_judge,
+        )
 
         judge = write_clip_judge('tiny_clip', out)
         families = {}

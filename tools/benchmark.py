@@ -22,19 +22,22 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # benchmarks
+
+from benchmarks.benchmark import (
+    benchmark_architectures,
+    format_rows,
+    run_benchmark,
+)
 from diffengine_ipa.cli import ToolParser, check_device, int_at_least, output_file
 from diffengine_ipa.dtypes import DTYPE_NAMES
 from diffengine_ipa.engine import hardware
 from diffengine_ipa.errors import run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
 from diffengine_ipa.models.model_sources import disable_progress_bars
-from diffengine_ipa.testing.architectures import architecture_spec
-from diffengine_ipa.testing.benchmark import (
-    benchmark_architectures,
-    format_rows,
-    run_benchmark,
-)
+from diffengine_ipa.models.random_models.architectures import architecture_spec
 
 
 def hardware_choices(args: argparse.Namespace) -> tuple[str, bool]:

@@ -18,7 +18,7 @@ SD3.5-Large and FLUX.1 at 1024, batch 1 and 4, with and without gradient
 checkpointing, each under every quantization of the frozen denoiser (none,
 int8, fp8, NF4) and with or without the embedding cache (which frees the
 encoders), marking the 16, 24, 48 and 80 GB cards each fits (see
-diffengine_ipa.testing.memory_options).
+diffengine_ipa.apis.memory_options).
 """
 
 import argparse
@@ -82,8 +82,8 @@ def parse_args() -> argparse.Namespace:
 
 def card_rows(frozen_dtype: str) -> list[dict]:
     """Every row of ``--cards`` (16 fake-tensor steps)."""
-    from diffengine_ipa.testing.memory_estimate import estimate_training_memory
-    from diffengine_ipa.testing.memory_options import option_rows
+    from diffengine_ipa.apis.memory_estimate import estimate_training_memory
+    from diffengine_ipa.apis.memory_options import option_rows
 
     rows = []
     for architecture, resolution in CARDS_ROWS:
@@ -131,9 +131,11 @@ def main() -> None:
         raise UserError('--batch: distinct sizes of 1 or more')
     from mmengine.registry import init_default_scope
 
+    from diffengine_ipa.apis.memory_estimate import estimate_training_memory
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.testing.benchmark import benchmark_architectures
-    from diffengine_ipa.testing.memory_estimate import estimate_training_memory
+    from diffengine_ipa.models.random_models.architectures import (
+        base_architectures as benchmark_architectures,
+    )
 
     init_default_scope('diffengine_ipa')
     disable_progress_bars()

@@ -39,7 +39,7 @@ def main() -> None:
 
     quiet_third_party()
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.testing import write_base_model, write_clip_judge
+    from diffengine_ipa.models.random_models import write_base_model, write_clip_judge
 
     disable_progress_bars()
     for name in args.architectures:

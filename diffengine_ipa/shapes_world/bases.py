@@ -21,7 +21,7 @@ import os
 import os.path as osp
 from typing import Any
 
-from ..testing.architectures import (
+from ..models.random_models.architectures import (
     FLUX_SCHEDULER,
     SD3_SCHEDULER,
     SD15_SCHEDULER,

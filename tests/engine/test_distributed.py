@@ -240,8 +240,8 @@ def test_block_wrap_policy_shards_each_transformer_block():
     each block named in the config: FLUX's 19 + 38 blocks at full size."""
     from functools import partial
 
+    from diffengine_ipa.models.random_models import build_component
     from diffengine_ipa.registry import FUNCTIONS
-    from diffengine_ipa.testing import build_component
 
     policy = partial(
         FUNCTIONS.get('block_wrap_policy'),

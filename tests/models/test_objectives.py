@@ -7,7 +7,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
 from diffengine_ipa.models.objectives import NoisePrediction, RectifiedFlow
-from diffengine_ipa.testing.architectures import (
+from diffengine_ipa.models.random_models.architectures import (
     FLUX_SCHEDULER,
     SD3_SCHEDULER,
     SD15_SCHEDULER,

@@ -26,7 +26,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ..dtypes import to_dtype
-from .architectures import architecture_spec
+from ..models.random_models.architectures import architecture_spec
 from .memory_options import part_bytes
 
 __all__ = ['StorageCounter', 'estimate_training_memory']

@@ -14,10 +14,10 @@ or write it as a local folder (:mod:`.writers`) so that the tiny default goes
 through the same ``from_pretrained`` code as real weights.
 """
 
-from ..registry import ARCHITECTURES
+from ...registry import ARCHITECTURES
 from .tokenizers import TINY_BOS, TINY_EOS, TINY_VOCAB
 
-__all__ = ['architecture_spec']
+__all__ = ['architecture_spec', 'base_architectures']
 
 # The SD1.5 scheduler config (stable-diffusion-v1-5, scheduler/).
 SD15_SCHEDULER = dict(
@@ -73,6 +73,15 @@ def architecture_spec(name: str) -> dict:
             f'{sorted(ARCHITECTURES.module_dict)}'
         )
     return spec()
+
+
+def base_architectures() -> list[str]:
+    """The base architectures (those naming a model family)."""
+    return sorted(
+        name
+        for name in ARCHITECTURES.module_dict
+        if 'family' in architecture_spec(name)
+    )
 
 
 def _clip_text(

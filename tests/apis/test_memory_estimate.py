@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffengine_ipa.testing.memory_estimate import (
+from diffengine_ipa.apis.memory_estimate import (
     StorageCounter,
     estimate_training_memory,
 )
@@ -36,7 +36,7 @@ def test_dit_families_estimate(architecture):
 
 
 def test_quantization_and_cache_rows_of_an_estimate():
-    from diffengine_ipa.testing.memory_options import QUANTIZED_BITS, option_rows
+    from diffengine_ipa.apis.memory_options import QUANTIZED_BITS, option_rows
 
     estimate = estimate_training_memory('tiny_sd15', 1)
     parts = estimate['parts']
