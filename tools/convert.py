@@ -85,11 +85,12 @@ def processor_names(config: str | None) -> list[str] | None:
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
 
+    from diffengine_ipa.models.families import family_type
     from diffengine_ipa.models.model_sources import load_component
     from diffengine_ipa.user_config import load_user_config
 
     model = load_user_config(config).model
-    if model.get('family', {}).get('type', 'SD15') not in ('SD15', 'SDXL'):
+    if family_type(model) not in ('SD15', 'SDXL'):
         raise CheckpointError(
             f'--config {config}: the official scripts train '
             'SD1.5 and SDXL adapters only'

@@ -253,20 +253,23 @@ def main() -> None:
     from diffengine_ipa.cli import check_device, check_image_size
     from diffengine_ipa.fileio import atomic_path
     from diffengine_ipa.image_io import read_rgb_image
+    from diffengine_ipa.models.families import family_class
     from diffengine_ipa.models.generation import check_true_cfg
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.registry import MODELS
     from diffengine_ipa.user_config import load_user_config
 
     if args.device:
         check_device(args.device)
     scale = parse_scale(args.scale)
     cfg = load_user_config(args.config, args.cfg_options)
-    family = MODELS.get(cfg.model.get('family', dict(type='SD15'))['type'])
+    family = family_class(cfg.model)
     check_true_cfg(family, args.true_cfg_scale, '--true-cfg-scale')
     settings = generation_settings(cfg.model, height=args.height, width=args.width)
     check_image_size(
-        settings['height'], settings['width'], family.size_multiple, family.__name__
+        settings['height'],
+        settings['width'],
+        family.generation.size_multiple,
+        family.__name__,
     )
     references = per_adapter(args.image)
     paths = output_paths(args, references)

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, UserError
+from ..models.families import family_class
 from ..models.generation import AdapterPipeline, ImagePrompt, pipeline_extras
 from ..models.image_encoders import image_encoder_config
 from ..models.image_projections import PROJECTIONS_BY_VARIANT
@@ -85,12 +86,17 @@ def _load_base(
     the config's, a folder or Hub id, or a single-file checkpoint."""
     import diffusers
 
-    name = family.controlnet_pipeline_class if controlnet else family.pipeline_class
+    generation = family.generation
+    name = (
+        generation.controlnet_pipeline_class
+        if controlnet
+        else generation.pipeline_class
+    )
     pipeline_class = getattr(diffusers, name)
     extra = dict(pipeline_extras(pipeline_class))
     if controlnet:
         extra['controlnet'] = load_component(
-            getattr(diffusers, family.controlnet_model_class),
+            getattr(diffusers, generation.controlnet_model_class),
             controlnet,
             field='--controlnet',
             dtype=dtype,
@@ -144,9 +150,10 @@ def load_pipeline(
             base model, image encoder or variant, or the family's pipeline
             cannot take what is asked (e.g. two adapters for SD3.5).
     """
-    settings = dict(model_cfg.get('family', dict(type='SD15')))
-    family = MODELS.get(settings.pop('type'))
-    family.check_image_prompts([1] * len(adapters))
+    family = family_class(model_cfg)
+    settings = dict(model_cfg.get('family') or {})
+    settings.pop('type', None)
+    family.generation.check_image_prompts([1] * len(adapters))
     files = {}
     for spec in adapters:  # read and check the files before any model loads
         try:
@@ -188,7 +195,7 @@ def load_pipeline(
     first = prompts[0].image_encoder
     pipe.register_modules(image_encoder=first.model, feature_extractor=first.processor)
     try:
-        family.load_ip_adapter(pipe, states)
+        family.generation.load_ip_adapter(pipe, states)
     except (RuntimeError, ValueError, KeyError, IndexError) as err:
         # What the checks above cannot see: a layer sized for another model.
         detail = str(err).strip().splitlines()
@@ -216,8 +223,8 @@ def build_pipeline(
 def generation_settings(model_cfg: dict, **given: Any) -> dict[str, Any]:
     """How to generate: what the caller gives (``None`` = not given), else
     the config's ``generation_cfg``, else the family's defaults."""
-    family = MODELS.get(dict(model_cfg.get('family', dict(type='SD15')))['type'])
-    settings = dict(family.generation_defaults, height=None, width=None)
+    family = family_class(model_cfg)
+    settings = dict(family.generation.generation_defaults, height=None, width=None)
     settings.update(model_cfg.get('generation_cfg') or {})
     settings.update({k: v for k, v in given.items() if v is not None})
     return settings

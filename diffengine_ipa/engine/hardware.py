@@ -397,11 +397,9 @@ def requested_settings(cfg: Any, amp: str | None, device: str) -> dict:
 
 def denoiser_is_unet(model_cfg: dict) -> bool:
     """Whether the config's model family denoises with a UNet."""
-    from ..registry import MODELS
+    from ..models.families import family_class
 
-    family = (model_cfg.get('family') or {}).get('type', 'SD15')
-    family_class = MODELS.get(family) if isinstance(family, str) else family
-    return getattr(family_class, 'denoiser_name', 'unet') == 'unet'
+    return getattr(family_class(model_cfg), 'denoiser_name', 'unet') == 'unet'
 
 
 def _set_precision(optim_wrapper: dict, amp: str) -> None:

@@ -130,12 +130,17 @@ def test_per_block_scales(tiny_families, convert_tiny, variant, scale):
 def test_presets_are_instantstyles_sdxl_blocks():
     from diffengine_ipa.models import SD15, SDXL
 
-    assert SDXL.adapter_scale('style', 1) == {'up': {'block_0': [0.0, 1.0, 0.0]}}
-    assert SDXL.adapter_scale('layout', 2) == [{'down': {'block_2': [0.0, 1.0]}}] * 2
+    assert SDXL.generation.adapter_scale('style', 1) == {
+        'up': {'block_0': [0.0, 1.0, 0.0]}
+    }
+    assert (
+        SDXL.generation.adapter_scale('layout', 2)
+        == [{'down': {'block_2': [0.0, 1.0]}}] * 2
+    )
     with pytest.raises(
         UserError, match="InstantStyle's style and layout blocks are SDXL's"
     ):
-        SD15.adapter_scale('style', 1)
+        SD15.generation.adapter_scale('style', 1)
 
 
 def test_region_masks(tiny_families, converted):

@@ -15,9 +15,8 @@ from diffengine_ipa.official_format import (
     rename_to_official,
 )
 
-from ..conftest import build_tiny_model
+from ..conftest import FAMILIES, build_tiny_model
 
-FAMILIES = ('sd15', 'sdxl', 'sd3', 'flux')
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 import torch
 from mmengine.logging import MessageHub
 
+from diffengine_ipa.models.families.sd15 import SD15_SCHEDULER
 from diffengine_ipa.models.objectives import NoisePrediction
-from diffengine_ipa.models.random_models.architectures import SD15_SCHEDULER
 from diffengine_ipa.models.training_draws import draw_training_randomness
 
 SHAPE = (4, 8, 8)

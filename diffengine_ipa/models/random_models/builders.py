@@ -125,7 +125,7 @@ def write_base_model(
         seed,
     )
     family = MODELS.get(spec['family'])
-    pipeline_class = getattr(diffusers, family.pipeline_class)
+    pipeline_class = getattr(diffusers, family.generation.pipeline_class)
     components = {
         name: build_component(architecture, name, seed=seed)
         for name in (*family.components, 'scheduler')
