@@ -18,7 +18,6 @@ from diffengine_ipa.official_format import (
 from ..conftest import FAMILIES, build_tiny_model
 
 
-
 @pytest.mark.parametrize(
     'architecture, encoder, family, layers, count',
     [
