@@ -299,20 +299,19 @@ def test_tensorboard_flag(tmp_path):
     """``--tensorboard`` adds MMEngine's backend where the runner reads it,
     or stops with one line naming the extra to install."""
     import importlib.util
-    import runpy
 
     from mmengine.config import Config
 
+    from diffengine_ipa.apis.train import enable_tensorboard
     from diffengine_ipa.errors import UserError
 
-    train = runpy.run_path(osp.join(REPO, 'tools/train.py'), run_name='train')
     cfg = Config.fromfile(TINY_CONFIG)
     if importlib.util.find_spec('tensorboard') is None:
         with pytest.raises(UserError, match=r"pip install '\.\[tensorboard\]'"):
-            train['enable_tensorboard'](cfg)
+            enable_tensorboard(cfg)
         return
-    train['enable_tensorboard'](cfg)
-    train['enable_tensorboard'](cfg)  # once only
+    enable_tensorboard(cfg)
+    enable_tensorboard(cfg)  # once only
     assert [b['type'] for b in cfg.visualizer.vis_backends] == [
         'LocalVisBackend',
         'TensorboardVisBackend',
