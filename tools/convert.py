@@ -27,10 +27,8 @@ import os.path as osp
 
 from diffengine_ipa import __version__
 from diffengine_ipa.cli import ToolParser, output_file
+from diffengine_ipa.dtypes import DTYPE_NAMES
 from diffengine_ipa.errors import CheckpointError, run_tool
-
-# dtypes.DTYPE_NAMES, written out so that --help imports nothing heavy.
-DTYPE_NAMES = ('fp32', 'fp16', 'bf16')
 
 
 def parse_args() -> argparse.Namespace:

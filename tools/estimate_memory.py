@@ -25,6 +25,7 @@ import argparse
 import json
 import os.path as osp
 
+from diffengine_ipa.dtypes import DTYPE_NAMES
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
 
@@ -54,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--frozen-dtype',
         default='bf16',
-        choices=['fp32', 'fp16', 'bf16'],
+        choices=DTYPE_NAMES,
         help='precision of the frozen weights (default: bf16)',
     )
     parser.add_argument(

@@ -15,10 +15,8 @@ import argparse
 import os
 
 from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
+from diffengine_ipa.dtypes import AMP_MODES
 from diffengine_ipa.errors import run_tool
-
-# hardware.AMP_MODES, written out so that --help imports nothing heavy.
-AMP_MODES = ('auto', 'bf16', 'fp16', 'fp32')
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,6 +8,8 @@ registered beside it. The same seed therefore gives the same image as
 diffusers with the converted files loaded.
 """
 
+import json
+import math
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,13 +68,38 @@ class AdapterSpec:
                 encoder = dict(pretrained_model_name_or_path=path, subfolder=subfolder)
         scale: Any = 1.0
         head, _, tail = text.rpartition(':')
-        if head:
-            try:
-                scale = float(tail)
-                text = head
-            except ValueError:  # a colon of the path itself
-                pass
+        if head and not isinstance(value := parse_scale(tail, text), str):
+            scale, text = value, head  # else a colon of the path itself
         return cls(text, scale, encoder)
+
+
+def parse_scale(text: str | float | None, field: str = 'scale') -> Any:
+    """A scale as written: a number, one per adapter (``0.5,0.8``), the
+    per-block form as JSON, or a preset's name (``style``); the one parser of
+    the command line, ``PATH:SCALE`` and the web UI.
+
+    Raises:
+        UserError: one line for JSON that does not parse or a number that is
+            negative or not finite.
+    """
+    if text is None or isinstance(text, (int, float)):
+        values = [] if text is None else [float(text)]
+        text = str(text)
+    elif text.lstrip().startswith(('{', '[')):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f'{field} {text}: not JSON ({err.msg})') from None
+    else:
+        try:
+            values = [float(part) for part in text.split(',')]
+        except ValueError:
+            return text  # a preset
+    if not values:
+        return None
+    if not all(math.isfinite(value) and value >= 0 for value in values):
+        raise UserError(f'{field} {text}: scales are finite numbers, 0 or more')
+    return values[0] if len(values) == 1 else values
 
 
 def _load_base(

@@ -21,6 +21,7 @@ import dataclasses
 import os
 from typing import Any
 
+from ..dtypes import AMP_MODES
 from ..errors import UserError
 
 __all__ = [
@@ -51,7 +52,6 @@ SETTINGS = (
     'compile',
 )
 COMPILE_VALUES = (False, True, 'whole', 'regional')
-AMP_MODES = ('auto', 'bf16', 'fp16', 'fp32')
 # 'default': PyTorch's own order (flash, memory-efficient, cuDNN, then math
 # where no fused kernel takes the inputs); the others allow one kernel only.
 ATTENTION_BACKENDS = ('default', 'flash', 'efficient', 'cudnn', 'math')
