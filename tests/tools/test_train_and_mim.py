@@ -117,6 +117,17 @@ def test_pip_install_ships_every_config_for_mim(installed):
 
 
 @pytest.mark.slow
+def test_pip_install_ships_no_scaffolding(installed):
+    """The installed package holds the product only: the random-weight
+    models the demo needs, no test scaffolding and no benchmarks."""
+    assert osp.isfile(
+        osp.join(installed, 'diffengine_ipa/models/random_models/architectures.py')
+    )
+    for absent in ('diffengine_ipa/testing', 'benchmarks'):
+        assert not osp.exists(osp.join(installed, absent)), absent
+
+
+@pytest.mark.slow
 def test_mim_train_after_pip_install(installed, tiny_family, tmp_path):
     site = installed
     work_dir = tmp_path / 'work_dir'
