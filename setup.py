@@ -59,7 +59,9 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.10',
-    packages=find_packages(exclude=('configs', 'tools', 'tests', 'tests.*')),
+    packages=find_packages(
+        exclude=('configs', 'tools', 'tests', 'tests.*', 'benchmarks', 'benchmarks.*')
+    ),
     include_package_data=False,
     package_data={'diffengine_ipa': ['.mim/**/*']},
     install_requires=read_requirements('runtime.txt'),

@@ -20,6 +20,7 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)  # the benchmarks package
 MODES = ('kept', 'freed')
 
 
@@ -49,15 +50,15 @@ def measure(
     """One row: the peak memory of ``steps`` cached steps in ``mode``."""
     import torch
 
-    from diffengine_ipa.models.resident_encoders import release_encoders
-    from diffengine_ipa.testing.architectures import architecture_spec
-    from diffengine_ipa.testing.benchmark import (
+    from benchmarks.benchmark import (
         PeakMemory,
         build_benchmark_model,
         cached_inputs,
         device_name,
         make_inputs,
     )
+    from diffengine_ipa.models.random_models.architectures import architecture_spec
+    from diffengine_ipa.models.resident_encoders import release_encoders
 
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
     resolution = resolution or architecture_spec(architecture)['resolution']

@@ -30,7 +30,19 @@ __all__ = [
     'IMAGE_EXTENSIONS',
 ]
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff')
+# The image files the kit reads, the one list: caption folders, the record
+# check, the web UI's uploads and folder scan (a GIF is read as its first
+# frame). Written images take the same, but GIF (256 colours).
+IMAGE_EXTENSIONS = (
+    '.png',
+    '.jpg',
+    '.jpeg',
+    '.webp',
+    '.bmp',
+    '.gif',
+    '.tif',
+    '.tiff',
+)
 _MAX_SEED = 2**63 - 1
 
 
@@ -135,7 +147,7 @@ def output_file(*extensions: str) -> Callable[[str], str]:
     return parse
 
 
-output_image = output_file(*IMAGE_EXTENSIONS)
+output_image = output_file(*(e for e in IMAGE_EXTENSIONS if e != '.gif'))
 
 
 def output_folder(text: str) -> str:

@@ -9,7 +9,15 @@ registry import the module that holds a class only when a config asks for it.
 from mmengine import registry as mmengine_registry
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'HOOKS', 'METRICS', 'ARCHITECTURES']
+__all__ = [
+    'MODELS',
+    'DATASETS',
+    'TRANSFORMS',
+    'HOOKS',
+    'METRICS',
+    'ARCHITECTURES',
+    'LAYOUTS',
+]
 
 
 def _child(name: str, locations: tuple = ()) -> Registry:
@@ -44,5 +52,12 @@ LOG_PROCESSORS = _child('LOG_PROCESSORS')
 # tiny models for tests and the demo, the full-size ones for parameter counts
 # and benchmarks.
 ARCHITECTURES = Registry(
-    'architecture', locations=['diffengine_ipa.testing.architectures']
+    'architecture',
+    locations=[
+        'diffengine_ipa.models.random_models.architectures',
+        'diffengine_ipa.models.families',
+    ],
 )
+# The official adapter file layouts, each defined by the family that saves in
+# it (read by diffengine_ipa.official_format without importing a family).
+LAYOUTS = Registry('adapter layout', locations=['diffengine_ipa.models.families'])

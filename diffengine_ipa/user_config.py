@@ -1,8 +1,10 @@
-"""Read a user's config file: one-line errors, unknown top-level keys and
-renamed fields refused (MMEngine silently ignores them), nested keys checked
-against the classes they build, the reference preprocessing linked to the
-image encoder, the dataset's ``resolution`` given to its resizes and crops,
-and ``validate=False`` turning validation and sample images off in one place.
+"""Read a user's config file (:func:`load_user_config`), then take it through
+:data:`CONFIG_STEPS`, one documented sequence in one order: input paths
+resolved; unknown top-level keys and renamed fields refused (MMEngine
+silently ignores them); the reference preprocessing linked to the image
+encoder; the dataset's ``resolution`` given to its resizes and crops; the
+held-out validation and ``validate=False`` switches; nested keys checked
+against the classes they build.
 
 A misspelt ``trian_cfg`` would otherwise train with the defaults. Known keys
 are those ``Runner.from_cfg`` reads, plus the helpers our configs share
@@ -29,7 +31,9 @@ __all__ = [
     'fill_dataset_resolutions',
     'apply_validate_switch',
     'apply_held_out_validation',
+    'CONFIG_STEPS',
     'prepare_config',
+    'resolve_repo_paths',
     'read_config_file',
     'load_user_config',
 ]
@@ -147,7 +151,7 @@ def check_renamed_fields(cfg: Config, source: str) -> None:
                 )
 
 
-def link_image_preprocessing(cfg: Config) -> None:
+def link_image_preprocessing(cfg: Config, source: str = '') -> None:
     """Give every ``PreprocessReference`` without an encoder the model's
     ``image_encoder``, after ``--cfg-options``: the reference is preprocessed
     as the configured encoder's own processor does, whatever encoder that is."""
@@ -165,7 +169,7 @@ def link_image_preprocessing(cfg: Config) -> None:
 VISUALIZATION_HOOKS = ('IPAdapterVisualizationHook',)
 
 
-def fill_dataset_resolutions(cfg: Config) -> None:
+def fill_dataset_resolutions(cfg: Config, source: str = '') -> None:
     """Give each resize and crop without a size its dataset's
     ``resolution`` (the dataset does so too; here the loaded config shows
     the sizes to every tool and script that reads its pipeline)."""
@@ -179,7 +183,7 @@ def fill_dataset_resolutions(cfg: Config) -> None:
             )
 
 
-def apply_validate_switch(cfg: Config) -> None:
+def apply_validate_switch(cfg: Config, source: str = '') -> None:
     """``validate=False``: no validation loop (MMEngine's would still run at
     the last epoch whatever ``val_interval`` says) and no sample images."""
     if cfg.get('validate', True):
@@ -279,17 +283,32 @@ def resolve_repo_paths(cfg: Any, source: str) -> None:
     visit(cfg._cfg_dict if isinstance(cfg, Config) else cfg)
 
 
+# What a loaded config goes through, in this order (prepare_config). Each
+# step reads the config as the steps before it left it:
+CONFIG_STEPS = (
+    # paths first: every later step, and every check, sees the real paths
+    (resolve_repo_paths, 'relative input paths found from any directory'),
+    # refuse before changing anything: the errors name the user's own file
+    (check_top_level_keys, 'unknown top-level keys are errors'),
+    (check_renamed_fields, 'renamed model fields and transforms are errors'),
+    # fill in what the datasets' pipelines leave to the model and the dataset
+    (link_image_preprocessing, "references preprocessed as the encoder's own"),
+    (fill_dataset_resolutions, "sizes of resizes and crops from 'resolution'"),
+    # the switches: a held-out set replaces the validation set, then
+    # validate=False may drop validation altogether
+    (apply_held_out_validation, 'val_split / val_ann_file'),
+    (apply_validate_switch, 'validate=False'),
+    # last: the nested keys of the final config against their classes
+    (check_config_arguments, 'nested keys against the classes they build'),
+)
+
+
 def prepare_config(cfg: Config, source: str) -> Config:
     """Check a loaded config, link its preprocessing and apply its switches
-    (what every tool does before building anything)."""
-    resolve_repo_paths(cfg, source)
-    check_top_level_keys(cfg, source)
-    check_renamed_fields(cfg, source)
-    link_image_preprocessing(cfg)
-    fill_dataset_resolutions(cfg)
-    apply_held_out_validation(cfg, source)
-    apply_validate_switch(cfg)
-    check_config_arguments(cfg, source)
+    (what every tool does before building anything): :data:`CONFIG_STEPS`,
+    in order."""
+    for step, _ in CONFIG_STEPS:
+        step(cfg, source)
     return cfg
 
 

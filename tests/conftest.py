@@ -41,22 +41,28 @@ import pytest  # noqa: E402
 from filelock import FileLock  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
+from diffengine_ipa.models.families import FAMILIES as FAMILY_REGISTRY  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-FAMILIES = ('sd15', 'sdxl', 'sd3', 'flux')
-# The tiny configs by variant: each family, and Plus for SD1.5 and SDXL.
-TINY_CONFIGS = dict(
-    sd15='tiny_sd15_mini_dataset.py',
-    sdxl='tiny_sdxl_mini_dataset.py',
-    sd15_plus='tiny_sd15_mini_dataset_plus.py',
-    sdxl_plus='tiny_sdxl_mini_dataset_plus.py',
-    sd3='tiny_sd35_mini_dataset.py',
-    flux='tiny_flux_mini_dataset.py',
-)
-TINY_CONFIGS = {
-    name: osp.join(REPO, 'configs/ip_adapter', file)
-    for name, file in TINY_CONFIGS.items()
-}
-TINY_CONFIG = TINY_CONFIGS['sd15']
+# The families, from the registry: the first is a config's default.
+FAMILIES = tuple(FAMILY_REGISTRY)
+
+
+def _tiny_configs() -> dict[str, str]:
+    """The tiny configs by variant: each family's, and its Plus config
+    (``<tiny config>_plus.py``) where there is one."""
+    folder = osp.join(REPO, 'configs/ip_adapter')
+    configs = {}
+    for name, entry in FAMILY_REGISTRY.items():
+        configs[name] = osp.join(folder, entry.tiny_config)
+        plus = configs[name].replace('.py', '_plus.py')
+        if osp.isfile(plus):
+            configs[f'{name}_plus'] = plus
+    return configs
+
+
+TINY_CONFIGS = _tiny_configs()
+TINY_CONFIG = TINY_CONFIGS[FAMILIES[0]]
 
 
 def pytest_configure(config) -> None:
@@ -163,12 +169,13 @@ def repo_build_lock(tmp_path_factory) -> FileLock:
 
 
 def family_of(variant: str) -> str:
-    """'sd15', 'sdxl', 'sd3' or 'flux' for a variant name or config path."""
+    """The family ('sd15', 'sdxl', ...) of a variant name or config path:
+    the one whose name it contains, else the default."""
     name = osp.basename(variant)
-    for family in ('sdxl', 'sd3', 'flux'):
+    for family in FAMILIES[1:]:
         if family in name:
             return family
-    return 'sd15'
+    return FAMILIES[0]
 
 
 @pytest.fixture(scope='session')
@@ -180,12 +187,15 @@ def tiny_families(tmp_path_factory) -> dict:
     disable_progress_bars()
 
     def write(out: str) -> dict:
-        from diffengine_ipa.testing import write_base_model, write_clip_judge
+        from diffengine_ipa.models.random_models import (
+            write_base_model,
+            write_clip_judge,
+        )
 
         judge = write_clip_judge('tiny_clip', out)
         families = {}
-        for name in FAMILIES:
-            base, encoder = write_base_model(f'tiny_{name}', out)
+        for name, entry in FAMILY_REGISTRY.items():
+            base, encoder = write_base_model(entry.tiny_architecture, out)
             families[name] = dict(base=base, image_encoder=encoder, judge=judge)
         return families
 

@@ -17,6 +17,7 @@ def test_import_is_light():
 
 
 def test_classes_register_in_our_scope():
+    from diffengine_ipa.models.families import FAMILIES
     from diffengine_ipa.registry import (
         ARCHITECTURES,
         DATASETS,
@@ -34,10 +35,7 @@ def test_classes_register_in_our_scope():
             'IPAdapterImageProjection',
             'IPAdapterPlusImageProjection',
             'IPAdapterTimeImageProjection',
-            'SD15',
-            'SDXL',
-            'SD3',
-            'Flux',
+            *(entry.base.__name__ for entry in FAMILIES.values()),
             'CLIPImageEncoder',
             'SiglipImageEncoder',
             'Dinov2ImageEncoder',
@@ -58,14 +56,8 @@ def test_classes_register_in_our_scope():
         LOOPS: ['ResumableEpochBasedTrainLoop'],
         FUNCTIONS: ['block_wrap_policy'],
         ARCHITECTURES: [
-            'sd15',
-            'tiny_sd15',
-            'sdxl',
-            'tiny_sdxl',
-            'sd35_large',
-            'tiny_sd3',
-            'flux1_dev',
-            'tiny_flux',
+            *(entry.architecture for entry in FAMILIES.values()),
+            *(entry.tiny_architecture for entry in FAMILIES.values()),
             'clip-vit-large-patch14',
             'clip-vit-huge-patch14',
             'clip-vit-bigg-patch14',

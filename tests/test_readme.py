@@ -153,7 +153,7 @@ COMMANDS = {
     'python tools/benchmark.py --family {tiny_sd15,mid_sd15,sd15,sdxl,sd35_large,'
     'flux1_dev,...} [--batch B] [--resolution R] [--dtype auto|fp32|bf16|fp16] '
     '[--channels-last auto|on|off] [--steps N] [--infer-steps 30] [--compile] '
-    '[--gradient-checkpointing] [--out benchmarks/FILE.json]': 'tests/testing/test_benchmark.py::test_benchmark_tiny_emits_json',
+    '[--gradient-checkpointing] [--out benchmarks/FILE.json]': 'tests/benchmarks/test_benchmark.py::test_benchmark_tiny_emits_json',
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --cfg-options '
     'train_dataloader.dataset.ann_file=/data/mine/data.json '
     'train_dataloader.batch_size=8': EVERY,
@@ -168,7 +168,7 @@ COMMANDS = {
     'python tools/estimate_memory.py --family flux1_dev --resolution 1024 '
     '--batch 1 2 --gpu-memory 80': skip(
         'a full-size model (minutes, ~40 GB of host memory); '
-        'tests/testing/test_memory_estimate.py runs the estimate on the tiny '
+        'tests/apis/test_memory_estimate.py runs the estimate on the tiny '
         'and DiT architectures'
     ),
     'python tools/estimate_memory.py --family sd35_large --resolution 512 '

@@ -22,24 +22,22 @@ import argparse
 import json
 import os
 import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # benchmarks
 
 from diffengine_ipa.cli import ToolParser, check_device, int_at_least, output_file
 from diffengine_ipa.dtypes import DTYPE_NAMES
-from diffengine_ipa.engine import hardware
 from diffengine_ipa.errors import run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
-from diffengine_ipa.models.model_sources import disable_progress_bars
-from diffengine_ipa.testing.architectures import architecture_spec
-from diffengine_ipa.testing.benchmark import (
-    benchmark_architectures,
-    format_rows,
-    run_benchmark,
-)
 
 
 def hardware_choices(args: argparse.Namespace) -> tuple[str, bool]:
     """``--dtype`` and ``--channels-last``, with 'auto' decided as the train
     script decides (threads too); the decisions are printed."""
+    from diffengine_ipa.engine import hardware
+    from diffengine_ipa.models.random_models.architectures import architecture_spec
+
     caps = hardware.detect(args.device)
     requested = dict(threads='auto')
     if args.dtype == 'auto':
@@ -66,44 +64,67 @@ def main() -> None:
     parser.add_argument(
         '--family',
         default='tiny_sd15',
-        choices=benchmark_architectures(),
-        help='the architecture (random weights)',
+        help='a base architecture (random weights): sd15, sdxl, sd35_large, '
+        'flux1_dev, mid_sd15, tiny_* (default: tiny_sd15)',
     )
-    parser.add_argument('--batch', type=int_at_least(1), default=1)
+    parser.add_argument(
+        '--batch', type=int_at_least(1), default=1, help='batch size (default: 1)'
+    )
     parser.add_argument(
         '--resolution',
         type=int_at_least(8),
         help="default: the architecture's training resolution",
     )
-    parser.add_argument('--dtype', default='auto', choices=['auto', *DTYPE_NAMES])
+    parser.add_argument(
+        '--dtype',
+        default='auto',
+        choices=['auto', *DTYPE_NAMES],
+        help="precision (default: auto, the train script's choice)",
+    )
     parser.add_argument(
         '--channels-last',
         default='auto',
         choices=['auto', 'on', 'off'],
-        help='our path channels-last (auto: for UNets)',
+        help='our path channels-last (default: auto, for UNets)',
     )
-    parser.add_argument('--gradient-checkpointing', action='store_true')
+    parser.add_argument(
+        '--gradient-checkpointing',
+        action='store_true',
+        help='in both loops (default: off)',
+    )
     parser.add_argument(
         '--on-device',
         action='store_true',
-        help='initialise the random weights on the device',
+        help='initialise the random weights on the device (default: off)',
     )
     parser.add_argument(
-        '--steps', type=int_at_least(1), default=5, help='timed training steps per loop'
+        '--steps',
+        type=int_at_least(1),
+        default=5,
+        help='timed training steps per loop (default: 5)',
     )
-    parser.add_argument('--warmup', type=int_at_least(0), default=1)
+    parser.add_argument(
+        '--warmup',
+        type=int_at_least(0),
+        default=1,
+        help='untimed steps first (default: 1)',
+    )
     parser.add_argument(
         '--infer-steps',
         type=int_at_least(0),
         default=30,
-        help='denoising steps of the timed generation (0: skip)',
+        help='denoising steps of the timed generation (0: skip; default: 30)',
     )
     parser.add_argument(
-        '--compile', action='store_true', help='torch.compile the denoiser in our path'
+        '--compile',
+        action='store_true',
+        help='torch.compile the denoiser in our path (default: off)',
     )
     parser.add_argument('--device', help='default: cuda if available, else cpu')
     parser.add_argument(
-        '--out', type=output_file('.json'), help='JSON file; rows are appended'
+        '--out',
+        type=output_file('.json'),
+        help='JSON file; rows are appended (default: print only)',
     )
     args = parser.parse_args()
     if args.resolution is not None and args.resolution % 8:
@@ -112,6 +133,15 @@ def main() -> None:
         )
     if args.device is not None:
         check_device(args.device)
+    from benchmarks.benchmark import format_rows, run_benchmark
+    from diffengine_ipa.models.model_sources import disable_progress_bars
+    from diffengine_ipa.models.random_models import base_architectures
+
+    if args.family not in base_architectures():
+        parser.error(
+            f'argument --family: {args.family!r} is not a base architecture '
+            f'(choose from {", ".join(base_architectures())})'
+        )
     disable_progress_bars()
     dtype, channels_last = hardware_choices(args)
     row = run_benchmark(

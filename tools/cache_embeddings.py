@@ -18,6 +18,7 @@ import os
 import os.path as osp
 
 from diffengine_ipa.cli import ConfigOptions, ToolParser, int_at_least, output_folder
+from diffengine_ipa.dtypes import CACHE_DTYPES
 from diffengine_ipa.errors import run_tool
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     )
     parser.add_argument(
         '--dtype',
-        choices=['fp32', 'bf16'],
+        choices=CACHE_DTYPES,
         help="storage precision (default: the family's; bf16 halves the disk space)",
     )
     parser.add_argument(

@@ -27,10 +27,8 @@ import os.path as osp
 
 from diffengine_ipa import __version__
 from diffengine_ipa.cli import ToolParser, output_file
+from diffengine_ipa.dtypes import DTYPE_NAMES
 from diffengine_ipa.errors import CheckpointError, run_tool
-
-# dtypes.DTYPE_NAMES, written out so that --help imports nothing heavy.
-DTYPE_NAMES = ('fp32', 'fp16', 'bf16')
 
 
 def parse_args() -> argparse.Namespace:
@@ -85,11 +83,12 @@ def processor_names(config: str | None) -> list[str] | None:
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
 
+    from diffengine_ipa.models.families import family_type
     from diffengine_ipa.models.model_sources import load_component
     from diffengine_ipa.user_config import load_user_config
 
     model = load_user_config(config).model
-    if model.get('family', {}).get('type', 'SD15') not in ('SD15', 'SDXL'):
+    if family_type(model) not in ('SD15', 'SDXL'):
         raise CheckpointError(
             f'--config {config}: the official scripts train '
             'SD1.5 and SDXL adapters only'

@@ -18,19 +18,18 @@ SD3.5-Large and FLUX.1 at 1024, batch 1 and 4, with and without gradient
 checkpointing, each under every quantization of the frozen denoiser (none,
 int8, fp8, NF4) and with or without the embedding cache (which frees the
 encoders), marking the 16, 24, 48 and 80 GB cards each fits (see
-diffengine_ipa.testing.memory_options).
+diffengine_ipa.apis.memory_options).
 """
 
 import argparse
 import json
 import os.path as osp
 
+from diffengine_ipa.dtypes import DTYPE_NAMES
 from diffengine_ipa.errors import UserError, run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
 
 GB = 1e9
-# --cards: (architecture, resolution) as people train them.
-CARDS_ROWS = (('sd15', 512), ('sdxl', 1024), ('sd35_large', 1024), ('flux1_dev', 1024))
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--frozen-dtype',
         default='bf16',
-        choices=['fp32', 'fp16', 'bf16'],
+        choices=DTYPE_NAMES,
         help='precision of the frozen weights (default: bf16)',
     )
     parser.add_argument(
@@ -80,23 +79,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def card_rows(frozen_dtype: str) -> list[dict]:
-    """Every row of ``--cards`` (16 fake-tensor steps)."""
-    from diffengine_ipa.testing.memory_estimate import estimate_training_memory
-    from diffengine_ipa.testing.memory_options import option_rows
-
-    rows = []
-    for architecture, resolution in CARDS_ROWS:
-        for batch in (1, 4):
-            for checkpointing in (True, False):
-                estimate = estimate_training_memory(
-                    architecture, batch, resolution, frozen_dtype, checkpointing
-                )
-                rows += option_rows(estimate)
-                print_card_rows(rows[-8:])
-    return rows
-
-
 def print_card_rows(rows: list[dict]) -> None:
     for r in rows:
         fits = ', '.join(f'{card}' for card in r['fits']) or 'none'
@@ -115,25 +97,21 @@ def append_rows(path: str, rows: list[dict]) -> None:
     print(f'appended to {path}')
 
 
-def largest_batch(rows: list[dict], budget: float) -> int | None:
-    """The largest batch under ``budget`` bytes, by the linear fit."""
-    if len(rows) < 2:
-        return None
-    (b0, p0), (b1, p1) = [(r['batch'], r['peak_bytes']) for r in rows[:2]]
-    per_image = (p1 - p0) / (b1 - b0)
-    fixed = p0 - per_image * b0
-    return int((budget - fixed) // per_image) if per_image > 0 else None
-
-
 def main() -> None:
     args = parse_args()
     if len(set(args.batch)) != len(args.batch) or min(args.batch) < 1:
         raise UserError('--batch: distinct sizes of 1 or more')
     from mmengine.registry import init_default_scope
 
+    from diffengine_ipa.apis.memory_estimate import (
+        card_rows,
+        estimate_training_memory,
+        largest_batch,
+    )
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.testing.benchmark import benchmark_architectures
-    from diffengine_ipa.testing.memory_estimate import estimate_training_memory
+    from diffengine_ipa.models.random_models.architectures import (
+        base_architectures,
+    )
 
     init_default_scope('diffengine_ipa')
     disable_progress_bars()
@@ -143,14 +121,13 @@ def main() -> None:
             'cached | peak GB (estimate) | fits (GB cards) |\n'
             '|---|---|---|---|---|---|---|---|'
         )
-        rows = card_rows(args.frozen_dtype)
+        rows = card_rows(args.frozen_dtype, print_card_rows)
         if args.out:
             append_rows(args.out, rows)
         return
-    if args.family not in benchmark_architectures():
+    if args.family not in base_architectures():
         raise UserError(
-            f'--family {args.family!r}: use one of '
-            f'{", ".join(benchmark_architectures())}'
+            f'--family {args.family!r}: use one of {", ".join(base_architectures())}'
         )
     rows = [
         estimate_training_memory(

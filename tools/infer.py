@@ -25,8 +25,6 @@ sheet.
 """
 
 import argparse
-import json
-import math
 import os.path as osp
 import sys
 
@@ -39,6 +37,7 @@ from diffengine_ipa.cli import (
     output_image,
     seed,
 )
+from diffengine_ipa.dtypes import DTYPE_NAMES
 
 
 def parse_args() -> argparse.Namespace:
@@ -174,7 +173,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', help='default: CUDA, MPS or the CPU')
     parser.add_argument(
         '--dtype',
-        choices=['fp32', 'fp16', 'bf16'],
+        choices=DTYPE_NAMES,
         help="default: the family's on CUDA (fp16 SD1.5/SDXL, "
         'bf16 SD3.5/FLUX.1), fp32 elsewhere',
     )
@@ -201,26 +200,6 @@ def per_adapter(values: list[str] | None) -> list[list[str]] | None:
     if not values:
         return None
     return [[path for path in value.split(',') if path] for value in values]
-
-
-def parse_scale(text: str | None):
-    """A number, one per adapter, per-block JSON, or a preset's name."""
-    from diffengine_ipa.errors import UserError
-
-    if text is None:
-        return None
-    if text.lstrip().startswith(('{', '[')):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UserError(f'--scale {text}: not JSON ({err.msg})') from None
-    try:
-        values = [float(part) for part in text.split(',')]
-    except ValueError:
-        return text  # a preset
-    if not all(math.isfinite(value) and value >= 0 for value in values):
-        raise UserError(f'--scale {text}: scales are finite numbers, 0 or more')
-    return values[0] if len(values) == 1 else values
 
 
 def output_paths(args: argparse.Namespace, references: list | None) -> list[str]:
@@ -253,20 +232,25 @@ def main() -> None:
     from diffengine_ipa.cli import check_device, check_image_size
     from diffengine_ipa.fileio import atomic_path
     from diffengine_ipa.image_io import read_rgb_image
+    from diffengine_ipa.models.families import family_class
     from diffengine_ipa.models.generation import check_true_cfg
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.registry import MODELS
     from diffengine_ipa.user_config import load_user_config
 
     if args.device:
         check_device(args.device)
-    scale = parse_scale(args.scale)
+    from diffengine_ipa.apis.inference import parse_scale
+
+    scale = parse_scale(args.scale, '--scale')
     cfg = load_user_config(args.config, args.cfg_options)
-    family = MODELS.get(cfg.model.get('family', dict(type='SD15'))['type'])
+    family = family_class(cfg.model)
     check_true_cfg(family, args.true_cfg_scale, '--true-cfg-scale')
     settings = generation_settings(cfg.model, height=args.height, width=args.width)
     check_image_size(
-        settings['height'], settings['width'], family.size_multiple, family.__name__
+        settings['height'],
+        settings['width'],
+        family.generation.size_multiple,
+        family.__name__,
     )
     references = per_adapter(args.image)
     paths = output_paths(args, references)

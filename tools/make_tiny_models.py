@@ -3,7 +3,9 @@
     python tools/make_tiny_models.py [--out work_dirs/tiny_models] [--seed 0]
         [--architectures tiny_sd15 tiny_sdxl tiny_sd3 tiny_flux]
 
-Gives ``<out>/tiny_sd15``, ``tiny_sdxl``, ``tiny_sd3`` and ``tiny_flux``
+Gives ``<out>/<tiny architecture>`` of every registered family (today
+``tiny_sd15``, ``tiny_sdxl``, ``tiny_sd3`` and ``tiny_flux``; the list is
+the family registry, diffengine_ipa.models.families)
 (diffusers folders, like stable-diffusion-v1-5, stable-diffusion-xl-base-1.0,
 stable-diffusion-3.5-large and FLUX.1-dev), each with an ``image_encoder/``
 (its paired encoder and preprocessor config: CLIP for SD1.5, SDXL and FLUX,
@@ -13,8 +15,6 @@ generated images in evaluation), which the tiny configs load through the real
 """
 
 import argparse
-
-TINY = ('tiny_sd15', 'tiny_sdxl', 'tiny_sd3', 'tiny_flux')
 
 
 def main() -> None:
@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument(
         '--architectures',
         nargs='+',
-        default=list(TINY),
-        choices=TINY,
-        help='which (default: all)',
+        default=None,
+        metavar='ARCHITECTURE',
+        help="which (default: every family's tiny architecture)",
     )
     parser.add_argument(
         '--seed', type=int, default=0, help='of the random weights (default: 0)'
@@ -38,11 +38,19 @@ def main() -> None:
     from diffengine_ipa.console import quiet_third_party
 
     quiet_third_party()
+    from diffengine_ipa.models.families import FAMILIES
     from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.testing import write_base_model, write_clip_judge
+    from diffengine_ipa.models.random_models import write_base_model, write_clip_judge
 
+    tiny = [entry.tiny_architecture for entry in FAMILIES.values()]
+    unknown = sorted(set(args.architectures or ()) - set(tiny))
+    if unknown:
+        parser.error(
+            f'argument --architectures: {unknown[0]!r} is not a tiny '
+            f'architecture (choose from {", ".join(tiny)})'
+        )
     disable_progress_bars()
-    for name in args.architectures:
+    for name in args.architectures or tiny:
         base, encoder = write_base_model(name, args.out, args.seed)
         print(f'{name}: base model {base}, image encoder {encoder}')
     print(f'evaluation judge: {write_clip_judge("tiny_clip", args.out, args.seed)}')

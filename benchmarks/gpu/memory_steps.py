@@ -24,20 +24,20 @@ def train_row(
     """One cached-training row (see the module docstring)."""
     import torch
 
-    from diffengine_ipa.dtypes import to_dtype
-    from diffengine_ipa.errors import UserError
-    from diffengine_ipa.models.compilation import compile_denoiser
-    from diffengine_ipa.models.quantization import quantize_parts
-    from diffengine_ipa.models.resident_encoders import release_encoders
-    from diffengine_ipa.testing.architectures import architecture_spec
-    from diffengine_ipa.testing.benchmark import (
+    from benchmarks.benchmark import (
         build_benchmark_model,
         cached_inputs,
         make_inputs,
         sync,
         timed_steps,
     )
-    from diffengine_ipa.testing.measurements import free_memory, is_out_of_memory
+    from benchmarks.measurements import free_memory, is_out_of_memory
+    from diffengine_ipa.dtypes import to_dtype
+    from diffengine_ipa.errors import UserError
+    from diffengine_ipa.models.compilation import compile_denoiser
+    from diffengine_ipa.models.quantization import quantize_parts
+    from diffengine_ipa.models.random_models.architectures import architecture_spec
+    from diffengine_ipa.models.resident_encoders import release_encoders
 
     row = dict(
         family=architecture,

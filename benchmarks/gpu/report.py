@@ -65,7 +65,7 @@ def _mim_train(r: dict) -> list[str]:
 
 
 def _train_sd15(r: dict) -> list[str]:
-    from diffengine_ipa.testing.benchmark import format_rows
+    from benchmarks.benchmark import format_rows
 
     lines = [format_rows(r['rows']), ''] if r.get('rows') else []
     rows = [

@@ -21,7 +21,7 @@ export OUT HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 \
     TOKENIZERS_PARALLELISM=false
 PIP="$PYTHON -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE"
 mkdir -p "$OUT" "$SITE"
-export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"  # $PWD: the benchmarks package
 
 start=$(date +%s)
 if ! $PYTHON -c 'import diffusers, mmengine, mmcv, mim' 2>/dev/null; then

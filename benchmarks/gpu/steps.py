@@ -88,9 +88,9 @@ def environment(ctx: Context) -> None:
 
     import torch
 
+    from benchmarks.benchmark import device_name, measured_matmul_peak
+    from benchmarks.device_peaks import dense_bf16_peak_tflops
     from diffengine_ipa.engine import hardware
-    from diffengine_ipa.testing.benchmark import device_name, measured_matmul_peak
-    from diffengine_ipa.testing.device_peaks import dense_bf16_peak_tflops
 
     versions = {}
     for name in (
@@ -214,7 +214,7 @@ def mim_train(ctx: Context) -> None:
     """The tiny SD1.5 config through ``mim train``: ``--amp`` (fp16 with
     loss scaling on CUDA) and ``--amp bf16``; on a CPU, where ``--amp`` is
     bf16 too, the second only."""
-    from diffengine_ipa.testing import write_base_model
+    from diffengine_ipa.models.random_models import write_base_model
 
     folder = osp.join(ctx.work, 'tiny_models')
     base, encoder = write_base_model('tiny_sd15', folder)
@@ -278,8 +278,8 @@ def train_sd15(ctx: Context) -> None:
     """SD1.5 at 512 px (tiny: 64): batch 1 and 8, reference loop and fast
     path, then the largest batch that fits (the CPU dry run: batch 1, then
     2)."""
-    from diffengine_ipa.testing.benchmark import run_benchmark
-    from diffengine_ipa.testing.measurements import largest_batch
+    from benchmarks.benchmark import run_benchmark
+    from benchmarks.measurements import largest_batch
 
     arch, rows = ctx.arch('sd15'), []
     steps = 5 if ctx.device == 'cuda' else 1
@@ -314,7 +314,7 @@ def train_sd15(ctx: Context) -> None:
 def sdxl_memory(ctx: Context) -> None:
     """SDXL at 1024 px (tiny: 64), batch 1: step time and peak memory with
     and without gradient checkpointing."""
-    from diffengine_ipa.testing.measurements import train_step_memory
+    from benchmarks.measurements import train_step_memory
 
     ctx.save(
         'rows',
@@ -331,7 +331,7 @@ def sdxl_memory(ctx: Context) -> None:
 def inference(ctx: Context) -> None:
     """30-step generation (tiny: 4 steps), SD1.5 then SDXL: the kit against
     plain diffusers, and compiled (SDXL only if time is left)."""
-    from diffengine_ipa.testing.measurements import inference_latency
+    from benchmarks.measurements import inference_latency
 
     cuda, rows = ctx.device == 'cuda', []
     for full in ('sd15', 'sdxl'):
@@ -352,7 +352,7 @@ def inference(ctx: Context) -> None:
 def largest_family(ctx: Context) -> None:
     """One training step of the largest family that fits (FLUX.1-dev, else
     SD3.5-Large) at 1024 px, batch 1, bf16 with gradient checkpointing."""
-    from diffengine_ipa.testing.measurements import (
+    from benchmarks.measurements import (
         free_memory,
         is_out_of_memory,
         train_step_memory,

@@ -1,11 +1,12 @@
-"""High-level entry points: the inferencer, batch jobs, pipeline loading and
-the embedding cache."""
+"""High-level entry points: training, the inferencer, batch jobs, pipeline
+loading, the embedding cache and the memory estimate."""
 
 from ..official_format import load_adapter
 from .batch_jobs import run_jobs
 from .embedding_cache import build_embedding_cache
 from .inference import AdapterSpec, build_pipeline, generation_settings, load_pipeline
 from .inferencer import IPAdapterInferencer, load_image_embeds, save_image_embeds
+from .train import train
 
 __all__ = [
     'AdapterSpec',
@@ -18,4 +19,5 @@ __all__ = [
     'load_pipeline',
     'run_jobs',
     'save_image_embeds',
+    'train',
 ]

@@ -8,6 +8,8 @@ registered beside it. The same seed therefore gives the same image as
 diffusers with the converted files loaded.
 """
 
+import json
+import math
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError, ModelSourceError, UserError
+from ..models.families import family_class
 from ..models.generation import AdapterPipeline, ImagePrompt, pipeline_extras
 from ..models.image_encoders import image_encoder_config
 from ..models.image_projections import PROJECTIONS_BY_VARIANT
@@ -65,12 +68,8 @@ class AdapterSpec:
                 encoder = dict(pretrained_model_name_or_path=path, subfolder=subfolder)
         scale: Any = 1.0
         head, _, tail = text.rpartition(':')
-        if head:
-            try:
-                scale = float(tail)
-                text = head
-            except ValueError:  # a colon of the path itself
-                pass
+        if head and not isinstance(value := parse_scale(tail, text), str):
+            scale, text = value, head  # else a colon of the path itself
         return cls(text, scale, encoder)
 
 
@@ -88,6 +87,35 @@ def _own_encoder(spec: AdapterSpec, index: int) -> str | None:
     return f'the image encoder {encoder} of adapter {index + 1} ({spec.path}@...)'
 
 
+def parse_scale(text: str | float | None, field: str = 'scale') -> Any:
+    """A scale as written: a number, one per adapter (``0.5,0.8``), the
+    per-block form as JSON, or a preset's name (``style``); the one parser of
+    the command line, ``PATH:SCALE`` and the web UI.
+
+    Raises:
+        UserError: one line for JSON that does not parse or a number that is
+            negative or not finite.
+    """
+    if text is None or isinstance(text, (int, float)):
+        values = [] if text is None else [float(text)]
+        text = str(text)
+    elif text.lstrip().startswith(('{', '[')):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise UserError(f'{field} {text}: not JSON ({err.msg})') from None
+    else:
+        try:
+            values = [float(part) for part in text.split(',')]
+        except ValueError:
+            return text  # a preset
+    if not values:
+        return None
+    if not all(math.isfinite(value) and value >= 0 for value in values):
+        raise UserError(f'{field} {text}: scales are finite numbers, 0 or more')
+    return values[0] if len(values) == 1 else values
+
+
 def _load_base(
     family: Any,
     model_cfg: dict,
@@ -99,12 +127,17 @@ def _load_base(
     the config's, a folder or Hub id, or a single-file checkpoint."""
     import diffusers
 
-    name = family.controlnet_pipeline_class if controlnet else family.pipeline_class
+    generation = family.generation
+    name = (
+        generation.controlnet_pipeline_class
+        if controlnet
+        else generation.pipeline_class
+    )
     pipeline_class = getattr(diffusers, name)
     extra = dict(pipeline_extras(pipeline_class))
     if controlnet:
         extra['controlnet'] = load_component(
-            getattr(diffusers, family.controlnet_model_class),
+            getattr(diffusers, generation.controlnet_model_class),
             controlnet,
             field='--controlnet',
             dtype=dtype,
@@ -158,9 +191,10 @@ def load_pipeline(
             base model, image encoder or variant, or the family's pipeline
             cannot take what is asked (e.g. two adapters for SD3.5).
     """
-    settings = dict(model_cfg.get('family', dict(type='SD15')))
-    family = MODELS.get(settings.pop('type'))
-    family.check_image_prompts([1] * len(adapters))
+    family = family_class(model_cfg)
+    settings = dict(model_cfg.get('family') or {})
+    settings.pop('type', None)
+    family.generation.check_image_prompts([1] * len(adapters))
     files = {}
     for spec in adapters:  # read and check the files before any model loads
         try:
@@ -216,7 +250,7 @@ def load_pipeline(
     first = prompts[0].image_encoder
     pipe.register_modules(image_encoder=first.model, feature_extractor=first.processor)
     try:
-        family.load_ip_adapter(pipe, states)
+        family.generation.load_ip_adapter(pipe, states)
     except (RuntimeError, ValueError, KeyError, IndexError) as err:
         # What the checks above cannot see: a layer sized for another model.
         detail = str(err).strip().splitlines()
@@ -244,8 +278,8 @@ def build_pipeline(
 def generation_settings(model_cfg: dict, **given: Any) -> dict[str, Any]:
     """How to generate: what the caller gives (``None`` = not given), else
     the config's ``generation_cfg``, else the family's defaults."""
-    family = MODELS.get(dict(model_cfg.get('family', dict(type='SD15')))['type'])
-    settings = dict(family.generation_defaults, height=None, width=None)
+    family = family_class(model_cfg)
+    settings = dict(family.generation.generation_defaults, height=None, width=None)
     settings.update(model_cfg.get('generation_cfg') or {})
     settings.update({k: v for k, v in given.items() if v is not None})
     return settings

@@ -11,7 +11,7 @@ from PIL import Image
 from ..dtypes import to_dtype
 from ..errors import UserError
 from ..image_io import read_rgb_image
-from ..registry import MODELS
+from ..models.families import family_class
 from .inference import AdapterSpec, generation_settings, load_pipeline
 
 __all__ = [
@@ -116,11 +116,15 @@ class IPAdapterInferencer:
         self.adapters = [
             a if isinstance(a, AdapterSpec) else AdapterSpec.parse(a) for a in adapters
         ]
-        family = MODELS.get(dict(cfg.model.get('family', dict(type='SD15')))['type'])
+        family = family_class(cfg.model)
         self.device = device or best_device()
         self.dtype = to_dtype(
             dtype
-            or (family.inference_dtype if self.device.startswith('cuda') else 'fp32')
+            or (
+                family.generation.inference_dtype
+                if self.device.startswith('cuda')
+                else 'fp32'
+            )
         )
         self.defaults = generation_settings(cfg.model)
         self.pipeline = load_pipeline(

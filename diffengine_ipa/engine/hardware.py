@@ -21,6 +21,7 @@ import dataclasses
 import os
 from typing import Any
 
+from ..dtypes import AMP_MODES
 from ..errors import UserError
 
 __all__ = [
@@ -51,7 +52,6 @@ SETTINGS = (
     'compile',
 )
 COMPILE_VALUES = (False, True, 'whole', 'regional')
-AMP_MODES = ('auto', 'bf16', 'fp16', 'fp32')
 # 'default': PyTorch's own order (flash, memory-efficient, cuDNN, then math
 # where no fused kernel takes the inputs); the others allow one kernel only.
 ATTENTION_BACKENDS = ('default', 'flash', 'efficient', 'cudnn', 'math')
@@ -397,11 +397,9 @@ def requested_settings(cfg: Any, amp: str | None, device: str) -> dict:
 
 def denoiser_is_unet(model_cfg: dict) -> bool:
     """Whether the config's model family denoises with a UNet."""
-    from ..registry import MODELS
+    from ..models.families import family_class
 
-    family = (model_cfg.get('family') or {}).get('type', 'SD15')
-    family_class = MODELS.get(family) if isinstance(family, str) else family
-    return getattr(family_class, 'denoiser_name', 'unet') == 'unet'
+    return getattr(family_class(model_cfg), 'denoiser_name', 'unet') == 'unet'
 
 
 def _set_precision(optim_wrapper: dict, amp: str) -> None:

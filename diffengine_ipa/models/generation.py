@@ -41,8 +41,9 @@ def check_true_cfg(
 ) -> None:
     """True CFG exists for FLUX-type bases only (``FluxPipeline``'s
     ``true_cfg_scale``): elsewhere ``field`` is one clear error."""
-    if true_cfg_scale is not None and not getattr(family, 'true_cfg', False):
-        name = getattr(family, '__name__', type(family).__name__)
+    generation = family.generation
+    if true_cfg_scale is not None and not generation.true_cfg:
+        name = generation.family_name
         raise UserError(
             f'{field}: {name} has no true CFG (only FLUX-type bases, whose '
             'guidance_scale is distilled guidance); its guidance_scale is '
@@ -59,7 +60,7 @@ def true_cfg_kwargs(
     and then also with the negative image embedding (the unconditional
     image prompt, or ``negative_reference``'s features)."""
     check_true_cfg(family, true_cfg_scale)
-    if not getattr(family, 'true_cfg', False):
+    if not family.generation.true_cfg:
         return {}
     if true_cfg_scale is None or true_cfg_scale <= 1:
         if negative_prompt is not None:
@@ -160,7 +161,7 @@ class AdapterPipeline:
     def null(self, adapter: int = 0, count: int = 1) -> torch.Tensor:
         """The family pipeline's "no image" for ``count`` references."""
         prompt = self.prompts[adapter]
-        rule = self.family.null_image[prompt.features]
+        rule = self.family.generation.null_image[prompt.features]
         null = prompt.image_encoder.null_features(rule, prompt.features)
         return null.expand(count, *null.shape[1:])
 
@@ -251,8 +252,8 @@ class AdapterPipeline:
                     _per_adapter(negative_reference, count, 'negative_reference')
                 )
             ]
-        family = self.family
-        kwargs = true_cfg_kwargs(family, true_cfg_scale, negative_prompt)
+        kwargs = true_cfg_kwargs(self.family, true_cfg_scale, negative_prompt)
+        family = self.family.generation
         family.check_image_prompts([len(e) for e in image_embeds])
         self.set_scale(scale)
         kwargs.update(family.image_prompt_kwargs(image_embeds, nulls, guidance_scale))
@@ -304,11 +305,11 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
     family, encoder = model.family, model.image_encoder
     with (
         resident_encoders(model),
-        family.attached_projection(model.image_projection),
+        family.generation.attached_projection(family.denoiser, model.image_projection),
         _frozen_dtype_autocast(model),
     ):
         pipe = make_pipeline(
-            getattr(diffusers, family.pipeline_class),
+            getattr(diffusers, family.generation.pipeline_class),
             dict(
                 family.pipeline_components(),
                 image_encoder=encoder.model,

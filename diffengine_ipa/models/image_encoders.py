@@ -99,7 +99,7 @@ class ImageEncoder(nn.Module):
         the processor class's defaults at the model's image size."""
         source, overrides = pretrained_model_name_or_path, dict(preprocess or {})
         if source.startswith(RANDOM_PREFIX):
-            from ..testing.architectures import architecture_spec
+            from .random_models.architectures import architecture_spec
 
             spec = architecture_spec(source[len(RANDOM_PREFIX) :])
             settings = dict(spec.get('processor', {}), **overrides)
@@ -266,7 +266,7 @@ def image_encoder_config(image_encoder: dict | str) -> dict:
         return entry
     source = entry['pretrained_model_name_or_path']
     if source.startswith(RANDOM_PREFIX):
-        from ..testing.architectures import architecture_spec
+        from .random_models.architectures import architecture_spec
 
         spec = architecture_spec(source[len(RANDOM_PREFIX) :])
         return dict(entry, type=spec.get('encoder', 'CLIPImageEncoder'))

@@ -184,7 +184,7 @@ class IPAdapter(BaseModel):
         )
         self.family.install_adapter(self.image_projection)
         self.generation_cfg = dict(
-            self.family.generation_defaults, height=None, width=None
+            self.family.generation.generation_defaults, height=None, width=None
         )
         self.generation_cfg.update(generation_cfg or {})
         check_true_cfg(
@@ -399,7 +399,7 @@ class IPAdapter(BaseModel):
         if self._null_image is None:
             kind = self.image_projection.image_features
             self._null_image = self.image_encoder.null_features(
-                self.family.null_image[kind], kind
+                self.family.generation.null_image[kind], kind
             )
         return self._null_image
 

@@ -3,7 +3,7 @@
 A source is either a Hugging Face Hub id or a local folder (loaded with the
 class's own ``from_pretrained``), or ``random:<architecture>``: a registered
 architecture built from config with random weights (see
-:mod:`diffengine_ipa.testing.architectures`), for tests and benchmarks that
+:mod:`diffengine_ipa.models.random_models.architectures`), for tests and benchmarks that
 need no weights.
 """
 
@@ -149,7 +149,7 @@ def load_component(
         ModelSourceError: one line naming the path tried and how to fix it.
     """
     if source.startswith(RANDOM_PREFIX):
-        from ..testing.builders import build_component, build_pipeline
+        from .random_models.builders import build_component, build_pipeline
 
         architecture = source[len(RANDOM_PREFIX) :]
         try:
@@ -180,7 +180,7 @@ def load_scheduler_config(source: str) -> dict:
     """The base model's ``scheduler/`` config (its ``_class_name`` is the
     scheduler its pipeline generates with)."""
     if source.startswith(RANDOM_PREFIX):
-        from ..testing.architectures import architecture_spec
+        from .random_models.architectures import architecture_spec
 
         try:
             return dict(architecture_spec(source[len(RANDOM_PREFIX) :])['scheduler'])

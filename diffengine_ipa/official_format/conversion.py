@@ -17,7 +17,6 @@ from ..errors import CheckpointError
 from .files import find_checkpoint, load_weights_file
 from .layouts import (
     LAYOUTS,
-    FluxLayout,
     attention_key_map,
     describe_official,
     projection_key_map,
@@ -223,7 +222,9 @@ def to_official(
             for part in ('image_proj', 'ip_adapter')
             for key, value in contents[part].items()
         }  # odd names and values are caught by validate_official
-    flat = FluxLayout.from_file(contents)
+    flat = contents
+    for layout in LAYOUTS.values():  # a layout's own file names
+        flat = layout.from_file(flat)
     if any(key.startswith(('image_proj.', 'ip_adapter.')) for key in flat):
         return dict(flat)
     if any(key.startswith('image_proj_model.') for key in contents):

@@ -111,21 +111,33 @@ def save_official(
         from safetensors.torch import save
 
         meta = {k: str(v) for k, v in (metadata or {}).items()}
-        data = save(layout_of(state).to_file(state), metadata={'format': 'pt', **meta})
+        contents = layout_of(state).to_file(state)
+        data = save(contents, metadata={'format': 'pt', **meta})
     else:
+        contents = nest_official(state)
         buffer = io.BytesIO()
-        torch.save(nest_official(state), buffer)
+        torch.save(contents, buffer)
         data = buffer.getvalue()
+    expected = _flat(contents)
 
     def same_as_written(tmp: str) -> None:
-        from .conversion import to_official
-
-        written = to_official(load_weights_file(tmp)[0], path)
-        if set(written) != set(state) or any(
-            not written[k].equal(state[k]) for k in state
+        written = _flat(load_weights_file(tmp)[0])
+        if set(written) != set(expected) or any(
+            not written[k].equal(expected[k]) for k in expected
         ):
             raise CheckpointError(
                 f'{path}: read back differs from what was written; nothing was replaced'
             )
 
     atomic_write_bytes(path, data, verify=same_as_written)
+
+
+def _flat(contents: dict) -> dict[str, torch.Tensor]:
+    """A file's tensors by one name each (the nested ``.bin`` flattened)."""
+    flat = {}
+    for key, value in contents.items():
+        if isinstance(value, dict):
+            flat.update({f'{key}.{k}': v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat

@@ -1,4 +1,9 @@
-"""The three official IP-Adapter file layouts, and our names in them.
+"""The official IP-Adapter file layouts: what they share, and our names in them.
+
+Each layout is defined beside the family that saves in it (its module in
+``diffengine_ipa.models.families``) and registered in ``LAYOUTS``; this
+module holds the canonical form, the key maps, the checks the layouts share
+and the lookup by keys. Today's layouts:
 
 Every layout is kept internally as one flat dict, the *canonical* form:
 ``image_proj.<name>`` for the projection and ``ip_adapter.<i>.<name>`` for
@@ -20,6 +25,7 @@ denoiser's ``attn_processors`` (what diffusers' loaders count):
 """
 
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -30,14 +36,23 @@ from .weight_checks import check_weights
 
 __all__ = [
     'LAYOUTS',
+    'AdapterLayout',
     'layout_of',
     'projection_key_map',
     'attention_key_map',
     'describe_official',
     'validate_official',
+    'projection_part',
+    'layer_parts',
+    'require_keys',
+    'check_resampler',
+    'describe_layout',
+    'LAYER_KEY',
+    'BASE_PROJECTION',
+    'PLUS_PROJECTION',
 ]
 
-_LAYER = re.compile(r'^ip_adapter\.(\d+)\.(.+)$')
+LAYER_KEY = re.compile(r'^ip_adapter\.(\d+)\.(.+)$')
 
 # Our (diffusers') projection parameter names → the official ones, by variant.
 _PLUS_RENAMES = (
@@ -97,7 +112,7 @@ def attention_key_map(denoiser: nn.Module, prefix: str = '') -> dict[str, str]:
     return keys
 
 
-def _projection(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def projection_part(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {
         k[len('image_proj.') :]: v
         for k, v in state.items()
@@ -105,14 +120,14 @@ def _projection(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def _layers(
+def layer_parts(
     state: dict[str, torch.Tensor], source: str
 ) -> dict[int, dict[str, torch.Tensor]]:
     layers: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
         if key.startswith('image_proj.'):
             continue
-        match = _LAYER.match(key)
+        match = LAYER_KEY.match(key)
         if not match:
             raise CheckpointError(f'{source}: unexpected key {key}')
         layers.setdefault(int(match[1]), {})[match[2]] = value
@@ -121,7 +136,7 @@ def _layers(
     return layers
 
 
-def _require(
+def require_keys(
     found: dict, needed: set, where: str, source: str, exact: bool = False
 ) -> None:
     """``found`` has every key of ``needed`` (and, if ``exact``, no other)."""
@@ -137,8 +152,8 @@ def _require(
         )
 
 
-_BASE_PROJECTION = {'proj.weight', 'proj.bias', 'norm.weight', 'norm.bias'}
-_PLUS_PROJECTION = {
+BASE_PROJECTION = {'proj.weight', 'proj.bias', 'norm.weight', 'norm.bias'}
+PLUS_PROJECTION = {
     'latents',
     'proj_in.weight',
     'proj_in.bias',
@@ -149,7 +164,7 @@ _PLUS_PROJECTION = {
 }
 
 
-def _check_resampler(proj: dict[str, torch.Tensor], source: str) -> None:
+def check_resampler(proj: dict[str, torch.Tensor], source: str) -> None:
     """The Resampler's widths agree: latents, ``proj_in`` and ``proj_out``
     share the hidden width, ``norm_out`` the output width."""
     hidden = proj['latents'].shape[2]
@@ -168,18 +183,33 @@ def _check_resampler(proj: dict[str, torch.Tensor], source: str) -> None:
 
 
 class AdapterLayout:
-    """One official layout: how to recognise, check and describe a file."""
+    """One official layout: how to recognise, check and describe a file.
+
+    Each family's module defines the layout its adapters are saved in and
+    registers it in ``LAYOUTS`` (diffengine_ipa.registry); a layout shared
+    by several families (tencent-ailab's, SD1.5 and SDXL) is defined once.
+    """
 
     name = ''
     loader = ''  # what loads it
     families = {}  # token width → family, for the description
+    fallback = False  # the layout of files no other layout recognises
 
     def family_label(self, width: int) -> str:
         """The published family with image tokens this wide."""
         return self.families.get(width, 'unknown')
 
+    def recognises(self, layer_keys: list[str]) -> bool:
+        """Whether the per-layer names (``to_k_ip.weight``, ...) are this
+        layout's own."""
+        return False
+
     def to_file(self, state: dict[str, torch.Tensor]) -> dict:
         """Canonical keys → the names a ``.safetensors`` of this layout uses."""
+        return state
+
+    def from_file(self, state: dict) -> dict:
+        """A file's own names → canonical (the identity for most layouts)."""
         return state
 
     def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
@@ -189,214 +219,7 @@ class AdapterLayout:
         raise NotImplementedError
 
 
-class UNetLayout(AdapterLayout):
-    """tencent-ailab's layout (SD1.5, SDXL; base and Plus)."""
-
-    name = 'ip-adapter'
-    loader = (
-        "diffusers' IPAdapterMixin.load_ip_adapter "
-        '(StableDiffusion/StableDiffusionXL pipelines), ComfyUI IPAdapter'
-    )
-    families = {768: 'SD1.5', 1024: 'SD2', 2048: 'SDXL'}
-
-    def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
-        proj = _projection(state)
-        plus = 'latents' in proj
-        _require(
-            proj, _PLUS_PROJECTION if plus else _BASE_PROJECTION, 'image_proj', source
-        )
-        if plus:
-            _check_resampler(proj, source)
-        width = self.describe(state)['cross_attention_dim']
-        if not plus and proj['proj.weight'].shape[0] % width:
-            raise CheckpointError(
-                f'{source}: image_proj.proj.weight rows '
-                f'{proj["proj.weight"].shape[0]} are not a multiple of the '
-                f'cross-attention width {width}'
-            )
-        layers = _layers(state, source)
-        kinds = {'to_k_ip.weight', 'to_v_ip.weight'}
-        if sorted(layers) != list(range(1, 2 * len(layers), 2)) or any(
-            set(params) != kinds for params in layers.values()
-        ):
-            raise CheckpointError(
-                f'{source}: ip_adapter layers must be numbered 1, 3, 5, ... '
-                f'with to_k_ip and to_v_ip each; got {sorted(layers)[:6]}'
-            )
-        for index, params in layers.items():
-            for key, value in params.items():
-                if value.shape[1] != width:
-                    raise CheckpointError(
-                        f'{source}: ip_adapter.{index}.{key} reads '
-                        f'{value.shape[1]}-d tokens, image_proj makes {width}-d'
-                    )
-            if params['to_k_ip.weight'].shape != params['to_v_ip.weight'].shape:
-                raise CheckpointError(
-                    f'{source}: ip_adapter.{index}.to_k_ip and to_v_ip differ '
-                    f'in shape ({tuple(params["to_k_ip.weight"].shape)} and '
-                    f'{tuple(params["to_v_ip.weight"].shape)})'
-                )
-
-    def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        proj = _projection(state)
-        if 'latents' in proj:
-            width = proj['norm_out.weight'].shape[0]
-            tokens, image_dim = (
-                proj['latents'].shape[1],
-                proj['proj_in.weight'].shape[1],
-            )
-            variant = 'plus'
-        else:
-            width = proj['norm.weight'].shape[0]
-            rows, image_dim = proj['proj.weight'].shape
-            tokens, variant = rows // width, 'base'
-        return _description(self, state, variant, width, tokens, image_dim)
-
-
-class SD3Layout(AdapterLayout):
-    """InstantX's SD3.5 layout: time-aware Resampler, per-block norms."""
-
-    name = 'instantx-sd3'
-    loader = "diffusers' SD3IPAdapterMixin.load_ip_adapter (StableDiffusion3Pipeline)"
-    families = {2432: 'SD3.5 Large', 1536: 'SD3.5 Medium'}
-    BLOCK = {
-        'norm_ip.linear.weight',
-        'norm_ip.linear.bias',
-        'to_k_ip.weight',
-        'to_v_ip.weight',
-        'norm_q.weight',
-        'norm_k.weight',
-        'norm_ip_k.weight',
-    }
-
-    def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
-        proj = _projection(state)
-        _require(
-            proj,
-            _PLUS_PROJECTION
-            | {'time_embedding.linear_1.weight', 'layers.0.0.to_q.weight'},
-            'image_proj',
-            source,
-        )
-        _check_resampler(proj, source)
-        info = self.describe(state)
-        width, hidden = info['cross_attention_dim'], proj['latents'].shape[2]
-        layers = _layers(state, source)
-        if sorted(layers) != list(range(len(layers))):
-            raise CheckpointError(
-                f'{source}: ip_adapter layers must be '
-                f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
-            )
-        for index, params in layers.items():
-            _require(params, self.BLOCK, f'ip_adapter.{index}', source, exact=True)
-            if params['to_k_ip.weight'].shape[1] != width:
-                raise CheckpointError(
-                    f'{source}: ip_adapter.{index}.to_k_ip.weight reads '
-                    f'{params["to_k_ip.weight"].shape[1]}-d tokens, image_proj '
-                    f'makes {width}-d'
-                )
-            if params['norm_ip.linear.weight'].shape[1] != hidden:
-                raise CheckpointError(
-                    f'{source}: ip_adapter.{index}.norm_ip reads a '
-                    f'{params["norm_ip.linear.weight"].shape[1]}-d timestep '
-                    f'embedding, image_proj makes {hidden}-d'
-                )
-
-    def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        proj = _projection(state)
-        return _description(
-            self,
-            state,
-            'time-resampler',
-            proj['norm_out.weight'].shape[0],
-            proj['latents'].shape[1],
-            proj['proj_in.weight'].shape[1],
-        )
-
-
-class FluxLayout(AdapterLayout):
-    """XLabs' FLUX.1 layout: K/V with biases on the double-stream blocks."""
-
-    name = 'xlabs-flux'
-    loader = (
-        "diffusers' FluxIPAdapterMixin.load_ip_adapter (FluxPipeline), "
-        "XLabs' x-flux and ComfyUI nodes"
-    )
-    families = {4096: 'FLUX.1'}
-    FILE_NAMES = (('image_proj.', 'ip_adapter_proj_model.'),)
-    KV = {
-        'to_k_ip': 'ip_adapter_double_stream_k_proj',
-        'to_v_ip': 'ip_adapter_double_stream_v_proj',
-    }
-
-    def to_file(self, state: dict[str, torch.Tensor]) -> dict:
-        """XLabs' names, in the order its loader needs (projection first)."""
-        named = {}
-        for key in sorted(state, key=lambda k: not k.startswith('image_proj.')):
-            match = _LAYER.match(key)
-            if match:
-                kind, param = match[2].split('.')
-                name = f'double_blocks.{match[1]}.processor.{self.KV[kind]}.{param}'
-            else:
-                name = 'ip_adapter_proj_model.' + key[len('image_proj.') :]
-            named[name] = state[key]
-        return named
-
-    @classmethod
-    def from_file(cls, state: dict) -> dict:
-        """XLabs' names → canonical (as diffusers' loader renames them)."""
-        if not any(
-            k.startswith(('ip_adapter_proj_model.', 'double_blocks.')) for k in state
-        ):
-            return state
-        canonical = {}
-        for key, value in state.items():
-            if key.startswith('ip_adapter_proj_model.'):
-                key = 'image_proj.' + key[len('ip_adapter_proj_model.') :]
-            elif key.startswith('double_blocks.'):
-                for ours, theirs in cls.KV.items():
-                    key = key.replace(theirs, ours)
-                key = 'ip_adapter.' + key[len('double_blocks.') :].replace(
-                    'processor.', ''
-                )
-            canonical[key] = value
-        return canonical
-
-    def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
-        proj = _projection(state)
-        _require(proj, _BASE_PROJECTION, 'image_proj', source)
-        width = proj['norm.weight'].shape[0]
-        if proj['proj.weight'].shape[0] % width:
-            raise CheckpointError(
-                f'{source}: image_proj.proj.weight rows '
-                f'{proj["proj.weight"].shape[0]} are not a multiple of the '
-                f'token width {width}'
-            )
-        layers = _layers(state, source)
-        if sorted(layers) != list(range(len(layers))):
-            raise CheckpointError(
-                f'{source}: ip_adapter layers must be '
-                f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
-            )
-        needed = {f'{kv}.{p}' for kv in self.KV for p in ('weight', 'bias')}
-        for index, params in layers.items():
-            _require(params, needed, f'ip_adapter.{index}', source, exact=True)
-            for kind in self.KV:
-                if params[f'{kind}.weight'].shape[1] != width:
-                    raise CheckpointError(
-                        f'{source}: ip_adapter.{index}.{kind}.weight reads '
-                        f'{params[f"{kind}.weight"].shape[1]}-d tokens, '
-                        f'image_proj makes {width}-d'
-                    )
-
-    def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
-        proj = _projection(state)
-        width = proj['norm.weight'].shape[0]
-        rows, image_dim = proj['proj.weight'].shape
-        return _description(self, state, 'base', width, rows // width, image_dim)
-
-
-def _description(
+def describe_layout(
     layout: AdapterLayout,
     state: dict[str, torch.Tensor],
     variant: str,
@@ -404,7 +227,7 @@ def _description(
     tokens: int,
     image_dim: int,
 ) -> dict[str, Any]:
-    layers = {int(m[1]) for k in state if (m := _LAYER.match(k))}
+    layers = {int(m[1]) for k in state if (m := LAYER_KEY.match(k))}
     return dict(
         layout=layout.name,
         family=layout.family_label(width),
@@ -418,17 +241,39 @@ def _description(
     )
 
 
-LAYOUTS = {layout.name: layout for layout in (UNetLayout(), SD3Layout(), FluxLayout())}
+class _Layouts(Mapping):
+    """``{name: layout}`` of every registered layout, read from the family
+    modules on first use (they register what they save in)."""
+
+    def _all(self) -> dict[str, AdapterLayout]:
+        if not hasattr(self, '_layouts'):
+            from ..registry import LAYOUTS as registered
+
+            registered.import_from_location()
+            self._layouts = {cls.name: cls() for cls in registered.module_dict.values()}
+        return self._layouts
+
+    def __getitem__(self, name: str) -> AdapterLayout:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+LAYOUTS = _Layouts()
 
 
 def layout_of(state: dict[str, torch.Tensor]) -> AdapterLayout:
     """The layout of a canonical state dict, told by its keys."""
-    layer_keys = [m[2] for k in state if (m := _LAYER.match(k))]
-    if any(key.startswith('norm_ip.') for key in layer_keys):
-        return LAYOUTS['instantx-sd3']
-    if any(key.endswith('_ip.bias') for key in layer_keys):
-        return LAYOUTS['xlabs-flux']
-    return LAYOUTS['ip-adapter']
+    layer_keys = [m[2] for k in state if (m := LAYER_KEY.match(k))]
+    layouts = list(LAYOUTS.values())
+    for layout in layouts:
+        if layout.recognises(layer_keys):
+            return layout
+    return next(layout for layout in layouts if layout.fallback)
 
 
 def validate_official(state: dict[str, torch.Tensor], source: str) -> None:

@@ -22,12 +22,10 @@ import os.path as osp
 from typing import Any
 
 from ..kit_files import kit_path
-from ..testing.architectures import (
-    FLUX_SCHEDULER,
-    SD3_SCHEDULER,
-    SD15_SCHEDULER,
-    SDXL_SCHEDULER,
-)
+from ..models.families.flux import FLUX_SCHEDULER
+from ..models.families.sd3 import SD3_SCHEDULER
+from ..models.families.sd15 import SD15_SCHEDULER
+from ..models.families.sdxl import SDXL_SCHEDULER
 from . import world
 
 __all__ = [

@@ -66,7 +66,7 @@ def write_tiny_models(ws: Workspace, config: str, seed: int = 0) -> list[str]:
     """Write the tiny families a tiny config loads (those missing) into the
     workspace, as ``tools/make_tiny_models.py`` does; what was written."""
     from ..models.model_sources import disable_progress_bars
-    from ..testing import write_base_model, write_clip_judge
+    from ..models.random_models import write_base_model, write_clip_judge
 
     disable_progress_bars()
     written = []

@@ -11,6 +11,7 @@ import os
 import os.path as osp
 import shutil
 
+from ..cli import IMAGE_EXTENSIONS
 from ..errors import UserError
 from ..fileio import atomic_write_bytes
 from .workspace import Workspace, safe_upload_name
@@ -30,7 +31,6 @@ __all__ = [
 
 ANNOTATION_FILE = 'data.json'
 HEADERS = ['image_file', 'text', 'check']
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif', '.tiff')
 MIN_IMAGE_SIDE = 64  # IPAdapterDataset's default
 
 
@@ -150,19 +150,21 @@ def add_images(
 
 def scan_folder(ws: Workspace, folder: str) -> list[list[str]]:
     """Add a record for every image under ``folder`` that has none yet
-    (caption from a ``.txt`` beside it, else empty), and write the file."""
+    (caption from a ``.txt`` beside it, else empty), and write the file: the
+    images and captions are what the kit's caption-folder reader
+    (``FolderRecords``) finds there."""
     root = ws.resolve(folder, must_exist=True)
     if not osp.isdir(root):
         raise UserError(f'{folder}: not a folder')
+    from ..datasets.record_sources import FolderRecords
+
     records = _read(ws, folder)
     known = {r.get('image_file') for r in records if isinstance(r, dict)}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
-        for name in sorted(filenames):
-            path = osp.join(dirpath, name)
-            rel = osp.relpath(path, root).replace(os.sep, '/')
-            if name.lower().endswith(IMAGE_EXTENSIONS) and rel not in known:
-                records.append({'image_file': rel, 'text': _caption_beside(path)})
+    for record, _ in FolderRecords(root):  # the caption folder reader
+        rel = record['image_file'].replace(os.sep, '/')
+        if rel not in known:
+            text = ' '.join(str(record.get('text') or '').split())
+            records.append({'image_file': rel, 'text': text})
     _write(ws, folder, records)
     return _rows(ws, folder, records)
 

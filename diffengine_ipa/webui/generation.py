@@ -31,7 +31,9 @@ PRESETS = ('scale', 'style', 'layout', 'style_and_layout')
 def scale_argument(scale: float, preset: str = 'scale') -> Any:
     """The inferencer's ``scale``: the slider's float, or a preset's name."""
     if preset in (None, '', 'scale'):
-        return float(scale)
+        from ..apis.inference import parse_scale
+
+        return parse_scale(float(scale), 'scale')
     if preset not in PRESETS:
         raise UserError(f'preset {preset!r}: one of {", ".join(PRESETS)}')
     return preset

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from ..dtypes import DTYPE_NAMES
 from ..errors import UserError
 from . import data, evaluation, files, views
 from .base_models import is_tiny, write_tiny_models
@@ -470,7 +471,7 @@ def build_page(
                     ['safetensors', 'bin'], value='safetensors', label='Format'
                 )
                 dtype = gr.Dropdown(
-                    ['', 'fp16', 'bf16', 'fp32'],
+                    ['', *DTYPE_NAMES],
                     value='',
                     label='Cast to (empty = keep)',
                 )

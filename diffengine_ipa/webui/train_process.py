@@ -1,11 +1,11 @@
 """Training runs as processes: start, stop, resume, and what they report.
 
-A run is ``tools/train.py`` in a subprocess, so it is the run a shell would
-start: same work dir, checkpoints and ``--resume``. Its console output goes
-to ``<work_dir>/webui_train.log``; progress and ETA come from the runner's log
-lines there, the loss and reference-gain curves from
-``vis_data/scalars.json`` and the samples
-from ``vis_data/vis_image/``.
+A run is ``tools/train.py`` in a subprocess (which calls
+:func:`diffengine_ipa.apis.train.train`, as ``mim train`` does), so it is
+the run a shell would start: same work dir, checkpoints and ``--resume``.
+Its console output goes to ``<work_dir>/webui_train.log``; progress and ETA
+come from the runner's log lines there, the loss and reference-gain curves
+from ``vis_data/scalars.json`` and the samples from ``vis_data/vis_image/``.
 
 One training per work dir: the page takes an exclusive ``flock`` on
 ``<work_dir>/.webui_train.lock`` and hands it to the training process, which

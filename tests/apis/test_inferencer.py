@@ -130,12 +130,38 @@ def test_per_block_scales(tiny_families, convert_tiny, variant, scale):
 def test_presets_are_instantstyles_sdxl_blocks():
     from diffengine_ipa.models import SD15, SDXL
 
-    assert SDXL.adapter_scale('style', 1) == {'up': {'block_0': [0.0, 1.0, 0.0]}}
-    assert SDXL.adapter_scale('layout', 2) == [{'down': {'block_2': [0.0, 1.0]}}] * 2
+    assert SDXL.generation.adapter_scale('style', 1) == {
+        'up': {'block_0': [0.0, 1.0, 0.0]}
+    }
+    assert (
+        SDXL.generation.adapter_scale('layout', 2)
+        == [{'down': {'block_2': [0.0, 1.0]}}] * 2
+    )
     with pytest.raises(
         UserError, match="InstantStyle's style and layout blocks are SDXL's"
     ):
-        SD15.adapter_scale('style', 1)
+        SD15.generation.adapter_scale('style', 1)
+
+
+def test_one_scale_parser_for_the_command_line_paths_and_the_page():
+    from diffengine_ipa.apis import AdapterSpec
+    from diffengine_ipa.apis.inference import parse_scale
+    from diffengine_ipa.webui.generation import scale_argument
+
+    assert parse_scale('0.5') == 0.5 == scale_argument(0.5)
+    assert parse_scale('0.5,0.8') == [0.5, 0.8]
+    assert parse_scale('{"up": {"block_0": [0, 1, 0]}}') == {
+        'up': {'block_0': [0, 1, 0]}
+    }
+    assert parse_scale('style') == 'style' == scale_argument(0.5, 'style')
+    assert parse_scale(None) is None
+    assert AdapterSpec.parse('runs/a:0.7').scale == 0.7
+    assert AdapterSpec.parse('C:/runs/a').path == 'C:/runs/a'  # the path's colon
+    for bad, line in (('-1', '0 or more'), ('nan', 'finite'), ('{x', 'not JSON')):
+        with pytest.raises(UserError, match=line):
+            parse_scale(bad, '--scale')
+    with pytest.raises(UserError, match='0 or more'):
+        AdapterSpec.parse('runs/a:-1')
 
 
 def test_region_masks(tiny_families, converted):

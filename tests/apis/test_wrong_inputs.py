@@ -123,7 +123,7 @@ def test_a_folder_of_the_wrong_kind_is_named(
 def test_an_encoder_of_another_width_for_a_second_adapter(
     tiny_families, converted, tmp_path
 ):
-    from diffengine_ipa.testing import write_image_encoder
+    from diffengine_ipa.models.random_models import write_image_encoder
 
     adapter = converted['safetensors']
     encoder = write_image_encoder('mid_clip_vision', str(tmp_path / 'mid'))

@@ -13,7 +13,7 @@ from diffengine_ipa.apis import build_embedding_cache
 from diffengine_ipa.datasets import IPAdapterDataset
 from diffengine_ipa.errors import DatasetError, UserError
 from diffengine_ipa.models import IPAdapter
-from diffengine_ipa.testing import write_base_model
+from diffengine_ipa.models.random_models import write_base_model
 
 from ..conftest import REPO, load_tiny_config
 

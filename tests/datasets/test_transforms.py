@@ -71,8 +71,8 @@ def test_preprocessing_comes_from_the_encoders_own_config(architecture, size, tm
     """The processor saved beside the encoder decides the size (no config
     states it), and a folder without one gets the processor class's defaults
     at the model's image size, as diffusers' load_ip_adapter does."""
+    from diffengine_ipa.models.random_models import write_image_encoder
     from diffengine_ipa.registry import MODELS
-    from diffengine_ipa.testing import write_image_encoder
 
     folder = write_image_encoder(architecture, str(tmp_path / 'encoder'))
     kind = MODELS.get(

@@ -182,24 +182,15 @@ def test_two_process_checkpoint_converts_like_one(
         assert torch.equal(value, rank0[key]), key
 
 
-def load_train_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        'train_tool', osp.join(REPO, 'tools/train.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_auto_scale_lr_counts_accumulation():
     from mmengine.config import Config
 
     cfg = Config.fromfile(TINY_CONFIG)
     assert cfg.auto_scale_lr == dict(enable=False, base_batch_size=64)
     cfg.optim_wrapper.accumulative_counts = 4
-    load_train_tool().enable_auto_scale_lr(cfg)
+    from diffengine_ipa.apis.train import enable_auto_scale_lr
+
+    enable_auto_scale_lr(cfg)
     # mmengine compares batch_size x processes with base_batch_size: with 4
     # accumulated steps, 16 per step is the recipe's 64 images per update.
     assert cfg.auto_scale_lr == dict(enable=True, base_batch_size=16)
@@ -240,8 +231,8 @@ def test_block_wrap_policy_shards_each_transformer_block():
     each block named in the config: FLUX's 19 + 38 blocks at full size."""
     from functools import partial
 
+    from diffengine_ipa.models.random_models import build_component
     from diffengine_ipa.registry import FUNCTIONS
-    from diffengine_ipa.testing import build_component
 
     policy = partial(
         FUNCTIONS.get('block_wrap_policy'),

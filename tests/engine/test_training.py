@@ -264,7 +264,7 @@ def test_any_image_encoder_trains_with_no_pipeline_edit(
     """Only the config's image encoder changes (type and folder): the data
     pipeline preprocesses at the encoder's own size, training runs, and
     validation generates through the family's pipeline with its features."""
-    from diffengine_ipa.testing import write_image_encoder
+    from diffengine_ipa.models.random_models import write_image_encoder
 
     from ..conftest import TINY_CONFIGS
 

@@ -4,7 +4,7 @@ import pytest
 
 from diffengine_ipa.errors import UserError
 from diffengine_ipa.models.compilation import compile_denoiser, repeated_blocks
-from diffengine_ipa.testing import build_component
+from diffengine_ipa.models.random_models import build_component
 
 
 def compiled(module) -> bool:

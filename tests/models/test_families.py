@@ -7,17 +7,15 @@ from accelerate import init_empty_weights
 
 from diffengine_ipa.errors import UserError
 from diffengine_ipa.models import IPAdapter
+from diffengine_ipa.models.random_models import build_component
 from diffengine_ipa.official_format import (
     describe_official,
     nest_official,
     official_key_map,
     rename_to_official,
 )
-from diffengine_ipa.testing import build_component
 
-from ..conftest import build_tiny_model
-
-FAMILIES = ('sd15', 'sdxl', 'sd3', 'flux')
+from ..conftest import FAMILIES, build_tiny_model
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from diffusers import DDPMScheduler
 from diffusers.training_utils import compute_snr
 
 from diffengine_ipa.errors import UserError
+from diffengine_ipa.models.families.sd15 import SD15_SCHEDULER
 from diffengine_ipa.models.objectives import NoisePrediction, RectifiedFlow
-from diffengine_ipa.testing.architectures import SD15_SCHEDULER
 
 TIMESTEPS = torch.tensor([0, 1, 10, 100, 250, 500, 750, 999])
 

@@ -9,7 +9,7 @@ from transformers import CLIPVisionModelWithProjection
 
 from diffengine_ipa.errors import ModelSourceError
 from diffengine_ipa.models import load_component
-from diffengine_ipa.testing import write_base_model
+from diffengine_ipa.models.random_models import write_base_model
 
 
 def test_missing_local_folder_names_path_and_fix(tmp_path):

@@ -6,12 +6,10 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
+from diffengine_ipa.models.families.flux import FLUX_SCHEDULER
+from diffengine_ipa.models.families.sd3 import SD3_SCHEDULER
+from diffengine_ipa.models.families.sd15 import SD15_SCHEDULER
 from diffengine_ipa.models.objectives import NoisePrediction, RectifiedFlow
-from diffengine_ipa.testing.architectures import (
-    FLUX_SCHEDULER,
-    SD3_SCHEDULER,
-    SD15_SCHEDULER,
-)
 
 
 def script_sigmas(scheduler, timesteps, n_dim):

@@ -3,9 +3,9 @@
 import torch
 from mmengine.logging import MessageHub
 
+from diffengine_ipa.models.families.sd15 import SD15_SCHEDULER
 from diffengine_ipa.models.objectives import NoisePrediction
 from diffengine_ipa.models.training_draws import draw_training_randomness
-from diffengine_ipa.testing.architectures import SD15_SCHEDULER
 
 SHAPE = (4, 8, 8)
 TIMESTEP = NoisePrediction(SD15_SCHEDULER).sample_timestep

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
+from diffengine_ipa.models.random_models import write_image_encoder
 from diffengine_ipa.official_format import official_key_map
-from diffengine_ipa.testing import write_image_encoder
 
 from ..conftest import (
     REPO,

@@ -8,13 +8,8 @@ import sys
 
 from ..conftest import REPO
 
-# Developer tools whose choices are the architecture tables (torch):
-# their --help takes seconds, said in their docstrings.
-HEAVY = ('benchmark.py',)
 TOOLS = sorted(
-    name
-    for name in os.listdir(osp.join(REPO, 'tools'))
-    if name.endswith('.py') and name not in HEAVY
+    name for name in os.listdir(osp.join(REPO, 'tools')) if name.endswith('.py')
 )
 
 PROBE = """

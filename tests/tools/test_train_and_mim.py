@@ -139,6 +139,17 @@ def test_pip_install_ships_the_shapes_world_data(installed, tmp_path):
 
 
 @pytest.mark.slow
+def test_pip_install_ships_no_scaffolding(installed):
+    """The installed package holds the product only: the random-weight
+    models the demo needs, no test scaffolding and no benchmarks."""
+    assert osp.isfile(
+        osp.join(installed, 'diffengine_ipa/models/random_models/architectures.py')
+    )
+    for absent in ('diffengine_ipa/testing', 'benchmarks'):
+        assert not osp.exists(osp.join(installed, absent)), absent
+
+
+@pytest.mark.slow
 def test_mim_train_after_pip_install(installed, tiny_family, tmp_path):
     site = installed
     work_dir = tmp_path / 'work_dir'
@@ -321,20 +332,19 @@ def test_tensorboard_flag(tmp_path):
     """``--tensorboard`` adds MMEngine's backend where the runner reads it,
     or stops with one line naming the extra to install."""
     import importlib.util
-    import runpy
 
     from mmengine.config import Config
 
+    from diffengine_ipa.apis.train import enable_tensorboard
     from diffengine_ipa.errors import UserError
 
-    train = runpy.run_path(osp.join(REPO, 'tools/train.py'), run_name='train')
     cfg = Config.fromfile(TINY_CONFIG)
     if importlib.util.find_spec('tensorboard') is None:
         with pytest.raises(UserError, match=r"pip install '\.\[tensorboard\]'"):
-            train['enable_tensorboard'](cfg)
+            enable_tensorboard(cfg)
         return
-    train['enable_tensorboard'](cfg)
-    train['enable_tensorboard'](cfg)  # once only
+    enable_tensorboard(cfg)
+    enable_tensorboard(cfg)  # once only
     assert [b['type'] for b in cfg.visualizer.vis_backends] == [
         'LocalVisBackend',
         'TensorboardVisBackend',

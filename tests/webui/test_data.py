@@ -92,3 +92,29 @@ def test_the_file_is_what_check_dataset_reads(ws):
     path = osp.join(ws.root, 'datasets/mine/data.json')
     assert json.load(open(path)) == [{'image_file': 'images/cat.jpg', 'text': 'a cat'}]
     assert 'all 1 records usable' in run_tool('check_dataset.py', path).stdout
+
+
+def test_a_captioned_gif_is_read_by_every_reader(ws):
+    """One list of image extensions: the caption-folder reader the datasets
+    use, the web UI's folder scan and uploads, and the record check all take
+    a captioned .gif (read as its first frame)."""
+    from diffengine_ipa.cli import IMAGE_EXTENSIONS
+    from diffengine_ipa.datasets.record_sources import FolderRecords
+
+    assert data.IMAGE_EXTENSIONS is IMAGE_EXTENSIONS
+    folder = osp.join(ws.root, 'datasets/gifs')
+    for name, mode in (('still.png', 'RGB'), ('moving.gif', 'P')):
+        Image.new(mode, (80, 72), 3).save(osp.join(ws.folder('datasets/gifs'), name))
+        stem = osp.splitext(name)[0]
+        with open(osp.join(folder, f'{stem}.txt'), 'w') as f:
+            f.write(f'a {stem}\nimage\n')
+    found = sorted(record['image_file'] for record, _ in FolderRecords(folder))
+    assert found == ['moving.gif', 'still.png']
+    rows = data.scan_folder(ws, 'datasets/gifs')
+    assert rows == [
+        ['moving.gif', 'a moving image', 'ok'],
+        ['still.png', 'a still image', 'ok'],
+    ]
+    upload = put(ws, osp.join(folder, 'moving.gif'), '.gradio/up/moving.gif')
+    rows = data.add_images(ws, 'datasets/uploaded', [upload], 'a gif')
+    assert rows == [['images/moving.gif', 'a gif', 'ok']]

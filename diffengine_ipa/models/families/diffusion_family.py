@@ -1,10 +1,12 @@
-"""What every model family provides, and what families share.
+"""What training needs of a model family: the frozen base model.
 
 A family is the frozen text-to-image model of one kind (SD1.5, SDXL, SD3,
-FLUX.1) together with everything that differs between kinds: the classes of
-its components, its text conditioning, its training objective, how the
-adapter's attention is installed and fed, the official file layout it is
-saved in, and the diffusers pipeline that generates with it. ``IPAdapter``
+FLUX.1) together with everything that differs between kinds. This is the
+role training reads: the classes of its components, its text conditioning,
+its training objective, how the adapter's attention is installed and fed.
+The other two roles are the generation glue (:attr:`DiffusionFamily.generation`,
+a :class:`FamilyGeneration`) and the official file layout
+(:attr:`DiffusionFamily.layout`, an ``AdapterLayout`` by name). ``IPAdapter``
 asks its family and never branches on which one it is.
 
 Class attributes and class methods work without loading any weights (the
@@ -14,10 +16,8 @@ frozen components under their diffusers names (``unet`` or ``transformer``,
 """
 
 import contextlib
-import copy
 import importlib
 import inspect
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ from torch import nn
 
 from ...errors import UserError
 from ..model_sources import load_component, load_scheduler_config
+from .family_generation import FamilyGeneration
 
 __all__ = ['DiffusionFamily']
 
@@ -41,24 +42,12 @@ class DiffusionFamily(nn.Module):
     # name in the pipeline → (library, class), loaded from that subfolder
     components: dict[str, tuple[str, str]] = {}
     denoiser_name = 'unet'
-    pipeline_class = ''
     layout = ''  # official file layout, see diffengine_ipa.official_format
+    generation: type[FamilyGeneration] = FamilyGeneration  # the pipeline glue
     # The image projection of the family's published adapters.
     default_projection = dict(type='IPAdapterImageProjection', num_tokens=4)
-    # The unconditional image prompt of the family's pipeline, by the
-    # features the projection reads (see ImageEncoder.null_features).
-    null_image = dict(pooled='zero_features', hidden_states='zero_pixels')
-    generation_defaults: dict = {}
-    true_cfg = False  # the pipeline's true_cfg_scale (FLUX-type bases)
-    # Storage precision of an embedding cache, and the CUDA precision of
-    # generation, when the user names none.
+    # Storage precision of an embedding cache when the user names none.
     cache_dtype = 'fp32'
-    inference_dtype = 'fp16'
-    # Generated image sides are multiples of this (VAE factor × patch size).
-    size_multiple = 8
-    # Where a live pipeline looks for the image projection: the attribute of
-    # the denoiser, and whether it is wrapped in MultiIPAdapterImageProjection.
-    projection_slot = ('encoder_hid_proj', True)
 
     def __init__(
         self, pretrained_model_name_or_path: str, objective: dict | None = None
@@ -142,7 +131,7 @@ class DiffusionFamily(nn.Module):
         if pipe is None:
             import diffusers
 
-            cls = getattr(diffusers, self.pipeline_class)
+            cls = getattr(diffusers, self.generation.pipeline_class)
             names = inspect.signature(cls).parameters
             parts = {
                 name: getattr(self, name)
@@ -188,115 +177,6 @@ class DiffusionFamily(nn.Module):
     ) -> torch.Tensor:
         """The denoiser's prediction, in the layout of ``noisy``."""
         raise NotImplementedError
-
-    @contextlib.contextmanager
-    def attached_projection(self, projection: nn.Module) -> Iterator[None]:
-        """Put ``projection`` where the family's pipeline looks for it, for the
-        duration of the block (as ``load_ip_adapter`` would), then take it
-        away again, so that checkpoints never hold it twice."""
-        from diffusers.models.embeddings import MultiIPAdapterImageProjection
-
-        attribute, wrapped = self.projection_slot
-        denoiser = self.denoiser
-        setattr(
-            denoiser,
-            attribute,
-            MultiIPAdapterImageProjection([projection]) if wrapped else projection,
-        )
-        if wrapped:
-            denoiser.config.encoder_hid_dim_type = 'ip_image_proj'
-        processors = denoiser.attn_processors.values()
-        scales = [(p, copy.copy(p.scale)) for p in processors if hasattr(p, 'scale')]
-        try:
-            yield
-        finally:
-            setattr(denoiser, attribute, None)
-            if wrapped:
-                denoiser.config.encoder_hid_dim_type = None
-            for processor, scale in scales:  # generation may change them
-                processor.scale = scale
-
-    # --- the pipeline ---------------------------------------------------------
-
-    # The family's ControlNet pipeline and model classes (diffusers).
-    controlnet_pipeline_class = ''
-    controlnet_model_class = ''
-    # Named per-block scales (InstantStyle's style / layout blocks).
-    scale_presets: dict = {}
-
-    @classmethod
-    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
-        """Load adapters (each ``{'image_proj': ..., 'ip_adapter': ...}``, the
-        official names) the way a diffusers user does."""
-        count = len(nested)
-        pipe.load_ip_adapter(
-            nested, subfolder=[''] * count, weight_name=['ip_adapter'] * count
-        )
-
-    @classmethod
-    def check_image_prompts(cls, counts: list[int]) -> None:
-        """One line when the family's pipeline cannot take this many adapters
-        (``len(counts)``) or references per adapter."""
-
-    @classmethod
-    def adapter_scale(cls, scale: Any, count: int) -> Any:
-        """``scale`` as the pipeline's ``set_ip_adapter_scale`` takes it: a
-        float, one per adapter, the per-block form, or a preset's name."""
-        if isinstance(scale, str):
-            if scale not in cls.scale_presets:
-                raise UserError(
-                    f'scale preset {scale!r}: {cls.__name__} has '
-                    + (
-                        f'{", ".join(sorted(cls.scale_presets))}'
-                        if cls.scale_presets
-                        else "none (InstantStyle's style and "
-                        "layout blocks are SDXL's); give per-block scales"
-                    )
-                )
-            preset = cls.scale_presets[scale]
-            return preset if count == 1 else [preset] * count
-        return scale
-
-    @classmethod
-    def image_prompt_kwargs(
-        cls,
-        images: list[torch.Tensor],
-        nulls: list[torch.Tensor],
-        guidance_scale: float,
-    ) -> dict[str, Any]:
-        """The pipeline's arguments for precomputed image features: per
-        adapter, those (N, ...) of its N references and of "no image"."""
-        raise NotImplementedError
-
-    @classmethod
-    def mask_kwargs(
-        cls, masks: list[list], pipe: Any, height: int | None, width: int | None
-    ) -> dict[str, Any]:
-        """The pipeline's arguments for region masks (per adapter, one per
-        reference)."""
-        raise UserError(
-            f"region masks: {cls.pipeline_class}'s IP-Adapter "
-            'attention takes none (diffusers 0.42); the SD1.5 and '
-            'SDXL pipelines do'
-        )
-
-    @classmethod
-    def control_kwargs(cls, image: Any, scale: float) -> dict[str, Any]:
-        """The ControlNet pipeline's arguments for its condition."""
-        return dict(control_image=image, controlnet_conditioning_scale=scale)
-
-    @classmethod
-    def pipeline_call_kwargs(cls, settings: dict) -> dict[str, Any]:
-        """Pipeline arguments of this family beyond the common ones, from its
-        config entry ``settings`` (``model.family``)."""
-        return {}
-
-    @classmethod
-    def setting(cls, settings: dict, name: str) -> Any:
-        """``settings[name]``, else the family's default for it."""
-        if name in settings:
-            return settings[name]
-        return inspect.signature(cls).parameters[name].default
 
     def settings(self) -> dict[str, Any]:
         """This family's settings, as its config entry would give them."""

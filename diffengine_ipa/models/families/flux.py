@@ -1,16 +1,78 @@
-"""FLUX.1: a rectified-flow transformer, CLIP-L pooled + T5."""
+"""FLUX.1: a rectified-flow transformer, CLIP-L pooled + T5.
+
+Its roles: training (:class:`Flux`), generation (:class:`FluxGeneration`),
+XLabs' file layout (:class:`FluxLayout`); its random architectures; its
+registry entry (:data:`FAMILY`).
+"""
 
 from typing import Any
 
 import torch
 from torch import nn
 
-from ...errors import UserError
-from ...registry import MODELS
+from ...errors import CheckpointError, UserError
+from ...official_format.layouts import (
+    BASE_PROJECTION,
+    LAYER_KEY,
+    AdapterLayout,
+    describe_layout,
+    layer_parts,
+    projection_part,
+    require_keys,
+)
+from ...registry import ARCHITECTURES, LAYOUTS, MODELS
 from ..objectives import RectifiedFlow
+from ..random_models.architectures import (
+    DIT_VAE,
+    T5_XXL,
+    TINY_CLIP_TEXT,
+    clip_text_config,
+    tiny_t5_config,
+    vae_config,
+)
 from .diffusion_family import DiffusionFamily
+from .family_entry import Family
+from .family_generation import FamilyGeneration
 
-__all__ = ['Flux']
+__all__ = ['Flux', 'FluxGeneration', 'FluxLayout', 'FAMILY', 'FLUX_SCHEDULER']
+
+MAX_SEQUENCE_LENGTH = 512  # T5 tokens, FluxPipeline's default
+
+
+class FluxGeneration(FamilyGeneration):
+    """``FluxPipeline``: true CFG, the null image as the negative prompt's."""
+
+    family_name = 'Flux'
+    call_settings = dict(max_sequence_length=MAX_SEQUENCE_LENGTH)
+    pipeline_class = 'FluxPipeline'
+    controlnet_pipeline_class = 'FluxControlNetPipeline'
+    controlnet_model_class = 'FluxControlNetModel'
+    # FluxPipeline's unconditional image prompt: a black image, encoded.
+    null_image = dict(pooled='black_image', hidden_states='black_image')
+    generation_defaults = dict(
+        steps=28, guidance_scale=3.5, negative_prompt=None, true_cfg_scale=None
+    )
+    # FluxPipeline's true CFG: true_cfg_scale > 1 with a negative prompt.
+    true_cfg = True
+    inference_dtype = 'bf16'
+    size_multiple = 16  # 8× VAE, 2×2 patches
+
+    @classmethod
+    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
+        pipe.load_ip_adapter(nested, weight_name=['ip_adapter'] * len(nested))
+
+    @classmethod
+    def image_prompt_kwargs(
+        cls,
+        images: list[torch.Tensor],
+        nulls: list[torch.Tensor],
+        guidance_scale: float,
+    ) -> dict[str, Any]:
+        """Per adapter (1, N, D); the null images as the negative prompt's."""
+        return dict(
+            ip_adapter_image_embeds=[image[None] for image in images],
+            negative_ip_adapter_image_embeds=[null[None] for null in nulls],
+        )
 
 
 @MODELS.register_module()
@@ -35,6 +97,7 @@ class Flux(DiffusionFamily):
         max_sequence_length: T5 tokens (512, as FluxPipeline).
     """
 
+    generation = FluxGeneration
     components = dict(
         transformer=('diffusers', 'FluxTransformer2DModel'),
         vae=('diffusers', 'AutoencoderKL'),
@@ -44,27 +107,15 @@ class Flux(DiffusionFamily):
         tokenizer_2=('transformers', 'T5TokenizerFast'),
     )
     denoiser_name = 'transformer'
-    pipeline_class = 'FluxPipeline'
-    controlnet_pipeline_class = 'FluxControlNetPipeline'
-    controlnet_model_class = 'FluxControlNetModel'
     layout = 'xlabs-flux'
-    # FluxPipeline's unconditional image prompt: a black image, encoded.
-    null_image = dict(pooled='black_image', hidden_states='black_image')
-    generation_defaults = dict(
-        steps=28, guidance_scale=3.5, negative_prompt=None, true_cfg_scale=None
-    )
-    # FluxPipeline's true CFG: true_cfg_scale > 1 with a negative prompt.
-    true_cfg = True
     cache_dtype = 'bf16'  # T5 states: (512, 4096) per caption
-    inference_dtype = 'bf16'
-    size_multiple = 16  # 8× VAE, 2×2 patches
 
     def __init__(
         self,
         pretrained_model_name_or_path: str,
         objective: dict | None = None,
         guidance_scale: float = 3.5,
-        max_sequence_length: int = 512,
+        max_sequence_length: int = MAX_SEQUENCE_LENGTH,
     ) -> None:
         self.guidance_scale = guidance_scale
         self.max_sequence_length = max_sequence_length
@@ -177,23 +228,193 @@ class Flux(DiffusionFamily):
             prediction, height * scale, width * scale, scale
         )
 
-    @classmethod
-    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
-        pipe.load_ip_adapter(nested, weight_name=['ip_adapter'] * len(nested))
 
-    @classmethod
-    def image_prompt_kwargs(
-        cls,
-        images: list[torch.Tensor],
-        nulls: list[torch.Tensor],
-        guidance_scale: float,
-    ) -> dict[str, Any]:
-        """Per adapter (1, N, D); the null images as the negative prompt's."""
-        return dict(
-            ip_adapter_image_embeds=[image[None] for image in images],
-            negative_ip_adapter_image_embeds=[null[None] for null in nulls],
-        )
+@LAYOUTS.register_module()
+class FluxLayout(AdapterLayout):
+    """XLabs' FLUX.1 layout: K/V with biases on the double-stream blocks."""
 
-    @classmethod
-    def pipeline_call_kwargs(cls, settings: dict) -> dict[str, Any]:
-        return dict(max_sequence_length=cls.setting(settings, 'max_sequence_length'))
+    name = 'xlabs-flux'
+    loader = (
+        "diffusers' FluxIPAdapterMixin.load_ip_adapter (FluxPipeline), "
+        "XLabs' x-flux and ComfyUI nodes"
+    )
+    families = {4096: 'FLUX.1'}
+    FILE_NAMES = (('image_proj.', 'ip_adapter_proj_model.'),)
+    KV = {
+        'to_k_ip': 'ip_adapter_double_stream_k_proj',
+        'to_v_ip': 'ip_adapter_double_stream_v_proj',
+    }
+
+    def to_file(self, state: dict[str, torch.Tensor]) -> dict:
+        """XLabs' names, in the order its loader needs (projection first)."""
+        named = {}
+        for key in sorted(state, key=lambda k: not k.startswith('image_proj.')):
+            match = LAYER_KEY.match(key)
+            if match:
+                kind, param = match[2].split('.')
+                name = f'double_blocks.{match[1]}.processor.{self.KV[kind]}.{param}'
+            else:
+                name = 'ip_adapter_proj_model.' + key[len('image_proj.') :]
+            named[name] = state[key]
+        return named
+
+    def recognises(self, layer_keys: list[str]) -> bool:
+        return any(key.endswith('_ip.bias') for key in layer_keys)
+
+    def from_file(self, state: dict) -> dict:
+        """XLabs' names → canonical (as diffusers' loader renames them)."""
+        if not any(
+            k.startswith(('ip_adapter_proj_model.', 'double_blocks.')) for k in state
+        ):
+            return state
+        canonical = {}
+        for key, value in state.items():
+            if key.startswith('ip_adapter_proj_model.'):
+                key = 'image_proj.' + key[len('ip_adapter_proj_model.') :]
+            elif key.startswith('double_blocks.'):
+                for ours, theirs in self.KV.items():
+                    key = key.replace(theirs, ours)
+                key = 'ip_adapter.' + key[len('double_blocks.') :].replace(
+                    'processor.', ''
+                )
+            canonical[key] = value
+        return canonical
+
+    def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
+        proj = projection_part(state)
+        require_keys(proj, BASE_PROJECTION, 'image_proj', source)
+        width = proj['norm.weight'].shape[0]
+        if proj['proj.weight'].shape[0] % width:
+            raise CheckpointError(
+                f'{source}: image_proj.proj.weight rows '
+                f'{proj["proj.weight"].shape[0]} are not a multiple of the '
+                f'token width {width}'
+            )
+        layers = layer_parts(state, source)
+        if sorted(layers) != list(range(len(layers))):
+            raise CheckpointError(
+                f'{source}: ip_adapter layers must be '
+                f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
+            )
+        needed = {f'{kv}.{p}' for kv in self.KV for p in ('weight', 'bias')}
+        for index, params in layers.items():
+            require_keys(params, needed, f'ip_adapter.{index}', source, exact=True)
+            for kind in self.KV:
+                if params[f'{kind}.weight'].shape[1] != width:
+                    raise CheckpointError(
+                        f'{source}: ip_adapter.{index}.{kind}.weight reads '
+                        f'{params[f"{kind}.weight"].shape[1]}-d tokens, '
+                        f'image_proj makes {width}-d'
+                    )
+
+    def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        proj = projection_part(state)
+        width = proj['norm.weight'].shape[0]
+        rows, image_dim = proj['proj.weight'].shape
+        return describe_layout(self, state, 'base', width, rows // width, image_dim)
+
+
+# FLUX.1-dev, scheduler/: the shift follows the image size at inference.
+FLUX_SCHEDULER = dict(
+    _class_name='FlowMatchEulerDiscreteScheduler',
+    num_train_timesteps=1000,
+    shift=3.0,
+    use_dynamic_shifting=True,
+    base_shift=0.5,
+    max_shift=1.15,
+    base_image_seq_len=256,
+    max_image_seq_len=4096,
+)
+
+
+FLUX_VAE = dict(DIT_VAE, shift_factor=0.1159, scaling_factor=0.3611)
+
+
+# --- random architectures ----------------------------------------------------
+
+
+@ARCHITECTURES.register_module(name='flux1_dev')
+def flux1_dev() -> dict:
+    """FLUX.1 [dev]: 11.9B transformer (19 double-stream, 38 single-stream
+    blocks of 3072), guidance embedding, CLIP-L and T5-XXL, 16-channel VAE."""
+    return dict(
+        family='Flux',
+        paired_encoder='clip-vit-large-patch14',
+        resolution=1024,
+        transformer=dict(
+            patch_size=1,
+            in_channels=64,
+            num_layers=19,
+            num_single_layers=38,
+            attention_head_dim=128,
+            num_attention_heads=24,
+            joint_attention_dim=4096,
+            pooled_projection_dim=768,
+            guidance_embeds=True,
+            axes_dims_rope=(16, 56, 56),
+        ),
+        vae=vae_config((128, 256, 512, 512), **FLUX_VAE),
+        text_encoder=clip_text_config(768, 3072, 12, 12, 768),
+        text_encoder_2=T5_XXL,
+        tokenizer=dict(),
+        tokenizer_2=dict(),
+        scheduler=FLUX_SCHEDULER,
+    )
+
+
+@ARCHITECTURES.register_module(name='mid_flux')
+def mid_flux() -> dict:
+    """FLUX.1 at full width with few blocks (1 double-, 2 single-stream) and
+    a 2-layer T5-XXL: every part at its real size per layer, ~0.65B
+    transformer parameters (for memory measurements on a CPU)."""
+    spec = flux1_dev()
+    spec['transformer'] = dict(spec['transformer'], num_layers=1, num_single_layers=2)
+    spec['text_encoder_2'] = dict(T5_XXL, num_layers=2)
+    spec['resolution'] = 512
+    spec['family_settings'] = dict(max_sequence_length=128)
+    return spec
+
+
+@ARCHITECTURES.register_module(name='tiny_flux')
+def tiny_flux() -> dict:
+    """FLUX.1-shaped, tiny: double- and single-stream blocks, RoPE, guidance
+    embedding, 2×2 latent packing."""
+    return dict(
+        family='Flux',
+        paired_encoder='tiny_clip_vision',
+        resolution=64,
+        family_settings=dict(max_sequence_length=32),
+        transformer=dict(
+            patch_size=1,
+            in_channels=16,  # 4 latent channels, packed 2×2
+            num_layers=2,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=48,  # T5's width
+            pooled_projection_dim=32,  # CLIP's pooled width
+            guidance_embeds=True,
+            axes_dims_rope=(4, 6, 6),
+        ),
+        vae=vae_config(
+            (16, 32),
+            norm_num_groups=16,
+            **dict(FLUX_VAE, latent_channels=4, sample_size=64),
+        ),
+        text_encoder=TINY_CLIP_TEXT,
+        text_encoder_2=tiny_t5_config(48),
+        tokenizer=dict(),
+        tokenizer_2=dict(),
+        scheduler=FLUX_SCHEDULER,
+    )
+
+
+FAMILY = Family(
+    name='flux',
+    label='FLUX.1',
+    base=Flux,
+    architecture='flux1_dev',
+    tiny_architecture='tiny_flux',
+    config='flux_mini_dataset.py',
+    tiny_config='tiny_flux_mini_dataset.py',
+)

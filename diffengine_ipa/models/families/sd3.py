@@ -1,4 +1,9 @@
-"""Stable Diffusion 3 / 3.5: an MMDiT transformer, CLIP-L + CLIP-G + T5."""
+"""Stable Diffusion 3 / 3.5: an MMDiT transformer, CLIP-L + CLIP-G + T5.
+
+Its roles: training (:class:`SD3`), generation (:class:`SD3Generation`),
+InstantX's file layout (:class:`SD3Layout`); its random architectures; its
+registry entry (:data:`FAMILY`).
+"""
 
 from typing import Any
 
@@ -6,12 +11,85 @@ import torch
 from diffusers.models.attention_processor import SD3IPAdapterJointAttnProcessor2_0
 from torch import nn
 
-from ...errors import UserError
-from ...registry import MODELS
+from ...errors import CheckpointError, UserError
+from ...official_format.layouts import (
+    PLUS_PROJECTION,
+    AdapterLayout,
+    check_resampler,
+    describe_layout,
+    layer_parts,
+    projection_part,
+    require_keys,
+)
+from ...registry import ARCHITECTURES, LAYOUTS, MODELS
 from ..objectives import RectifiedFlow
+from ..random_models.architectures import (
+    DIT_VAE,
+    T5_XXL,
+    TINY_CLIP_TEXT,
+    clip_text_config,
+    tiny_t5_config,
+    vae_config,
+)
 from .diffusion_family import DiffusionFamily
+from .family_entry import Family
+from .family_generation import FamilyGeneration
 
-__all__ = ['SD3']
+__all__ = ['SD3', 'SD3Generation', 'SD3Layout', 'FAMILY', 'SD3_SCHEDULER']
+
+MAX_SEQUENCE_LENGTH = 256  # T5 tokens, StableDiffusion3Pipeline's default
+
+
+class SD3Generation(FamilyGeneration):
+    """``StableDiffusion3Pipeline``: one adapter, one reference, one scale."""
+
+    family_name = 'SD3'
+    call_settings = dict(max_sequence_length=MAX_SEQUENCE_LENGTH)
+    pipeline_class = 'StableDiffusion3Pipeline'
+    controlnet_pipeline_class = 'StableDiffusion3ControlNetPipeline'
+    controlnet_model_class = 'SD3ControlNetModel'
+    # StableDiffusion3Pipeline: the unconditional image is zero features.
+    null_image = dict(pooled='zero_features', hidden_states='zero_features')
+    generation_defaults = dict(steps=28, guidance_scale=7.0, negative_prompt=None)
+    inference_dtype = 'bf16'
+    size_multiple = 16  # 8× VAE, 2×2 patches
+    projection_slot = ('image_proj', False)
+
+    @classmethod
+    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
+        cls.check_image_prompts([1] * len(nested))
+        pipe.load_ip_adapter(nested[0])
+
+    @classmethod
+    def check_image_prompts(cls, counts: list[int]) -> None:
+        if len(counts) > 1 or counts[0] > 1:
+            what = 'several adapters' if len(counts) > 1 else 'several reference images'
+            raise UserError(
+                f'{what}: StableDiffusion3Pipeline takes one '
+                "IP-Adapter reading one image (diffusers' "
+                'SD3IPAdapterMixin)'
+            )
+
+    @classmethod
+    def adapter_scale(cls, scale: Any, count: int) -> Any:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise UserError(
+                f'scale {scale!r}: StableDiffusion3Pipeline takes '
+                'one number (no per-block scales or presets)'
+            )
+        return scale
+
+    @classmethod
+    def image_prompt_kwargs(
+        cls,
+        images: list[torch.Tensor],
+        nulls: list[torch.Tensor],
+        guidance_scale: float,
+    ) -> dict[str, Any]:
+        """(2, T, D), the null first when the pipeline guides."""
+        (image,), (null,) = images, nulls
+        embeds = torch.cat([null, image]) if guidance_scale > 1 else image
+        return dict(ip_adapter_image_embeds=embeds)
 
 
 @MODELS.register_module()
@@ -35,6 +113,7 @@ class SD3(DiffusionFamily):
             name (256 by default there too).
     """
 
+    generation = SD3Generation
     components = dict(
         transformer=('diffusers', 'SD3Transformer2DModel'),
         vae=('diffusers', 'AutoencoderKL'),
@@ -46,9 +125,6 @@ class SD3(DiffusionFamily):
         tokenizer_3=('transformers', 'T5TokenizerFast'),
     )
     denoiser_name = 'transformer'
-    pipeline_class = 'StableDiffusion3Pipeline'
-    controlnet_pipeline_class = 'StableDiffusion3ControlNetPipeline'
-    controlnet_model_class = 'SD3ControlNetModel'
     layout = 'instantx-sd3'
     default_projection = dict(
         type='IPAdapterTimeImageProjection',
@@ -56,19 +132,13 @@ class SD3(DiffusionFamily):
         num_tokens=64,
         timestep_in_dim=320,
     )
-    # StableDiffusion3Pipeline: the unconditional image is zero features.
-    null_image = dict(pooled='zero_features', hidden_states='zero_features')
-    generation_defaults = dict(steps=28, guidance_scale=7.0, negative_prompt=None)
     cache_dtype = 'bf16'  # T5 states: (333, 4096) per caption
-    inference_dtype = 'bf16'
-    size_multiple = 16  # 8× VAE, 2×2 patches
-    projection_slot = ('image_proj', False)
 
     def __init__(
         self,
         pretrained_model_name_or_path: str,
         objective: dict | None = None,
-        max_sequence_length: int = 256,
+        max_sequence_length: int = MAX_SEQUENCE_LENGTH,
     ) -> None:
         self.max_sequence_length = max_sequence_length
         super().__init__(pretrained_model_name_or_path, objective)
@@ -152,42 +222,165 @@ class SD3(DiffusionFamily):
             joint_attention_kwargs=dict(ip_hidden_states=tokens, temb=time_embedding),
         ).sample
 
-    @classmethod
-    def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
-        cls.check_image_prompts([1] * len(nested))
-        pipe.load_ip_adapter(nested[0])
 
-    @classmethod
-    def check_image_prompts(cls, counts: list[int]) -> None:
-        if len(counts) > 1 or counts[0] > 1:
-            what = 'several adapters' if len(counts) > 1 else 'several reference images'
-            raise UserError(
-                f'{what}: StableDiffusion3Pipeline takes one '
-                "IP-Adapter reading one image (diffusers' "
-                'SD3IPAdapterMixin)'
+@LAYOUTS.register_module()
+class SD3Layout(AdapterLayout):
+    """InstantX's SD3.5 layout: time-aware Resampler, per-block norms."""
+
+    name = 'instantx-sd3'
+    loader = "diffusers' SD3IPAdapterMixin.load_ip_adapter (StableDiffusion3Pipeline)"
+    families = {2432: 'SD3.5 Large', 1536: 'SD3.5 Medium'}
+    BLOCK = {
+        'norm_ip.linear.weight',
+        'norm_ip.linear.bias',
+        'to_k_ip.weight',
+        'to_v_ip.weight',
+        'norm_q.weight',
+        'norm_k.weight',
+        'norm_ip_k.weight',
+    }
+
+    def recognises(self, layer_keys: list[str]) -> bool:
+        return any(key.startswith('norm_ip.') for key in layer_keys)
+
+    def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
+        proj = projection_part(state)
+        require_keys(
+            proj,
+            PLUS_PROJECTION
+            | {'time_embedding.linear_1.weight', 'layers.0.0.to_q.weight'},
+            'image_proj',
+            source,
+        )
+        check_resampler(proj, source)
+        info = self.describe(state)
+        width, hidden = info['cross_attention_dim'], proj['latents'].shape[2]
+        layers = layer_parts(state, source)
+        if sorted(layers) != list(range(len(layers))):
+            raise CheckpointError(
+                f'{source}: ip_adapter layers must be '
+                f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
             )
+        for index, params in layers.items():
+            require_keys(params, self.BLOCK, f'ip_adapter.{index}', source, exact=True)
+            if params['to_k_ip.weight'].shape[1] != width:
+                raise CheckpointError(
+                    f'{source}: ip_adapter.{index}.to_k_ip.weight reads '
+                    f'{params["to_k_ip.weight"].shape[1]}-d tokens, image_proj '
+                    f'makes {width}-d'
+                )
+            if params['norm_ip.linear.weight'].shape[1] != hidden:
+                raise CheckpointError(
+                    f'{source}: ip_adapter.{index}.norm_ip reads a '
+                    f'{params["norm_ip.linear.weight"].shape[1]}-d timestep '
+                    f'embedding, image_proj makes {hidden}-d'
+                )
 
-    @classmethod
-    def adapter_scale(cls, scale: Any, count: int) -> Any:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-            raise UserError(
-                f'scale {scale!r}: StableDiffusion3Pipeline takes '
-                'one number (no per-block scales or presets)'
-            )
-        return scale
+    def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        proj = projection_part(state)
+        return describe_layout(
+            self,
+            state,
+            'time-resampler',
+            proj['norm_out.weight'].shape[0],
+            proj['latents'].shape[1],
+            proj['proj_in.weight'].shape[1],
+        )
 
-    @classmethod
-    def image_prompt_kwargs(
-        cls,
-        images: list[torch.Tensor],
-        nulls: list[torch.Tensor],
-        guidance_scale: float,
-    ) -> dict[str, Any]:
-        """(2, T, D), the null first when the pipeline guides."""
-        (image,), (null,) = images, nulls
-        embeds = torch.cat([null, image]) if guidance_scale > 1 else image
-        return dict(ip_adapter_image_embeds=embeds)
 
-    @classmethod
-    def pipeline_call_kwargs(cls, settings: dict) -> dict[str, Any]:
-        return dict(max_sequence_length=cls.setting(settings, 'max_sequence_length'))
+# stable-diffusion-3.5-large, scheduler/.
+SD3_SCHEDULER = dict(
+    _class_name='FlowMatchEulerDiscreteScheduler', num_train_timesteps=1000, shift=3.0
+)
+
+
+# --- random architectures ----------------------------------------------------
+
+
+@ARCHITECTURES.register_module(name='sd35_large')
+def sd35_large() -> dict:
+    """Stable Diffusion 3.5 Large: MMDiT 8.1B (38 blocks of 2432), CLIP-L,
+    CLIP-G and T5-XXL text encoders, 16-channel VAE."""
+    return dict(
+        family='SD3',
+        paired_encoder='siglip-so400m-patch14-384',
+        resolution=1024,
+        transformer=dict(
+            sample_size=128,
+            patch_size=2,
+            in_channels=16,
+            num_layers=38,
+            attention_head_dim=64,
+            num_attention_heads=38,
+            joint_attention_dim=4096,
+            caption_projection_dim=2432,
+            pooled_projection_dim=2048,
+            out_channels=16,
+            pos_embed_max_size=192,
+            qk_norm='rms_norm',
+        ),
+        vae=vae_config((128, 256, 512, 512), **DIT_VAE),
+        text_encoder=clip_text_config(768, 3072, 12, 12, 768),
+        text_encoder_2=clip_text_config(1280, 5120, 32, 20, 1280, 'gelu'),
+        text_encoder_3=T5_XXL,
+        tokenizer=dict(),
+        tokenizer_2=dict(),
+        tokenizer_3=dict(),
+        scheduler=SD3_SCHEDULER,
+    )
+
+
+@ARCHITECTURES.register_module(name='tiny_sd3')
+def tiny_sd3() -> dict:
+    """SD3-shaped, tiny: joint attention with RMS-normed Q/K, two CLIPs
+    (pooled 32 + 32) and a T5 wider than the CLIP states it pads."""
+    return dict(
+        family='SD3',
+        paired_encoder='tiny_siglip_384',
+        resolution=64,
+        family_settings=dict(max_sequence_length=32),
+        # The published Resampler's depth and head width, one head.
+        projection=dict(
+            type='IPAdapterTimeImageProjection',
+            hidden_dims=64,
+            num_tokens=16,
+            timestep_in_dim=32,
+        ),
+        transformer=dict(
+            sample_size=32,
+            patch_size=2,
+            in_channels=4,
+            num_layers=2,
+            attention_head_dim=8,
+            num_attention_heads=4,
+            joint_attention_dim=96,  # T5's width
+            caption_projection_dim=32,
+            pooled_projection_dim=64,  # 32 + 32: both CLIPs' pooled
+            out_channels=4,
+            pos_embed_max_size=32,
+            qk_norm='rms_norm',
+        ),
+        vae=vae_config(
+            (16, 32),
+            norm_num_groups=16,
+            **dict(DIT_VAE, latent_channels=4, sample_size=64),
+        ),
+        text_encoder=TINY_CLIP_TEXT,
+        text_encoder_2=TINY_CLIP_TEXT,
+        text_encoder_3=tiny_t5_config(96),
+        tokenizer=dict(),
+        tokenizer_2=dict(),
+        tokenizer_3=dict(),
+        scheduler=SD3_SCHEDULER,
+    )
+
+
+FAMILY = Family(
+    name='sd3',
+    label='SD3.5',
+    base=SD3,
+    architecture='sd35_large',
+    tiny_architecture='tiny_sd3',
+    config='sd35_mini_dataset.py',
+    tiny_config='tiny_sd35_mini_dataset.py',
+)

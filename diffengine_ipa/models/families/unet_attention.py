@@ -1,6 +1,8 @@
 """Decoupled cross-attention in a UNet (SD1.5, SDXL): diffusers'
 ``IPAdapterAttnProcessor2_0`` beside every cross-attention layer, and what
-the UNet families share besides.
+the UNet families share besides, by role: training (:class:`UNetAdapterMixin`),
+generation (:class:`UNetGeneration`) and the file layout (:class:`UNetLayout`,
+tencent-ailab's).
 
 Layer numbering in the official file is a processor's index in
 ``unet.attn_processors`` (self-attention layers count too), so Stable
@@ -14,9 +16,28 @@ import torch
 from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
 from torch import nn
 
+from ...errors import CheckpointError
+from ...official_format.layouts import (
+    BASE_PROJECTION,
+    PLUS_PROJECTION,
+    AdapterLayout,
+    check_resampler,
+    describe_layout,
+    layer_parts,
+    projection_part,
+    require_keys,
+)
+from ...registry import LAYOUTS
 from ..objectives import NoisePrediction
+from .family_generation import FamilyGeneration
 
-__all__ = ['cross_attention_layers', 'install_unet_adapter', 'UNetAdapterMixin']
+__all__ = [
+    'cross_attention_layers',
+    'install_unet_adapter',
+    'UNetAdapterMixin',
+    'UNetGeneration',
+    'UNetLayout',
+]
 
 
 def cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
@@ -55,17 +76,12 @@ def install_unet_adapter(
 
 
 class UNetAdapterMixin:
-    """The UNet families' shared answers (SD1.5, SDXL): ε/v objective,
+    """What training needs of the UNet families (SD1.5, SDXL): ε/v objective,
     adapter on the cross-attention layers, tokens read as the UNet's second
-    ``encoder_hidden_states``, the tencent-ailab layout."""
+    ``encoder_hidden_states``, saved in the tencent-ailab layout."""
 
     denoiser_name = 'unet'
     layout = 'ip-adapter'
-    generation_defaults = dict(
-        steps=30,
-        guidance_scale=7.5,
-        negative_prompt='monochrome, lowres, bad anatomy, worst quality, low quality',
-    )
 
     def build_objective(self, scheduler_config: dict, **overrides) -> Any:
         snr_gamma = overrides.pop('snr_gamma', None)
@@ -98,6 +114,17 @@ class UNetAdapterMixin:
             encoder_hidden_states=(conditions['text_states'], [image_tokens]),
             added_cond_kwargs=added or None,
         ).sample
+
+
+class UNetGeneration(FamilyGeneration):
+    """The UNet pipelines' IP-Adapter arguments (SD1.5, SDXL): image features
+    per adapter, region masks, the ControlNet condition as ``image``."""
+
+    generation_defaults = dict(
+        steps=30,
+        guidance_scale=7.5,
+        negative_prompt='monochrome, lowres, bad anatomy, worst quality, low quality',
+    )
 
     @classmethod
     def image_prompt_kwargs(
@@ -133,3 +160,69 @@ class UNetAdapterMixin:
     @classmethod
     def control_kwargs(cls, image: Any, scale: float) -> dict[str, Any]:
         return dict(image=image, controlnet_conditioning_scale=scale)
+
+
+@LAYOUTS.register_module()
+class UNetLayout(AdapterLayout):
+    """tencent-ailab's layout (SD1.5, SDXL; base and Plus)."""
+
+    name = 'ip-adapter'
+    loader = (
+        "diffusers' IPAdapterMixin.load_ip_adapter "
+        '(StableDiffusion/StableDiffusionXL pipelines), ComfyUI IPAdapter'
+    )
+    families = {768: 'SD1.5', 1024: 'SD2', 2048: 'SDXL'}
+    fallback = True  # no per-layer names of its own: what others are not
+
+    def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
+        proj = projection_part(state)
+        plus = 'latents' in proj
+        require_keys(
+            proj, PLUS_PROJECTION if plus else BASE_PROJECTION, 'image_proj', source
+        )
+        if plus:
+            check_resampler(proj, source)
+        width = self.describe(state)['cross_attention_dim']
+        if not plus and proj['proj.weight'].shape[0] % width:
+            raise CheckpointError(
+                f'{source}: image_proj.proj.weight rows '
+                f'{proj["proj.weight"].shape[0]} are not a multiple of the '
+                f'cross-attention width {width}'
+            )
+        layers = layer_parts(state, source)
+        kinds = {'to_k_ip.weight', 'to_v_ip.weight'}
+        if sorted(layers) != list(range(1, 2 * len(layers), 2)) or any(
+            set(params) != kinds for params in layers.values()
+        ):
+            raise CheckpointError(
+                f'{source}: ip_adapter layers must be numbered 1, 3, 5, ... '
+                f'with to_k_ip and to_v_ip each; got {sorted(layers)[:6]}'
+            )
+        for index, params in layers.items():
+            for key, value in params.items():
+                if value.shape[1] != width:
+                    raise CheckpointError(
+                        f'{source}: ip_adapter.{index}.{key} reads '
+                        f'{value.shape[1]}-d tokens, image_proj makes {width}-d'
+                    )
+            if params['to_k_ip.weight'].shape != params['to_v_ip.weight'].shape:
+                raise CheckpointError(
+                    f'{source}: ip_adapter.{index}.to_k_ip and to_v_ip differ '
+                    f'in shape ({tuple(params["to_k_ip.weight"].shape)} and '
+                    f'{tuple(params["to_v_ip.weight"].shape)})'
+                )
+
+    def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
+        proj = projection_part(state)
+        if 'latents' in proj:
+            width = proj['norm_out.weight'].shape[0]
+            tokens, image_dim = (
+                proj['latents'].shape[1],
+                proj['proj_in.weight'].shape[1],
+            )
+            variant = 'plus'
+        else:
+            width = proj['norm.weight'].shape[0]
+            rows, image_dim = proj['proj.weight'].shape
+            tokens, variant = rows // width, 'base'
+        return describe_layout(self, state, variant, width, tokens, image_dim)

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..dtypes import to_dtype
+
 __all__ = ['QUANTIZED_BITS', 'CARDS_GB', 'part_bytes', 'option_rows']
 
 # Bits per stored weight, scales included (see the module docstring).
@@ -64,14 +66,7 @@ def option_rows(
     """One row per quantization × cache choice for an estimate that has
     ``parts`` (:func:`part_bytes`), with the cards it fits."""
     parts = estimate['parts']
-    frozen_bits = torch.finfo(
-        getattr(
-            torch,
-            {'bf16': 'bfloat16', 'fp16': 'float16', 'fp32': 'float32'}[
-                estimate['frozen_dtype']
-            ],
-        )
-    ).bits
+    frozen_bits = torch.finfo(to_dtype(estimate['frozen_dtype'])).bits
     rows = []
     for mode in quantize_modes:
         for cache in cached:

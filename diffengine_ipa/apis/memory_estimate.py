@@ -18,7 +18,7 @@ frozen encoders' weights still count.
 
 import contextlib
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -26,10 +26,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ..dtypes import to_dtype
-from .architectures import architecture_spec
+from ..models.random_models.architectures import architecture_spec
 from .memory_options import part_bytes
 
-__all__ = ['StorageCounter', 'estimate_training_memory']
+__all__ = ['StorageCounter', 'estimate_training_memory', 'card_rows', 'largest_batch']
 
 
 class StorageCounter(TorchDispatchMode):
@@ -198,3 +198,37 @@ def estimate_training_memory(
         trainable=sum(p.numel() for p in adapter),
         parts=part_bytes(model),
     )
+
+
+def card_rows(frozen_dtype: str, on_rows: Callable[[list[dict]], None]) -> list[dict]:
+    """The rows of ``tools/estimate_memory.py --cards``: every family's
+    full-size architecture at its training resolution, batch 1 and 4, with
+    and without gradient checkpointing, each under every memory option (see
+    :func:`.memory_options.option_rows`); ``on_rows`` sees each step's rows
+    as they come (16 fake-tensor steps)."""
+    from ..models.families import FAMILIES
+    from .memory_options import option_rows
+
+    rows = []
+    for entry in FAMILIES.values():
+        resolution = architecture_spec(entry.architecture)['resolution']
+        for batch in (1, 4):
+            for checkpointing in (True, False):
+                estimate = estimate_training_memory(
+                    entry.architecture, batch, resolution, frozen_dtype, checkpointing
+                )
+                step = option_rows(estimate)
+                on_rows(step)
+                rows += step
+    return rows
+
+
+def largest_batch(rows: list[dict], budget: float) -> int | None:
+    """The largest batch under ``budget`` bytes, by the linear fit
+    peak = fixed + per-image · batch through the first two rows."""
+    if len(rows) < 2:
+        return None
+    (b0, p0), (b1, p1) = [(r['batch'], r['peak_bytes']) for r in rows[:2]]
+    per_image = (p1 - p0) / (b1 - b0)
+    fixed = p0 - per_image * b0
+    return int((budget - fixed) // per_image) if per_image > 0 else None

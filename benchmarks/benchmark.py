@@ -22,13 +22,17 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..dtypes import to_dtype
-from ..engine.hardware import read_cpuinfo
-from ..models import IPAdapter
-from ..models.generation import live_pipeline
-from ..registry import ARCHITECTURES
-from .architectures import architecture_spec
-from .device_peaks import dense_bf16_peak_tflops
+from benchmarks.device_peaks import dense_bf16_peak_tflops
+from diffengine_ipa.dtypes import to_dtype
+from diffengine_ipa.engine.hardware import read_cpuinfo
+from diffengine_ipa.models import IPAdapter
+from diffengine_ipa.models.generation import live_pipeline
+from diffengine_ipa.models.random_models.architectures import (
+    architecture_spec,
+)
+from diffengine_ipa.models.random_models.architectures import (
+    base_architectures as benchmark_architectures,
+)
 
 __all__ = [
     'benchmark_architectures',
@@ -42,15 +46,6 @@ __all__ = [
     'device_name',
     'sync',
 ]
-
-
-def benchmark_architectures() -> list[str]:
-    """The base architectures (those naming a model family)."""
-    return sorted(
-        name
-        for name in ARCHITECTURES.module_dict
-        if 'family' in architecture_spec(name)
-    )
 
 
 def device_name(device: str) -> str:

@@ -72,7 +72,7 @@ def test_benchmark_tiny_emits_json(tmp_path):
 
 
 def test_dense_bf16_peaks_by_card_name():
-    from diffengine_ipa.testing.device_peaks import dense_bf16_peak_tflops
+    from benchmarks.device_peaks import dense_bf16_peak_tflops
 
     assert dense_bf16_peak_tflops('NVIDIA H100 80GB HBM3') == 989.0
     assert dense_bf16_peak_tflops('NVIDIA H100 PCIe') == 756.0

@@ -16,15 +16,15 @@ from typing import Any
 
 import torch
 
-from ..dtypes import to_dtype
-from .architectures import architecture_spec
-from .benchmark import (
+from benchmarks.benchmark import (
     build_benchmark_model,
     cached_inputs,
     make_inputs,
     sync,
     timed_steps,
 )
+from diffengine_ipa.dtypes import to_dtype
+from diffengine_ipa.models.random_models.architectures import architecture_spec
 
 __all__ = [
     'largest_batch',
@@ -170,7 +170,7 @@ def _adapter_file(architecture: str, folder: str, device: str, on_device: bool) 
     """An adapter for the architecture (random weights) as a converted file."""
     from safetensors.torch import save_file
 
-    from ..official_format import official_state_dict
+    from diffengine_ipa.official_format import official_state_dict
 
     model = build_benchmark_model(
         architecture, 'fp32', device, on_device=on_device, build_dtype='bf16'
@@ -206,7 +206,7 @@ def inference_latency(
     import numpy as np
     from PIL import Image
 
-    from ..apis import build_pipeline
+    from diffengine_ipa.apis import build_pipeline
 
     spec = architecture_spec(architecture)
     size = spec['resolution']

@@ -22,7 +22,7 @@ def component_class(architecture: str, component: str) -> type:
     type declares it (a scheduler's from its ``_class_name``)."""
     import importlib
 
-    from ..registry import MODELS
+    from ...registry import MODELS
 
     spec = architecture_spec(architecture)
     if component == 'scheduler':
@@ -73,8 +73,8 @@ def build_pipeline(
     encoder), the weights in ``dtype`` (default: fp32), built in memory."""
     import torch
 
-    from ..models.generation import make_pipeline
-    from ..registry import MODELS
+    from ...registry import MODELS
+    from ..generation import make_pipeline
 
     family = MODELS.get(architecture_spec(architecture)['family'])
     components = {
@@ -114,8 +114,8 @@ def write_base_model(
 
     import diffusers
 
-    from ..models.generation import pipeline_extras
-    from ..registry import MODELS
+    from ...registry import MODELS
+    from ..generation import pipeline_extras
 
     spec = architecture_spec(architecture)
     base_dir = osp.join(out_dir, architecture)
@@ -125,7 +125,7 @@ def write_base_model(
         seed,
     )
     family = MODELS.get(spec['family'])
-    pipeline_class = getattr(diffusers, family.pipeline_class)
+    pipeline_class = getattr(diffusers, family.generation.pipeline_class)
     components = {
         name: build_component(architecture, name, seed=seed)
         for name in (*family.components, 'scheduler')
@@ -157,7 +157,7 @@ def write_clip_judge(architecture: str, out_dir: str, seed: int = 0) -> str:
 
 def _processor(architecture: str) -> Any:
     """The image processor an architecture's spec describes."""
-    from ..registry import MODELS
+    from ...registry import MODELS
 
     spec = architecture_spec(architecture)
     encoder = MODELS.get(spec.get('encoder', 'CLIPImageEncoder'))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from diffengine_ipa.testing.memory_estimate import (
+from diffengine_ipa.apis.memory_estimate import (
     StorageCounter,
     estimate_training_memory,
 )
@@ -36,7 +36,7 @@ def test_dit_families_estimate(architecture):
 
 
 def test_quantization_and_cache_rows_of_an_estimate():
-    from diffengine_ipa.testing.memory_options import QUANTIZED_BITS, option_rows
+    from diffengine_ipa.apis.memory_options import QUANTIZED_BITS, option_rows
 
     estimate = estimate_training_memory('tiny_sd15', 1)
     parts = estimate['parts']
@@ -57,3 +57,13 @@ def test_quantization_and_cache_rows_of_an_estimate():
         < rows[None, True]['peak_gb']
     )
     assert rows[None, False]['fits'] == [16, 24, 48, 80]  # tiny fits all
+
+
+def test_the_largest_batch_is_the_linear_fit_under_the_budget():
+    from diffengine_ipa.apis.memory_estimate import largest_batch
+
+    rows = [dict(batch=1, peak_bytes=10e9), dict(batch=2, peak_bytes=12e9)]
+    assert largest_batch(rows, 79e9) == 35  # 8 GB fixed + 2 GB per image
+    assert largest_batch(rows, 9e9) == 0
+    assert largest_batch(rows[:1], 79e9) is None
+    assert largest_batch([rows[0], dict(rows[0], batch=2)], 79e9) is None
