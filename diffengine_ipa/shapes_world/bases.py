@@ -26,6 +26,7 @@ from ..models.families.flux import FLUX_SCHEDULER
 from ..models.families.sd3 import SD3_SCHEDULER
 from ..models.families.sd15 import SD15_SCHEDULER
 from ..models.families.sdxl import SDXL_SCHEDULER
+from ..models.random_models.tokenizers import bytes_to_unicode
 from . import world
 
 __all__ = [
@@ -51,23 +52,6 @@ _WORDS = ('a', *world.HUES, *world.SHAPES)
 # --- tokenizers ---------------------------------------------------------------
 
 
-def _bytes_to_unicode() -> list[str]:
-    """The 256 printable characters CLIP's byte-level BPE maps bytes to."""
-    printable = (
-        list(range(ord('!'), ord('~') + 1))
-        + list(range(ord('¡'), ord('¬') + 1))
-        + list(range(ord('®'), ord('ÿ') + 1))
-    )
-    chars, extra = [], 0
-    for byte in range(256):
-        if byte in printable:
-            chars.append(chr(byte))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    return chars
-
-
 def _word_merges() -> list[tuple[str, str]]:
     """BPE merges that build each world word whole, left to right."""
     merges = []  # longest words first: their pairs outrank shorter words'
@@ -86,7 +70,7 @@ def build_clip_tokenizer() -> Any:
     token (bytes, word-final bytes, the words' merges, the special tokens)."""
     from transformers import CLIPTokenizer
 
-    chars = _bytes_to_unicode()
+    chars = bytes_to_unicode()
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + '</w>': len(chars) + i for i, c in enumerate(chars)})
     merges = _word_merges()

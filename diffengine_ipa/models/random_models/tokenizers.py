@@ -13,13 +13,14 @@ __all__ = [
     'TINY_BOS',
     'TINY_EOS',
     'TINY_VOCAB',
+    'bytes_to_unicode',
 ]
 
 # Token ids of the tokenizer built by build_tiny_clip_tokenizer().
 TINY_BOS, TINY_EOS, TINY_VOCAB = 515, 516, 517
 
 
-def _bytes_to_unicode() -> list[str]:
+def bytes_to_unicode() -> list[str]:
     """The 256 printable characters CLIP's byte-level BPE maps bytes to."""
     printable = (
         list(range(ord('!'), ord('~') + 1))
@@ -41,7 +42,7 @@ def build_tiny_clip_tokenizer() -> Any:
     two special tokens (517 ids)."""
     from transformers import CLIPTokenizer
 
-    chars = _bytes_to_unicode()
+    chars = bytes_to_unicode()
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + '</w>': len(chars) + i for i, c in enumerate(chars)})
     merges = [('t', 'h'), ('th', 'e</w>'), ('a', 'n')]
