@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
         '--auth',
         metavar='USER:PASSWORD',
         help="a login for the page (Gradio's auth); needed with a --host other "
-        'than localhost',
+        'than localhost (default: none, for localhost only)',
     )
     args = parser.parse_args()
     if args.auth is not None:
