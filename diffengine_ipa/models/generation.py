@@ -168,7 +168,7 @@ class AdapterPipeline:
     def set_scale(self, scale: Any) -> None:
         """Set the adapters' strength (see :meth:`__call__`'s ``scale``); a
         spec the pipeline cannot take is one line."""
-        value = self.family.adapter_scale(scale, len(self.prompts))
+        value = self.family.generation.adapter_scale(scale, len(self.prompts))
         try:
             self.pipe.set_ip_adapter_scale(value)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
