@@ -108,6 +108,20 @@ VARIANTS = {
 }
 
 
+def trained_on(summary: dict, metadata: dict) -> tuple[str, str | None]:
+    """The file's family (its label, from the kit's training metadata when
+    the widths name none, as for tiny or custom bases) and the base model it
+    was trained on (path or hub id, as recorded at training; None for files
+    this kit did not write)."""
+    family = summary['family']
+    if family == 'unknown' and metadata.get('family'):
+        from diffengine_ipa.models.families import FAMILIES
+
+        labels = {f.base.__name__: f.label for f in FAMILIES.values()}
+        family = labels.get(metadata['family'], metadata['family'])
+    return family, metadata.get('pretrained_model_name_or_path')
+
+
 def print_info(path: str) -> None:
     from diffengine_ipa.official_format import (
         LAYOUTS,
@@ -122,10 +136,12 @@ def print_info(path: str) -> None:
     validate_official(state, path)
     info = describe_official(state)
     pooled = info['variant'] == 'base'
+    family, base = trained_on(info, metadata)
     print(
         f'{path}\n'
-        f'  family:          {info["family"]} '
+        f'  family:          {family} '
         f'({info["cross_attention_dim"]}-d image tokens)\n'
+        f'  base model:      {base or "not recorded (not written by this kit)"}\n'
         f'  layout:          {info["layout"]}, loaded by '
         f'{LAYOUTS[info["layout"]].loader}\n'
         f'  variant:         {info["variant"]} ({VARIANTS[info["variant"]]})\n'
@@ -218,10 +234,12 @@ def main() -> None:
     if isinstance(meta, dict) and meta.get('experiment_name'):
         metadata['config'] = meta['experiment_name']
     save_official(state, out, metadata)
+    family, base = trained_on(summary, metadata)
     print(
         f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB): '
-        f'{summary["variant"]} adapter for {summary["family"]} '
-        f'({summary["layout"]} layout), {summary["layers"]} adapter layers, '
+        f'{summary["variant"]} adapter for {family} '
+        + (f'(trained on {base}) ' if base else '')
+        + f'({summary["layout"]} layout), {summary["layers"]} adapter layers, '
         f'{summary["tokens"]} image tokens, '
         f'{summary["image_embed_dim"]}-d image features, '
         f'{summary["parameters"]:,} parameters ({summary["dtype"]})'

@@ -96,3 +96,21 @@ def test_malicious_pickle_is_refused(tmp_path, tiny_family):
         )
         assert 'refused to load' in error or 'not a torch checkpoint' in error
     assert not marker.exists() and not (tmp_path / 'out.png').exists()
+
+
+def test_info_and_summary_name_the_family_and_the_base(convert_tiny, tiny_families):
+    """A kit-written file of a base whose widths name no family (the tiny
+    SD3.5) says its family and the base it was trained on, from the
+    training metadata, in ``--info`` and in the conversion summary."""
+    from .helpers import run_tool_in_process
+
+    files = convert_tiny('sd3')
+    base = tiny_families['sd3']['base']
+    info = run_tool_in_process('convert.py', '--info', files['safetensors']).stdout
+    assert 'family:          SD3.5 (' in info, info
+    assert f'base model:      {base}\n' in info, info
+    out = f'{files["safetensors"]}.again.safetensors'
+    summary = run_tool_in_process(
+        'convert.py', files['checkpoint'], '--out', out
+    ).stdout
+    assert f'adapter for SD3.5 (trained on {base})' in summary, summary
