@@ -41,6 +41,7 @@ def test_runner_trains_tiny_config(trained_work_dir):
         # Resampler 63 + 2 blocks × (AdaLN 2, K, V, 3 RMS norms)
         ('sd3', 'SD3', 'instantx-sd3', 32, 63 + 2 * 7),
         ('flux', 'Flux', 'xlabs-flux', 48, 4 + 2 * 4),  # K/V with biases
+        ('chroma', 'Chroma', 'xlabs-flux', 48, 4 + 2 * 4),  # FLUX's blocks
     ],
 )
 def test_runner_trains_every_family(

@@ -1,4 +1,4 @@
-"""The four families: what trains, the numbers diffusers agrees with, and
+"""The families: what trains, the numbers diffusers agrees with, and
 each family's own choices (adapter layers, initialisation, null image)."""
 
 import pytest
@@ -29,6 +29,8 @@ from ..conftest import FAMILIES, build_tiny_model
         # XLabs' FLUX.1 adapter: projection 12,607,488 + 19 blocks of K/V with
         # biases, 2 × (4096 · 3072 + 3072) (982 MB in bf16, as XLabs' file).
         ('flux1_dev', 'clip-vit-large-patch14', 'Flux', 19, 490_874_880),
+        # Chroma1-HD: FLUX.1's double-stream blocks, so XLabs' adapter's size.
+        ('chroma1_hd', 'clip-vit-large-patch14', 'Chroma', 19, 490_874_880),
     ],
 )
 def test_full_size_counts_equal_what_diffusers_allocates(
@@ -164,10 +166,11 @@ def test_dit_adapter_layers_and_initialisation(tiny_families):
         assert not block.attn.processor.to_v_ip[0].weight.any()
 
 
-def test_flux_adapter_starts_as_a_no_op(tiny_families):
+@pytest.mark.parametrize('family', ['flux', 'chroma'])
+def test_flux_adapter_starts_as_a_no_op(tiny_families, family):
     """With V at zero the image attention adds nothing: the prediction is
     the base model's, whatever the image."""
-    model = build_tiny_model(tiny_families, 'flux').eval()
+    model = build_tiny_model(tiny_families, family).eval()
     inputs = batch(model)
     with torch.no_grad():
         latents = torch.randn(2, 4, 32, 32)
@@ -189,6 +192,7 @@ def test_flux_adapter_starts_as_a_no_op(tiny_families):
         ('sd15_plus', 'zero_pixels'),
         ('sd3', 'zero_features'),
         ('flux', 'black_image'),
+        ('chroma', 'black_image'),  # ChromaPipeline's np.zeros image
     ],
 )
 def test_dropped_image_is_the_pipelines_unconditional_image(
@@ -210,7 +214,7 @@ def test_dropped_image_is_the_pipelines_unconditional_image(
     assert torch.equal(null, encoder(pixels, kind)) and null.any()
 
 
-@pytest.mark.parametrize('family', ['sd3', 'flux'])
+@pytest.mark.parametrize('family', ['sd3', 'flux', 'chroma'])
 def test_an_image_size_that_does_not_patch_is_one_line(tiny_families, family):
     model = build_tiny_model(tiny_families, family)
     inputs = batch(model)

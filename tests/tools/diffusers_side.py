@@ -15,6 +15,7 @@ PIPELINES = dict(
     sdxl='StableDiffusionXLPipeline',
     sd3='StableDiffusion3Pipeline',
     flux='FluxPipeline',
+    chroma='ChromaPipeline',
 )
 NEGATIVE = 'monochrome, lowres, bad anatomy, worst quality, low quality'
 # What tools/infer.py generates with for each tiny config (its generation_cfg
@@ -24,6 +25,7 @@ CALL_KWARGS = dict(
     sdxl=dict(negative_prompt=NEGATIVE, guidance_scale=7.5),
     sd3=dict(guidance_scale=7.0, max_sequence_length=32, height=64, width=64),
     flux=dict(guidance_scale=3.5, max_sequence_length=32, height=64, width=64),
+    chroma=dict(guidance_scale=5.0, max_sequence_length=32, height=64, width=64),
 )
 
 
@@ -44,7 +46,7 @@ def diffusers_pipeline(variant: str, folders: dict, adapter_file: str):
         pipe.load_ip_adapter(
             folder, weight_name=name, subfolder='', image_encoder_folder=encoder
         )
-    elif family == 'flux':
+    elif family in ('flux', 'chroma'):  # FluxIPAdapterMixin
         pipe.load_ip_adapter(
             folder,
             weight_name=name,
@@ -118,8 +120,26 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
             joint_attention_kwargs=dict(ip_adapter_image_embeds=features),
         ).sample
         return ours, theirs
-    # FluxPipeline: 2×2-packed latents, position ids, t / 1000, guidance 3.5.
     packed = pipe._pack_latents(latents, 2, 4, 32, 32)
+    image_ids = pipe._prepare_latent_image_ids(2, 16, 16, 'cpu', torch.float32)
+    if family == 'chroma':
+        # ChromaPipeline: its own T5 encoding and text mask, extended over the
+        # image tokens; no pooled text, no guidance.
+        states, text_ids, mask, *_ = pipe.encode_prompt(
+            texts, do_classifier_free_guidance=False, max_sequence_length=32
+        )
+        mask = pipe._prepare_attention_mask(2, packed.shape[1], states.dtype, mask)
+        prediction = pipe.transformer(
+            hidden_states=packed,
+            timestep=timesteps / 1000,
+            encoder_hidden_states=states,
+            txt_ids=text_ids,
+            img_ids=image_ids,
+            attention_mask=mask,
+            joint_attention_kwargs=dict(ip_adapter_image_embeds=[features[:, None]]),
+        ).sample
+        return ours, pipe._unpack_latents(prediction, 64, 64, pipe.vae_scale_factor)
+    # FluxPipeline: 2×2-packed latents, position ids, t / 1000, guidance 3.5.
     prediction = pipe.transformer(
         hidden_states=packed,
         timestep=timesteps / 1000,
@@ -127,7 +147,7 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
         pooled_projections=conditions['pooled_prompt_embeds'],
         encoder_hidden_states=conditions['prompt_embeds'],
         txt_ids=torch.zeros(conditions['prompt_embeds'].shape[1], 3),
-        img_ids=pipe._prepare_latent_image_ids(2, 16, 16, 'cpu', torch.float32),
+        img_ids=image_ids,
         joint_attention_kwargs=dict(ip_adapter_image_embeds=[features[:, None]]),
     ).sample
     theirs = pipe._unpack_latents(prediction, 64, 64, pipe.vae_scale_factor)

@@ -1,12 +1,13 @@
-"""Model families: one module per family (SD1.5, SDXL, SD3.5, FLUX.1) holds
-everything about it, by role: what training needs (a
+"""Model families: one module per family (SD1.5, SDXL, SD3.5, FLUX.1,
+Chroma) holds everything about it, by role: what training needs (a
 :class:`DiffusionFamily`), what generation needs (a
 :class:`FamilyGeneration`), the official file layout it is saved in (an
 ``AdapterLayout``, registered in ``LAYOUTS``), its random architectures
 (tiny and full size) and its registry entry. :data:`FAMILIES` is the one
 list of families; docs/adding_a_family.md says how to add one."""
 
-from . import flux, sd3, sd15, sdxl
+from . import chroma, flux, sd3, sd15, sdxl
+from .chroma import Chroma
 from .diffusion_family import DiffusionFamily
 from .family_entry import DEFAULT_FAMILY, Family, family_type
 from .family_generation import FamilyGeneration
@@ -26,6 +27,7 @@ __all__ = [
     'SDXL',
     'SD3',
     'Flux',
+    'Chroma',
     'cross_attention_layers',
     'family_class',
     'family_type',
@@ -33,7 +35,7 @@ __all__ = [
 
 # The family registry: {name: entry}, in the order lists show them.
 FAMILIES: dict[str, Family] = {
-    module.FAMILY.name: module.FAMILY for module in (sd15, sdxl, sd3, flux)
+    module.FAMILY.name: module.FAMILY for module in (sd15, sdxl, sd3, flux, chroma)
 }
 
 
