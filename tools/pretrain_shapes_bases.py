@@ -22,7 +22,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # stage -> steps on 2 CPU cores (the shipped weights' schedule)
 STEPS = dict(
-    vae=400, clip_vision=150, siglip_vision=150, sd15=1000, sdxl=1000, sd35=800, flux=600
+    vae=400,
+    clip_vision=150,
+    siglip_vision=150,
+    sd15=1000,
+    sdxl=1000,
+    sd35=800,
+    flux=600,
 )
 POOL = dict(vae=8000, encoder=6000, denoiser=12000)
 TEXT_PARTS = ('clip_text', 'clip_text_proj', 'clip_text_proj_2', 't5')
