@@ -43,11 +43,13 @@ def run_tool_in_process(name: str, *args: str) -> subprocess.CompletedProcess:
     import contextlib
     import io
     import runpy
+    import signal
     import traceback
 
     script = osp.join(REPO, 'tools', name)
     out, err = io.StringIO(), io.StringIO()
     argv, sys.argv = sys.argv, [script, *map(str, args)]
+    sigint = signal.getsignal(signal.SIGINT)  # a tool's Ctrl-C ignores the next
     code = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -59,6 +61,7 @@ def run_tool_in_process(name: str, *args: str) -> subprocess.CompletedProcess:
         code = 1
     finally:
         sys.argv = argv
+        signal.signal(signal.SIGINT, sigint)
     return subprocess.CompletedProcess(sys.argv, code, out.getvalue(), err.getvalue())
 
 

@@ -55,6 +55,9 @@ def test_ctrl_c_is_one_line_and_keeps_a_loadable_checkpoint(
         text=True,
         env=dict(os.environ, PYTHONPATH=REPO),
         start_new_session=True,
+        # as a terminal starts a program: Ctrl-C at its default, whatever
+        # this test worker inherited (Python keeps an ignored SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not marker.exists() and process.poll() is None:
