@@ -26,7 +26,10 @@ from ..models.families.flux import FLUX_SCHEDULER
 from ..models.families.sd3 import SD3_SCHEDULER
 from ..models.families.sd15 import SD15_SCHEDULER
 from ..models.families.sdxl import SDXL_SCHEDULER
-from ..models.random_models.tokenizers import bytes_to_unicode
+from ..models.random_models.tokenizers import (
+    build_tiny_t5_tokenizer,
+    bytes_to_unicode,
+)
 from . import world
 
 __all__ = [
@@ -84,29 +87,7 @@ def build_clip_tokenizer() -> Any:
 def build_t5_tokenizer() -> Any:
     """A T5 Unigram tokenizer: printable ASCII, with and without a word
     start, and each world word as one piece."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import T5TokenizerFast
-
-    chars = [chr(c) for c in range(33, 127)]
-    vocab = [('<pad>', 0.0), ('</s>', 0.0), ('<unk>', 0.0), ('▁', -2.0)]
-    vocab += [(c, -3.0) for c in chars] + [('▁' + c, -2.5) for c in chars]
-    vocab += [('▁' + w, -1.0) for w in _WORDS if len(w) > 1]
-    model = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
-    model.pre_tokenizer = pre_tokenizers.Metaspace(
-        replacement='▁', prepend_scheme='always'
-    )
-    model.decoder = decoders.Metaspace(replacement='▁', prepend_scheme='always')
-    model.post_processor = processors.TemplateProcessing(
-        single='$A </s>', pair='$A </s> $B </s>', special_tokens=[('</s>', 1)]
-    )
-    return T5TokenizerFast(
-        tokenizer_object=model,
-        eos_token='</s>',
-        unk_token='<unk>',
-        pad_token='<pad>',
-        extra_ids=0,
-        model_max_length=512,
-    )
+    return build_tiny_t5_tokenizer(words=tuple(w for w in _WORDS if len(w) > 1))
 
 
 # --- the parts ----------------------------------------------------------------

@@ -54,17 +54,19 @@ def build_tiny_clip_tokenizer() -> Any:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
 
 
-def build_tiny_t5_tokenizer(model_max_length: int = 512) -> Any:
+def build_tiny_t5_tokenizer(
+    model_max_length: int = 512, words: tuple[str, ...] = ('the', 'a', 'of', 'cat')
+) -> Any:
     """A T5 tokenizer (SentencePiece-style Unigram, ``▁`` word starts,
     ``</s>`` appended): printable ASCII characters, with and without a word
-    start, plus a few words (198 ids)."""
+    start, plus ``words`` each as one piece (198 ids with the default four)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import T5TokenizerFast
 
     chars = [chr(c) for c in range(33, 127)]
     vocab = [('<pad>', 0.0), ('</s>', 0.0), ('<unk>', 0.0), ('▁', -2.0)]
     vocab += [(c, -3.0) for c in chars] + [('▁' + c, -2.5) for c in chars]
-    vocab += [('▁the', -1.0), ('▁a', -1.0), ('▁of', -1.0), ('▁cat', -1.0)]
+    vocab += [('▁' + w, -1.0) for w in words]
     model = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
     model.pre_tokenizer = pre_tokenizers.Metaspace(
         replacement='▁', prepend_scheme='always'
