@@ -76,3 +76,27 @@ def test_the_readme_family_table_is_the_registry():
         assert label.startswith(entry.label), (label, entry.label)
         assert f'`{entry.config}` · `{entry.tiny_config}`' in row, row
         assert f'`{entry.layout}`' in row, row
+
+
+def test_the_registry_is_every_family_module_in_position_order():
+    """A family is found by its module alone: every module of the package
+    with a ``FAMILY`` entry is in the registry, in ``position`` order."""
+    import glob
+    import importlib
+
+    folder = osp.join(REPO, 'diffengine_ipa/models/families')
+    paths = glob.glob(f'{folder}/[!_]*.py')
+    modules = [osp.basename(path)[:-3] for path in paths]
+    entries = [
+        getattr(
+            importlib.import_module(f'diffengine_ipa.models.families.{m}'),
+            'FAMILY',
+            None,
+        )
+        for m in modules
+    ]
+    found = {entry.name for entry in entries if entry is not None}
+    assert set(FAMILIES) == found
+    assert list(FAMILIES)[:5] == ['sd15', 'sdxl', 'sd3', 'flux', 'chroma']
+    positions = [entry.position for entry in FAMILIES.values()]
+    assert positions == sorted(positions)

@@ -4,9 +4,13 @@ Chroma) holds everything about it, by role: what training needs (a
 :class:`FamilyGeneration`), the official file layout it is saved in (an
 ``AdapterLayout``, registered in ``LAYOUTS``), its random architectures
 (tiny and full size) and its registry entry. :data:`FAMILIES` is the one
-list of families; docs/adding_a_family.md says how to add one."""
+list of families, found by importing every module of this package that
+defines a ``FAMILY`` entry (so a new family is its module, with no line
+here); docs/adding_a_family.md says how to add one."""
 
-from . import chroma, flux, sd3, sd15, sdxl
+import importlib
+import pkgutil
+
 from .chroma import Chroma
 from .diffusion_family import DiffusionFamily
 from .family_entry import DEFAULT_FAMILY, Family, family_type
@@ -33,10 +37,22 @@ __all__ = [
     'family_type',
 ]
 
+
+def _discover_families() -> dict[str, Family]:
+    """{name: entry} of every module here with a ``FAMILY``, ordered by
+    the entries' ``position`` (then name): the order lists show them."""
+    entries = []
+    for module in pkgutil.iter_modules(__path__):
+        imported = importlib.import_module(f'.{module.name}', __name__)
+        entry = getattr(imported, 'FAMILY', None)
+        if isinstance(entry, Family):
+            entries.append(entry)
+    entries.sort(key=lambda entry: (entry.position, entry.name))
+    return {entry.name: entry for entry in entries}
+
+
 # The family registry: {name: entry}, in the order lists show them.
-FAMILIES: dict[str, Family] = {
-    module.FAMILY.name: module.FAMILY for module in (sd15, sdxl, sd3, flux, chroma)
-}
+FAMILIES: dict[str, Family] = _discover_families()
 
 
 def family_class(model_cfg: dict) -> type[DiffusionFamily]:

@@ -231,4 +231,5 @@ FAMILY = Family(
     tiny_architecture='tiny_chroma',
     config='chroma_mini_dataset.py',
     tiny_config='tiny_chroma_mini_dataset.py',
+    position=5,
 )

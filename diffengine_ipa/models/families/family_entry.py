@@ -29,6 +29,7 @@ class Family:
         tiny_architecture: Its tiny random architecture (tests, the demo).
         config: Its leaf config on real weights (``configs/ip_adapter/``).
         tiny_config: Its leaf config on the tiny architecture.
+        position: Where lists (README, web UI) show it; ties by name.
     """
 
     name: str
@@ -38,6 +39,7 @@ class Family:
     tiny_architecture: str
     config: str
     tiny_config: str
+    position: int = 100
 
     @property
     def generation(self) -> type:

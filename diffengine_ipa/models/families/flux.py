@@ -417,4 +417,5 @@ FAMILY = Family(
     tiny_architecture='tiny_flux',
     config='flux_mini_dataset.py',
     tiny_config='tiny_flux_mini_dataset.py',
+    position=4,
 )

@@ -177,4 +177,5 @@ FAMILY = Family(
     tiny_architecture='tiny_sd15',
     config='sd15_mini_dataset.py',
     tiny_config='tiny_sd15_mini_dataset.py',
+    position=1,
 )

@@ -383,4 +383,5 @@ FAMILY = Family(
     tiny_architecture='tiny_sd3',
     config='sd35_mini_dataset.py',
     tiny_config='tiny_sd35_mini_dataset.py',
+    position=3,
 )

@@ -192,4 +192,5 @@ FAMILY = Family(
     tiny_architecture='tiny_sdxl',
     config='sdxl_mini_dataset.py',
     tiny_config='tiny_sdxl_mini_dataset.py',
+    position=2,
 )
