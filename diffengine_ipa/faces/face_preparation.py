@@ -34,6 +34,7 @@ from .face_embedder import EMBEDDING_DIM, FaceEmbedder, largest_face
 __all__ = ['prepare_faces', 'output_paths']
 
 MANIFEST = 'manifest.json'  # in the files folder: what was found, for reruns
+_SAVE_EVERY = 256  # images detected between saves of the manifest
 
 
 def output_paths(out_file: str) -> tuple[str, str]:
@@ -50,6 +51,13 @@ def _load_manifest(folder: str) -> dict:
         return manifest if isinstance(manifest, dict) else {}
     except (OSError, ValueError):
         return {}  # none yet, or damaged: everything is detected again
+
+
+def _save_manifest(folder: str, config: str, images: dict) -> None:
+    manifest = dict(embedder=config, images=images)
+    atomic_write_bytes(
+        osp.join(folder, MANIFEST), json.dumps(manifest, indent=1).encode()
+    )
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
@@ -124,12 +132,25 @@ def prepare_faces(
                 )
             )
             continue
+        if isinstance(value, list):
+            skipped.append(
+                BadRecord(
+                    index,
+                    str(record.get('image_file')),
+                    'several references (reference_file is a list): FaceID reads '
+                    'one face a record; give one reference, or one record per '
+                    'reference',
+                )
+            )
+            continue
         if not isinstance(value, str) or not value:
             skipped.append(BadRecord(index, name, f'no {field}'))
             continue
         path = osp.normpath(osp.join(source.image_root, value))
         entry, was_reused = _faces_of(path, old, seen, folder, embedder, largest)
         reused += was_reused
+        if len(seen) % _SAVE_EVERY == 0 and not was_reused:  # a kill loses less
+            _save_manifest(folder, config, {**old.get('images', {}), **seen})
         if entry.get('problem'):
             skipped.append(BadRecord(index, value, entry['problem']))
             continue
@@ -140,10 +161,7 @@ def prepare_faces(
         out['face_embedding'] = osp.relpath(osp.join(folder, entry['npy']), out_dir)
         out['face_image'] = osp.relpath(osp.join(folder, entry['png']), out_dir)
         kept.append(out)
-    manifest = dict(embedder=config, images=seen)
-    atomic_write_bytes(
-        osp.join(folder, MANIFEST), json.dumps(manifest, indent=1).encode()
-    )
+    _save_manifest(folder, config, seen)
     if not kept:
         counts = ', '.join(f'{k}: {n}' for k, n in count_problems(skipped).items())
         raise DatasetError(

@@ -37,6 +37,7 @@ def test_faces_are_embedded_counted_named_and_reused(tmp_path):
         dict(image_file='images/broken.png', text='d'),
         # the face comes from the reference when the record has one
         dict(image_file='images/none.png', reference_file='images/moved.jpg', text='e'),
+        dict(image_file='images/one.png', reference_file=['images/one.png'], text='f'),
     ]
     data = tmp_path / 'data.jsonl'
     data.write_text(''.join(json.dumps(r) + '\n' for r in records))
@@ -44,8 +45,9 @@ def test_faces_are_embedded_counted_named_and_reused(tmp_path):
 
     first = run_tool_here('prepare_faces.py', data, '--out', out, *TINY).stdout
     assert (
-        f'{data}: 5 records, 2 kept, 3 left out (no face found: 1, several '
-        'faces: 1, not an image: 1); 0 images reused' in first
+        f'{data}: 6 records, 2 kept, 4 left out (no face found: 1, several '
+        'faces: 1, not an image: 1, several references: 1); 0 images '
+        'reused' in first
     )
     assert '  record 2 (images/none.png): no face found' in first
     assert (
@@ -53,6 +55,7 @@ def test_faces_are_embedded_counted_named_and_reused(tmp_path):
         '(--largest keeps the largest)' in first
     )
     assert '  record 4 (images/broken.png): not an image' in first
+    assert '  record 6 (images/one.png): several references (reference_' in first
     kept = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r['text'] for r in kept] == ['a', 'e']
     assert kept[0]['tag'] == 7 and kept[0]['image_file'] == '../images/one.png'
@@ -79,14 +82,14 @@ def test_faces_are_embedded_counted_named_and_reused(tmp_path):
     draw_face(image, (64, 64), 40, skin=(190, 130, 95))  # another person
     image.save(images / 'one.png')
     third = run_tool_here('prepare_faces.py', data, '--out', out, *TINY).stdout
-    assert '5 records, 2 kept' in third and '4 images reused' in third
+    assert '6 records, 2 kept' in third and '4 images reused' in third
     assert float(np.load(out.parent / kept[0]['face_embedding']) @ embeddings[0]) < 0.9
 
     # --largest keeps the two-face image, with its larger face.
     largest = run_tool_here(
         'prepare_faces.py', data, '--out', out, '--largest', *TINY
     ).stdout
-    assert '5 records, 3 kept, 2 left out' in largest
+    assert '6 records, 3 kept, 3 left out' in largest
     assert '4 images reused' in largest  # two.png had no outputs yet
     manifest = json.loads((tmp_path / 'prepared/faces_files/manifest.json').read_text())
     assert manifest['images'][str(images / 'two.png')]['bbox'] == [60, 60, 121, 121]
