@@ -152,3 +152,9 @@ def test_face_similarity_beside_clip_scores(tiny_family, tmp_path):
     table = format_table(report)
     assert 'face' in table.splitlines()[0]
     assert table.splitlines()[-1].split()[-2:] == [f'{(same + other) / 3:.3f}', '1']
+    # Comparing adapters shows the face columns too.
+    from diffengine_ipa.evaluation import format_comparison
+
+    compared = format_comparison(dict(overall=dict(a=report['overall'])))
+    assert compared.splitlines()[0].split()[-2:] == ['face', 'misses']
+    assert compared.splitlines()[1].split()[-2:] == [f'{(same + other) / 3:.3f}', '1']
