@@ -20,7 +20,7 @@ TinyFaceEmbedder`` (no weights: drawn test faces only).
 import argparse
 import os.path as osp
 
-from diffengine_ipa.cli import ConfigOptions, ToolParser
+from diffengine_ipa.cli import ConfigOptions, ToolParser, output_file
 from diffengine_ipa.errors import UserError, run_tool
 
 
@@ -33,6 +33,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         '--out',
+        type=output_file('.jsonl', '.json'),
         help='the new annotation file, .jsonl or .json '
         '(default: <DATA>_faces.jsonl beside DATA)',
     )
@@ -101,8 +102,6 @@ def main() -> None:
     if not osp.exists(data):
         raise DatasetError(f'{data}: no such file or folder')
     out = args.out or default_out(data)
-    if not out.endswith(('.json', '.jsonl')):
-        raise UserError(f'--out {out}: the annotation file must end in .jsonl or .json')
     if osp.abspath(out) == osp.abspath(data):
         raise UserError(f'--out {out}: is DATA itself; name a new file')
     tabular = osp.isdir(data) or data.endswith(('.parquet', '.arrow'))
