@@ -93,10 +93,10 @@ def main() -> None:
     from tqdm import tqdm
 
     from diffengine_ipa.datasets.record_check import describe_bad_records
-    from diffengine_ipa.datasets.record_sources import open_source
+    from diffengine_ipa.datasets.record_sources import FolderRecords, open_source
     from diffengine_ipa.errors import DatasetError
     from diffengine_ipa.faces import build_face_embedder
-    from diffengine_ipa.faces.face_preparation import prepare_faces
+    from diffengine_ipa.faces.face_preparation import output_paths, prepare_faces
 
     data = args.data
     if not osp.exists(data):
@@ -111,6 +111,14 @@ def main() -> None:
         reference_column=args.reference_column,
     )
     source = open_source(data, args.data_root, **(columns if tabular else {}))
+    files = output_paths(out)[1]
+    if isinstance(source, FolderRecords) and not osp.relpath(
+        files, source.image_root
+    ).startswith('..'):
+        raise UserError(
+            f'--out {out}: its crops would go inside the image folder {data}, '
+            'where the next run reads them as images; write it beside the folder'
+        )
     embedder = build_face_embedder(
         dict(args.embedder_options or {}, type=args.embedder)
     )
