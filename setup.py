@@ -70,6 +70,7 @@ setup(
         'webui': read_requirements('webui.txt'),
         'tensorboard': read_requirements('tensorboard.txt'),
         'quant': read_requirements('quant.txt'),
+        'faces': read_requirements('faces.txt'),
     },
     zip_safe=False,
 )

@@ -17,6 +17,7 @@ __all__ = [
     'METRICS',
     'ARCHITECTURES',
     'LAYOUTS',
+    'FACE_EMBEDDERS',
 ]
 
 
@@ -61,3 +62,6 @@ ARCHITECTURES = Registry(
 # The official adapter file layouts, each defined by the family that saves in
 # it (read by diffengine_ipa.official_format without importing a family).
 LAYOUTS = Registry('adapter layout', locations=['diffengine_ipa.models.families'])
+# Face detectors + identity embedders (FaceID data preparation and the face
+# similarity score): insightface's, and a weightless one for tests.
+FACE_EMBEDDERS = Registry('face embedder', locations=['diffengine_ipa.faces'])

@@ -21,6 +21,7 @@ def test_classes_register_in_our_scope():
     from diffengine_ipa.registry import (
         ARCHITECTURES,
         DATASETS,
+        FACE_EMBEDDERS,
         FUNCTIONS,
         HOOKS,
         LOOPS,
@@ -55,6 +56,7 @@ def test_classes_register_in_our_scope():
         HOOKS: ['AdapterCheckpointHook'],
         LOOPS: ['ResumableEpochBasedTrainLoop'],
         FUNCTIONS: ['block_wrap_policy'],
+        FACE_EMBEDDERS: ['InsightFaceEmbedder', 'TinyFaceEmbedder'],
         ARCHITECTURES: [
             *(entry.architecture for entry in FAMILIES.values()),
             *(entry.tiny_architecture for entry in FAMILIES.values()),

@@ -39,6 +39,7 @@ SHAPES = (
     'test_a_short_sd15_training_follows_the_reference_colour'
 )
 INTEROP = 'tests/tools/test_diffusers_interop.py::'
+FACES = 'tests/tools/test_prepare_faces.py::'
 GPU_DRY_RUN = 'tests/benchmarks/test_gpu_run.py::test_cpu_dry_run_of_the_gpu_script'
 INSTALL = skip(
     'tools/install.sh has these lines, run by tools/run_tests.sh in CI (.ci/run)'
@@ -173,6 +174,19 @@ COMMANDS = {
     ),
     'python tools/estimate_memory.py --family sd35_large --resolution 512 '
     '--batch 1 2': skip('as the FLUX.1 estimate'),
+    # docs/faceid.md: the tests run prepare_faces with TinyFaceEmbedder in
+    # place of insightface's buffalo_l (no face weights can be downloaded)
+    'pip install -c requirements/constraints.txt -r requirements/faces.txt': skip(
+        'an extra (insightface, onnxruntime); the suite runs the face path on '
+        'TinyFaceEmbedder, which needs neither'
+    ),
+    'python tools/prepare_faces.py /data/people/data.jsonl': FACES
+    + 'test_faces_are_embedded_counted_named_and_reused',
+    'python tools/prepare_faces.py /data/people/data.jsonl --largest --out '
+    '/data/people/faces.jsonl': FACES
+    + 'test_faces_are_embedded_counted_named_and_reused',
+    'python tools/prepare_faces.py photos --embedder TinyFaceEmbedder': FACES
+    + 'test_a_folder_of_captioned_photos_and_errors',
     'mim train diffengine_ipa configs/ip_adapter/sd15_mini_dataset.py --gpus 8 '
     '--launcher pytorch': skip(
         'needs 8 GPUs; the same launch with 2 CPU '

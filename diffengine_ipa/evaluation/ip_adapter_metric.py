@@ -28,11 +28,17 @@ class IPAdapterMetric(BaseMetric):
             one grid per seed there, and print a table.
         report_meta: Extra fields for the report (config, checkpoint, mode).
         device: Where the judge runs (default: CUDA if available).
+        face_embedder: If set (e.g. ``dict(type='InsightFaceEmbedder')``,
+            the embedder the face data was prepared with), also score face
+            similarity: the cosine of the identity embeddings of the
+            reference's face and the generated image's (largest faces); a
+            generated image without a face is a miss (cosine 0, counted).
         **kwargs: ``collect_device``, ``prefix`` of :class:`BaseMetric`.
 
     Returns (from ``evaluate``): ``clip_i``, ``clip_t`` (mean cosines),
     ``reference_preservation``, ``prompt_following``, ``combined`` (percent)
-    and ``diversity`` (when there are several seeds), overall and per scale
+    and ``diversity`` (when there are several seeds), with a face embedder
+    also ``face_similarity`` and ``face_misses``, overall and per scale
     (``combined@1``, ...).
     """
 
@@ -44,6 +50,7 @@ class IPAdapterMetric(BaseMetric):
         out_dir: str | None = None,
         report_meta: dict | None = None,
         device: str | None = None,
+        face_embedder: dict | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -52,6 +59,10 @@ class IPAdapterMetric(BaseMetric):
         self.clip_model = clip_model
         self.out_dir = out_dir
         self.report_meta = dict(report_meta or {}, clip_model=clip_model)
+        self.face_embedder = face_embedder and dict(face_embedder)
+        if self.face_embedder:
+            self.report_meta['face_embedder'] = self.face_embedder
+        self._reference_faces: dict = {}
         self.device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         self._images: list = []
 
@@ -71,10 +82,39 @@ class IPAdapterMetric(BaseMetric):
                     clip_i=float(references[i] @ generated[i]),
                     clip_t=float(generated[i] @ prompts[i]),
                     embedding=generated[i],
+                    **self._face_scores(sample),
                 )
             )
             if self.out_dir:
                 self._images.append(sample['image'])
+
+    def _face_scores(self, sample: dict) -> dict:
+        """``face_similarity`` (None when the reference has no face) and
+        ``face_found`` of one generated image, with a face embedder."""
+        if not self.face_embedder:
+            return {}
+        from ..faces import get_face_embedder, largest_face
+
+        embedder = get_face_embedder(self.face_embedder)
+        key = sample['img_path']
+        if key not in self._reference_faces:
+            reference = largest_face(embedder.faces(sample['reference']))
+            if reference is None:
+                print_log(
+                    f'{key}: no face in the reference; its images are left '
+                    'out of face_similarity',
+                    logger='current',
+                    level=logging.WARNING,
+                )
+            self._reference_faces[key] = reference
+        reference = self._reference_faces[key]
+        face = largest_face(embedder.faces(sample['image']))
+        if reference is None:
+            return dict(face_similarity=None, face_found=face is not None)
+        similarity = (
+            0.0 if face is None else float(reference.embedding @ face.embedding)
+        )
+        return dict(face_similarity=similarity, face_found=face is not None)
 
     def compute_metrics(self, results: list[dict]) -> dict[str, float]:
         if self.out_dir and len(self._images) == len(results):
@@ -111,6 +151,8 @@ def _flat(values: dict) -> dict[str, float]:
         prompt_following_percent='prompt_following',
         combined_percent='combined',
         diversity='diversity',
+        face_similarity='face_similarity',
+        face_misses='face_misses',
     )
     return {
         short: values[long]

@@ -19,7 +19,7 @@ from ..image_io import read_rgb_image
 from . import scores
 from .tradeoff_plot import plot_tradeoff
 
-__all__ = ['summarize', 'write_report', 'format_table', 'PERCENT_NOTE']
+__all__ = ['summarize', 'write_report', 'format_table', 'PERCENT_NOTE', 'FACE_NOTE']
 
 PERCENT_NOTE = (
     'reference_preservation_percent = 100 * max(CLIP-I cosine, 0); '
@@ -28,6 +28,13 @@ PERCENT_NOTE = (
     'from combined: A+ >= 90, A >= 80, B >= 70, C >= 60, else F; diversity = '
     'mean pairwise 1 - cosine between CLIP embeddings of one case and scale '
     'across seeds.'
+)
+
+FACE_NOTE = (
+    'face_similarity = mean cosine of the face embeddings (face_embedder) of '
+    'the largest face of the reference and of each generated image, over the '
+    'images whose reference has a face; a generated image with no face is a '
+    'miss: cosine 0, counted in face_misses (of face_scored images).'
 )
 
 
@@ -45,6 +52,19 @@ def _diversity(rows: list[dict]) -> float | None:
     return mean(values) if values else None
 
 
+def _face_scores(rows: list[dict]) -> dict[str, Any]:
+    """Mean face similarity over the images whose reference has a face
+    (a miss counts 0), the misses, the images scored; {} without faces."""
+    if not rows or 'face_similarity' not in rows[0]:
+        return {}
+    scored = [r for r in rows if r['face_similarity'] is not None]
+    return dict(
+        face_similarity=mean(r['face_similarity'] for r in scored) if scored else None,
+        face_misses=sum(not r['face_found'] for r in scored),
+        face_scored=len(scored),
+    )
+
+
 def _scores(rows: list[dict]) -> dict[str, Any]:
     clip_i = mean(r['clip_i'] for r in rows)
     clip_t = mean(r['clip_t'] for r in rows)
@@ -57,6 +77,7 @@ def _scores(rows: list[dict]) -> dict[str, Any]:
         combined_percent=combined,
         grade=scores.grade(combined),
         diversity=_diversity(rows),
+        **_face_scores(rows),
         images=[r['image_path'] for r in rows if r.get('image_path')],
     )
 
@@ -86,9 +107,15 @@ def summarize(rows: list[dict], meta: dict | None = None) -> dict[str, Any]:
         )
     overall = _scores(rows)
     overall.pop('images')
+    faces = (
+        dict(how_face_similarity_is_derived=FACE_NOTE)
+        if 'face_similarity' in overall
+        else {}
+    )
     return dict(
         meta or {},
         how_percentages_are_derived=PERCENT_NOTE,
+        **faces,
         cases=report_cases,
         per_scale={
             f'{scale:g}': {k: v for k, v in _scores(items).items() if k != 'images'}
@@ -152,21 +179,28 @@ def write_report(
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """A console table: one line per case and scale, then the overall line."""
+    """A console table: one line per case and scale, then the overall line
+    (with face similarity and misses when the report has them)."""
+    faces = 'face_similarity' in report['overall']
     lines = [
         f'{"case":<14}{"scale":>6}{"CLIP-I":>8}{"CLIP-T":>8}'
         f'{"ref %":>7}{"prompt %":>9}{"comb %":>8}{"grade":>6}'
-        f'{"divers.":>8}'
+        f'{"divers.":>8}' + (f'{"face":>7}{"misses":>7}' if faces else '')
     ]
 
     def line(name: str, scale: str, s: dict) -> str:
         diversity = '-' if s['diversity'] is None else f'{s["diversity"]:.3f}'
-        return (
+        text = (
             f'{name:<14}{scale:>6}{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
             f'{s["reference_preservation_percent"]:>7.1f}'
             f'{s["prompt_following_percent"]:>9.1f}'
             f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}{diversity:>8}'
         )
+        if faces:
+            face = s.get('face_similarity')
+            text += f'{"-" if face is None else f"{face:.3f}":>7}'
+            text += f'{s.get("face_misses", 0):>7}'
+        return text
 
     for case in report['cases']:
         for scale, s in case['scales'].items():

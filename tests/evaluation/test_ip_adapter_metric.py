@@ -95,3 +95,66 @@ def test_summary_without_images():
     report = summarize([row])
     assert report['overall']['grade'] == 'A'  # (90 + 75) / 2 = 82.5
     assert report['overall']['diversity'] is None
+    # No face embedder: the report is as before, without face fields.
+    assert not [key for key in report['overall'] if key.startswith('face')]
+    assert 'how_face_similarity_is_derived' not in report
+
+
+def test_face_similarity_beside_clip_scores(tiny_family, tmp_path):
+    from diffengine_ipa.evaluation.report import format_table
+    from diffengine_ipa.faces import build_face_embedder, draw_face
+
+    def face(*faces, skin=(224, 172, 140)):
+        image = Image.new('RGB', (128, 128), (60, 120, 200))
+        for center, radius in faces:
+            draw_face(image, center, radius, skin=skin)
+        return image
+
+    reference = face(((64, 64), 40))
+    reference.save(tmp_path / 'me.png')
+    outputs = [
+        face(((50, 70), 30)),  # the same face: ~1
+        face(),  # no face: a miss, 0
+        face(((64, 64), 40), skin=(190, 130, 95)),  # another face
+    ]
+    batch = [
+        dict(
+            case_id='me',
+            img_path=str(tmp_path / 'me.png'),
+            prompt='a portrait',
+            scale=1.0,
+            seed=seed,
+            reference=reference,
+            image=image,
+        )
+        for seed, image in enumerate(outputs)
+    ]
+    metric = IPAdapterMetric(
+        clip_model=tiny_family['judge'],
+        out_dir=str(tmp_path / 'eval'),
+        face_embedder=dict(type='TinyFaceEmbedder'),
+    )
+    metric.process(None, batch)
+    results = metric.evaluate(len(batch))
+    embedder = build_face_embedder(dict(type='TinyFaceEmbedder'))
+    (ref,) = embedder.faces(reference)
+    same = float(ref.embedding @ embedder.faces(outputs[0])[0].embedding)
+    other = float(ref.embedding @ embedder.faces(outputs[2])[0].embedding)
+    assert same > 0.97 and other < 0.9
+    assert results['ipa/face_similarity'] == pytest.approx((same + 0 + other) / 3)
+    assert results['ipa/face_misses'] == 1
+    assert results['ipa/face_misses@1'] == 1 and 'ipa/clip_i' in results
+    report = json.loads((tmp_path / 'eval' / 'eval_report.json').read_text())
+    assert report['face_embedder'] == dict(type='TinyFaceEmbedder')
+    assert 'miss' in report['how_face_similarity_is_derived']
+    assert report['overall']['face_scored'] == 3
+    assert report['cases'][0]['scales']['1']['face_misses'] == 1
+    table = format_table(report)
+    assert 'face' in table.splitlines()[0]
+    assert table.splitlines()[-1].split()[-2:] == [f'{(same + other) / 3:.3f}', '1']
+    # Comparing adapters shows the face columns too.
+    from diffengine_ipa.evaluation import format_comparison
+
+    compared = format_comparison(dict(overall=dict(a=report['overall'])))
+    assert compared.splitlines()[0].split()[-2:] == ['face', 'misses']
+    assert compared.splitlines()[1].split()[-2:] == [f'{(same + other) / 3:.3f}', '1']
