@@ -11,15 +11,19 @@ from ..dtypes import DTYPE_NAMES
 from ..errors import UserError
 from . import data, evaluation, files, views
 from .base_models import is_tiny, write_tiny_models
-from .generation import PRESETS, InferencerCache, generate, generation_defaults
-from .kit import config_names
+from .family_choices import (
+    config_choices,
+    default_config,
+    preset_label,
+    scale_presets,
+)
+from .generation import InferencerCache, generate, generation_defaults
 from .train_options import PRECISIONS, TrainSettings, config_defaults
 from .train_process import TrainingRuns, TrainStatus
 from .workspace import Workspace
 
-__all__ = ['build_page', 'DEFAULT_CONFIG']
+__all__ = ['build_page']
 
-DEFAULT_CONFIG = 'tiny_sd15_mini_dataset.py'
 CSS = '.train-progress progress {width: 100%; height: 1.2em}'
 
 
@@ -265,8 +269,8 @@ def build_page(
 ) -> gr.Blocks:
     """The page on workspace ``ws`` (``Blocks.launch`` serves it)."""
     page = Page(ws, runs, cache)
-    configs = config_names()
-    default = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else configs[0]
+    configs = config_choices()  # every family's, from the registry
+    default = default_config()
     knobs = config_defaults(default)
     gen_defaults = generation_defaults(default)
     with gr.Blocks(title='diffengine_ipa', analytics_enabled=False) as demo:
@@ -414,7 +418,10 @@ def build_page(
             with gr.Row():
                 scale = gr.Slider(0, 2, value=1.0, step=0.05, label='Scale')
                 preset = gr.Radio(
-                    list(PRESETS), value='scale', label='Preset (style / layout: SDXL)'
+                    scale_presets(default),
+                    value='scale',
+                    label=preset_label(),
+                    elem_id='gen-preset',
                 )
             with gr.Row():
                 steps = gr.Number(
@@ -537,9 +544,10 @@ def build_page(
             lambda name: (
                 generation_defaults(name)['steps'],
                 generation_defaults(name)['guidance_scale'],
+                gr.update(choices=scale_presets(name), value='scale'),
             ),
             gen_config,
-            [steps, guidance],
+            [steps, guidance, preset],
         )
         gen_button.click(
             shown(page.generate),
