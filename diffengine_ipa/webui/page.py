@@ -19,11 +19,12 @@ from .family_choices import (
 )
 from .generation import InferencerCache, generate, generation_defaults
 from .train_options import PRECISIONS, TrainSettings, config_defaults
-from .train_process import TrainingRuns, TrainStatus
+from .train_process import TrainingRuns, TrainStatus, is_training
 from .workspace import Workspace
 
 __all__ = ['build_page']
 
+DEFAULT_RUN = 'my_adapter'
 CSS = '.train-progress progress {width: 100%; height: 1.2em}'
 
 
@@ -135,6 +136,7 @@ class Page:
 
     def start(self, run: str, *knobs) -> str:
         settings = self.settings(*knobs)
+        self.runs.refuse_if_running(self.ws, run)  # before writing models
         note = (
             self.write_tiny(settings.config) + '\n' if is_tiny(settings.config) else ''
         )
@@ -147,6 +149,14 @@ class Page:
 
     def stop(self, run: str) -> str:
         return self.runs.stop(self.ws, run)
+
+    def run_choices(self) -> dict:
+        """The Run field on opening the page: the workspace's runs (read
+        from disk, so a restarted page server finds them), showing a running
+        one, else the newest, else a new run's default name."""
+        names = self.ws.runs()
+        running = [n for n in names if is_training(self.ws.run_dir(n))]
+        return gr.update(choices=names, value=(running or names or [DEFAULT_RUN])[0])
 
     def refresh(self, run: str, seen: tuple | None) -> tuple:
         try:
@@ -331,8 +341,12 @@ def build_page(
                 config = gr.Dropdown(
                     configs, value=default, label='Config', elem_id='train-config'
                 )
-                run = gr.Textbox(
-                    'my_adapter', label='Run name (runs/<name>)', elem_id='run-name'
+                run = gr.Dropdown(
+                    [DEFAULT_RUN],
+                    value=DEFAULT_RUN,
+                    allow_custom_value=True,
+                    label='Run name (runs/<name>: a new one, or one of the runs)',
+                    elem_id='run-name',
                 )
                 dataset = gr.Textbox('datasets/my_dataset', label='Dataset folder')
             with gr.Row():
@@ -582,4 +596,5 @@ def build_page(
         )
         adapter_file.change(shown(page.file_info), adapter_file, [file_text, download])
         demo.load(shown(page.load_dataset), folder, [table, summary, preview])
+        demo.load(page.run_choices, None, run)
     return demo

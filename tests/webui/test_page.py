@@ -1,6 +1,7 @@
 """The page's glue without a browser, and the command that serves it."""
 
 import glob
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -101,9 +102,18 @@ def test_the_page_builds_and_shows_errors_as_one_line(tmp_path):
 def test_refresh_sends_only_what_changed(tmp_path):
     from diffengine_ipa.webui.page import Page
     from diffengine_ipa.webui.workspace import Workspace
+    from diffengine_ipa.work_dir import work_dir_lock
 
     ws = Workspace(str(tmp_path / 'ws'))
     page = Page(ws)
+    assert page.run_choices() == gr.update(choices=[], value='my_adapter')
+    with work_dir_lock(ws.run_dir('going')):  # a training the last server left
+        os.utime(ws.folder('runs', 'newer'), (2e9, 2e9))
+        assert page.run_choices() == gr.update(
+            choices=['newer', 'going'], value='going'
+        )
+        assert page.refresh('going', None)[0] == '**runs/going: running**'
+    assert page.run_choices()['value'] == 'newer'  # none running: the newest
     values = page.refresh('r', None)
     assert values[0] == '**runs/r: not started**' and 'no iterations' in values[1]
     again = page.refresh('r', values[-1])
