@@ -227,6 +227,11 @@ def test_a_second_start_is_refused_and_a_restarted_page_finds_the_runs(
         'stopped': 'stopped',
     }
     assert restarted.status(ws, 'broken').log_tail.endswith('error: data.json: bad')
+    with open(osp.join(ws.run_dir('done'), 'webui_run.json'), 'wb') as f:
+        f.write(b'{"settings": \xff')  # damaged: the logs still tell the state
+    assert restarted.status(ws, 'done').state == 'finished'
+    with pytest.raises(UserError, match=r'^runs/done/webui_run.json: damaged'):
+        restarted.resume(ws, 'done')
     pid = int(open(osp.join(going, train_process.LOCK_FILE)).read())
     os.kill(pid, signal.SIGKILL)  # the lock file stays; the lock does not
     wait_until(lambda: not is_training(going))
