@@ -158,6 +158,10 @@ class Page:
         running = [n for n in names if is_training(self.ws.run_dir(n))]
         return gr.update(choices=names, value=(running or names or [DEFAULT_RUN])[0])
 
+    def run_list(self, current: str) -> dict:
+        """The Run field after a Start: the runs now on disk, ``current`` kept."""
+        return gr.update(choices=self.ws.runs(), value=current)
+
     def refresh(self, run: str, seen: tuple | None) -> tuple:
         try:
             status = self.runs.status(self.ws, run)
@@ -534,7 +538,9 @@ def build_page(
             image_encoder,
         ]
         tiny.click(shown(page.write_tiny), config, message)
-        start.click(shown(page.start), [run, *train_knobs], message)
+        start.click(shown(page.start), [run, *train_knobs], message).success(
+            page.run_list, run, run
+        )
         resume.click(shown(page.resume), [run, *train_knobs], message)
         stop.click(shown(page.stop), run, message)
         timer.tick(

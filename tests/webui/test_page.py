@@ -114,6 +114,9 @@ def test_refresh_sends_only_what_changed(tmp_path):
         )
         assert page.refresh('going', None)[0] == '**runs/going: running**'
     assert page.run_choices()['value'] == 'newer'  # none running: the newest
+    assert page.run_list('new_one') == gr.update(
+        choices=['newer', 'going'], value='new_one'
+    )
     values = page.refresh('r', None)
     assert values[0] == '**runs/r: not started**' and 'no iterations' in values[1]
     again = page.refresh('r', values[-1])
