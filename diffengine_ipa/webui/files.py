@@ -53,7 +53,10 @@ def run_models(ws: Workspace, path: str) -> dict | None:
     """The config and model folders of the run that made ``path``, if the
     page started it: ``{'config', 'base_model', 'image_encoder'}``."""
     run = run_of(ws, path)
-    info = read_run_info(ws, run) if run else None
+    try:
+        info = read_run_info(ws, run) if run else None
+    except UserError:  # a damaged record: the config's own models
+        info = None
     if not info:
         return None
     settings = info['settings']

@@ -14,28 +14,27 @@ from typing import Any
 from ..errors import UserError
 from . import kit
 from .base_models import model_options
+from .family_choices import all_scale_presets
 from .workspace import Workspace
 
 __all__ = [
-    'PRESETS',
     'InferencerCache',
     'generate',
     'scale_argument',
     'generation_defaults',
 ]
 
-# InstantStyle's presets (SDXL); 'scale' = the slider's number.
-PRESETS = ('scale', 'style', 'layout', 'style_and_layout')
-
 
 def scale_argument(scale: float, preset: str = 'scale') -> Any:
-    """The inferencer's ``scale``: the slider's float, or a preset's name."""
+    """The inferencer's ``scale``: the slider's float, or a preset's name
+    (one some registered family has; the config's family checks its own)."""
     if preset in (None, '', 'scale'):
         from ..apis.inference import parse_scale
 
         return parse_scale(float(scale), 'scale')
-    if preset not in PRESETS:
-        raise UserError(f'preset {preset!r}: one of {", ".join(PRESETS)}')
+    known = all_scale_presets()
+    if preset not in known:
+        raise UserError(f'preset {preset!r}: one of {", ".join(known)}')
     return preset
 
 

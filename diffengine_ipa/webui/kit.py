@@ -27,23 +27,40 @@ __all__ = [
 ]
 
 
+def _config_files() -> dict[str, str]:
+    """Every leaf config by file name: ``configs/ip_adapter/`` first, then
+    any other folder of ``configs/`` but ``_base_`` (names are unique across
+    the kit, as mim finds configs by name)."""
+    root = kit_folder('configs')
+    if root is None:
+        return {}
+    folders = sorted(
+        (n != 'ip_adapter', n)
+        for n in os.listdir(root)
+        if n != '_base_' and osp.isdir(osp.join(root, n))
+    )
+    found: dict[str, str] = {}
+    for _, folder in folders:
+        for name in sorted(os.listdir(osp.join(root, folder))):
+            if name.endswith('.py') and not name.startswith('_'):
+                found.setdefault(name, osp.join(root, folder, name))
+    return found
+
+
 def config_names() -> list[str]:
-    """Every config in ``configs/ip_adapter/``, by file name."""
-    folder = kit_folder('configs')
-    if folder is None:
-        return []
-    folder = osp.join(folder, 'ip_adapter')
-    return sorted(n for n in os.listdir(folder) if n.endswith('.py'))
+    """Every shipped leaf config, by file name."""
+    return sorted(_config_files())
 
 
 def config_path(name: str) -> str:
     """The file of config ``name`` (a file name from :func:`config_names`)."""
-    if name not in config_names():
-        raise UserError(f'{name!r}: not a config of configs/ip_adapter/')
-    return osp.join(kit_folder('configs'), 'ip_adapter', name)
+    path = _config_files().get(name)
+    if path is None:
+        raise UserError(f'{name!r}: not a config of the kit (configs/)')
+    return path
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def read_config(name: str):
     """Config ``name`` as its file says (shared: read it, don't change it)."""
     from mmengine.config import Config

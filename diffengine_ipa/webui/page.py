@@ -11,15 +11,20 @@ from ..dtypes import DTYPE_NAMES
 from ..errors import UserError
 from . import data, evaluation, files, views
 from .base_models import is_tiny, write_tiny_models
-from .generation import PRESETS, InferencerCache, generate, generation_defaults
-from .kit import config_names
+from .family_choices import (
+    config_choices,
+    default_config,
+    preset_label,
+    scale_presets,
+)
+from .generation import InferencerCache, generate, generation_defaults
 from .train_options import PRECISIONS, TrainSettings, config_defaults
-from .train_process import TrainingRuns, TrainStatus
+from .train_process import TrainingRuns, TrainStatus, is_training
 from .workspace import Workspace
 
-__all__ = ['build_page', 'DEFAULT_CONFIG']
+__all__ = ['build_page']
 
-DEFAULT_CONFIG = 'tiny_sd15_mini_dataset.py'
+DEFAULT_RUN = 'my_adapter'
 CSS = '.train-progress progress {width: 100%; height: 1.2em}'
 
 
@@ -131,6 +136,7 @@ class Page:
 
     def start(self, run: str, *knobs) -> str:
         settings = self.settings(*knobs)
+        self.runs.refuse_if_running(self.ws, run)  # before writing models
         note = (
             self.write_tiny(settings.config) + '\n' if is_tiny(settings.config) else ''
         )
@@ -143,6 +149,18 @@ class Page:
 
     def stop(self, run: str) -> str:
         return self.runs.stop(self.ws, run)
+
+    def run_choices(self) -> dict:
+        """The Run field on opening the page: the workspace's runs (read
+        from disk, so a restarted page server finds them), showing a running
+        one, else the newest, else a new run's default name."""
+        names = self.ws.runs()
+        running = [n for n in names if is_training(self.ws.run_dir(n))]
+        return gr.update(choices=names, value=(running or names or [DEFAULT_RUN])[0])
+
+    def run_list(self, current: str) -> dict:
+        """The Run field after a Start: the runs now on disk, ``current`` kept."""
+        return gr.update(choices=self.ws.runs(), value=current)
 
     def refresh(self, run: str, seen: tuple | None) -> tuple:
         try:
@@ -265,8 +283,8 @@ def build_page(
 ) -> gr.Blocks:
     """The page on workspace ``ws`` (``Blocks.launch`` serves it)."""
     page = Page(ws, runs, cache)
-    configs = config_names()
-    default = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else configs[0]
+    configs = config_choices()  # every family's, from the registry
+    default = default_config()
     knobs = config_defaults(default)
     gen_defaults = generation_defaults(default)
     with gr.Blocks(title='diffengine_ipa', analytics_enabled=False) as demo:
@@ -327,8 +345,12 @@ def build_page(
                 config = gr.Dropdown(
                     configs, value=default, label='Config', elem_id='train-config'
                 )
-                run = gr.Textbox(
-                    'my_adapter', label='Run name (runs/<name>)', elem_id='run-name'
+                run = gr.Dropdown(
+                    [DEFAULT_RUN],
+                    value=DEFAULT_RUN,
+                    allow_custom_value=True,
+                    label='Run name (runs/<name>: a new one, or one of the runs)',
+                    elem_id='run-name',
                 )
                 dataset = gr.Textbox('datasets/my_dataset', label='Dataset folder')
             with gr.Row():
@@ -414,7 +436,10 @@ def build_page(
             with gr.Row():
                 scale = gr.Slider(0, 2, value=1.0, step=0.05, label='Scale')
                 preset = gr.Radio(
-                    list(PRESETS), value='scale', label='Preset (style / layout: SDXL)'
+                    scale_presets(default),
+                    value='scale',
+                    label=preset_label(),
+                    elem_id='gen-preset',
                 )
             with gr.Row():
                 steps = gr.Number(
@@ -513,7 +538,9 @@ def build_page(
             image_encoder,
         ]
         tiny.click(shown(page.write_tiny), config, message)
-        start.click(shown(page.start), [run, *train_knobs], message)
+        start.click(shown(page.start), [run, *train_knobs], message).success(
+            page.run_list, run, run
+        )
         resume.click(shown(page.resume), [run, *train_knobs], message)
         stop.click(shown(page.stop), run, message)
         timer.tick(
@@ -537,9 +564,10 @@ def build_page(
             lambda name: (
                 generation_defaults(name)['steps'],
                 generation_defaults(name)['guidance_scale'],
+                gr.update(choices=scale_presets(name), value='scale'),
             ),
             gen_config,
-            [steps, guidance],
+            [steps, guidance, preset],
         )
         gen_button.click(
             shown(page.generate),
@@ -574,4 +602,5 @@ def build_page(
         )
         adapter_file.change(shown(page.file_info), adapter_file, [file_text, download])
         demo.load(shown(page.load_dataset), folder, [table, summary, preview])
+        demo.load(page.run_choices, None, run)
     return demo

@@ -5,6 +5,7 @@
 
 import json
 import os.path as osp
+import time
 from dataclasses import asdict, dataclass
 
 from ..datasets.record_check import describe_bad_records
@@ -145,7 +146,12 @@ def write_run_info(
     epochs = settings.epochs or kit.read_config(settings.config).train_cfg.get(
         'max_epochs'
     )
-    info = dict(settings=asdict(settings), max_epochs=epochs, command=command)
+    info = dict(
+        settings=asdict(settings),
+        max_epochs=epochs,
+        command=command,
+        started=time.time(),
+    )
     atomic_write_bytes(
         osp.join(ws.run_dir(run), RUN_INFO), json.dumps(info, indent=2).encode()
     )
@@ -156,8 +162,17 @@ def read_run_info(ws: Workspace, run: str) -> dict | None:
     path = osp.join(ws.run_dir(run), RUN_INFO)
     if not osp.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            info = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        info = err
+    if not isinstance(info, dict) or not isinstance(info.get('settings'), dict):
+        raise UserError(
+            f'runs/{run}/{RUN_INFO}: damaged (not the JSON the page writes); '
+            'give the settings and press Resume, or delete the file'
+        )
+    return info
 
 
 def config_defaults(config: str) -> dict[str, object]:

@@ -10,7 +10,17 @@ from ``vis_data/scalars.json`` and the samples from ``vis_data/vis_image/``.
 One training per work dir: the page takes an exclusive ``flock`` on
 ``<work_dir>/.webui_train.lock`` and hands it to the training process, which
 holds it as long as it lives (also after the page is closed or restarted;
-another page server sees it too).
+another page server sees it too); the training also holds the work dir's own
+lock (``.lock``, :func:`~diffengine_ipa.work_dir.work_dir_lock`), so a run
+started from a shell counts as running too. The kernel drops a lock when its
+process ends, so a killed run never leaves a stale one. A second Start into
+a running work dir (another tab, another page server) is refused with one
+line naming the process; the tab shows the running one.
+
+A run's state is read from its work dir, so a restarted page server finds
+its runs again: running while a lock is held, else what the console log's
+last line says (the summary's ``done:``, ``error:``, ``interrupted:``, the
+page's own ``[webui] stopped``).
 """
 
 import fcntl
@@ -30,6 +40,7 @@ from ..run_logs import (
     sample_images,
     training_records,
 )
+from ..work_dir import LOCK as TRAINING_LOCK
 from ..work_dir import refuse_fresh_run_over
 from . import kit
 from .train_options import (
@@ -40,10 +51,27 @@ from .train_options import (
 )
 from .workspace import Workspace
 
-__all__ = ['TrainingRuns', 'TrainStatus', 'CONSOLE_LOG', 'parse_progress', 'log_tail']
+__all__ = [
+    'TrainingRuns',
+    'TrainStatus',
+    'CONSOLE_LOG',
+    'parse_progress',
+    'log_tail',
+    'is_training',
+    'run_ending',
+]
 
 CONSOLE_LOG = 'webui_train.log'
 LOCK_FILE = '.webui_train.lock'
+STOPPED_LINE = '[webui] stopped from the page'
+# How a run's console log ends, last line first: the state it means.
+ENDINGS = (
+    (re.compile(r'^done: \d+ iterations'), 'finished'),
+    (re.compile(r'^interrupted: '), 'stopped'),
+    (re.compile(r'^' + re.escape(STOPPED_LINE)), 'stopped'),
+    (re.compile(r'^error: '), 'failed'),
+    (re.compile(r'^(Traceback \(most recent call last\)|\w*Error: )'), 'failed'),
+)
 EPOCH_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 ITER_LINE = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 ETA = re.compile(r'eta: (\S+)')
@@ -119,16 +147,47 @@ def _try_lock(path: str) -> int | None:
     return fd
 
 
-def is_training(work_dir: str) -> bool:
-    """Whether a training started by a page holds the work dir's lock."""
-    lock = osp.join(work_dir, LOCK_FILE)
-    if not osp.isfile(lock):
+def _held(path: str) -> bool:
+    if not osp.isfile(path):
         return False
-    fd = _try_lock(lock)
+    fd = _try_lock(path)
     if fd is None:
         return True
     os.close(fd)
     return False
+
+
+def is_training(work_dir: str) -> bool:
+    """Whether a training holds the work dir: one a page started (its lock)
+    or any other (the training's own ``.lock``)."""
+    return any(_held(osp.join(work_dir, n)) for n in (LOCK_FILE, TRAINING_LOCK))
+
+
+def _holder(work_dir: str) -> int | None:
+    """The pid a held lock of the work dir names."""
+    for name in (LOCK_FILE, TRAINING_LOCK):
+        path = osp.join(work_dir, name)
+        if _held(path):
+            with open(path, errors='replace') as f:
+                text = f.read().strip()
+            if text.isdigit():
+                return int(text)
+    return None
+
+
+def run_ending(console: str) -> str:
+    """A run's state from the end of its console log, when no process of
+    it is known: ``finished``, ``stopped``, ``failed``, or ``ended without
+    a last line`` (killed, or the machine went down)."""
+    lines = console.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith('$ ')]
+    for line in reversed(lines[starts[-1] + 1 if starts else 0 :]):
+        for pattern, state in ENDINGS:
+            if pattern.match(line.strip()):
+                return state
+        if '(train)' in line:
+            break  # it trained after any ending: that was not its last word
+    return 'ended without a last line (killed?)'
 
 
 class TrainingRuns:
@@ -145,6 +204,7 @@ class TrainingRuns:
     ) -> str:
         """Start ``tools/train.py`` for run ``run`` (``--resume``: from the
         work dir's last checkpoint); the command, as text."""
+        self.refuse_if_running(ws, run)  # before the checkpoints' verdict
         command = train_command(ws, run, settings, resume)
         work_dir = ws.run_dir(run)
         if not resume:  # a finished run's checkpoints stay its own
@@ -154,13 +214,14 @@ class TrainingRuns:
                 'press Resume to continue it, or give a new run name',
             )
         os.makedirs(work_dir, exist_ok=True)
-        with self._mutex:
+        with self._mutex:  # two tabs of this page: one gets the lock
             fd = _try_lock(osp.join(work_dir, LOCK_FILE))
+            if fd is not None and _held(osp.join(work_dir, TRAINING_LOCK)):
+                os.close(fd)  # a training from a shell holds it
+                fd = None
             if fd is None:
-                raise UserError(
-                    f'runs/{run}: a training is already running in '
-                    'this work dir (stop it first)'
-                )
+                self.refuse_if_running(ws, run)
+                raise UserError(f'runs/{run}: a training is already running here')
             try:
                 write_run_info(ws, run, settings, command)
                 with open(osp.join(work_dir, CONSOLE_LOG), 'ab') as log:
@@ -184,6 +245,27 @@ class TrainingRuns:
             self._stopped.discard(work_dir)
         return subprocess.list2cmdline(command)
 
+    def refuse_if_running(self, ws: Workspace, run: str) -> None:
+        """One line when a training (from any tab, page server or shell)
+        holds run ``run``'s work dir: the process, since when, the ways on."""
+        work_dir = ws.run_dir(run)
+        if not is_training(work_dir):
+            return
+        pid = _holder(work_dir)
+        since = ''
+        try:
+            started = (read_run_info(ws, run) or {}).get('started')
+        except UserError:
+            started = None
+        if isinstance(started, (int, float)):
+            since = time.strftime(' since %H:%M:%S', time.localtime(started))
+        raise UserError(
+            f'runs/{run}: a training is already running in this work dir '
+            f'(process {pid or "?"}{since}, perhaps from another tab); its '
+            'progress is shown here: watch it, Stop it first, or give a new '
+            'run name'
+        )
+
     def resume(
         self, ws: Workspace, run: str, settings: TrainSettings | None = None
     ) -> str:
@@ -205,7 +287,7 @@ class TrainingRuns:
         if not is_training(work_dir):
             return f'runs/{run}: no training is running'
         proc = self._procs.get(work_dir)
-        pid = proc.pid if proc else self._lock_pid(work_dir)
+        pid = proc.pid if proc else _holder(work_dir)
         if pid is None:
             raise UserError(f'runs/{run}: cannot tell which process trains')
         self._stopped.add(work_dir)
@@ -217,33 +299,37 @@ class TrainingRuns:
             self._signal(pid, signal.SIGKILL)
         if proc:
             proc.wait(timeout=timeout)
+        with open(osp.join(work_dir, CONSOLE_LOG), 'a') as log:
+            log.write(f'{STOPPED_LINE} at {time.strftime("%H:%M:%S")}\n')
         return f'runs/{run}: stopped'
 
     @staticmethod
     def _signal(pid: int, sig: int) -> None:
+        """To the process group a page's training leads, else to the one
+        process (a training started from a shell)."""
         try:
-            os.killpg(pid, sig)
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
         except ProcessLookupError:
             pass
-
-    @staticmethod
-    def _lock_pid(work_dir: str) -> int | None:
-        with open(osp.join(work_dir, LOCK_FILE)) as f:
-            text = f.read().strip()
-        return int(text) if text.isdigit() else None
 
     def status(self, ws: Workspace, run: str) -> TrainStatus:
         """The run's state, progress, ETA, log tail, losses and samples."""
         work_dir = ws.run_dir(run)
         if not osp.isdir(work_dir):
             return TrainStatus()
-        info = read_run_info(ws, run) or {}
+        try:
+            info = read_run_info(ws, run) or {}
+        except UserError:  # a damaged record: the logs still tell
+            info = {}
         console = _read_tail(osp.join(work_dir, CONSOLE_LOG))
         done, total, eta = parse_progress(console, info.get('max_epochs'))
         samples = sample_images(work_dir)
         step = max(samples) if samples else None
         return TrainStatus(
-            state=self._state(work_dir),
+            state=self._state(work_dir, console),
             done=done,
             total=total,
             eta=eta,
@@ -261,16 +347,14 @@ class TrainingRuns:
             command=subprocess.list2cmdline(info.get('command', [])),
         )
 
-    def _state(self, work_dir: str) -> str:
+    def _state(self, work_dir: str, console: str) -> str:
         if is_training(work_dir):
             return 'running'
         proc = self._procs.get(work_dir)
-        if proc is None:
-            return (
-                'not running'
-                if osp.isfile(osp.join(work_dir, CONSOLE_LOG))
-                else 'not started'
-            )
+        if proc is None:  # another page server's, an earlier one's, a shell's
+            if osp.isfile(osp.join(work_dir, CONSOLE_LOG)):
+                return run_ending(console)
+            return 'not running' if os.listdir(work_dir) else 'not started'
         code = proc.wait()  # it let go of the lock: it has ended
         if work_dir in self._stopped:
             return 'stopped'

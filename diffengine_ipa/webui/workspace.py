@@ -72,11 +72,14 @@ class Workspace:
         return self.resolve(osp.join('runs', check_name(name)))
 
     def runs(self) -> list[str]:
-        """Names of the runs (folders under ``runs/``), newest first."""
+        """Names of the runs (folders under ``runs/`` with a run's name),
+        newest first."""
         runs = osp.join(self.root, 'runs')
         if not osp.isdir(runs):
             return []
-        names = [n for n in os.listdir(runs) if osp.isdir(osp.join(runs, n))]
+        names = [
+            n for n in os.listdir(runs) if osp.isdir(osp.join(runs, n)) and _is_name(n)
+        ]
         return sorted(names, key=lambda n: -osp.getmtime(osp.join(runs, n)))
 
     def find(self, *patterns: str, exclude: tuple[str, ...] = ()) -> list[str]:
@@ -108,6 +111,13 @@ def check_name(name: str) -> str:
             f'{name!r}: a name is letters, digits, "-", "_" and "." (not first)'
         )
     return name
+
+
+def _is_name(name: str) -> bool:
+    try:
+        return check_name(name) == name
+    except WorkspaceError:
+        return False
 
 
 _RESERVED = {'CON', 'PRN', 'AUX', 'NUL'} | {

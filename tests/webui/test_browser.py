@@ -1,7 +1,8 @@
 """The page in a real browser: Debian's chromium, driven by Playwright, on
 the tiny SD1.5 family. Upload an image with its caption, train a few
-iterations while progress and the loss curve update, generate an image, run
-the quick evaluation and read its table. Screenshots go to the test's
+iterations while progress and the loss curve update (a second tab's Start
+into the same run is refused), generate an image, run the quick evaluation
+and read its table. Screenshots go to the test's
 tmp dir and to outputs/webui_screenshots/."""
 
 import os
@@ -135,12 +136,21 @@ def test_upload_train_generate_evaluate(server, tmp_path):
         page.fill('#epochs input', '3')
         page.fill('#sample-every input', '3')
         empty_curve = shot(page.locator('#loss-curve'), 'loss_before', tmp_path)
+        other = browser.new_page()  # a second tab on the same run name
+        other.goto(url)
+        other.get_by_role('tab', name='Train').click()
         page.click('#start')
         page.wait_for_function(  # after the tiny models are written
             "document.querySelector('#train-message textarea').value"
             ".includes('started runs/my_adapter')",
             timeout=300_000,
         )
+        other.click('#start')  # while the first tab's training runs
+        refused = 'a training is already running in this work dir'
+        other.get_by_text(refused).first.wait_for()
+        other.wait_for_selector('#train-status :text("runs/my_adapter")')
+        shot(other, '2_second_tab', tmp_path)
+        other.close()
         seen = []
         deadline = time.monotonic() + 600
         while 'finished' not in (status := page.inner_text('#train-status')):

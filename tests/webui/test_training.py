@@ -5,6 +5,7 @@ import argparse
 import os
 import os.path as osp
 import re
+import signal
 import sys
 import time
 
@@ -22,6 +23,7 @@ from diffengine_ipa.webui.train_process import (
     parse_progress,
 )
 from diffengine_ipa.webui.workspace import Workspace
+from diffengine_ipa.work_dir import work_dir_lock
 
 from .conftest import CONFIG, IMAGES, put
 
@@ -173,13 +175,76 @@ def test_one_training_per_work_dir_stop_and_exit_codes(tmp_path, fake_training):
     runs.start(ws, 'a', settings)
     wait_until(lambda: runs.status(ws, 'a').state != 'running')
     assert runs.status(ws, 'a').state == 'failed (exit 3)'
-    fake_training('print("done")')
+    fake_training('print("done: 2 iterations in 0.1 s")')  # the summary
     runs.resume(ws, 'a')  # the run's recorded settings
     wait_until(lambda: runs.status(ws, 'a').state != 'running')
     status = runs.status(ws, 'a')
-    assert status.state == 'finished' and status.log_tail.endswith('done')
-    assert TrainingRuns().status(ws, 'a').state == 'not running'  # a new page
+    assert status.state == 'finished' and status.log_tail.endswith('0.1 s')
+    assert TrainingRuns().status(ws, 'a').state == 'finished'  # a new page
     assert TrainingRuns().status(ws, 'never').state == 'not started'
+
+
+def test_a_second_start_is_refused_and_a_restarted_page_finds_the_runs(
+    tmp_path, fake_training
+):
+    """Two tabs (one page server) or two servers: one training per work
+    dir, the second Start one line; a new server reads each run's state from
+    its work dir; a killed training's lock is not stale."""
+    ws = Workspace(str(tmp_path / 'ws'))
+    runs, settings = TrainingRuns(), TrainSettings(CONFIG)
+    endings = {
+        'going': 'import time; time.sleep(60)',
+        'done': 'print("done: 4 iterations in 1.0 s\\n  checkpoint x")',
+        'broken': 'import sys; print("error: data.json: bad"); sys.exit(2)',
+        'crashed': 'raise RuntimeError("boom")',
+        'stopped': 'import time; time.sleep(60)',
+    }
+    for run, code in endings.items():
+        fake_training(code)
+        runs.start(ws, run, settings)
+    runs.stop(ws, 'stopped')
+    for run in ('done', 'broken', 'crashed'):
+        wait_until(lambda run=run: not is_training(ws.run_dir(run)))
+    going = ws.run_dir('going')
+    with open(osp.join(going, 'iter_2.pth'), 'w') as f:
+        f.write('a checkpoint')  # Start must say running, not "press Resume"
+    tab = TrainingRuns()  # another tab's view: this server's, or a new one's
+    for page in (runs, tab):
+        for press in (page.start, page.resume):
+            with pytest.raises(
+                UserError,
+                match=r'^runs/going: a training is already running in this '
+                r'work dir \(process \d+ since \d\d:\d\d:\d\d, perhaps from '
+                r'another tab\); its progress is shown here',
+            ):
+                press(ws, 'going', settings)
+    restarted = TrainingRuns()  # the page server killed and started again
+    assert {run: restarted.status(ws, run).state for run in endings} == {
+        'going': 'running',
+        'done': 'finished',
+        'broken': 'failed',
+        'crashed': 'failed',
+        'stopped': 'stopped',
+    }
+    assert restarted.status(ws, 'broken').log_tail.endswith('error: data.json: bad')
+    with open(osp.join(ws.run_dir('done'), 'webui_run.json'), 'wb') as f:
+        f.write(b'{"settings": \xff')  # damaged: the logs still tell the state
+    assert restarted.status(ws, 'done').state == 'finished'
+    with pytest.raises(UserError, match=r'^runs/done/webui_run.json: damaged'):
+        restarted.resume(ws, 'done')
+    pid = int(open(osp.join(going, train_process.LOCK_FILE)).read())
+    os.kill(pid, signal.SIGKILL)  # the lock file stays; the lock does not
+    wait_until(lambda: not is_training(going))
+    assert restarted.status(ws, 'going').state == 'ended without a last line (killed?)'
+    fake_training('print("done: 6 iterations in 1.0 s")')
+    restarted.resume(ws, 'going')  # not refused: no stale lock
+    wait_until(lambda: restarted.status(ws, 'going').state == 'finished')
+    # A training from a shell (tools/train.py holds the work dir's .lock).
+    with work_dir_lock(ws.run_dir('shell')):
+        assert TrainingRuns().status(ws, 'shell').state == 'running'
+        with pytest.raises(UserError, match=rf'process {os.getpid()}, perhaps'):
+            TrainingRuns().start(ws, 'shell', settings)
+    assert TrainingRuns().status(ws, 'shell').state == 'not running'
 
 
 @pytest.mark.slow
@@ -215,6 +280,7 @@ def test_train_then_resume_for_more_epochs(tiny_workspace):
     assert osp.isfile(osp.join(ws.run_dir('resumed'), 'iter_6.pth'))
     with open(osp.join(ws.run_dir('resumed'), 'webui_train.log')) as f:
         assert re.search(r'Load checkpoint from \S+/runs/resumed/iter_4\.pth', f.read())
+    assert TrainingRuns().status(ws, 'resumed').state == 'finished'  # from disk
 
 
 def test_start_on_a_finished_run_keeps_its_checkpoints(tmp_path, fake_training):
