@@ -620,14 +620,29 @@ class QwenImage(DiffusionFamily):
         """``prompt_embeds`` (B, max_sequence_length, D) and
         ``prompt_embeds_mask`` (B, max_sequence_length), as the pipeline
         encodes them, zero-padded."""
-        embeds, mask = self.text_pipeline().encode_prompt(
-            prompt=texts,
-            device=self.text_encoder.device,
-            max_sequence_length=self.max_sequence_length,
-        )
+        # The pipeline's _get_qwen_prompt_embeds, with the padding on the
+        # right: its valid tokens are then a prefix, so slicing replaces its
+        # boolean indexing (whose data-dependent shapes fake tensors, as in
+        # the memory estimate, cannot follow).
+        pipe = self.text_pipeline()
+        drop = pipe.prompt_template_encode_start_idx
+        tokens = self.tokenizer(
+            [pipe.prompt_template_encode.format(text) for text in texts],
+            max_length=pipe.tokenizer_max_length + drop,
+            padding=True,
+            padding_side='right',
+            truncation=True,
+            return_tensors='pt',
+        ).to(self.text_encoder.device)
+        states = self.text_encoder(
+            input_ids=tokens.input_ids,
+            attention_mask=tokens.attention_mask,
+            output_hidden_states=True,
+        ).hidden_states[-1]
+        mask = tokens.attention_mask[:, drop:][:, : self.max_sequence_length]
+        embeds = states[:, drop:][:, : self.max_sequence_length] * mask[..., None]
+        embeds = embeds.to(self.text_encoder.dtype)
         batch, length, width = embeds.shape
-        if mask is None:
-            mask = torch.ones(batch, length, dtype=torch.long, device=embeds.device)
         pad = self.max_sequence_length - length
         return dict(
             prompt_embeds=torch.cat([embeds, embeds.new_zeros(batch, pad, width)], 1),
