@@ -133,6 +133,13 @@ def test_config_builds_with_tiny_family(path, tiny_families, tmp_path):
             'openai/clip-vit-large-patch14',
             1024,
         ),
+        (
+            'qwen_image_mini_dataset',
+            'Qwen/Qwen-Image',
+            'QwenImage',
+            'openai/clip-vit-large-patch14',
+            1024,
+        ),
     ],
 )
 def test_real_configs_point_at_real_models(name, base, family, encoder, resolution):

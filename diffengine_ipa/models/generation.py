@@ -298,7 +298,6 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
     to that dtype, as they train. Encoders freed for training from the
     embedding cache are loaded for the block (see ``resident_encoders``).
     """
-    import diffusers
 
     from .resident_encoders import resident_encoders
 
@@ -309,7 +308,7 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
         _frozen_dtype_autocast(model),
     ):
         pipe = make_pipeline(
-            getattr(diffusers, family.generation.pipeline_class),
+            family.generation.live_pipeline_class(),
             dict(
                 family.pipeline_components(),
                 image_encoder=encoder.model,

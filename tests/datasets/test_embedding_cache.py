@@ -190,7 +190,7 @@ def test_plus_caches_patch_features(tiny_families, tmp_path):
     assert entry['text_states'].dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize('variant', ['sd3', 'flux'])
+@pytest.mark.parametrize('variant', ['sd3', 'flux', 'qwen_image'])
 def test_dit_families_cache_t5_states_in_bf16(tiny_families, variant, tmp_path):
     """By default an SD3/FLUX cache stores its entries (T5 states above all)
     in bf16; in fp32 a cached batch gives the uncached loss exactly."""
@@ -208,7 +208,7 @@ def test_dit_families_cache_t5_states_in_bf16(tiny_families, variant, tmp_path):
     assert summary['dtype'] == 'bf16' and summary['entry_bytes'] > 0
     dataset = cached_dataset(dict(cfg=cfg, folder=str(tmp_path / 'bf16')))
     entry = load_file(dataset.get_data_info(0)['cache_file'])
-    tokens = 77 + 32 if variant == 'sd3' else 32  # CLIP + T5 / T5 only
+    tokens = 77 + 32 if variant == 'sd3' else 32  # CLIP + T5 / T5 only / Qwen
     assert entry['prompt_embeds'].shape[0] == tokens
     assert entry['prompt_embeds'].dtype == torch.bfloat16
     build_embedding_cache(cfg, str(tmp_path / 'fp32'), dtype='fp32')

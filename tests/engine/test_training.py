@@ -42,6 +42,7 @@ def test_runner_trains_tiny_config(trained_work_dir):
         ('sd3', 'SD3', 'instantx-sd3', 32, 63 + 2 * 7),
         ('flux', 'Flux', 'xlabs-flux', 48, 4 + 2 * 4),  # K/V with biases
         ('chroma', 'Chroma', 'xlabs-flux', 48, 4 + 2 * 4),  # FLUX's blocks
+        ('qwen_image', 'QwenImage', 'xlabs-flux', 40, 4 + 2 * 4),  # FLUX's form
     ],
 )
 def test_runner_trains_every_family(

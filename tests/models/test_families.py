@@ -166,7 +166,7 @@ def test_dit_adapter_layers_and_initialisation(tiny_families):
         assert not block.attn.processor.to_v_ip[0].weight.any()
 
 
-@pytest.mark.parametrize('family', ['flux', 'chroma'])
+@pytest.mark.parametrize('family', ['flux', 'chroma', 'qwen_image'])
 def test_flux_adapter_starts_as_a_no_op(tiny_families, family):
     """With V at zero the image attention adds nothing: the prediction is
     the base model's, whatever the image."""
@@ -193,6 +193,7 @@ def test_flux_adapter_starts_as_a_no_op(tiny_families, family):
         ('sd3', 'zero_features'),
         ('flux', 'black_image'),
         ('chroma', 'black_image'),  # ChromaPipeline's np.zeros image
+        ('qwen_image', 'black_image'),  # the kit's loader: FluxPipeline's
     ],
 )
 def test_dropped_image_is_the_pipelines_unconditional_image(
@@ -214,7 +215,7 @@ def test_dropped_image_is_the_pipelines_unconditional_image(
     assert torch.equal(null, encoder(pixels, kind)) and null.any()
 
 
-@pytest.mark.parametrize('family', ['sd3', 'flux', 'chroma'])
+@pytest.mark.parametrize('family', ['sd3', 'flux', 'chroma', 'qwen_image'])
 def test_an_image_size_that_does_not_patch_is_one_line(tiny_families, family):
     model = build_tiny_model(tiny_families, family)
     inputs = batch(model)

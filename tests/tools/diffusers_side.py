@@ -16,6 +16,7 @@ PIPELINES = dict(
     sd3='StableDiffusion3Pipeline',
     flux='FluxPipeline',
     chroma='ChromaPipeline',
+    qwen_image='QwenImagePipeline',
 )
 NEGATIVE = 'monochrome, lowres, bad anatomy, worst quality, low quality'
 # What tools/infer.py generates with for each tiny config (its generation_cfg
@@ -26,6 +27,13 @@ CALL_KWARGS = dict(
     sd3=dict(guidance_scale=7.0, max_sequence_length=32, height=64, width=64),
     flux=dict(guidance_scale=3.5, max_sequence_length=32, height=64, width=64),
     chroma=dict(guidance_scale=5.0, max_sequence_length=32, height=64, width=64),
+    qwen_image=dict(
+        negative_prompt=' ',
+        true_cfg_scale=4.0,
+        max_sequence_length=32,
+        height=64,
+        width=64,
+    ),
 )
 
 
@@ -45,6 +53,12 @@ def diffusers_pipeline(variant: str, folders: dict, adapter_file: str):
     if family == 'sd3':  # SigLIP and its processor from that folder
         pipe.load_ip_adapter(
             folder, weight_name=name, subfolder='', image_encoder_folder=encoder
+        )
+    elif family == 'qwen_image':  # no loader in diffusers: the kit's
+        import diffengine_ipa
+
+        diffengine_ipa.load_ip_adapter(
+            pipe, adapter_file, image_encoder=encoder, image_encoder_dtype=torch.float32
         )
     elif family in ('flux', 'chroma'):  # FluxIPAdapterMixin
         pipe.load_ip_adapter(
@@ -121,6 +135,18 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
         ).sample
         return ours, theirs
     packed = pipe._pack_latents(latents, 2, 4, 32, 32)
+    if family == 'qwen_image':  # its own text encoding, unpadded
+        states, mask = pipe.encode_prompt(texts, max_sequence_length=32)
+        tokens = pipe.transformer.encoder_hid_proj([features[:, None]])
+        prediction = pipe.transformer(
+            hidden_states=packed,
+            timestep=timesteps / 1000,
+            encoder_hidden_states=states,
+            encoder_hidden_states_mask=mask,
+            img_shapes=[[(1, 16, 16)]] * 2,
+            attention_kwargs=dict(ip_hidden_states=tokens),
+        ).sample
+        return ours, pipe._unpack_latents(prediction, 64, 64, 2)[:, :, 0]
     image_ids = pipe._prepare_latent_image_ids(2, 16, 16, 'cpu', torch.float32)
     if family == 'chroma':
         # ChromaPipeline: its own T5 encoding and text mask, extended over the

@@ -107,8 +107,8 @@ def official_file(tiny_families, variant, path, dtype=torch.float32, seed=0):
             )
         save_file(state, str(path))
         return state
-    if family_of(variant) in ('flux', 'chroma'):  # tiny: 2 double blocks of 32
-        inner, tokens = 32, 48  # T5's width
+    if family_of(variant) in ('flux', 'chroma', 'qwen_image'):  # 2 blocks of 32
+        inner, tokens = 32, 40 if family_of(variant) == 'qwen_image' else 48
         state = {
             'ip_adapter_proj_model.proj.weight': rand(4 * tokens, 16),
             'ip_adapter_proj_model.proj.bias': rand(4 * tokens),

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow  # trains each variant; runs tools as processes
 
 CAT = osp.join(REPO, 'data/mini_dataset/images/cat.jpg')
 PROMPT = 'best quality, high quality'
-VARIANTS = tuple(TINY_CONFIGS)  # sd15, sdxl, their Plus, sd3, flux, chroma
+VARIANTS = tuple(TINY_CONFIGS)  # sd15, sdxl, their Plus, sd3, flux, chroma, qwen
 
 
 def trained_model(variant, tiny_families, checkpoint_file):
@@ -61,7 +61,7 @@ def test_load_ip_adapter_gives_our_weights(tiny_families, convert_tiny, variant,
     model = trained_model(variant, tiny_families, files['checkpoint'])
     keys = file_keys(files[fmt])
     canonical = set(official_key_map(model).values())
-    if family in ('flux', 'chroma') and fmt == 'safetensors':  # XLabs' names
+    if family in ('flux', 'chroma', 'qwen_image') and fmt == 'safetensors':
         assert {k.split('.')[0] for k in keys} == {
             'ip_adapter_proj_model',
             'double_blocks',

@@ -78,6 +78,14 @@ class FamilyGeneration:
                 processor.scale = scale
 
     @classmethod
+    def live_pipeline_class(cls) -> type:
+        """The pipeline class generating with an attached adapter: the
+        family's diffusers pipeline (Qwen-Image's: the kit's mixin on it)."""
+        import diffusers
+
+        return getattr(diffusers, cls.pipeline_class)
+
+    @classmethod
     def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
         """Load adapters (each ``{'image_proj': ..., 'ip_adapter': ...}``, the
         official names) the way a diffusers user does."""

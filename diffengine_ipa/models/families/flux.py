@@ -236,9 +236,10 @@ class FluxLayout(AdapterLayout):
     name = 'xlabs-flux'
     loader = (
         "diffusers' FluxIPAdapterMixin.load_ip_adapter (FluxPipeline), "
-        "XLabs' x-flux and ComfyUI nodes"
+        "XLabs' x-flux and ComfyUI nodes; Qwen-Image's: "
+        'diffengine_ipa.load_ip_adapter (QwenImagePipeline)'
     )
-    families = {4096: 'FLUX.1'}
+    families = {4096: 'FLUX.1', 3584: 'Qwen-Image'}
     FILE_NAMES = (('image_proj.', 'ip_adapter_proj_model.'),)
     KV = {
         'to_k_ip': 'ip_adapter_double_stream_k_proj',

@@ -5,7 +5,11 @@ import os.path as osp
 from typing import Any
 
 from .architectures import architecture_spec
-from .tokenizers import build_tiny_clip_tokenizer, build_tiny_t5_tokenizer
+from .tokenizers import (
+    build_tiny_clip_tokenizer,
+    build_tiny_qwen_tokenizer,
+    build_tiny_t5_tokenizer,
+)
 
 __all__ = [
     'build_component',
@@ -52,6 +56,8 @@ def build_component(
     config = dict(spec[component])
     cls = cls or component_class(architecture, component)
     if component.startswith('tokenizer'):  # a real class, vocabulary built here
+        if 'Qwen2' in cls.__name__:
+            return build_tiny_qwen_tokenizer()
         return (
             build_tiny_t5_tokenizer()
             if 'T5' in cls.__name__

@@ -1,4 +1,5 @@
-"""Tokenizers that need no download: a byte-level CLIP BPE and a T5 Unigram.
+"""Tokenizers that need no download: a byte-level CLIP BPE, a T5 Unigram and
+a byte-level Qwen2 BPE.
 
 Both are real transformers tokenizers (saved and reloaded with
 ``from_pretrained``), with vocabularies small enough to build in
@@ -10,6 +11,9 @@ from typing import Any
 __all__ = [
     'build_tiny_clip_tokenizer',
     'build_tiny_t5_tokenizer',
+    'build_tiny_qwen_tokenizer',
+    'TINY_QWEN_SPECIALS',
+    'TINY_QWEN_VOCAB',
     'TINY_BOS',
     'TINY_EOS',
     'TINY_VOCAB',
@@ -83,3 +87,43 @@ def build_tiny_t5_tokenizer(
         extra_ids=0,
         model_max_length=model_max_length,
     )
+
+
+# The words of QwenImagePipeline's prompt template (and a few of a prompt),
+# each one token of the tiny Qwen2 tokenizer, as of Qwen's: the template's
+# first 34 tokens, the ones the pipeline drops, are its system turn and the
+# user turn's opening, as with the real tokenizer.
+QWEN_WORDS = (
+    'system', 'user', 'assistant', 'Describe', ' the', ' image', ' by',
+    ' detailing', ' color', ' shape', ' size', ' texture', ' quantity', ' text',
+    ' spatial', ' relationships', ' of', ' objects', ' and', ' background',
+    ' a', ' cat', ' quality', ' best', ' high',
+)  # fmt: skip
+# Ids of <|endoftext|> (pad), <|im_start|>, <|im_end|>; the vocabulary size.
+TINY_QWEN_SPECIALS, TINY_QWEN_VOCAB = (377, 378, 379), 380
+
+
+def build_tiny_qwen_tokenizer() -> Any:
+    """A ``Qwen2Tokenizer`` (Qwen's pre-tokenizer regex, byte-level BPE):
+    the 256 bytes, merges that make each of :data:`QWEN_WORDS` one token,
+    and the chat template's special tokens (380 ids)."""
+    from transformers import Qwen2Tokenizer
+
+    chars = bytes_to_unicode()
+    vocab = {c: i for i, c in enumerate(chars)}
+    merges = []
+    for word in QWEN_WORDS:
+        word = ''.join(chars[b] for b in word.encode())
+        current = word[0]
+        for char in word[1:]:
+            if current + char not in vocab:
+                vocab[current + char] = len(vocab)
+                merges.append((current, char))
+            current += char
+    specials = ('<|endoftext|>', '<|im_start|>', '<|im_end|>')
+    for token in specials:
+        vocab[token] = len(vocab)
+    assert tuple(vocab[t] for t in specials) == TINY_QWEN_SPECIALS, len(vocab)
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, model_max_length=32768)
+    tokenizer.add_special_tokens({'additional_special_tokens': list(specials[1:])})
+    return tokenizer
