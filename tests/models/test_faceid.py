@@ -2,6 +2,7 @@
 files, and a trained tiny adapter that diffusers' own pipeline loads with
 nothing missing, generating the kit's pixels."""
 
+import json
 import logging
 import os.path as osp
 
@@ -237,3 +238,53 @@ def test_faceid_trains_converts_and_generates_as_diffusers(
     assert kit.shape == theirs.shape == (64, 64, 3)
     assert np.abs(kit - theirs).max() <= 1  # ≤ 1/255
     assert np.abs(kit - np.asarray(without_lora, np.int16)).max() > 1
+
+
+def test_face_records_read_their_files_or_say_which_is_wrong(tmp_path):
+    """The face embedding and crop come with each record (paths relative to
+    the records, as image paths); a missing, mis-shaped or lone field is one
+    line naming the file."""
+    from diffengine_ipa.datasets import IPAdapterDataset
+    from diffengine_ipa.datasets.transforms import LoadFaceEmbedding, LoadImage
+    from diffengine_ipa.errors import DatasetError
+
+    image = Image.new('RGB', (64, 64), 'red')
+    image.save(tmp_path / 'a.png')
+    Image.new('RGB', (32, 32), 'blue').save(tmp_path / 'a_face.png')
+    np.save(tmp_path / 'a.npy', np.arange(512, dtype=np.float32))
+    np.save(tmp_path / 'short.npy', np.zeros(128, np.float32))
+    records = [
+        dict(
+            image_file='a.png',
+            text='x',
+            face_embedding='a.npy',
+            face_image='a_face.png',
+        ),
+        dict(image_file='a.png', text='y', face_embedding='short.npy'),
+        dict(image_file='a.png', text='z'),
+    ]
+    (tmp_path / 'data.json').write_text(json.dumps(records))
+    init_default_scope('diffengine_ipa')
+    pipeline = [dict(type='LoadImage'), dict(type='LoadFaceEmbedding')]
+    dataset = IPAdapterDataset(str(tmp_path / 'data.json'), pipeline=pipeline)
+    first = dataset[0]
+    assert torch.equal(first['face_embeds'], torch.arange(512.0))
+    assert first['reference_img'].size == (32, 32)  # the crop, not the image
+    with pytest.raises(DatasetError, match=r'short\.npy: a face embedding must be 512'):
+        dataset[1]
+    with pytest.raises(DatasetError, match='has no "face_embedding"'):
+        dataset[2]
+    with pytest.raises(DatasetError, match='has no "face_image"'):
+        LoadFaceEmbedding(crop=True)(
+            LoadImage()(
+                dict(
+                    img_path=str(tmp_path / 'a.png'),
+                    face_embedding_path=str(tmp_path / 'a.npy'),
+                )
+            )
+        )
+    (tmp_path / 'lone.json').write_text(
+        json.dumps([dict(image_file='a.png', text='x', face_image='a_face.png')])
+    )
+    with pytest.raises(DatasetError, match='1 of 1 records are unusable'):
+        IPAdapterDataset(str(tmp_path / 'lone.json'), pipeline=pipeline)[0]
