@@ -52,12 +52,14 @@ from .record_sources import RecordSource, stat_key
 
 __all__ = ['RecordIndex', 'default_cache_root']
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: the records' face files (FaceID)
 _STAT = ('size', 'mtime', 'ctime', 'ino')  # an image's stat_key
 _TABLE = (*_STAT, 'width', 'height', 'verdict')
 _ARRAYS = (
     'text',
     'text_ends',
+    'faces',
+    'faces_ends',
     'files',
     'files_ends',
     'target',
@@ -83,6 +85,32 @@ def _locator(value: Any, root: str) -> tuple[str, str | None]:
     if isinstance(value, dict):  # embedded in the source's row
         return f'{EMBEDDED}{value["row"]}:{value["column"]}', None
     return resolve_path(value, root)
+
+
+FACE_FIELDS = ('face_embedding', 'face_image')  # what tools/prepare_faces.py writes
+
+
+def _face_files(record: dict, root: str) -> tuple[str, str | None]:
+    """A record's face files as ``'<embedding>\\n<crop>'`` (``''`` when it
+    has none) and what is wrong with them, if anything."""
+    given = {k: record.get(k) for k in FACE_FIELDS if record.get(k) is not None}
+    if not given:
+        return '', None
+    if 'face_embedding' not in given:
+        return '', 'face_image without face_embedding'
+    paths = []
+    for key in FACE_FIELDS:
+        value = given.get(key)
+        if value is None:
+            paths.append('')
+            continue
+        if not isinstance(value, str) or not value:
+            return '', f'{key} must be a path, got {type(value).__name__}'
+        path, escape = resolve_path(value, root)
+        if escape:
+            return '', escape
+        paths.append(path)
+    return '\n'.join(paths), None
 
 
 def _as_fields(record: Any, embeds: bool = True) -> Any:
@@ -155,6 +183,7 @@ class RecordIndex:
         folder = self.folder
         self.meta = _read_meta(folder)
         self.text = PackedStrings.load(folder, 'text')
+        self.faces = PackedStrings.load(folder, 'faces')
         self.files = PackedStrings.load(folder, 'files')
         for name in ('target', 'refs', 'ref_ends', 'record_no', 'dup_of'):
             setattr(self, name, load_array(folder, name))
@@ -298,6 +327,12 @@ class RecordIndex:
         refs = self.refs[start : int(self.ref_ends[r])]
         if len(refs):
             info['reference_paths'] = [self.files[int(j)] for j in refs]
+        faces = self.faces[r]
+        if faces:  # FaceID: the face embedding (.npy) and the aligned crop
+            embedding, crop = faces.split('\n')
+            info['face_embedding_path'] = embedding
+            if crop:
+                info['face_image_path'] = crop
         return info
 
     def record_number(self, i: int) -> int:
@@ -457,6 +492,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     embeds = type(source).image_bytes is not RecordSource.image_bytes
     file_ids: dict[str, int] = {}
     texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'), array('q'))
+    faces = StringPacker()
     record_no, keys, field_problems, total = array('q'), array('q'), [], 0
     for number, (record, problem) in enumerate(source):
         total += 1
@@ -468,11 +504,14 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
                 locator, escape = _locator(value, root)
                 problem = problem or escape
                 locators.append(locator)
+            face_files, face_problem = _face_files(record, root)
+            problem = problem or face_problem
         if problem is not None:
             field_problems.append((number, printable(shown), problem))
             continue
         ids = [file_ids.setdefault(loc, len(file_ids)) for loc in locators]
         texts.append(record['text'])  # packed as it comes
+        faces.append(face_files)
         target.append(ids[0])
         refs.extend(ids[1:])
         ref_ends.append(len(refs))
@@ -494,7 +533,8 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     texts.packed().save(tmp, 'text')
-    del texts
+    faces.packed().save(tmp, 'faces')
+    del texts, faces
     locators = list(file_ids)
     PackedStrings.pack(locators).save(tmp, 'files')
     table = {

@@ -103,7 +103,8 @@ class ImagePrompt:
     """What one loaded adapter reads: its image encoder and which features."""
 
     image_encoder: Any  # ImageEncoder
-    features: str  # 'pooled' or 'hidden_states'
+    features: str | None  # 'pooled' or 'hidden_states'; None: FaceID's
+    face_id: bool = False  # FaceID: the image embeds are face embeddings
 
 
 def _per_adapter(value: Any, count: int, what: str) -> list:
@@ -199,6 +200,9 @@ class AdapterPipeline:
         control_image: Image.Image | None = None,
         control_scale: float = 1.0,
         true_cfg_scale: float | None = None,
+        face_image: Any = None,
+        s_scale: float | None = None,
+        lora_scale: float = 1.0,
     ) -> list[Image.Image]:
         """Images for ``prompt`` guided by the references.
 
@@ -222,11 +226,25 @@ class AdapterPipeline:
                 against ``negative_prompt`` and the negative image embedding
                 (FluxPipeline's ``true_cfg_scale``; > 1 with a negative
                 prompt); an error for other families.
+            face_image: FaceID-Plus/PlusV2: the aligned face crop(s) the
+                image encoder reads (FaceID's ``image_embeds`` are the face
+                embeddings (N, 512); "no face" is zeros, as the official
+                code generates).
+            s_scale: FaceID-PlusV2's shortcut scale (default: the
+                projection's, 1.0).
+            lora_scale: Strength of FaceID's UNet attention LoRA.
 
         Seeded the standard diffusers way:
         ``generator=torch.Generator(device).manual_seed(seed)``.
         """
         count = len(self.prompts)
+        face_id = self.prompts[0].face_id
+        if face_id:
+            if count != 1 or image_embeds is None:
+                raise UserError(
+                    'FaceID generates from a face embedding, one adapter: give '
+                    'image_embeds (the face embeddings, --face-embeds emb.npy)'
+                )
         if image_embeds is None:
             if reference is None:
                 raise UserError('give reference images or image_embeds')
@@ -243,7 +261,17 @@ class AdapterPipeline:
             )
         device, dtype = self.pipe.device, self.pipe.dtype
         image_embeds = [e.to(device=device, dtype=dtype) for e in image_embeds]
-        if negative_reference is None:
+        if face_id:
+            nulls = [torch.zeros_like(image_embeds[0])]
+            _set_face_crop(
+                self,
+                face_image,
+                len(image_embeds[0]),
+                num_images,
+                guidance_scale,
+                s_scale,
+            )
+        elif negative_reference is None:
             nulls = [self.null(i, len(e)) for i, e in enumerate(image_embeds)]
         else:
             nulls = [
@@ -273,6 +301,33 @@ class AdapterPipeline:
         if control_image is not None:
             kwargs.update(family.control_kwargs(control_image, control_scale))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)
+        with _lora_scale(self, lora_scale):
+            return self._generate(
+                prompt,
+                negative_prompt,
+                steps,
+                guidance_scale,
+                num_images,
+                height,
+                width,
+                generator,
+                kwargs,
+                family,
+            )
+
+    def _generate(
+        self,
+        prompt,
+        negative_prompt,
+        steps,
+        guidance_scale,
+        num_images,
+        height,
+        width,
+        generator,
+        kwargs,
+        family,
+    ) -> list[Image.Image]:
         return self.pipe(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -285,6 +340,68 @@ class AdapterPipeline:
             **kwargs,
             **family.pipeline_call_kwargs(self.settings),
         ).images
+
+
+def _face_projection(pipe: Any) -> Any:
+    """The FaceID projection a UNet pipeline calls."""
+    return pipe.unet.encoder_hid_proj.image_projection_layers[0]
+
+
+def _set_face_crop(
+    self: 'AdapterPipeline',
+    face_image: Any,
+    faces: int,
+    num_images: int,
+    guidance_scale: float,
+    s_scale: float | None,
+) -> None:
+    """FaceID-Plus/PlusV2: the image encoder's tokens of the face crops as
+    the projection's ``clip_embeds`` (the null image's first when the
+    pipeline guides), as diffusers' FaceID-Plus example sets them."""
+    prompt = self.prompts[0]
+    if not prompt.features:  # FaceID: no image encoder
+        return
+    if face_image is None:
+        raise UserError(
+            'FaceID-Plus reads the aligned face crop too: give face_image '
+            '(--face-image crop.png)'
+        )
+    crops = _images(face_image)
+    if len(crops) != faces:
+        raise UserError(
+            f'face_image: {len(crops)} crop(s) for {faces} face embedding(s); '
+            'give one crop per embedding, in the same order'
+        )
+    clip = self.encode(crops)[None].expand(num_images, -1, -1, -1)  # (n, N, T, D)
+    if guidance_scale > 1:
+        null = self.null(0, faces)[None].expand(num_images, -1, -1, -1)
+        clip = torch.cat([null, clip])
+    projection = _face_projection(self.pipe)
+    projection.clip_embeds = clip.to(device=self.pipe.device, dtype=self.pipe.dtype)
+    if s_scale is not None:
+        projection.shortcut_scale = s_scale
+
+
+@contextlib.contextmanager
+def _lora_scale(self: 'AdapterPipeline', scale: float) -> Iterator[None]:
+    """FaceID's LoRA at ``scale`` for one call: diffusers' (peft, loaded by
+    ``load_ip_adapter`` as ``faceid_<i>``) or the kit's own processors."""
+    unet = getattr(self.pipe, 'unet', None)
+    names = [n for n in getattr(unet, 'peft_config', {}) if n.startswith('faceid_')]
+    if names:
+        self.pipe.set_adapters(names, adapter_weights=[scale] * len(names))
+    ours = [
+        p
+        for p in (unet.attn_processors.values() if unet is not None else ())
+        if hasattr(p, 'lora_scale')
+    ]
+    for processor in ours:
+        processor.lora_scale = scale
+    try:
+        yield
+    finally:
+        for processor in ours:  # training goes on at full strength
+            processor.lora_scale = 1.0
 
 
 @contextlib.contextmanager
@@ -318,7 +435,13 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
         yield AdapterPipeline(
             pipe,
             family,
-            [ImagePrompt(encoder, model.image_projection.image_features)],
+            [
+                ImagePrompt(
+                    encoder,
+                    model.image_projection.image_features,
+                    getattr(model.image_projection, 'face_id', False),
+                )
+            ],
             family.settings(),
         )
 

@@ -23,6 +23,8 @@ __all__ = [
     'IPAdapterImageProjection',
     'IPAdapterPlusImageProjection',
     'IPAdapterTimeImageProjection',
+    'IPAdapterFaceIDImageProjection',
+    'IPAdapterFaceIDPlusImageProjection',
     'PROJECTIONS_BY_VARIANT',
 ]
 
@@ -197,6 +199,128 @@ class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
         return super().forward(hidden_states, timesteps)
 
 
+FACE_ID_DIM = 512  # insightface's ArcFace (buffalo_l), what FaceID reads
+
+
+@MODELS.register_module()
+class IPAdapterFaceIDImageProjection(embeddings.IPAdapterFaceIDImageProjection):
+    """IP-Adapter-FaceID: a face-ID embedding → MLP (``512 → 1024 → N·D``) →
+    N tokens → LayerNorm (tencent-ailab's ``MLPProjModel``).
+
+    FaceID trains a LoRA on every attention layer of the UNet with it
+    (``lora_rank``, 128 in the published files); it reads no image-encoder
+    features.
+
+    Args:
+        cross_attention_dim: Width of the tokens (the family's).
+        id_embed_dim: Width of the face embedding (512).
+        num_tokens: Image tokens (4 published; diffusers assumes 4).
+        lora_rank: Rank of the UNet attention LoRA (0: none).
+    """
+
+    variant = 'faceid'
+    image_features = None  # the face embedding comes with the data
+    face_id = True
+
+    def __init__(
+        self,
+        cross_attention_dim: int,
+        id_embed_dim: int = FACE_ID_DIM,
+        num_tokens: int = 4,
+        lora_rank: int = 128,
+    ) -> None:
+        super().__init__(
+            image_embed_dim=id_embed_dim,
+            cross_attention_dim=cross_attention_dim,
+            mult=2,
+            num_tokens=num_tokens,
+        )
+        self.lora_rank = lora_rank
+
+    @property
+    def id_embed_dim(self) -> int:
+        return self.ff.net[0].proj.in_features
+
+    def forward(
+        self, features: dict | torch.Tensor, timesteps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``face_embeds`` (B, 512) → (B, N, D)."""
+        if isinstance(features, dict):
+            features = features['face_embeds']
+        return super().forward(features)
+
+
+@MODELS.register_module()
+class IPAdapterFaceIDPlusImageProjection(embeddings.IPAdapterFaceIDPlusImageProjection):
+    """IP-Adapter-FaceID-Plus / PlusV2 (tencent-ailab's ``ProjPlusModel``):
+    the face-ID MLP makes N queries, which a 4-block perceiver refines
+    with the image encoder's penultimate tokens of the aligned face crop;
+    PlusV2 adds the MLP's tokens back (``shortcut``, scaled by
+    ``shortcut_scale``). Trains with the UNet attention LoRA, as FaceID.
+
+    Args:
+        image_embed_dim: Width of the image encoder's hidden states (1280 for
+            ViT-H/14).
+        cross_attention_dim: Width of the tokens; the perceiver's too, with
+            ``cross_attention_dim / 64`` heads of 64 (as the published
+            files; one head for a narrower tiny model).
+        id_embed_dim: Width of the face embedding (512).
+        num_tokens: Image tokens (4 published).
+        shortcut: PlusV2 (True) or Plus (False).
+        shortcut_scale: PlusV2's weight of the perceiver's output (training;
+            generation sets its own, ``--s-scale``).
+        lora_rank: Rank of the UNet attention LoRA.
+    """
+
+    variant = 'faceid-plus'
+    image_features = 'hidden_states'
+    face_id = True
+
+    def __init__(
+        self,
+        image_embed_dim: int,
+        cross_attention_dim: int,
+        id_embed_dim: int = FACE_ID_DIM,
+        num_tokens: int = 4,
+        shortcut: bool = False,
+        shortcut_scale: float = 1.0,
+        lora_rank: int = 128,
+    ) -> None:
+        super().__init__(
+            embed_dims=cross_attention_dim,
+            output_dims=cross_attention_dim,
+            hidden_dims=image_embed_dim,
+            id_embeddings_dim=id_embed_dim,
+            depth=4,
+            dim_head=HEAD_DIM,
+            # diffusers reads heads as to_q rows / 64: one head below 64-d
+            heads=max(1, cross_attention_dim // HEAD_DIM),
+            num_tokens=num_tokens,
+            ffn_ratio=4,
+            ffproj_ratio=2,
+        )
+        self.shortcut, self.shortcut_scale = shortcut, shortcut_scale
+        self.lora_rank = lora_rank
+
+    @property
+    def id_embed_dim(self) -> int:
+        return self.proj.net[0].proj.in_features
+
+    def forward(
+        self, features: dict | torch.Tensor, timesteps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``face_embeds`` (B, 512) and ``clip_embeds`` (B, T, D_img) → (B,
+        N, D); a bare tensor is diffusers' call (the face embedding, with
+        ``self.clip_embeds`` set by the caller)."""
+        if not isinstance(features, dict):
+            return super().forward(features)
+        self.clip_embeds = features['clip_embeds'][:, None]  # (B, 1, T, D_img)
+        try:
+            return super().forward(features['face_embeds'])
+        finally:
+            self.clip_embeds = None
+
+
 # The projection that reads an official file of each variant.
 PROJECTIONS_BY_VARIANT = {
     cls.variant: cls
@@ -204,5 +328,7 @@ PROJECTIONS_BY_VARIANT = {
         IPAdapterImageProjection,
         IPAdapterPlusImageProjection,
         IPAdapterTimeImageProjection,
+        IPAdapterFaceIDImageProjection,
+        IPAdapterFaceIDPlusImageProjection,
     )
 }

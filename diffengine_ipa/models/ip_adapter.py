@@ -49,6 +49,13 @@ def _per_sample(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return mask.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _map(features: Any, fn: Any) -> Any:
+    """``fn`` of the features: a tensor, or each of a dict's (FaceID)."""
+    if isinstance(features, dict):
+        return {key: fn(value) for key, value in features.items()}
+    return fn(features)
+
+
 def _sample_indices(data_samples: Any) -> list[int] | None:
     """The batch's dataset indices (``sample_idx``), when the data has them."""
     if isinstance(data_samples, dict) and 'sample_idx' in data_samples:
@@ -175,13 +182,10 @@ class IPAdapter(BaseModel):
 
         image_projection = image_projection or self.family.default_projection
         reads = MODELS.get(image_projection['type']).image_features
-        self.image_projection = MODELS.build(
-            image_projection,
-            default_args=dict(
-                image_embed_dim=self.image_encoder.feature_dim(reads),
-                cross_attention_dim=self.family.token_width(self.family.denoiser),
-            ),
-        )
+        widths = dict(cross_attention_dim=self.family.token_width(self.family.denoiser))
+        if reads:  # FaceID reads a face embedding only
+            widths['image_embed_dim'] = self.image_encoder.feature_dim(reads)
+        self.image_projection = MODELS.build(image_projection, default_args=widths)
         self.family.install_adapter(self.image_projection)
         self.generation_cfg = dict(
             self.family.generation.generation_defaults, height=None, width=None
@@ -337,7 +341,7 @@ class IPAdapter(BaseModel):
         noisy = self._noisy(latents, noise, draws.timesteps)
         variants = dict(
             true=features,
-            shuffled=features.roll(1, dims=0),
+            shuffled=_map(features, lambda f: f.roll(1, dims=0)),
             none=self.image_features(inputs, ~keep),
         )
         return {
@@ -385,6 +389,8 @@ class IPAdapter(BaseModel):
     def image_features(self, inputs: dict, drop_image: torch.Tensor) -> torch.Tensor:
         """What the projection reads (cached ``image_features`` or encoded
         now); a dropped sample gets :meth:`null_image_features`."""
+        if getattr(self.image_projection, 'face_id', False):
+            return self._face_features(inputs, drop_image)
         features = inputs.get('image_features')
         if features is None:
             features = self.image_encoder(
@@ -392,6 +398,31 @@ class IPAdapter(BaseModel):
             )
         null = self.null_image_features().to(features.dtype)
         return torch.where(_per_sample(drop_image, features), null, features)
+
+    def _face_features(
+        self, inputs: dict, drop_image: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """FaceID's inputs: ``face_embeds`` (B, 512), zeros for a dropped
+        sample (the official unconditional embedding), and for Plus/PlusV2
+        ``clip_embeds``, the image encoder's tokens of the face crop (B, T, D)
+        (of "no image" when dropped)."""
+        if 'face_embeds' not in inputs:
+            raise UserError(
+                'a FaceID model needs inputs["face_embeds"]: add '
+                "dict(type='LoadFaceEmbedding') to the data pipeline and "
+                "'face_embeds' to PackInputs' input_keys"
+            )
+        face = inputs['face_embeds'].to(self.device)  # (B, 512)
+        drop = _per_sample(drop_image, face)
+        features = dict(face_embeds=torch.where(drop, torch.zeros_like(face), face))
+        kind = self.image_projection.image_features
+        if kind:
+            clip = self.image_encoder(inputs['reference_pixel_values'], kind)
+            null = self.null_image_features().to(clip.dtype)
+            features['clip_embeds'] = torch.where(
+                _per_sample(drop_image, clip), null, clip
+            )
+        return features
 
     def null_image_features(self) -> torch.Tensor:
         """The features of "no image" (1, ...): the family pipeline's

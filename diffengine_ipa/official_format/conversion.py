@@ -269,6 +269,16 @@ def load_adapter(
 # --- fit ----------------------------------------------------------------------
 
 
+def feature_width(image_encoder: Any, projection: Any) -> int:
+    """Width of the image features the projection reads: the image
+    encoder's, or the face embedding's for FaceID (512)."""
+    if projection.image_features is None:
+        from ..models.image_projections import FACE_ID_DIM
+
+        return FACE_ID_DIM
+    return image_encoder.feature_dim(projection.image_features)
+
+
 def expected_adapter(
     family: Any,
     denoiser: nn.Module,
@@ -291,7 +301,7 @@ def expected_adapter(
         layout=family.layout,
         variant=projection.variant,
         cross_attention_dim=family.token_width(denoiser),
-        image_embed_dim=image_encoder.feature_dim(projection.image_features),
+        image_embed_dim=feature_width(image_encoder, projection),
         tokens=tokens,
         layers=len(family.adapter_layers(denoiser)),
     )
@@ -318,11 +328,12 @@ def compare_adapter(
             'names another model family'
         )
     if found['variant'] != expected['variant']:
-        config = (
-            'a *_plus config (IPAdapterPlusImageProjection)'
-            if found['variant'] == 'plus'
-            else 'a base config (IPAdapterImageProjection)'
-        )
+        config = {
+            'plus': 'a *_plus config (IPAdapterPlusImageProjection)',
+            'faceid': 'a *_faceid config (IPAdapterFaceIDImageProjection)',
+            'faceid-plus': 'a *_faceid_plus or *_faceid_plusv2 config '
+            '(IPAdapterFaceIDPlusImageProjection)',
+        }.get(found['variant'], 'a base config (IPAdapterImageProjection)')
         raise CheckpointError(
             f'{source}: an IP-Adapter {found["variant"]} file, but the config '
             f'builds a {expected["variant"]} adapter: use {config}'
@@ -376,13 +387,19 @@ def adapter_metadata(model: nn.Module) -> dict[str, Any]:
     """What a converter needs to know to write the official file, and what
     the run was (plain data, stored in every checkpoint)."""
     family, projection = model.family, model.image_projection
+    faceid = {
+        key: getattr(projection, key)
+        for key in ('lora_rank', 'shortcut')
+        if getattr(projection, 'face_id', False)
+    }
     return dict(
+        **faceid,
         key_map=official_key_map(model),
         layout=family.layout,
         family=type(family).__name__,
         variant=projection.variant,
         num_tokens=projection.num_tokens,
-        image_embed_dim=model.image_encoder.feature_dim(projection.image_features),
+        image_embed_dim=feature_width(model.image_encoder, projection),
         cross_attention_dim=family.token_width(family.denoiser),
         pretrained_model_name_or_path=model.sources['pretrained_model_name_or_path'],
         image_encoder=model.sources['image_encoder'],

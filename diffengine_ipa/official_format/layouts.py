@@ -50,6 +50,10 @@ __all__ = [
     'LAYER_KEY',
     'BASE_PROJECTION',
     'PLUS_PROJECTION',
+    'FACEID_PROJECTION',
+    'FACEID_PLUS_PROJECTION',
+    'FACEID_LORA',
+    'projection_variant',
 ]
 
 LAYER_KEY = re.compile(r'^ip_adapter\.(\d+)\.(.+)$')
@@ -78,11 +82,21 @@ _TIME_RESAMPLER_RENAMES = (
     ('.ff.net.2.', '.1.3.'),
     ('.adaln_proj.', '.2.1.'),
 )
+# FaceID's MLP (diffusers' FeedForward) as tencent-ailab's Sequential.
+_FACEID_RENAMES = (('ff.net.0.proj.', 'proj.0.'), ('ff.net.2.', 'proj.2.'))
 _PROJECTION_RENAMES = {
     'base': (('image_embeds.', 'proj.'),),
     'plus': _PLUS_RENAMES,
     'time-resampler': _TIME_RESAMPLER_RENAMES,
+    'faceid': _FACEID_RENAMES,
+    'faceid-plus': (
+        ('proj.net.0.proj.', 'proj.0.'),
+        ('proj.net.2.', 'proj.2.'),
+        *_PLUS_RENAMES,
+    ),
 }
+# FaceID-Plus keeps its perceiver under this name (ProjPlusModel).
+_PERCEIVER = ('perceiver_resampler.', ('proj_in.', 'proj_out.', 'norm_out.', 'layers.'))
 
 
 def projection_key_map(projection: nn.Module, prefix: str = '') -> dict[str, str]:
@@ -91,9 +105,14 @@ def projection_key_map(projection: nn.Module, prefix: str = '') -> dict[str, str
     renames = _PROJECTION_RENAMES[projection.variant]
     keys = {}
     for name, _ in projection.named_parameters():
-        official = name
+        official = f'.{name}'
         for ours, theirs in renames:
-            official = official.replace(ours, theirs)
+            official = official.replace(
+                '.' + ours.lstrip('.'), '.' + theirs.lstrip('.')
+            )
+        official = official[1:]
+        if projection.variant == 'faceid-plus' and official.startswith(_PERCEIVER[1]):
+            official = _PERCEIVER[0] + official
         keys[prefix + name] = 'image_proj.' + official
     return keys
 
@@ -153,6 +172,15 @@ def require_keys(
 
 
 BASE_PROJECTION = {'proj.weight', 'proj.bias', 'norm.weight', 'norm.bias'}
+FACEID_PROJECTION = {
+    'proj.0.weight',
+    'proj.0.bias',
+    'proj.2.weight',
+    'proj.2.bias',
+    'norm.weight',
+    'norm.bias',
+}
+
 PLUS_PROJECTION = {
     'latents',
     'proj_in.weight',
@@ -162,6 +190,26 @@ PLUS_PROJECTION = {
     'norm_out.weight',
     'norm_out.bias',
 }
+
+
+FACEID_PLUS_PROJECTION = FACEID_PROJECTION | {
+    'perceiver_resampler.' + key for key in PLUS_PROJECTION - {'latents'}
+}
+FACEID_LORA = {
+    f'{target}_lora.{part}.weight'
+    for target in ('to_q', 'to_k', 'to_v', 'to_out')
+    for part in ('down', 'up')
+}
+
+
+def projection_variant(proj: dict[str, torch.Tensor]) -> str:
+    """A tencent-ailab projection's variant, told by its keys (as diffusers'
+    loader tells them)."""
+    if 'perceiver_resampler.proj_in.weight' in proj:
+        return 'faceid-plus'
+    if 'proj.0.weight' in proj:
+        return 'faceid'
+    return 'plus' if 'latents' in proj else 'base'
 
 
 def check_resampler(proj: dict[str, torch.Tensor], source: str) -> None:

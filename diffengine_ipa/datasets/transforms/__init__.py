@@ -10,10 +10,11 @@ from .geometric import (
     ResizeShortEdge,
     fill_resolution,
 )
-from .loading import LoadImage
+from .loading import LoadFaceEmbedding, LoadImage
 from .preprocess_reference import PreprocessReference
 
 __all__ = [
+    'LoadFaceEmbedding',
     'LoadImage',
     'PreprocessReference',
     'ResizeShortEdge',

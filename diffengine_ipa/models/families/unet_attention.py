@@ -10,6 +10,7 @@ Diffusion's cross-attention layers get the odd numbers 1, 3, 5, ... Always
 enumerated from the actual model, never from a hand-written list.
 """
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -19,16 +20,21 @@ from torch import nn
 from ...errors import CheckpointError
 from ...official_format.layouts import (
     BASE_PROJECTION,
+    FACEID_LORA,
+    FACEID_PLUS_PROJECTION,
+    FACEID_PROJECTION,
     PLUS_PROJECTION,
     AdapterLayout,
     check_resampler,
     describe_layout,
     layer_parts,
     projection_part,
+    projection_variant,
     require_keys,
 )
 from ...registry import LAYOUTS
 from ..objectives import NoisePrediction
+from .faceid_attention import LoRAAttnProcessor, LoRAIPAttnProcessor
 from .family_generation import FamilyGeneration
 
 __all__ = [
@@ -52,18 +58,33 @@ def cross_attention_layers(unet: nn.Module) -> dict[str, nn.Module]:
 
 
 def install_unet_adapter(
-    unet: nn.Module, num_tokens: int = 4, scale: float = 1.0
+    unet: nn.Module, num_tokens: int = 4, scale: float = 1.0, lora_rank: int = 0
 ) -> None:
     """Give each cross-attention layer trainable ``to_k_ip``/``to_v_ip``.
 
     out = text attention + scale · image attention, same query; K/V start as
     copies of the layer's own ``to_k``/``to_v``, as in the reference training
-    scripts.
+    scripts. ``lora_rank`` > 0 (FaceID): every attention layer, self and
+    cross, also gets a LoRA of that rank on ``to_q/k/v/out``.
     """
     processors = dict(unet.attn_processors)
-    for name, attention in cross_attention_layers(unet).items():
+    cross = cross_attention_layers(unet)
+    modules = dict(unet.named_modules())
+    for name in processors if lora_rank else ():
+        attention = modules[name.removesuffix('.processor')]
+        if name not in cross:
+            weight = attention.to_q.weight
+            processors[name] = LoRAAttnProcessor(
+                attention.to_q.out_features, attention.to_k.in_features, lora_rank
+            ).to(device=weight.device, dtype=weight.dtype)
+    for name, attention in cross.items():
         weight = attention.to_k.weight
-        processor = IPAdapterAttnProcessor2_0(
+        make = (
+            partial(LoRAIPAttnProcessor, rank=lora_rank)
+            if lora_rank
+            else IPAdapterAttnProcessor2_0
+        )
+        processor = make(
             hidden_size=attention.to_k.out_features,
             cross_attention_dim=attention.to_k.in_features,
             num_tokens=(num_tokens,),
@@ -96,7 +117,11 @@ class UNetAdapterMixin:
         return denoiser.config.cross_attention_dim
 
     def install_adapter(self, projection: nn.Module) -> None:
-        install_unet_adapter(self.unet, projection.num_tokens)
+        install_unet_adapter(
+            self.unet,
+            projection.num_tokens,
+            lora_rank=getattr(projection, 'lora_rank', 0),
+        )
 
     def denoise(
         self,
@@ -162,9 +187,42 @@ class UNetGeneration(FamilyGeneration):
         return dict(image=image, controlnet_conditioning_scale=scale)
 
 
+_PROJECTION_KEYS = {
+    'base': BASE_PROJECTION,
+    'plus': PLUS_PROJECTION,
+    'faceid': FACEID_PROJECTION,
+    'faceid-plus': FACEID_PLUS_PROJECTION,
+}
+
+
+def _check_lora_layers(layers: dict[int, dict], source: str) -> None:
+    """FaceID's LoRA: layers 0, 1, 2, ... each with the four down/up pairs
+    of one rank."""
+    if sorted(layers) != list(range(len(layers))):
+        raise CheckpointError(
+            f'{source}: FaceID ip_adapter layers must be numbered 0, 1, 2, ... '
+            f'(a LoRA on every attention layer); got {sorted(layers)[:6]}'
+        )
+    ranks = set()
+    for index, params in layers.items():
+        lora = {k: v for k, v in params.items() if '_lora.' in k}
+        if set(lora) != FACEID_LORA:
+            missing = sorted(FACEID_LORA - set(lora)) or sorted(set(lora) - FACEID_LORA)
+            raise CheckpointError(
+                f'{source}: ip_adapter.{index} lacks or has an odd LoRA key '
+                f'{missing[0]} (FaceID: to_{{q,k,v,out}}_lora.{{down,up}}.weight)'
+            )
+        ranks |= {v.shape[0] for k, v in lora.items() if '.down.' in k}
+        ranks |= {v.shape[1] for k, v in lora.items() if '.up.' in k}
+    if len(ranks) != 1:
+        raise CheckpointError(
+            f'{source}: the FaceID LoRA layers have ranks {sorted(ranks)}, not one'
+        )
+
+
 @LAYOUTS.register_module()
 class UNetLayout(AdapterLayout):
-    """tencent-ailab's layout (SD1.5, SDXL; base and Plus)."""
+    """tencent-ailab's layout (SD1.5, SDXL; base, Plus, FaceID, FaceID-Plus)."""
 
     name = 'ip-adapter'
     loader = (
@@ -176,21 +234,27 @@ class UNetLayout(AdapterLayout):
 
     def validate(self, state: dict[str, torch.Tensor], source: str) -> None:
         proj = projection_part(state)
-        plus = 'latents' in proj
-        require_keys(
-            proj, PLUS_PROJECTION if plus else BASE_PROJECTION, 'image_proj', source
-        )
-        if plus:
+        variant = projection_variant(proj)
+        require_keys(proj, _PROJECTION_KEYS[variant], 'image_proj', source)
+        if variant == 'plus':
             check_resampler(proj, source)
         width = self.describe(state)['cross_attention_dim']
-        if not plus and proj['proj.weight'].shape[0] % width:
+        rows = proj.get('proj.weight', proj.get('proj.2.weight'))
+        if variant != 'plus' and rows.shape[0] % width:
             raise CheckpointError(
-                f'{source}: image_proj.proj.weight rows '
-                f'{proj["proj.weight"].shape[0]} are not a multiple of the '
+                f'{source}: image_proj.proj weight rows '
+                f'{rows.shape[0]} are not a multiple of the '
                 f'cross-attention width {width}'
             )
         layers = layer_parts(state, source)
         kinds = {'to_k_ip.weight', 'to_v_ip.weight'}
+        if variant.startswith('faceid'):  # LoRA on every layer, K/V on odd
+            _check_lora_layers(layers, source)
+            layers = {
+                i: {k: v for k, v in p.items() if k in kinds}
+                for i, p in layers.items()
+                if i % 2
+            }
         if sorted(layers) != list(range(1, 2 * len(layers), 2)) or any(
             set(params) != kinds for params in layers.values()
         ):
@@ -214,6 +278,21 @@ class UNetLayout(AdapterLayout):
 
     def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
         proj = projection_part(state)
+        variant = projection_variant(proj)
+        if variant.startswith('faceid'):
+            width = proj['norm.weight'].shape[0]
+            tokens = proj['proj.2.weight'].shape[0] // width
+            image_dim = (
+                proj['perceiver_resampler.proj_in.weight'].shape[1]
+                if variant == 'faceid-plus'
+                else proj['proj.0.weight'].shape[1]
+            )
+            info = describe_layout(self, state, variant, width, tokens, image_dim)
+            lora = [v for k, v in state.items() if k.endswith('.to_q_lora.down.weight')]
+            info['layers'] = sum(k.endswith('.to_k_ip.weight') for k in state)
+            info['lora_layers'] = len(lora)
+            info['lora_rank'] = lora[0].shape[0] if lora else 0
+            return info
         if 'latents' in proj:
             width = proj['norm_out.weight'].shape[0]
             tokens, image_dim = (
