@@ -19,7 +19,7 @@ take turns through a file lock: one builds, the others read what it wrote.
 
 Layout of ``<cache>/<key>/``: ``meta.json`` (source fingerprint, counts, the
 records whose fields are unusable), the record arrays (``text``, ``target``,
-``refs`` ...) and the image table (``files``, ``size``, ``mtime``,
+``refs``, ``input`` ...) and the image table (``files``, ``size``, ``mtime``,
 ``ctime``, ``ino``, ``width``, ``height``, ``verdict``). ``meta.json`` holds
 the size and CRC-32 of every array: an index with a file cut short,
 deleted or edited is rebuilt (with a warning) on the next start.
@@ -52,7 +52,7 @@ from .record_sources import RecordSource, stat_key
 
 __all__ = ['RecordIndex', 'default_cache_root']
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: the input image of each record (``input``)
 _STAT = ('size', 'mtime', 'ctime', 'ino')  # an image's stat_key
 _TABLE = (*_STAT, 'width', 'height', 'verdict')
 _ARRAYS = (
@@ -63,6 +63,7 @@ _ARRAYS = (
     'target',
     'refs',
     'ref_ends',
+    'input',
     'record_no',
     'dup_of',
     *_TABLE,
@@ -92,7 +93,7 @@ def _as_fields(record: Any, embeds: bool = True) -> Any:
     if not isinstance(record, dict) or not embeds:
         return record
     fields = dict(record)
-    for key in ('image_file', 'reference_file'):
+    for key in ('image_file', 'reference_file', 'input_file'):
         value = fields.get(key)
         if isinstance(value, dict):
             fields[key] = 'embedded'
@@ -108,6 +109,7 @@ class RecordIndex:
     Open it with :meth:`open`. ``len(index)`` is the number of usable
     records; :meth:`info` gives one as a dict (``img_path``, ``text``,
     ``reference_paths`` when the record names its own references,
+    ``input_path`` when it names an input image (``input_file``),
     ``image_size`` (width, height)).
     """
 
@@ -156,7 +158,7 @@ class RecordIndex:
         self.meta = _read_meta(folder)
         self.text = PackedStrings.load(folder, 'text')
         self.files = PackedStrings.load(folder, 'files')
-        for name in ('target', 'refs', 'ref_ends', 'record_no', 'dup_of'):
+        for name in ('target', 'refs', 'ref_ends', 'input', 'record_no', 'dup_of'):
             setattr(self, name, load_array(folder, name))
         self.verdicts = {
             name: np.load(osp.join(folder, f'{name}.npy')) for name in _TABLE
@@ -224,7 +226,9 @@ class RecordIndex:
         bad_refs = np.concatenate([[0], np.cumsum(~ok[self.refs])])
         starts = np.concatenate([[0], self.ref_ends]).astype(np.int64)[:-1]
         refs_ok = (bad_refs[self.ref_ends] - bad_refs[starts]) == 0
-        usable = ok[self.target] & refs_ok & (self.dup_of < 0)
+        inputs = np.asarray(self.input)
+        input_ok = (inputs < 0) | ok[np.maximum(inputs, 0)]
+        usable = ok[self.target] & refs_ok & input_ok & (self.dup_of < 0)
         self.usable = np.flatnonzero(usable)
         self._ok, self._usable_mask = ok, usable
 
@@ -275,6 +279,9 @@ class RecordIndex:
                     f'reference_file {self._shown(int(file_id))}: '
                     f'{self._image_reason(int(file_id))}'
                 )
+        file_id = int(self.input[r])
+        if file_id >= 0 and not self._ok[file_id]:
+            return f'input_file {self._shown(file_id)}: {self._image_reason(file_id)}'
         return 'unusable'
 
     # --- records ----------------------------------------------------------------
@@ -298,7 +305,13 @@ class RecordIndex:
         refs = self.refs[start : int(self.ref_ends[r])]
         if len(refs):
             info['reference_paths'] = [self.files[int(j)] for j in refs]
+        if self.input[r] >= 0:
+            info['input_path'] = self.files[int(self.input[r])]
         return info
+
+    def without_input(self) -> list[int]:
+        """The usable records (indices into them) that name no input image."""
+        return np.flatnonzero(np.asarray(self.input)[self.usable] < 0).tolist()
 
     def record_number(self, i: int) -> int:
         """Where the ``i``-th usable record is in the source (0-based)."""
@@ -457,6 +470,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     embeds = type(source).image_bytes is not RecordSource.image_bytes
     file_ids: dict[str, int] = {}
     texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'), array('q'))
+    inputs = array('q')
     record_no, keys, field_problems, total = array('q'), array('q'), [], 0
     for number, (record, problem) in enumerate(source):
         total += 1
@@ -464,7 +478,12 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         problem = problem or field_problem(_as_fields(record, embeds))
         locators = []
         if problem is None:
-            for value in [record['image_file'], *reference_files(record)]:
+            given = record.get('input_file')
+            for value in [
+                record['image_file'],
+                *reference_files(record),
+                *([given] if given is not None else []),
+            ]:
                 locator, escape = _locator(value, root)
                 problem = problem or escape
                 locators.append(locator)
@@ -474,6 +493,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         ids = [file_ids.setdefault(loc, len(file_ids)) for loc in locators]
         texts.append(record['text'])  # packed as it comes
         target.append(ids[0])
+        inputs.append(ids.pop() if record.get('input_file') is not None else -1)
         refs.extend(ids[1:])
         ref_ends.append(len(refs))
         record_no.append(number)
@@ -520,6 +540,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         ('target', target),
         ('refs', refs),
         ('ref_ends', ref_ends),
+        ('input', inputs),
         ('record_no', record_no),
     ):
         np.save(

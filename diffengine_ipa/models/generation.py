@@ -199,6 +199,7 @@ class AdapterPipeline:
         control_image: Image.Image | None = None,
         control_scale: float = 1.0,
         true_cfg_scale: float | None = None,
+        input_image: Image.Image | None = None,
     ) -> list[Image.Image]:
         """Images for ``prompt`` guided by the references.
 
@@ -222,6 +223,8 @@ class AdapterPipeline:
                 against ``negative_prompt`` and the negative image embedding
                 (FluxPipeline's ``true_cfg_scale``; > 1 with a negative
                 prompt); an error for other families.
+            input_image: FLUX.1 Kontext: the image to edit (resized to the
+                generated size); an error for other families.
 
         Seeded the standard diffusers way:
         ``generator=torch.Generator(device).manual_seed(seed)``.
@@ -272,6 +275,7 @@ class AdapterPipeline:
             kwargs.update(family.mask_kwargs(per_adapter, self.pipe, height, width))
         if control_image is not None:
             kwargs.update(family.control_kwargs(control_image, control_scale))
+        kwargs.update(family.input_image_kwargs(self.pipe, input_image, height, width))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)
         return self.pipe(
             prompt=prompt,

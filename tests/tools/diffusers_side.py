@@ -16,6 +16,7 @@ PIPELINES = dict(
     sd3='StableDiffusion3Pipeline',
     flux='FluxPipeline',
     chroma='ChromaPipeline',
+    flux_kontext='FluxKontextPipeline',
 )
 NEGATIVE = 'monochrome, lowres, bad anatomy, worst quality, low quality'
 # What tools/infer.py generates with for each tiny config (its generation_cfg
@@ -26,6 +27,16 @@ CALL_KWARGS = dict(
     sd3=dict(guidance_scale=7.0, max_sequence_length=32, height=64, width=64),
     flux=dict(guidance_scale=3.5, max_sequence_length=32, height=64, width=64),
     chroma=dict(guidance_scale=5.0, max_sequence_length=32, height=64, width=64),
+    # FluxKontextPipeline rescales to max_area (default 1 MP) and the input
+    # image to its preferred sizes unless told not to.
+    flux_kontext=dict(
+        guidance_scale=3.5,
+        max_sequence_length=32,
+        height=64,
+        width=64,
+        max_area=64 * 64,
+        _auto_resize=False,
+    ),
 )
 
 
@@ -46,7 +57,7 @@ def diffusers_pipeline(variant: str, folders: dict, adapter_file: str):
         pipe.load_ip_adapter(
             folder, weight_name=name, subfolder='', image_encoder_folder=encoder
         )
-    elif family in ('flux', 'chroma'):  # FluxIPAdapterMixin
+    elif family in ('flux', 'chroma', 'flux_kontext'):  # FluxIPAdapterMixin
         pipe.load_ip_adapter(
             folder,
             weight_name=name,
@@ -108,6 +119,10 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
     latents = torch.randn(2, 4, 32, 32)
     timesteps = torch.tensor([900.0, 250.0])  # σ · 1000, as the pipelines
     conditions = model.family.encode_prompt(texts)
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    if family == 'flux_kontext':  # the images to edit
+        inputs = dict(input_pixel_values=pixels * 2 - 1)
+        conditions = model.family.conditions(conditions, inputs)
     ours = model.family.denoise(
         latents, timesteps, conditions, model.image_projection(features, timesteps)
     )
@@ -139,9 +154,18 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
             joint_attention_kwargs=dict(ip_adapter_image_embeds=[features[:, None]]),
         ).sample
         return ours, pipe._unpack_latents(prediction, 64, 64, pipe.vae_scale_factor)
+    tokens = packed
+    if family == 'flux_kontext':
+        # FluxKontextPipeline.prepare_latents: the input image's latents,
+        # packed after the noisy ones, their ids' first channel 1.
+        _, context, _, context_ids = pipe.prepare_latents(
+            pixels * 2 - 1, 2, 4, 64, 64, torch.float32, 'cpu', None, packed
+        )
+        tokens = torch.cat([packed, context], dim=1)
+        image_ids = torch.cat([image_ids, context_ids], dim=0)
     # FluxPipeline: 2×2-packed latents, position ids, t / 1000, guidance 3.5.
     prediction = pipe.transformer(
-        hidden_states=packed,
+        hidden_states=tokens,
         timestep=timesteps / 1000,
         guidance=torch.full([2], 3.5),
         pooled_projections=conditions['pooled_prompt_embeds'],
@@ -149,6 +173,6 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
         txt_ids=torch.zeros(conditions['prompt_embeds'].shape[1], 3),
         img_ids=image_ids,
         joint_attention_kwargs=dict(ip_adapter_image_embeds=[features[:, None]]),
-    ).sample
+    ).sample[:, : packed.shape[1]]
     theirs = pipe._unpack_latents(prediction, 64, 64, pipe.vae_scale_factor)
     return ours, theirs

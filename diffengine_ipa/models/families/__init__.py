@@ -1,17 +1,18 @@
 """Model families: one module per family (SD1.5, SDXL, SD3.5, FLUX.1,
-Chroma) holds everything about it, by role: what training needs (a
+Chroma, FLUX.1 Kontext) holds everything about it, by role: what training needs (a
 :class:`DiffusionFamily`), what generation needs (a
 :class:`FamilyGeneration`), the official file layout it is saved in (an
 ``AdapterLayout``, registered in ``LAYOUTS``), its random architectures
 (tiny and full size) and its registry entry. :data:`FAMILIES` is the one
 list of families; docs/adding_a_family.md says how to add one."""
 
-from . import chroma, flux, sd3, sd15, sdxl
+from . import chroma, flux, flux_kontext, sd3, sd15, sdxl
 from .chroma import Chroma
 from .diffusion_family import DiffusionFamily
 from .family_entry import DEFAULT_FAMILY, Family, family_type
 from .family_generation import FamilyGeneration
 from .flux import Flux
+from .flux_kontext import FluxKontext
 from .sd3 import SD3
 from .sd15 import SD15
 from .sdxl import SDXL
@@ -28,6 +29,7 @@ __all__ = [
     'SD3',
     'Flux',
     'Chroma',
+    'FluxKontext',
     'cross_attention_layers',
     'family_class',
     'family_type',
@@ -35,7 +37,8 @@ __all__ = [
 
 # The family registry: {name: entry}, in the order lists show them.
 FAMILIES: dict[str, Family] = {
-    module.FAMILY.name: module.FAMILY for module in (sd15, sdxl, sd3, flux, chroma)
+    module.FAMILY.name: module.FAMILY
+    for module in (sd15, sdxl, sd3, flux, chroma, flux_kontext)
 }
 
 
