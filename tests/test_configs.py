@@ -133,6 +133,13 @@ def test_config_builds_with_tiny_family(path, tiny_families, tmp_path):
             'openai/clip-vit-large-patch14',
             1024,
         ),
+        (
+            'flux_kontext_mini_dataset',
+            'black-forest-labs/FLUX.1-Kontext-dev',
+            'FluxKontext',
+            'openai/clip-vit-large-patch14',
+            1024,
+        ),
     ],
 )
 def test_real_configs_point_at_real_models(name, base, family, encoder, resolution):
