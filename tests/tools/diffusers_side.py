@@ -84,10 +84,11 @@ def projection_in(pipe, family: str):
 
 
 @torch.no_grad()
-def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
+def denoiser_outputs(model, pipe, family: str, features: torch.Tensor, edit=None):
     """The denoiser's prediction with our adapter (``model``) and with
-    diffusers' after loading the file (``pipe``), on the same random inputs,
-    at IP scale 1: ``(ours, theirs)``."""
+    diffusers' after loading the file (``pipe``), on the same random inputs
+    (Kontext: ``edit``, input images in [0, 1], else random ones), at IP
+    scale 1: ``(ours, theirs)``."""
     pipe.set_ip_adapter_scale(1.0)
     torch.manual_seed(0)
     texts = ['a cat', 'a rocket']
@@ -120,6 +121,7 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
     timesteps = torch.tensor([900.0, 250.0])  # σ · 1000, as the pipelines
     conditions = model.family.encode_prompt(texts)
     pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    pixels = pixels if edit is None else edit
     if family == 'flux_kontext':  # the images to edit
         inputs = dict(input_pixel_values=pixels * 2 - 1)
         conditions = model.family.conditions(conditions, inputs)

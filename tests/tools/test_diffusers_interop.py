@@ -107,6 +107,10 @@ def test_denoiser_output_equals_diffusers(tiny_families, convert_tiny, variant):
     ours, theirs = denoiser_outputs(model, pipe, family_of(variant), features)
     assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max() <= 1e-5
+    if family_of(variant) == 'flux_kontext':  # the input image counts (~8e-4)
+        black = torch.zeros(2, 3, 64, 64)
+        other, _ = denoiser_outputs(model, pipe, 'flux_kontext', features, black)
+        assert (ours - other).abs().max() > 1e-4
 
 
 @pytest.mark.parametrize('variant', VARIANTS)
