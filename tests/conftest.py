@@ -170,12 +170,11 @@ def repo_build_lock(tmp_path_factory) -> FileLock:
 
 def family_of(variant: str) -> str:
     """The family ('sd15', 'sdxl', ...) of a variant name or config path:
-    the one whose name it contains, else the default."""
+    the longest name it contains ('flux_kontext' before 'flux'), else the
+    default."""
     name = osp.basename(variant)
-    for family in FAMILIES[1:]:
-        if family in name:
-            return family
-    return FAMILIES[0]
+    found = [family for family in FAMILIES[1:] if family in name]
+    return max(found, key=len) if found else FAMILIES[0]
 
 
 @pytest.fixture(scope='session')
@@ -234,8 +233,8 @@ def load_tiny_config(
 
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(tiny_overrides(tiny_family))
-    cfg.train_dataloader.dataset.ann_file = osp.join(
-        REPO, 'data/mini_dataset/data.json'
+    cfg.train_dataloader.dataset.ann_file = osp.join(  # the config's own data
+        REPO, cfg.train_dataloader.dataset.ann_file
     )
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = f'test_{uuid.uuid4().hex[:8]}'

@@ -49,8 +49,8 @@ def small_config(path: str, family: dict, work_dir) -> Config:
     options = dict(
         tiny_overrides(family),
         **{
-            'train_dataloader.dataset.ann_file': osp.join(
-                REPO, 'data/mini_dataset/data.json'
+            'train_dataloader.dataset.ann_file': osp.join(  # the config's own
+                REPO, Config.fromfile(path).train_dataloader.dataset.ann_file
             ),
             'train_dataloader.dataset.resolution': 64,
             'train_dataloader.dataset.indices': 2,
@@ -68,7 +68,7 @@ def small_config(path: str, family: dict, work_dir) -> Config:
             'custom_hooks.3.num_cases': 1,
         },
     )
-    if family_of(path) in ('sd3', 'flux'):
+    if family_of(path) in ('sd3', 'flux', 'flux_kontext'):
         options['model.family.max_sequence_length'] = 32
     cfg = load_user_config(path, options)
     # The tiny recipe's projection (a Resampler of one 64-wide head, not

@@ -110,11 +110,12 @@ VARIANTS = {
 
 def trained_on(summary: dict, metadata: dict) -> tuple[str, str | None]:
     """The file's family (its label, from the kit's training metadata when
-    the widths name none, as for tiny or custom bases) and the base model it
-    was trained on (path or hub id, as recorded at training; None for files
-    this kit did not write)."""
+    there is some, else what the widths name: tiny or custom bases name
+    none, and FLUX.1, Kontext and Chroma files share theirs) and the base
+    model it was trained on (path or hub id, as recorded at training; None
+    for files this kit did not write)."""
     family = summary['family']
-    if family == 'unknown' and metadata.get('family'):
+    if metadata.get('family'):
         from diffengine_ipa.models.families import FAMILIES
 
         labels = {f.base.__name__: f.label for f in FAMILIES.values()}

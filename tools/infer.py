@@ -1,6 +1,7 @@
 """Generate images with trained IP-Adapters (any family), from the command line.
 
     python tools/infer.py CONFIG CKPT --image REF[,REF...] [--image ...]
+        [--input-image IMG (FLUX.1 Kontext)]
         [--adapter PATH[:SCALE][@ENCODER] ...] [--prompt TEXT]
         [--negative-prompt TEXT] [--scale S | S,S | style | layout | JSON]
         [--negative-image IMG[,IMG]] [--mask MASK[,MASK]] [--embeds FILE]
@@ -17,11 +18,12 @@ CONFIG names the family (and so its pipeline), the base model and the image
 encoder; steps, guidance, negative prompt and size default to its
 ``model.generation_cfg``, else the family's. Each ``--image`` gives one
 adapter's references (commas between several), in adapter order; so do
-``--negative-image`` and ``--mask``. The images come from the family's plain
-diffusers pipeline with the adapters loaded by ``load_ip_adapter``; the
-safety checker is not loaded. ``--jobs`` runs one generation per line of a
-JSON Lines file (see diffengine_ipa.apis.batch_jobs) and writes a contact
-sheet.
+``--negative-image`` and ``--mask``. ``--input-image`` is the image a FLUX.1
+Kontext config edits (resized to the generated size). The images come from
+the family's plain diffusers pipeline with the adapters loaded by
+``load_ip_adapter``; the safety checker is not loaded. ``--jobs`` runs one
+generation per line of a JSON Lines file (see diffengine_ipa.apis.batch_jobs)
+and writes a contact sheet.
 """
 
 import argparse
@@ -57,6 +59,11 @@ def parse_args() -> argparse.Namespace:
         action='append',
         help="an adapter's reference image(s), commas between "
         '(default: none; give --image, --embeds or --jobs)',
+    )
+    parser.add_argument(
+        '--input-image',
+        help='FLUX.1 Kontext: the image to edit, resized to the '
+        'generated size (default: none, text to image)',
     )
     parser.add_argument(
         '--prompt',
@@ -230,6 +237,7 @@ def main() -> None:
         save_image_embeds,
     )
     from diffengine_ipa.cli import check_device, check_image_size
+    from diffengine_ipa.errors import UserError
     from diffengine_ipa.fileio import atomic_path
     from diffengine_ipa.image_io import read_rgb_image
     from diffengine_ipa.models.families import family_class
@@ -245,6 +253,8 @@ def main() -> None:
     cfg = load_user_config(args.config, args.cfg_options)
     family = family_class(cfg.model)
     check_true_cfg(family, args.true_cfg_scale, '--true-cfg-scale')
+    if args.input_image and not family.generation.edits_input_image:
+        raise UserError(family.generation.no_input_image('--input-image'))
     settings = generation_settings(cfg.model, height=args.height, width=args.width)
     check_image_size(
         settings['height'],
@@ -264,8 +274,9 @@ def main() -> None:
         for adapter in option or []
         for path in adapter
     }
-    if args.control_image:
-        images[args.control_image] = read_rgb_image(args.control_image)
+    for path in (args.control_image, args.input_image):
+        if path:
+            images[path] = read_rgb_image(path)
     disable_progress_bars()
     inferencer = IPAdapterInferencer(
         cfg,
@@ -315,6 +326,7 @@ def main() -> None:
         steps=args.steps,
         guidance_scale=args.guidance_scale,
         true_cfg_scale=args.true_cfg_scale,
+        input_image=images.get(args.input_image),
         seed=args.seed,
         num_images=args.num_images,
         height=args.height,

@@ -152,6 +152,7 @@ class IPAdapterInferencer:
         steps: int | None = None,
         guidance_scale: float | None = None,
         true_cfg_scale: float | None = None,
+        input_image: Any = None,
         seed: int = 0,
         num_images: int = 1,
         height: int | None = None,
@@ -182,6 +183,8 @@ class IPAdapterInferencer:
                 negative image embedding, as ``FluxPipeline`` (> 1 with a
                 negative prompt); default: the config's. An error for
                 other families.
+            input_image: FLUX.1 Kontext: the image to edit (a path or PIL),
+                resized to the generated size; an error for other families.
             seed: Seed of ``torch.Generator(device)``.
             num_images: Images to make.
         """
@@ -215,4 +218,5 @@ class IPAdapterInferencer:
             control_image=_read(control_image),
             control_scale=control_scale,
             true_cfg_scale=settings.get('true_cfg_scale'),
+            input_image=_read(input_image),
         )

@@ -22,6 +22,17 @@ from .transforms.geometric import fill_resolution
 __all__ = ['IPAdapterDataset', 'read_records', 'decode_annotations', 'draw_reference']
 
 
+def needs_input_image(pipeline: list) -> bool:
+    """Whether a training pipeline packs the input image
+    (``input_pixel_values`` in ``PackInputs``' input keys)."""
+    return any(
+        isinstance(t, dict)
+        and t.get('type') == 'PackInputs'
+        and 'input_pixel_values' in t.get('input_keys', ())
+        for t in pipeline
+    )
+
+
 def draw_reference(paths: list[str], seed: int, epoch: int, sample_idx: int) -> str:
     """The reference a sample shows the image encoder this epoch: one of
     its ``paths``, drawn from the sample's own generator (run seed, epoch,
@@ -43,15 +54,19 @@ def cached_reference_index(info: dict, seed: int, epoch: int) -> int:
 
 @DATASETS.register_module()
 class IPAdapterDataset(BaseDataset):
-    """Records ``{"image_file", "text", "reference_file"?}`` from any source.
+    """Records ``{"image_file", "text", "reference_file"?, "input_file"?}``
+    from any source.
 
     ``ann_file`` is a JSON list or JSON Lines file, a folder of images with
     same-named ``.txt`` captions, a Hugging Face dataset folder
     (``save_to_disk``) or ``.parquet`` / ``.arrow`` files (see
     :mod:`.record_sources`). ``reference_file`` (a path or a list) names the
     image(s) the image encoder reads; without it the target is its own
-    reference. Image paths are relative to ``data_root`` when it is given,
-    otherwise to the annotation file's folder (or the folder itself).
+    reference. ``input_file`` names the image a FLUX.1 Kontext model edits
+    into the target (read by pipelines that pack ``input_pixel_values``;
+    there every record needs one). Image paths are relative to
+    ``data_root`` when it is given, otherwise to the annotation file's
+    folder (or the folder itself).
 
     Every record is checked before training starts (:mod:`.record_check`),
     images in parallel; the verdicts are cached, keyed by each file's size
@@ -170,6 +185,7 @@ class IPAdapterDataset(BaseDataset):
             source, self.min_image_side, self.index_cache, self.check_workers
         )
         self._report_bad_records()
+        self._check_input_images()
         if self.val_split:
             self.index.usable = held_out_split(
                 self.index.usable, self.val_split, self.split, self.ann_file
@@ -220,6 +236,22 @@ class IPAdapterDataset(BaseDataset):
             level=logging.WARNING,
         )
 
+    def _check_input_images(self) -> None:
+        """One line naming the first record without an ``input_file`` when
+        the pipeline packs the input image (FLUX.1 Kontext)."""
+        if not needs_input_image(self.pipeline_cfg):
+            return
+        missing = self.index.without_input()
+        if missing:
+            first = missing[0]
+            raise DatasetError(
+                f'{self.ann_file}: record {self.index.record_number(first)} '
+                f'({osp.basename(self.index.info(first)["img_path"])}) has no '
+                '"input_file", and this config trains on input images (FLUX.1 '
+                f'Kontext): give every record one ({len(missing)} of '
+                f'{len(self.index)} have none)'
+            )
+
     def __len__(self) -> int:
         if not self._fully_initialized:
             self.full_init()
@@ -264,6 +296,7 @@ class IPAdapterDataset(BaseDataset):
         for key, data in (
             ('img_path', 'img_bytes'),
             ('reference_path', 'reference_bytes'),
+            ('input_path', 'input_bytes'),
         ):
             if key in info and self.index.is_embedded(info[key]):
                 info[key], info[data] = self.index.embedded_bytes(info[key])

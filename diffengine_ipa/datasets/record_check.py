@@ -5,8 +5,9 @@ an ``image_file`` (both valid Unicode without NUL bytes: a tokenizer or the
 file system would fail on them mid-training) inside the image root, symlinks
 resolved, that decodes to an image of at least ``min_image_side`` pixels a
 side, its ``reference_file`` (optional: one path or a list of them, the
-images the image encoder reads instead of the target) likewise, and it is
-not a duplicate (same image and caption) of an earlier record.
+images the image encoder reads instead of the target) likewise, so is its
+``input_file`` (optional: the image a FLUX.1 Kontext model edits into the
+target), and it is not a duplicate (same image and caption) of an earlier record.
 ``tools/check_dataset.py`` and the datasets run this check (the field and
 path part here, the images in :mod:`.record_index`), so they agree on what
 is usable.
@@ -99,6 +100,15 @@ def _reference_problem(record: dict) -> str | None:
     return None
 
 
+def _input_problem(record: dict) -> str | None:
+    value = record.get('input_file')
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        return f'"input_file" must be a path, got {_SHORT.repr(value)}'
+    return _text_problem(value, '"input_file"')
+
+
 def field_problem(record: object) -> str | None:
     """Why a record's fields are unusable, if they are (no file is read)."""
     if not isinstance(record, dict):
@@ -119,7 +129,11 @@ def field_problem(record: object) -> str | None:
         return f'caption ("text") is not a string: {_SHORT.repr(text)}'
     if not text.strip():
         return 'caption ("text") is empty'
-    return _text_problem(text, 'caption ("text")') or _reference_problem(record)
+    return (
+        _text_problem(text, 'caption ("text")')
+        or _reference_problem(record)
+        or _input_problem(record)
+    )
 
 
 def _within(path: str, root: str) -> bool:
@@ -146,8 +160,9 @@ def symlink_problem(path: str, root: str) -> str | None:
 def problem_kind(reason: str) -> str:
     """A reason without its particulars (sizes, record numbers, paths,
     details after a colon), to count problems by kind."""
-    if reason.startswith('reference_file ') and ': ' in reason:
-        return 'reference_file: ' + problem_kind(reason.split(': ', 1)[1])
+    for field in ('reference_file', 'input_file'):
+        if reason.startswith(field + ' ') and ': ' in reason:
+            return f'{field}: ' + problem_kind(reason.split(': ', 1)[1])
     kind = re.sub(r' \([^()]*\)$', '', reason.split(': ')[0])
     kind = kind.split(' of record ')[0]
     if ' the image root' in kind:

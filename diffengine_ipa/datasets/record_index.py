@@ -19,7 +19,7 @@ take turns through a file lock: one builds, the others read what it wrote.
 
 Layout of ``<cache>/<key>/``: ``meta.json`` (source fingerprint, counts, the
 records whose fields are unusable), the record arrays (``text``, ``target``,
-``refs`` ...) and the image table (``files``, ``size``, ``mtime``,
+``refs``, ``input`` ...) and the image table (``files``, ``size``, ``mtime``,
 ``ctime``, ``ino``, ``width``, ``height``, ``verdict``). ``meta.json`` holds
 the size and CRC-32 of every array: an index with a file cut short,
 deleted or edited is rebuilt (with a warning) on the next start.
@@ -52,7 +52,7 @@ from .record_sources import RecordSource, stat_key
 
 __all__ = ['RecordIndex', 'default_cache_root']
 
-INDEX_VERSION = 3  # 3: the records' face files (FaceID)
+INDEX_VERSION = 4  # 3: the records' face files (FaceID); 4: the input image (``input``)
 _STAT = ('size', 'mtime', 'ctime', 'ino')  # an image's stat_key
 _TABLE = (*_STAT, 'width', 'height', 'verdict')
 _ARRAYS = (
@@ -65,6 +65,7 @@ _ARRAYS = (
     'target',
     'refs',
     'ref_ends',
+    'input',
     'record_no',
     'dup_of',
     *_TABLE,
@@ -120,7 +121,7 @@ def _as_fields(record: Any, embeds: bool = True) -> Any:
     if not isinstance(record, dict) or not embeds:
         return record
     fields = dict(record)
-    for key in ('image_file', 'reference_file'):
+    for key in ('image_file', 'reference_file', 'input_file'):
         value = fields.get(key)
         if isinstance(value, dict):
             fields[key] = 'embedded'
@@ -136,6 +137,7 @@ class RecordIndex:
     Open it with :meth:`open`. ``len(index)`` is the number of usable
     records; :meth:`info` gives one as a dict (``img_path``, ``text``,
     ``reference_paths`` when the record names its own references,
+    ``input_path`` when it names an input image (``input_file``),
     ``image_size`` (width, height)).
     """
 
@@ -185,7 +187,7 @@ class RecordIndex:
         self.text = PackedStrings.load(folder, 'text')
         self.faces = PackedStrings.load(folder, 'faces')
         self.files = PackedStrings.load(folder, 'files')
-        for name in ('target', 'refs', 'ref_ends', 'record_no', 'dup_of'):
+        for name in ('target', 'refs', 'ref_ends', 'input', 'record_no', 'dup_of'):
             setattr(self, name, load_array(folder, name))
         self.verdicts = {
             name: np.load(osp.join(folder, f'{name}.npy')) for name in _TABLE
@@ -253,7 +255,9 @@ class RecordIndex:
         bad_refs = np.concatenate([[0], np.cumsum(~ok[self.refs])])
         starts = np.concatenate([[0], self.ref_ends]).astype(np.int64)[:-1]
         refs_ok = (bad_refs[self.ref_ends] - bad_refs[starts]) == 0
-        usable = ok[self.target] & refs_ok & (self.dup_of < 0)
+        inputs = np.asarray(self.input)
+        input_ok = (inputs < 0) | ok[np.maximum(inputs, 0)]
+        usable = ok[self.target] & refs_ok & input_ok & (self.dup_of < 0)
         self.usable = np.flatnonzero(usable)
         self._ok, self._usable_mask = ok, usable
 
@@ -304,6 +308,9 @@ class RecordIndex:
                     f'reference_file {self._shown(int(file_id))}: '
                     f'{self._image_reason(int(file_id))}'
                 )
+        file_id = int(self.input[r])
+        if file_id >= 0 and not self._ok[file_id]:
+            return f'input_file {self._shown(file_id)}: {self._image_reason(file_id)}'
         return 'unusable'
 
     # --- records ----------------------------------------------------------------
@@ -333,7 +340,13 @@ class RecordIndex:
             info['face_embedding_path'] = embedding
             if crop:
                 info['face_image_path'] = crop
+        if self.input[r] >= 0:
+            info['input_path'] = self.files[int(self.input[r])]
         return info
+
+    def without_input(self) -> list[int]:
+        """The usable records (indices into them) that name no input image."""
+        return np.flatnonzero(np.asarray(self.input)[self.usable] < 0).tolist()
 
     def record_number(self, i: int) -> int:
         """Where the ``i``-th usable record is in the source (0-based)."""
@@ -493,6 +506,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
     file_ids: dict[str, int] = {}
     texts, target, refs, ref_ends = (StringPacker(), array('q'), array('q'), array('q'))
     faces = StringPacker()
+    inputs = array('q')
     record_no, keys, field_problems, total = array('q'), array('q'), [], 0
     for number, (record, problem) in enumerate(source):
         total += 1
@@ -500,7 +514,12 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         problem = problem or field_problem(_as_fields(record, embeds))
         locators = []
         if problem is None:
-            for value in [record['image_file'], *reference_files(record)]:
+            given = record.get('input_file')
+            for value in [
+                record['image_file'],
+                *reference_files(record),
+                *([given] if given is not None else []),
+            ]:
                 locator, escape = _locator(value, root)
                 problem = problem or escape
                 locators.append(locator)
@@ -513,6 +532,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         texts.append(record['text'])  # packed as it comes
         faces.append(face_files)
         target.append(ids[0])
+        inputs.append(ids.pop() if record.get('input_file') is not None else -1)
         refs.extend(ids[1:])
         ref_ends.append(len(refs))
         record_no.append(number)
@@ -560,6 +580,7 @@ def _build(folder: str, source: RecordSource, fingerprint: str) -> None:
         ('target', target),
         ('refs', refs),
         ('ref_ends', ref_ends),
+        ('input', inputs),
         ('record_no', record_no),
     ):
         np.save(

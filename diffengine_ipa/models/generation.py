@@ -203,6 +203,7 @@ class AdapterPipeline:
         face_image: Any = None,
         s_scale: float | None = None,
         lora_scale: float = 1.0,
+        input_image: Image.Image | None = None,
     ) -> list[Image.Image]:
         """Images for ``prompt`` guided by the references.
 
@@ -233,6 +234,8 @@ class AdapterPipeline:
             s_scale: FaceID-PlusV2's shortcut scale (default: the
                 projection's, 1.0).
             lora_scale: Strength of FaceID's UNet attention LoRA.
+            input_image: FLUX.1 Kontext: the image to edit (resized to the
+                generated size); an error for other families.
 
         Seeded the standard diffusers way:
         ``generator=torch.Generator(device).manual_seed(seed)``.
@@ -300,6 +303,7 @@ class AdapterPipeline:
             kwargs.update(family.mask_kwargs(per_adapter, self.pipe, height, width))
         if control_image is not None:
             kwargs.update(family.control_kwargs(control_image, control_scale))
+        kwargs.update(family.input_image_kwargs(self.pipe, input_image, height, width))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)
         with _lora_scale(self, lora_scale):
             return self._generate(

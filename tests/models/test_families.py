@@ -31,6 +31,8 @@ from ..conftest import FAMILIES, build_tiny_model
         ('flux1_dev', 'clip-vit-large-patch14', 'Flux', 19, 490_874_880),
         # Chroma1-HD: FLUX.1's double-stream blocks, so XLabs' adapter's size.
         ('chroma1_hd', 'clip-vit-large-patch14', 'Chroma', 19, 490_874_880),
+        # FLUX.1 Kontext [dev]: FLUX.1 [dev]'s transformer.
+        ('flux1_kontext_dev', 'clip-vit-large-patch14', 'FluxKontext', 19, 490_874_880),
     ],
 )
 def test_full_size_counts_equal_what_diffusers_allocates(
@@ -75,6 +77,7 @@ def batch(model, size=2):
         reference_pixel_values=torch.randn(size, 3, side, side),
         text=['a cat', 'a rocket'][:size],
         time_ids=torch.tensor([[64.0, 64, 0, 0, 64, 64]] * size),
+        input_pixel_values=torch.rand(size, 3, 64, 64) * 2 - 1,  # Kontext's
     )
 
 

@@ -17,6 +17,7 @@ PIPELINES = dict(
     flux='FluxPipeline',
     chroma='ChromaPipeline',
     qwen_image='QwenImagePipeline',
+    flux_kontext='FluxKontextPipeline',
 )
 NEGATIVE = 'monochrome, lowres, bad anatomy, worst quality, low quality'
 # What tools/infer.py generates with for each tiny config (its generation_cfg
@@ -33,6 +34,16 @@ CALL_KWARGS = dict(
         max_sequence_length=32,
         height=64,
         width=64,
+    ),
+    # FluxKontextPipeline rescales to max_area (default 1 MP) and the input
+    # image to its preferred sizes unless told not to.
+    flux_kontext=dict(
+        guidance_scale=3.5,
+        max_sequence_length=32,
+        height=64,
+        width=64,
+        max_area=64 * 64,
+        _auto_resize=False,
     ),
 )
 
@@ -60,7 +71,7 @@ def diffusers_pipeline(variant: str, folders: dict, adapter_file: str):
         diffengine_ipa.load_ip_adapter(
             pipe, adapter_file, image_encoder=encoder, image_encoder_dtype=torch.float32
         )
-    elif family in ('flux', 'chroma'):  # FluxIPAdapterMixin
+    elif family in ('flux', 'chroma', 'flux_kontext'):  # FluxIPAdapterMixin
         pipe.load_ip_adapter(
             folder,
             weight_name=name,
@@ -87,10 +98,11 @@ def projection_in(pipe, family: str):
 
 
 @torch.no_grad()
-def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
+def denoiser_outputs(model, pipe, family: str, features: torch.Tensor, edit=None):
     """The denoiser's prediction with our adapter (``model``) and with
-    diffusers' after loading the file (``pipe``), on the same random inputs,
-    at IP scale 1: ``(ours, theirs)``."""
+    diffusers' after loading the file (``pipe``), on the same random inputs
+    (Kontext: ``edit``, input images in [0, 1], else random ones), at IP
+    scale 1: ``(ours, theirs)``."""
     pipe.set_ip_adapter_scale(1.0)
     torch.manual_seed(0)
     texts = ['a cat', 'a rocket']
@@ -122,6 +134,11 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
     latents = torch.randn(2, 4, 32, 32)
     timesteps = torch.tensor([900.0, 250.0])  # σ · 1000, as the pipelines
     conditions = model.family.encode_prompt(texts)
+    pixels = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    pixels = pixels if edit is None else edit
+    if family == 'flux_kontext':  # the images to edit
+        inputs = dict(input_pixel_values=pixels * 2 - 1)
+        conditions = model.family.conditions(conditions, inputs)
     ours = model.family.denoise(
         latents, timesteps, conditions, model.image_projection(features, timesteps)
     )
@@ -165,9 +182,18 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
             joint_attention_kwargs=dict(ip_adapter_image_embeds=[features[:, None]]),
         ).sample
         return ours, pipe._unpack_latents(prediction, 64, 64, pipe.vae_scale_factor)
+    tokens = packed
+    if family == 'flux_kontext':
+        # FluxKontextPipeline.prepare_latents: the input image's latents,
+        # packed after the noisy ones, their ids' first channel 1.
+        _, context, _, context_ids = pipe.prepare_latents(
+            pixels * 2 - 1, 2, 4, 64, 64, torch.float32, 'cpu', None, packed
+        )
+        tokens = torch.cat([packed, context], dim=1)
+        image_ids = torch.cat([image_ids, context_ids], dim=0)
     # FluxPipeline: 2×2-packed latents, position ids, t / 1000, guidance 3.5.
     prediction = pipe.transformer(
-        hidden_states=packed,
+        hidden_states=tokens,
         timestep=timesteps / 1000,
         guidance=torch.full([2], 3.5),
         pooled_projections=conditions['pooled_prompt_embeds'],
@@ -175,6 +201,6 @@ def denoiser_outputs(model, pipe, family: str, features: torch.Tensor):
         txt_ids=torch.zeros(conditions['prompt_embeds'].shape[1], 3),
         img_ids=image_ids,
         joint_attention_kwargs=dict(ip_adapter_image_embeds=[features[:, None]]),
-    ).sample
+    ).sample[:, : packed.shape[1]]
     theirs = pipe._unpack_latents(prediction, 64, 64, pipe.vae_scale_factor)
     return ours, theirs

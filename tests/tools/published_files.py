@@ -1,7 +1,7 @@
 """Adapter files in the published layouts, made by code of their own (key
 names written out, numbering from a diffusers UNet's attn_processors), not
 by the kit's export: tencent-ailab's (SD1.5/SDXL, base and Plus), InstantX's
-(SD3.5) and XLabs' own names (FLUX.1, Chroma)."""
+(SD3.5) and XLabs' own names (FLUX.1, Chroma, Kontext)."""
 
 import torch
 from diffusers import UNet2DConditionModel
@@ -107,7 +107,7 @@ def official_file(tiny_families, variant, path, dtype=torch.float32, seed=0):
             )
         save_file(state, str(path))
         return state
-    if family_of(variant) in ('flux', 'chroma', 'qwen_image'):  # 2 blocks of 32
+    if family_of(variant) in ('flux', 'chroma', 'flux_kontext', 'qwen_image'):
         inner, tokens = 32, 40 if family_of(variant) == 'qwen_image' else 48
         state = {
             'ip_adapter_proj_model.proj.weight': rand(4 * tokens, 16),

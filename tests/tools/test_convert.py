@@ -114,3 +114,32 @@ def test_info_and_summary_name_the_family_and_the_base(convert_tiny, tiny_famili
         'convert.py', files['checkpoint'], '--out', out
     ).stdout
     assert f'adapter for SD3.5 (trained on {base})' in summary, summary
+
+
+def test_info_names_a_flux_type_file_by_its_metadata_or_honestly(tmp_path):
+    """XLabs' layout at T5's 4096-d tokens is FLUX.1's, Kontext's and
+    Chroma's alike: a file without the kit's metadata says so, one with it
+    names its family (here Chroma, formerly misnamed FLUX.1)."""
+    from safetensors.torch import save_file
+
+    from .helpers import run_tool_in_process
+
+    state = {
+        'ip_adapter_proj_model.proj.weight': torch.zeros(4 * 4096, 8),
+        'ip_adapter_proj_model.proj.bias': torch.zeros(4 * 4096),
+        'ip_adapter_proj_model.norm.weight': torch.ones(4096),
+        'ip_adapter_proj_model.norm.bias': torch.zeros(4096),
+    }
+    for kind in ('k', 'v'):
+        name = f'double_blocks.0.processor.ip_adapter_double_stream_{kind}_proj'
+        state[f'{name}.weight'] = torch.zeros(8, 4096)
+        state[f'{name}.bias'] = torch.zeros(8)
+    lines = {}
+    for family in (None, 'Chroma', 'FluxKontext'):
+        path = tmp_path / f'{family}.safetensors'
+        save_file(state, str(path), metadata=family and dict(family=family))
+        out = run_tool_in_process('convert.py', '--info', path).stdout
+        lines[family] = next(line for line in out.splitlines() if 'family:' in line)
+    assert 'FLUX.1-type: FLUX.1, Kontext or Chroma (4096-d' in lines[None]
+    assert 'family:          Chroma (4096-d' in lines['Chroma']
+    assert 'family:          FLUX.1 Kontext (4096-d' in lines['FluxKontext']

@@ -33,8 +33,10 @@ from .helpers import one_line_error, run_tool, run_tool_here
 pytestmark = pytest.mark.slow  # trains each variant; runs tools as processes
 
 CAT = osp.join(REPO, 'data/mini_dataset/images/cat.jpg')
+COFFEE = osp.join(REPO, 'data/mini_dataset/images/coffee.jpg')
 PROMPT = 'best quality, high quality'
-VARIANTS = tuple(TINY_CONFIGS)  # sd15, sdxl, their Plus, sd3, flux, chroma, qwen
+# sd15, sdxl, their Plus, sd3, flux, chroma, qwen_image, flux_kontext
+VARIANTS = tuple(TINY_CONFIGS)
 
 
 def trained_model(variant, tiny_families, checkpoint_file):
@@ -61,7 +63,10 @@ def test_load_ip_adapter_gives_our_weights(tiny_families, convert_tiny, variant,
     model = trained_model(variant, tiny_families, files['checkpoint'])
     keys = file_keys(files[fmt])
     canonical = set(official_key_map(model).values())
-    if family in ('flux', 'chroma', 'qwen_image') and fmt == 'safetensors':
+    if (
+        family in ('flux', 'chroma', 'qwen_image', 'flux_kontext')
+        and fmt == 'safetensors'
+    ):
         assert {k.split('.')[0] for k in keys} == {
             'ip_adapter_proj_model',
             'double_blocks',
@@ -105,6 +110,10 @@ def test_denoiser_output_equals_diffusers(tiny_families, convert_tiny, variant):
     ours, theirs = denoiser_outputs(model, pipe, family_of(variant), features)
     assert ours.shape == theirs.shape
     assert (ours - theirs).abs().max() <= 1e-5
+    if family_of(variant) == 'flux_kontext':  # the input image counts (~8e-4)
+        black = torch.zeros(2, 3, 64, 64)
+        other, _ = denoiser_outputs(model, pipe, 'flux_kontext', features, black)
+        assert (ours - other).abs().max() > 1e-4
 
 
 @pytest.mark.parametrize('variant', VARIANTS)
@@ -124,6 +133,12 @@ def test_infer_matches_diffusers_for_the_same_seed(
         *options,
     ]
     config = TINY_CONFIGS[variant]
+    edit = {}
+    if family_of(variant) == 'flux_kontext':  # the image to edit, at 64 px
+        source = tmp_path / 'input.png'
+        Image.open(COFFEE).convert('RGB').resize((64, 64)).save(source)
+        common = ['--input-image', str(source), *common]
+        edit = dict(image=Image.open(source).convert('RGB'))
     run_tool_here(
         'infer.py',
         config,
@@ -138,12 +153,13 @@ def test_infer_matches_diffusers_for_the_same_seed(
     pipe.set_ip_adapter_scale(0.7)
     reference = Image.open(CAT).convert('RGB')
     theirs = pipe(
-        PROMPT,
+        prompt=PROMPT,
         ip_adapter_image=reference,
         num_inference_steps=4,
         generator=torch.Generator('cpu').manual_seed(3),
         output_type='np',
         **CALL_KWARGS[family_of(variant)],
+        **edit,
     ).images[0]
     theirs = (theirs * 255).round().astype(np.int16)
     assert ours.shape == theirs.shape == (64, 64, 3)

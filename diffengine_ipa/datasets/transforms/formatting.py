@@ -11,12 +11,17 @@ __all__ = ['ToVAEInput', 'ComputeTimeIds', 'PackInputs']
 
 @TRANSFORMS.register_module()
 class ToVAEInput(BaseTransform):
-    """The RGB image as a (3, H, W) float tensor in [-1, 1]: ``pixel_values``."""
+    """The RGB image as a (3, H, W) float tensor in [-1, 1]: ``pixel_values``;
+    the input image (``input_img``, FLUX.1 Kontext) likewise:
+    ``input_pixel_values``."""
 
     def transform(self, results: dict) -> dict:
-        array = np.asarray(results['img'], dtype=np.float32)  # (H, W, 3)
-        pixels = torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
-        results['pixel_values'] = pixels.contiguous()
+        pairs = (('img', 'pixel_values'), ('input_img', 'input_pixel_values'))
+        for image, key in pairs:
+            if image in results:
+                array = np.asarray(results[image], dtype=np.float32)  # (H, W, 3)
+                pixels = torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
+                results[key] = pixels.contiguous()
         return results
 
 

@@ -7,7 +7,9 @@ epoch and sample index, see :mod:`diffengine_ipa.sample_generators`), so the
 same sample is cropped and flipped alike whatever DataLoader worker, rank or
 resume it comes through. A resize or crop without ``size`` takes the
 dataset's ``resolution`` (:func:`fill_resolution`), so a config changes the
-training resolution in one place.
+training resolution in one place. An input image (``input_img``, FLUX.1
+Kontext; ``LoadImage`` sizes it as the target) gets the same resize, crop
+and flip as the target.
 """
 
 import torch
@@ -44,6 +46,14 @@ def fill_resolution(pipeline: list, resolution: int | None) -> list:
     return filled
 
 
+def _both(results: dict, change) -> None:
+    """Apply ``change`` (PIL image → PIL image) to the target and to the
+    input image, if the sample has one."""
+    for key in ('img', 'input_img'):
+        if key in results:
+            results[key] = change(results[key])
+
+
 def _require_size(size: int | None, name: str) -> int:
     if size is None:
         raise DatasetError(
@@ -70,7 +80,7 @@ class ResizeShortEdge(BaseTransform):
         scale = self.size / min(image.width, image.height)
         width = max(self.size, round(image.width * scale))
         height = max(self.size, round(image.height * scale))
-        results['img'] = image.resize((width, height), self.interpolation)
+        _both(results, lambda im: im.resize((width, height), self.interpolation))
         results['resized_shape'] = (height, width)
         return results
 
@@ -95,7 +105,8 @@ class _Crop(BaseTransform):
                 f'the {self.size} px crop; resize it first'
             )
         top, left = self.position(image.height, image.width, results.get('generator'))
-        results['img'] = image.crop((left, top, left + self.size, top + self.size))
+        box = (left, top, left + self.size, top + self.size)
+        _both(results, lambda im: im.crop(box))
         results['crop_top_left'] = (top, left)
         return results
 
@@ -156,7 +167,8 @@ class ResizeCropToBucket(BaseTransform):
         scale = max(height / image.height, width / image.width)
         new_width = max(width, round(image.width * scale))
         new_height = max(height, round(image.height * scale))
-        image = image.resize((new_width, new_height), self.interpolation)
+        size = (new_width, new_height)
+        _both(results, lambda im: im.resize(size, self.interpolation))
         if self.random_crop:
             top, left = (
                 int(torch.randint(0, extra + 1, (), generator=results.get('generator')))
@@ -164,7 +176,7 @@ class ResizeCropToBucket(BaseTransform):
             )
         else:
             top, left = (new_height - height) // 2, (new_width - width) // 2
-        results['img'] = image.crop((left, top, left + width, top + height))
+        _both(results, lambda im: im.crop((left, top, left + width, top + height)))
         results['resized_shape'] = (new_height, new_width)
         results['crop_top_left'] = (top, left)
         return results
@@ -186,7 +198,7 @@ class RandomHorizontalFlip(BaseTransform):
         if float(torch.rand((), generator=results.get('generator'))) >= self.prob:
             return results
         image = results['img']
-        results['img'] = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        _both(results, lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
         if 'crop_top_left' in results:
             top, left = results['crop_top_left']
             full_width = results.get('resized_shape', results['ori_shape'])[1]

@@ -4,6 +4,7 @@ as RGB PIL images; for FaceID, the record's face embedding and face crop."""
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
+from PIL import Image
 
 from ...errors import DatasetError, ImageError
 from ...image_io import read_rgb_image
@@ -29,7 +30,10 @@ class LoadImage(BaseTransform):
     Adds ``img`` (PIL image) and ``ori_shape`` ``(height, width)``; and, for
     a record with its own reference (``reference_path``, or
     ``reference_bytes``), ``reference_img``: what the image encoder reads
-    instead of the target.
+    instead of the target; and, for a record with an input image
+    (``input_path``, or ``input_bytes``: FLUX.1 Kontext), ``input_img``,
+    resized to the target's size so that every later resize, crop and flip
+    treats the pair alike (edit pairs are aligned).
     """
 
     def transform(self, results: dict) -> dict:
@@ -40,6 +44,11 @@ class LoadImage(BaseTransform):
             results['reference_img'] = _read(
                 results, 'reference_path', 'reference_bytes'
             )
+        if results.get('input_path'):
+            given = _read(results, 'input_path', 'input_bytes')
+            if given.size != image.size:
+                given = given.resize(image.size, Image.Resampling.BICUBIC)
+            results['input_img'] = given
         return results
 
 

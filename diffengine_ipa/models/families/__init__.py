@@ -1,5 +1,5 @@
 """Model families: one module per family (SD1.5, SDXL, SD3.5, FLUX.1,
-Chroma, Qwen-Image) holds everything about it, by role: what training needs (a
+Chroma, FLUX.1 Kontext, Qwen-Image) holds everything about it, by role: what training needs (a
 :class:`DiffusionFamily`), what generation needs (a
 :class:`FamilyGeneration`), the official file layout it is saved in (an
 ``AdapterLayout``, registered in ``LAYOUTS``), its random architectures
@@ -16,6 +16,7 @@ from .diffusion_family import DiffusionFamily
 from .family_entry import DEFAULT_FAMILY, Family, family_type
 from .family_generation import FamilyGeneration
 from .flux import Flux
+from .flux_kontext import FluxKontext
 from .qwen_image import QwenImage
 from .sd3 import SD3
 from .sd15 import SD15
@@ -33,6 +34,7 @@ __all__ = [
     'SD3',
     'Flux',
     'Chroma',
+    'FluxKontext',
     'QwenImage',
     'cross_attention_layers',
     'family_class',

@@ -35,6 +35,7 @@ class FamilyGeneration:
     null_image = dict(pooled='zero_features', hidden_states='zero_pixels')
     generation_defaults: dict = {}
     true_cfg = False  # the pipeline's true_cfg_scale (FLUX-type bases)
+    edits_input_image = False  # the pipeline edits an input image (Kontext)
     # The CUDA precision of generation when the user names none.
     inference_dtype = 'fp16'
     # Generated image sides are multiples of this (VAE factor × patch size).
@@ -145,6 +146,24 @@ class FamilyGeneration:
     def control_kwargs(cls, image: Any, scale: float) -> dict[str, Any]:
         """The ControlNet pipeline's arguments for its condition."""
         return dict(control_image=image, controlnet_conditioning_scale=scale)
+
+    @classmethod
+    def no_input_image(cls, field: str) -> str:
+        """The line for an input image given to a family that edits none."""
+        return (
+            f'{field}: {cls.pipeline_class} edits no input image; a FLUX.1 '
+            'Kontext config does'
+        )
+
+    @classmethod
+    def input_image_kwargs(
+        cls, pipe: Any, image: Any, height: int | None, width: int | None
+    ) -> dict[str, Any]:
+        """The pipeline's arguments for the image to edit (``--input-image``;
+        ``None``: none given): an error for families that edit none."""
+        if image is not None:
+            raise UserError(cls.no_input_image('input_image'))
+        return {}
 
     @classmethod
     def pipeline_call_kwargs(cls, settings: dict) -> dict[str, Any]:

@@ -185,6 +185,16 @@ class Flux(DiffusionFamily):
             processors[name] = processor
         transformer.set_attn_processor(processors)
 
+    def context_tokens(
+        self,
+        conditions: dict[str, torch.Tensor],
+        packed: torch.Tensor,
+        image_ids: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The transformer's image sequence and its position ids: the packed
+        noisy latents alone (FLUX.1 [Kontext] appends its input image's)."""
+        return packed, image_ids
+
     def denoise(
         self,
         noisy: torch.Tensor,
@@ -213,16 +223,17 @@ class Flux(DiffusionFamily):
             guidance = torch.full(
                 (batch,), self.guidance_scale, device=noisy.device, dtype=torch.float32
             )
+        tokens, ids = self.context_tokens(conditions, packed, image_ids)
         prediction = self.transformer(
-            hidden_states=packed,
+            hidden_states=tokens,
             timestep=timesteps / 1000,
             guidance=guidance,
             pooled_projections=conditions['pooled_prompt_embeds'],
             encoder_hidden_states=states,
             txt_ids=text_ids,
-            img_ids=image_ids,
+            img_ids=ids,
             joint_attention_kwargs=dict(ip_hidden_states=[image_tokens]),
-        ).sample
+        ).sample[:, : packed.shape[1]]
         scale = self.vae_scale_factor
         return FluxPipeline._unpack_latents(
             prediction, height * scale, width * scale, scale
@@ -235,11 +246,13 @@ class FluxLayout(AdapterLayout):
 
     name = 'xlabs-flux'
     loader = (
-        "diffusers' FluxIPAdapterMixin.load_ip_adapter (FluxPipeline), "
-        "XLabs' x-flux and ComfyUI nodes; Qwen-Image's: "
-        'diffengine_ipa.load_ip_adapter (QwenImagePipeline)'
+        "diffusers' FluxIPAdapterMixin.load_ip_adapter (FluxPipeline, "
+        "FluxKontextPipeline, ChromaPipeline), XLabs' x-flux and ComfyUI nodes; "
+        "Qwen-Image's: diffengine_ipa.load_ip_adapter (QwenImagePipeline)"
     )
-    families = {4096: 'FLUX.1', 3584: 'Qwen-Image'}
+    # T5-XXL's width: FLUX.1 [dev] / [schnell], FLUX.1 Kontext and Chroma
+    # all read 4096-d tokens; a file's widths cannot tell them apart.
+    families = {4096: 'FLUX.1-type: FLUX.1, Kontext or Chroma', 3584: 'Qwen-Image'}
     FILE_NAMES = (('image_proj.', 'ip_adapter_proj_model.'),)
     KV = {
         'to_k_ip': 'ip_adapter_double_stream_k_proj',
