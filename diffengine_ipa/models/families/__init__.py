@@ -1,5 +1,6 @@
 """Model families: one module per family (SD1.5, SDXL, SD3.5, FLUX.1,
-Chroma, FLUX.1 Kontext, Qwen-Image) holds everything about it, by role: what training needs (a
+Chroma, FLUX.1 Kontext, Qwen-Image) holds everything about it, by role:
+what training needs (a
 :class:`DiffusionFamily`), what generation needs (a
 :class:`FamilyGeneration`), the official file layout it is saved in (an
 ``AdapterLayout``, registered in ``LAYOUTS``), its random architectures
