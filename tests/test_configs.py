@@ -137,6 +137,10 @@ def test_config_builds_with_tiny_family(path, tiny_families, tmp_path):
             'qwen_image_mini_dataset',
             'Qwen/Qwen-Image',
             'QwenImage',
+            'openai/clip-vit-large-patch14',
+            1024,
+        ),
+        (
             'flux_kontext_mini_dataset',
             'black-forest-labs/FLUX.1-Kontext-dev',
             'FluxKontext',
