@@ -2,6 +2,8 @@
 
     python tools/infer.py CONFIG CKPT --image REF[,REF...] [--image ...]
         [--input-image IMG (FLUX.1 Kontext)]
+        [--face FACE.jpg [--face-embedder TYPE] | --face-embeds EMB.npy
+        [--face-image CROP]] [--s-scale S] [--lora-scale L] (FaceID)
         [--adapter PATH[:SCALE][@ENCODER] ...] [--prompt TEXT]
         [--negative-prompt TEXT] [--scale S | S,S | style | layout | JSON]
         [--negative-image IMG[,IMG]] [--mask MASK[,MASK]] [--embeds FILE]
@@ -19,7 +21,10 @@ encoder; steps, guidance, negative prompt and size default to its
 ``model.generation_cfg``, else the family's. Each ``--image`` gives one
 adapter's references (commas between several), in adapter order; so do
 ``--negative-image`` and ``--mask``. ``--input-image`` is the image a FLUX.1
-Kontext config edits (resized to the generated size). The images come from
+Kontext config edits (resized to the generated size). A FaceID config takes
+``--face`` (one face, detected and embedded by the face embedder the data
+was prepared with) or ``--face-embeds`` (``--face-image``: the crop for
+Plus/PlusV2), ``--s-scale`` (PlusV2) and ``--lora-scale``. The images come from
 the family's plain diffusers pipeline with the adapters loaded by
 ``load_ip_adapter``; the safety checker is not loaded. ``--jobs`` runs one
 generation per line of a JSON Lines file (see diffengine_ipa.apis.batch_jobs)
@@ -99,6 +104,37 @@ def parse_args() -> argparse.Namespace:
         help='precomputed image embeddings '
         '(.safetensors from --save-embeds) instead of --image '
         '(default: none)',
+    )
+    parser.add_argument(
+        '--face',
+        help='FaceID: a photo with one face, detected, aligned and embedded '
+        'by --face-embedder (the embedding, and the crop for Plus/PlusV2)',
+    )
+    parser.add_argument(
+        '--face-embeds',
+        help='FaceID: a saved face embedding (.npy, (512,) or (N, 512), as '
+        'tools/prepare_faces.py writes) instead of --face',
+    )
+    parser.add_argument(
+        '--face-image',
+        help='FaceID-Plus/PlusV2 with --face-embeds: the aligned face crop',
+    )
+    parser.add_argument(
+        '--face-embedder',
+        default='InsightFaceEmbedder',
+        help='the face embedder --face uses, as the data was prepared '
+        '(default: InsightFaceEmbedder, buffalo_l)',
+    )
+    parser.add_argument(
+        '--s-scale',
+        type=float,
+        help="FaceID-PlusV2's shortcut scale (default: 1.0)",
+    )
+    parser.add_argument(
+        '--lora-scale',
+        type=float,
+        default=1.0,
+        help='FaceID: strength of the UNet attention LoRA (default: 1.0)',
     )
     parser.add_argument(
         '--save-embeds',
@@ -191,8 +227,10 @@ def parse_args() -> argparse.Namespace:
         help='override config entries (default: none)',
     )
     args = parser.parse_args()
-    if not (args.image or args.embeds or args.jobs):
-        parser.error('give --image, --embeds or --jobs')
+    if not (args.image or args.embeds or args.jobs or args.face or args.face_embeds):
+        parser.error('give --image, --embeds, --face, --face-embeds or --jobs')
+    if args.face and args.face_embeds:
+        parser.error('give --face or --face-embeds, not both')
     if (args.height is None) != (args.width is None):
         parser.error(
             "give --height and --width together (or neither: the config's size)"
@@ -210,7 +248,7 @@ def per_adapter(values: list[str] | None) -> list[list[str]] | None:
 
 
 def output_paths(args: argparse.Namespace, references: list | None) -> list[str]:
-    first = references[0][0] if references else 'embeds'
+    first = references[0][0] if references else (args.face or 'embeds')
     out = args.out or osp.join(
         'outputs',
         'infer',
@@ -220,6 +258,39 @@ def output_paths(args: argparse.Namespace, references: list | None) -> list[str]
         return [out]
     stem, ext = osp.splitext(out)
     return [f'{stem}_{i}{ext}' for i in range(args.num_images)]
+
+
+def face_prompt(args: argparse.Namespace, images: dict, crop: object) -> tuple:
+    """FaceID's image prompt: ([embedding (N, 512)], crop) from ``--face``
+    (detected and embedded) or ``--face-embeds`` (a saved ``.npy``)."""
+    import numpy as np
+    import torch
+
+    from diffengine_ipa.errors import UserError
+
+    if args.face_embeds:
+        try:
+            embedding = np.load(args.face_embeds, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise UserError(
+                f'{args.face_embeds}: not a .npy face embedding ({err})'
+            ) from None
+        if embedding.ndim not in (1, 2) or embedding.shape[-1] != 512:
+            raise UserError(
+                f'{args.face_embeds}: a face embedding is (512,) or (N, 512), '
+                f'not {embedding.shape}'
+            )
+        return [torch.from_numpy(np.atleast_2d(embedding).astype(np.float32))], crop
+    from diffengine_ipa.faces import build_face_embedder
+
+    faces = build_face_embedder(dict(type=args.face_embedder)).faces(images[args.face])
+    if len(faces) != 1:
+        raise UserError(
+            f'{args.face}: {len(faces)} faces found, one is wanted '
+            '(crop the photo to one face)'
+        )
+    embedding = torch.from_numpy(np.asarray(faces[0].embedding, np.float32))[None]
+    return [embedding], crop if crop is not None else faces[0].crop
 
 
 def main() -> None:
@@ -274,7 +345,7 @@ def main() -> None:
         for adapter in option or []
         for path in adapter
     }
-    for path in (args.control_image, args.input_image):
+    for path in (args.control_image, args.input_image, args.face, args.face_image):
         if path:
             images[path] = read_rgb_image(path)
     disable_progress_bars()
@@ -305,6 +376,9 @@ def main() -> None:
             raise SystemExit(2)
         return
     embeds = load_image_embeds(args.embeds) if args.embeds else None
+    face_image = images.get(args.face_image)
+    if args.face or args.face_embeds:
+        embeds, face_image = face_prompt(args, images, face_image)
     if args.save_embeds:
         embeds = [inferencer.encode(images, i) for i, images in enumerate(references)]
         save_image_embeds(args.save_embeds, embeds)
@@ -327,6 +401,9 @@ def main() -> None:
         guidance_scale=args.guidance_scale,
         true_cfg_scale=args.true_cfg_scale,
         input_image=images.get(args.input_image),
+        face_image=face_image,
+        s_scale=args.s_scale,
+        lora_scale=args.lora_scale,
         seed=args.seed,
         num_images=args.num_images,
         height=args.height,

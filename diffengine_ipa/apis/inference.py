@@ -245,7 +245,8 @@ def load_pipeline(
             raise CheckpointError(
                 str(err).replace('the configured image encoder', own)
             ) from None
-        prompts.append(ImagePrompt(encoders[key], projection.image_features))
+        face_id = getattr(projection, 'face_id', False)
+        prompts.append(ImagePrompt(encoders[key], projection.image_features, face_id))
         states.append(nest_official(cast_adapter(state, dtype, spec.path)))
     first = prompts[0].image_encoder
     pipe.register_modules(image_encoder=first.model, feature_extractor=first.processor)

@@ -153,6 +153,9 @@ class IPAdapterInferencer:
         guidance_scale: float | None = None,
         true_cfg_scale: float | None = None,
         input_image: Any = None,
+        face_image: Any = None,
+        s_scale: float | None = None,
+        lora_scale: float = 1.0,
         seed: int = 0,
         num_images: int = 1,
         height: int | None = None,
@@ -185,6 +188,11 @@ class IPAdapterInferencer:
                 other families.
             input_image: FLUX.1 Kontext: the image to edit (a path or PIL),
                 resized to the generated size; an error for other families.
+            face_image: FaceID-Plus / PlusV2: the aligned face crop the image
+                encoder reads (FaceID's ``image_embeds`` are the face
+                embeddings, (N, 512)).
+            s_scale: FaceID-PlusV2's shortcut scale (default: 1.0).
+            lora_scale: Strength of FaceID's UNet attention LoRA.
             seed: Seed of ``torch.Generator(device)``.
             num_images: Images to make.
         """
@@ -219,4 +227,7 @@ class IPAdapterInferencer:
             control_scale=control_scale,
             true_cfg_scale=settings.get('true_cfg_scale'),
             input_image=_read(input_image),
+            face_image=_read(face_image),
+            s_scale=s_scale,
+            lora_scale=lora_scale,
         )

@@ -288,3 +288,62 @@ def test_face_records_read_their_files_or_say_which_is_wrong(tmp_path):
     )
     with pytest.raises(DatasetError, match='1 of 1 records are unusable'):
         IPAdapterDataset(str(tmp_path / 'lone.json'), pipeline=pipeline)[0]
+
+
+def test_infer_from_a_face_photo_or_its_saved_embedding(tiny_families, tmp_path):
+    """``tools/infer.py --face photo`` (detected, aligned and embedded by the
+    face embedder) gives the pixels of ``--face-embeds emb.npy --face-image
+    crop`` for the same face (PlusV2, ``--s-scale``, ``--lora-scale``); a
+    photo with two faces, or an embedding of another width, is one line."""
+    from diffengine_ipa.faces import build_face_embedder, draw_face
+    from diffengine_ipa.user_config import load_user_config
+
+    from ..conftest import tiny_overrides
+    from ..tools.helpers import one_line_error, run_tool_here
+
+    config = osp.join(REPO, 'configs/ip_adapter/tiny_sd15_faceid_plusv2.py')
+    folders = tiny_families['sd15']
+    overrides = tiny_overrides(folders)
+    init_default_scope('diffengine_ipa')
+    model = MODELS.build(load_user_config(config, overrides).model)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a trained-looking adapter
+        for name in sorted(model.adapter_parameter_names()):
+            param = model.get_parameter(name)
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+    adapter = str(tmp_path / 'ip-adapter-faceid-plusv2_sd15.bin')
+    save_official(official_state_dict(model), adapter)
+
+    photo = draw_face(Image.new('RGB', (128, 128), (90, 120, 160)), (64, 60), 30)
+    photo.save(tmp_path / 'face.png')
+    face = build_face_embedder(dict(type='TinyFaceEmbedder')).faces(photo)[0]
+    np.save(tmp_path / 'face.npy', face.embedding)
+    face.crop.save(tmp_path / 'crop.png')
+    options = ['--cfg-options', *[f'{k}={v}' for k, v in overrides.items()]]
+    common = ['--steps', '2', '--s-scale', '0.7', '--lora-scale', '0.6', *options]
+    run_tool_here(
+        'infer.py', config, adapter, '--face', str(tmp_path / 'face.png'),
+        '--face-embedder', 'TinyFaceEmbedder', '--out', str(tmp_path / 'a.png'),
+        *common,
+    )  # fmt: skip
+    run_tool_here(
+        'infer.py', config, adapter, '--face-embeds', str(tmp_path / 'face.npy'),
+        '--face-image', str(tmp_path / 'crop.png'), '--out', str(tmp_path / 'b.png'),
+        *common,
+    )  # fmt: skip
+    a = np.asarray(Image.open(tmp_path / 'a.png'), np.int16)
+    b = np.asarray(Image.open(tmp_path / 'b.png'), np.int16)
+    assert a.shape == (64, 64, 3) and np.abs(a - b).max() <= 1
+
+    draw_face(photo, (20, 20), 14).save(tmp_path / 'two.png')
+    two = run_tool_here(
+        'infer.py', config, adapter, '--face', str(tmp_path / 'two.png'),
+        '--face-embedder', 'TinyFaceEmbedder', *common, check=False,
+    )  # fmt: skip
+    assert '2 faces found, one is wanted' in one_line_error(two)
+    np.save(tmp_path / 'wide.npy', np.zeros(768, np.float32))
+    wide = run_tool_here(
+        'infer.py', config, adapter, '--face-embeds', str(tmp_path / 'wide.npy'),
+        *common, check=False,
+    )  # fmt: skip
+    assert 'wide.npy: a face embedding is (512,)' in one_line_error(wide)
