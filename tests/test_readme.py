@@ -49,6 +49,18 @@ SUITE = skip('the suite itself, or a part of it: .ci/run runs all of it')
 # Command of a page → the test that runs it (the tiny family substituted), or
 # skip(reason).
 COMMANDS = {
+    # docs/faceid.md: the tiny FaceID variants train, convert and generate as
+    # diffusers does; --face through the tiny face embedder
+    'mim train diffengine_ipa configs/ip_adapter/sd15_faceid_plusv2.py': (
+        'tests/models/test_faceid.py::'
+        'test_faceid_trains_converts_and_generates_as_diffusers'
+    ),
+    'python tools/infer.py configs/ip_adapter/sd15_faceid_plusv2.py '
+    'work_dirs/sd15_faceid_plusv2/ip_adapter.safetensors --face face.jpg --s-scale 1.0 '
+    '--lora-scale 0.6': (
+        'tests/models/test_faceid.py::'
+        'test_infer_from_a_face_photo_or_its_saved_embedding'
+    ),
     # docs/shapes_world.md: the slow test runs the world, a short SD1.5
     # training (tools/train.py, what mim train runs), convert, the judge and
     # the contact sheet
