@@ -123,6 +123,6 @@ def test_every_leaf_is_run_or_skipped_for_a_reason():
     assert {osp.basename(p) for p in LEAVES if p not in RUN} == {
         osp.basename(p)
         for p in LEAVES
-        if osp.basename(p).startswith(('tiny_', 'shapes_'))
+        if osp.basename(p).startswith(('tiny_', 'shapes_')) or '_faceid' in p
     }
     Config.fromfile(LEAVES[0])  # the glob found configs

@@ -108,16 +108,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--face',
         help='FaceID: a photo with one face, detected, aligned and embedded '
-        'by --face-embedder (the embedding, and the crop for Plus/PlusV2)',
+        'by --face-embedder (the embedding, and the crop for Plus/PlusV2; '
+        'default: none)',
     )
     parser.add_argument(
         '--face-embeds',
         help='FaceID: a saved face embedding (.npy, (512,) or (N, 512), as '
-        'tools/prepare_faces.py writes) instead of --face',
+        'tools/prepare_faces.py writes) instead of --face (default: none)',
     )
     parser.add_argument(
         '--face-image',
-        help='FaceID-Plus/PlusV2 with --face-embeds: the aligned face crop',
+        help='FaceID-Plus/PlusV2 with --face-embeds: the aligned face crop '
+        '(default: none)',
     )
     parser.add_argument(
         '--face-embedder',
