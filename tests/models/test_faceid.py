@@ -333,7 +333,7 @@ def test_infer_from_a_face_photo_or_its_saved_embedding(tiny_families, tmp_path)
         'infer.py', config, adapter, '--face', str(tmp_path / 'two.png'),
         '--face-embedder', 'TinyFaceEmbedder', *common, check=False,
     )  # fmt: skip
-    assert '2 faces found, one is wanted' in one_line_error(two)
+    assert 'two.png: several faces: 2 found, one is wanted' in one_line_error(two)
     np.save(tmp_path / 'wide.npy', np.zeros(768, np.float32))
     wide = run_tool_here(
         'infer.py', config, adapter, '--face-embeds', str(tmp_path / 'wide.npy'),
