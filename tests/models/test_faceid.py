@@ -345,9 +345,9 @@ def test_infer_from_a_face_photo_or_its_saved_embedding(tiny_families, tmp_path)
 def test_info_tells_plus_from_plusv2_and_a_plusv2_file_keeps_its_shortcut(
     tiny_families, tmp_path
 ):
-    """Converted FaceID files record their variant: ``--info`` names
-    FaceID, FaceID-Plus and FaceID-PlusV2, and says a file without the
-    record (a ``.bin``, as published) may be either Plus. A file recorded as
+    """Checkpoints and converted FaceID files record their variant:
+    ``--info`` names FaceID, FaceID-Plus and FaceID-PlusV2, and says a file
+    without the record (a ``.bin``, as published) may be either Plus. A file recorded as
     PlusV2 generates with the shortcut whatever the config says (the pixels
     of the PlusV2 config with the unrecorded ``.bin``), and ``s_scale`` on a
     Plus adapter is one line."""
@@ -363,9 +363,10 @@ def test_info_tells_plus_from_plusv2_and_a_plusv2_file_keeps_its_shortcut(
         checkpoint = save_checkpoint(
             faceid_model(tiny_families, variant), str(tmp_path / f'{variant}.pth')
         )
-        for ext in ('safetensors', 'bin'):
+        for ext in ('safetensors', 'bin', 'pth'):
             out = str(tmp_path / f'{variant}.{ext}')
-            run_tool_here('convert.py', checkpoint, '--out', out)
+            if ext != 'pth':
+                run_tool_here('convert.py', checkpoint, '--out', out)
             lines = run_tool_here('convert.py', '--info', out).stdout.splitlines()
             info[variant, ext] = [
                 line.split(':', 1)[1].strip()
@@ -380,6 +381,8 @@ def test_info_tells_plus_from_plusv2_and_a_plusv2_file_keeps_its_shortcut(
     assert info['faceid', 'safetensors'] == info['faceid', 'bin'] == face_id
     assert info['faceid_plus', 'safetensors'] == ['faceid-plus (FaceID-Plus)', plus]
     assert info['faceid_plusv2', 'safetensors'] == ['faceid-plus (FaceID-PlusV2)', plus]
+    for variant in ('faceid', 'faceid_plus', 'faceid_plusv2'):  # as its checkpoint
+        assert info[variant, 'pth'] == info[variant, 'safetensors']
     for variant in ('faceid_plus', 'faceid_plusv2'):  # no record: either
         assert info[variant, 'bin'] == [f'faceid-plus ({either})', plus]
 
