@@ -101,11 +101,26 @@ def processor_names(config: str | None) -> list[str] | None:
     return list(unet.attn_processors)
 
 
-VARIANTS = {
-    'base': 'linear projection',
-    'plus': 'Resampler',
-    'time-resampler': 'timestep-aware Resampler',
-}
+def variant_lines(variant: str, width: int, metadata: dict) -> tuple[str, str]:
+    """What a file of ``variant`` is (the projection's description, or the
+    FaceID variant the kit's metadata records: FaceID-Plus and PlusV2 have
+    the same keys, so a file without it, a published ``.bin``, may be
+    either) and the image features it reads (``width`` wide)."""
+    from diffengine_ipa.models.image_projections import (
+        FACE_ID_DIM,
+        PROJECTIONS_BY_VARIANT,
+    )
+
+    projection = PROJECTIONS_BY_VARIANT[variant]
+    name = metadata.get('faceid_variant') or projection.description
+    features = {
+        'pooled': 'pooled image embeddings',
+        'hidden_states': 'hidden states',
+        None: 'face embedding',
+    }[projection.image_features]
+    if getattr(projection, 'face_id', False) and projection.image_features:
+        features += f' of the face crop, and the {FACE_ID_DIM}-d face embedding'
+    return name, f'{width}-d {features}'
 
 
 def trained_on(summary: dict, metadata: dict) -> tuple[str, str | None]:
@@ -124,19 +139,11 @@ def trained_on(summary: dict, metadata: dict) -> tuple[str, str | None]:
 
 
 def print_info(path: str) -> None:
-    from diffengine_ipa.official_format import (
-        LAYOUTS,
-        describe_official,
-        load_weights_file,
-        to_official,
-        validate_official,
-    )
+    from diffengine_ipa.official_format import LAYOUTS, describe_official, read_adapter
 
-    contents, metadata = load_weights_file(path)
-    state = to_official(contents, path)
-    validate_official(state, path)
+    state, metadata = read_adapter(path)
     info = describe_official(state)
-    pooled = info['variant'] == 'base'
+    name, features = variant_lines(info['variant'], info['image_embed_dim'], metadata)
     family, base = trained_on(info, metadata)
     print(
         f'{path}\n'
@@ -145,11 +152,10 @@ def print_info(path: str) -> None:
         f'  base model:      {base or "not recorded (not written by this kit)"}\n'
         f'  layout:          {info["layout"]}, loaded by '
         f'{LAYOUTS[info["layout"]].loader}\n'
-        f'  variant:         {info["variant"]} ({VARIANTS[info["variant"]]})\n'
+        f'  variant:         {info["variant"]} ({name})\n'
         f'  layers:          {info["layers"]} adapter layers\n'
         f'  image tokens:    {info["tokens"]}\n'
-        f'  image features:  {info["image_embed_dim"]}-d '
-        f'{"pooled image embeddings" if pooled else "hidden states"}\n'
+        f'  image features:  {features}\n'
         f'  parameters:      {info["parameters"]:,}\n'
         f'  dtype:           {info["dtype"]}'
     )
@@ -238,7 +244,7 @@ def main() -> None:
     family, base = trained_on(summary, metadata)
     print(
         f'wrote {out} ({osp.getsize(out) / 2**20:.1f} MiB): '
-        f'{summary["variant"]} adapter for {family} '
+        f'{metadata.get("faceid_variant") or summary["variant"]} adapter for {family} '
         + (f'(trained on {base}) ' if base else '')
         + f'({summary["layout"]} layout), {summary["layers"]} adapter layers, '
         f'{summary["tokens"]} image tokens, '

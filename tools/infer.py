@@ -262,39 +262,6 @@ def output_paths(args: argparse.Namespace, references: list | None) -> list[str]
     return [f'{stem}_{i}{ext}' for i in range(args.num_images)]
 
 
-def face_prompt(args: argparse.Namespace, images: dict, crop: object) -> tuple:
-    """FaceID's image prompt: ([embedding (N, 512)], crop) from ``--face``
-    (detected and embedded) or ``--face-embeds`` (a saved ``.npy``)."""
-    import numpy as np
-    import torch
-
-    from diffengine_ipa.errors import UserError
-
-    if args.face_embeds:
-        try:
-            embedding = np.load(args.face_embeds, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise UserError(
-                f'{args.face_embeds}: not a .npy face embedding ({err})'
-            ) from None
-        if embedding.ndim not in (1, 2) or embedding.shape[-1] != 512:
-            raise UserError(
-                f'{args.face_embeds}: a face embedding is (512,) or (N, 512), '
-                f'not {embedding.shape}'
-            )
-        return [torch.from_numpy(np.atleast_2d(embedding).astype(np.float32))], crop
-    from diffengine_ipa.faces import build_face_embedder
-
-    faces = build_face_embedder(dict(type=args.face_embedder)).faces(images[args.face])
-    if len(faces) != 1:
-        raise UserError(
-            f'{args.face}: {len(faces)} faces found, one is wanted '
-            '(crop the photo to one face)'
-        )
-    embedding = torch.from_numpy(np.asarray(faces[0].embedding, np.float32))[None]
-    return [embedding], crop if crop is not None else faces[0].crop
-
-
 def main() -> None:
     args = parse_args()  # before the heavy imports: --help is instant
     from diffengine_ipa.console import quiet_third_party
@@ -304,6 +271,7 @@ def main() -> None:
 
     from diffengine_ipa.apis import (
         IPAdapterInferencer,
+        face_prompt,
         generation_settings,
         load_image_embeds,
         run_jobs,
@@ -347,9 +315,15 @@ def main() -> None:
         for adapter in option or []
         for path in adapter
     }
-    for path in (args.control_image, args.input_image, args.face, args.face_image):
+    for path in (args.control_image, args.input_image, args.face_image):
         if path:
             images[path] = read_rgb_image(path)
+    embeds = load_image_embeds(args.embeds) if args.embeds else None
+    face_image = images.get(args.face_image)
+    if args.face or args.face_embeds:  # before the models load: a bad photo is quick
+        embeds, face_image = face_prompt(
+            args.face, args.face_embeds, face_image, args.face_embedder
+        )
     disable_progress_bars()
     inferencer = IPAdapterInferencer(
         cfg,
@@ -377,10 +351,6 @@ def main() -> None:
         if summary['errors']:
             raise SystemExit(2)
         return
-    embeds = load_image_embeds(args.embeds) if args.embeds else None
-    face_image = images.get(args.face_image)
-    if args.face or args.face_embeds:
-        embeds, face_image = face_prompt(args, images, face_image)
     if args.save_embeds:
         embeds = [inferencer.encode(images, i) for i, images in enumerate(references)]
         save_image_embeds(args.save_embeds, embeds)

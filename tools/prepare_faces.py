@@ -96,7 +96,11 @@ def main() -> None:
     from diffengine_ipa.datasets.record_sources import FolderRecords, open_source
     from diffengine_ipa.errors import DatasetError
     from diffengine_ipa.faces import build_face_embedder
-    from diffengine_ipa.faces.face_preparation import output_paths, prepare_faces
+    from diffengine_ipa.faces.face_preparation import (
+        output_paths,
+        prepare_faces,
+        summary_line,
+    )
 
     data = args.data
     if not osp.exists(data):
@@ -124,17 +128,9 @@ def main() -> None:
     )
     with tqdm(desc='faces', unit='image', leave=False, disable=None) as bar:
         summary = prepare_faces(source, out, embedder, args.largest, bar.update)
-    skipped = summary['skipped']
-    counts = ', '.join(f'{kind}: {n}' for kind, n in summary['counts'].items())
-    print(
-        f'{data}: {summary["records"]} records, {summary["kept"]} kept, '
-        f'{len(skipped)} left out'
-        + (f' ({counts})' if counts else '')
-        + f'; {summary["reused"]} images reused from an earlier run, '
-        f'{summary["seconds"]:.1f} s'
-    )
-    if skipped:
-        print(describe_bad_records(skipped, limit=None))
+    print(summary_line(data, summary))
+    if summary['skipped']:
+        print(describe_bad_records(summary['skipped'], limit=None))
     print(f'wrote {out} (embeddings and crops in {summary["folder"]})')
 
 

@@ -5,7 +5,12 @@ from ..official_format import load_adapter
 from .batch_jobs import run_jobs
 from .embedding_cache import build_embedding_cache
 from .inference import AdapterSpec, build_pipeline, generation_settings, load_pipeline
-from .inferencer import IPAdapterInferencer, load_image_embeds, save_image_embeds
+from .inferencer import (
+    IPAdapterInferencer,
+    face_prompt,
+    load_image_embeds,
+    save_image_embeds,
+)
 from .train import train
 
 __all__ = [
@@ -13,6 +18,7 @@ __all__ = [
     'IPAdapterInferencer',
     'build_embedding_cache',
     'build_pipeline',
+    'face_prompt',
     'generation_settings',
     'load_adapter',
     'load_image_embeds',

@@ -20,7 +20,7 @@ from ..errors import CheckpointError, ModelSourceError, UserError
 from ..models.families import family_class
 from ..models.generation import AdapterPipeline, ImagePrompt, pipeline_extras
 from ..models.image_encoders import image_encoder_config
-from ..models.image_projections import PROJECTIONS_BY_VARIANT
+from ..models.image_projections import PROJECTIONS_BY_VARIANT, faceid_variant
 from ..models.model_sources import load_component
 from ..official_format import (
     NeedsLayerOrder,
@@ -28,8 +28,8 @@ from ..official_format import (
     compare_adapter,
     describe_official,
     expected_adapter,
-    load_adapter,
     nest_official,
+    read_adapter,
 )
 from ..registry import MODELS
 
@@ -198,7 +198,7 @@ def load_pipeline(
     files = {}
     for spec in adapters:  # read and check the files before any model loads
         try:
-            files[spec.path] = load_adapter(spec.path)
+            files[spec.path] = read_adapter(spec.path)
         except NeedsLayerOrder:
             files[spec.path] = None  # numbered from the UNet below
     pipe = _load_base(family, model_cfg, base_model, controlnet, dtype)
@@ -211,7 +211,7 @@ def load_pipeline(
     encoders: dict[str, Any] = {}
     prompts, states = [], []
     for index, spec in enumerate(adapters):
-        state = files[spec.path] or load_adapter(spec.path, names)
+        state, metadata = files[spec.path] or read_adapter(spec.path, names)
         found = describe_official(state)
         encoder_cfg = (
             image_encoder_config(spec.image_encoder)
@@ -245,8 +245,10 @@ def load_pipeline(
             raise CheckpointError(
                 str(err).replace('the configured image encoder', own)
             ) from None
-        face_id = getattr(projection, 'face_id', False)
-        prompts.append(ImagePrompt(encoders[key], projection.image_features, face_id))
+        faceid = faceid_variant(projection_cfg if index == 0 else projection)
+        if faceid:  # as the file records it (Plus and PlusV2 share their keys)
+            faceid = metadata.get('faceid_variant', faceid)
+        prompts.append(ImagePrompt(encoders[key], projection.image_features, faceid))
         states.append(nest_official(cast_adapter(state, dtype, spec.path)))
     first = prompts[0].image_encoder
     pipe.register_modules(image_encoder=first.model, feature_extractor=first.processor)

@@ -19,6 +19,7 @@ __all__ = [
     'best_device',
     'save_image_embeds',
     'load_image_embeds',
+    'face_prompt',
 ]
 
 
@@ -66,6 +67,59 @@ def load_image_embeds(path: str) -> list[torch.Tensor]:
     except (SafetensorError, OSError) as err:
         raise UserError(f'{path}: not a saved image-embeddings file ({err})') from None
     return [tensors[f'adapter_{i}'] for i in range(len(tensors))]
+
+
+def face_prompt(
+    face: str | None = None,
+    face_embeds: str | None = None,
+    face_image: Any = None,
+    embedder: str | dict | None = None,
+) -> tuple[list[torch.Tensor], Any]:
+    """FaceID's image prompt, ``([embedding (N, 512)], crop)``: the ``image_embeds``
+    and ``face_image`` of a call. From a photo, ``face`` (its one face
+    detected, aligned and embedded by ``embedder``, the one the data was
+    prepared with; the crop too unless ``face_image`` is given), or from a
+    saved embedding, ``face_embeds`` (a ``.npy``, (512,) or (N, 512), as
+    ``tools/prepare_faces.py`` writes; ``face_image`` its crop).
+
+    Raises:
+        UserError: one line for a photo without a face or with several, and
+            for a file that is not a face embedding.
+    """
+    import numpy as np
+
+    from ..faces import EMBEDDING_DIM, get_face_embedder
+
+    if bool(face) == bool(face_embeds):
+        raise UserError(
+            'FaceID: give a face photo or saved face embeddings (.npy), one of them'
+        )
+    crop = _read(face_image)
+    if face_embeds:
+        try:
+            embedding = np.load(face_embeds, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise UserError(
+                f'{face_embeds}: not a .npy face embedding ({err})'
+            ) from None
+        if embedding.ndim not in (1, 2) or embedding.shape[-1] != EMBEDDING_DIM:
+            raise UserError(
+                f'{face_embeds}: a face embedding is ({EMBEDDING_DIM},) or (N, '
+                f'{EMBEDDING_DIM}), not {embedding.shape}'
+            )
+        return [torch.from_numpy(np.atleast_2d(embedding).astype(np.float32))], crop
+    if isinstance(embedder, str):
+        embedder = dict(type=embedder)
+    faces = get_face_embedder(embedder).faces(read_rgb_image(face))
+    if not faces:
+        raise UserError(f'{face}: no face found (give a photo with one face)')
+    if len(faces) > 1:
+        raise UserError(
+            f'{face}: several faces: {len(faces)} found, one is wanted '
+            '(crop the photo to one face)'
+        )
+    embedding = torch.from_numpy(np.asarray(faces[0].embedding, np.float32))[None]
+    return [embedding], crop if crop is not None else faces[0].crop
 
 
 class IPAdapterInferencer:

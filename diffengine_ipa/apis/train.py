@@ -252,13 +252,17 @@ def summary(runner, config: str, started: float) -> str:
                 'its reference yet (docs/training.md)'
             )
         )
+    model = getattr(runner.model, 'module', runner.model)
+    face_id = getattr(getattr(model, 'image_projection', None), 'face_id', False)
     lines += [
         'next:',
         f'  python tools/convert.py {work_dir}',
-        f'  python tools/infer.py {config} {work_dir} --image REF.jpg',
-        f'  python tools/test.py {config} {work_dir} --quick',
-        f'  python tools/plot_loss.py {work_dir}',
+        f'  python tools/infer.py {config} {work_dir} '
+        + ('--face FACE.jpg' if face_id else '--image REF.jpg'),
     ]
+    if runner.cfg.get('test_dataloader'):  # the FaceID configs have no test set
+        lines.append(f'  python tools/test.py {config} {work_dir} --quick')
+    lines.append(f'  python tools/plot_loss.py {work_dir}')
     return '\n'.join(lines)
 
 

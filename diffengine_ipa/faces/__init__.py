@@ -4,6 +4,7 @@ preparation that stores them with the records, and face similarity."""
 
 from .face_embedder import (
     CROP_SIZE,
+    DEFAULT_EMBEDDER,
     EMBEDDING_DIM,
     DetectedFace,
     FaceEmbedder,
@@ -18,6 +19,7 @@ from .tiny_face_embedder import TinyFaceEmbedder, draw_face
 
 __all__ = [
     'CROP_SIZE',
+    'DEFAULT_EMBEDDER',
     'EMBEDDING_DIM',
     'DetectedFace',
     'FaceEmbedder',

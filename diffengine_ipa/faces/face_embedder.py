@@ -21,6 +21,7 @@ from ..registry import FACE_EMBEDDERS
 __all__ = [
     'ARCFACE_TEMPLATE',
     'CROP_SIZE',
+    'DEFAULT_EMBEDDER',
     'EMBEDDING_DIM',
     'DetectedFace',
     'FaceEmbedder',
@@ -33,6 +34,7 @@ __all__ = [
 
 EMBEDDING_DIM = 512  # ArcFace (buffalo_l's w600k_r50)
 CROP_SIZE = 224  # the aligned crop the FaceID-Plus CLIP branch reads
+DEFAULT_EMBEDDER = 'InsightFaceEmbedder'  # buffalo_l, as the official FaceID
 # Where insightface's norm_crop puts the five landmarks in a 112 × 112 crop.
 ARCFACE_TEMPLATE = np.array(
     [
@@ -133,7 +135,7 @@ def align_face(
 def build_face_embedder(cfg: dict | None = None) -> FaceEmbedder:
     """The embedder a config names (default: insightface's ``buffalo_l``);
     an unknown ``type`` is one line naming the known ones."""
-    cfg = dict(cfg or dict(type='InsightFaceEmbedder'))
+    cfg = dict(cfg or dict(type=DEFAULT_EMBEDDER))
     kind = cfg.get('type')
     FACE_EMBEDDERS.import_from_location()
     if kind not in FACE_EMBEDDERS.module_dict:

@@ -31,7 +31,7 @@ from ..fileio import atomic_path, atomic_write_bytes, safe_file_name
 from ..image_io import read_rgb_image
 from .face_embedder import EMBEDDING_DIM, FaceEmbedder, largest_face
 
-__all__ = ['prepare_faces', 'output_paths']
+__all__ = ['prepare_faces', 'output_paths', 'summary_line']
 
 MANIFEST = 'manifest.json'  # in the files folder: what was found, for reruns
 _SAVE_EVERY = 256  # images detected between saves of the manifest
@@ -182,6 +182,18 @@ def prepare_faces(
         out_file=out_file,
         folder=folder,
         seconds=time.perf_counter() - start,
+    )
+
+
+def summary_line(name: str, summary: dict[str, Any]) -> str:
+    """One line of what :func:`prepare_faces` did with dataset ``name``."""
+    counts = ', '.join(f'{kind}: {n}' for kind, n in summary['counts'].items())
+    return (
+        f'{name}: {summary["records"]} records, {summary["kept"]} kept, '
+        f'{len(summary["skipped"])} left out'
+        + (f' ({counts})' if counts else '')
+        + f'; {summary["reused"]} images reused from an earlier run, '
+        f'{summary["seconds"]:.1f} s'
     )
 
 

@@ -104,7 +104,9 @@ class ImagePrompt:
 
     image_encoder: Any  # ImageEncoder
     features: str | None  # 'pooled' or 'hidden_states'; None: FaceID's
-    face_id: bool = False  # FaceID: the image embeds are face embeddings
+    # FaceID ('FaceID', 'FaceID-Plus', 'FaceID-PlusV2'): the image embeds are
+    # face embeddings
+    faceid: str | None = None
 
 
 def _per_adapter(value: Any, count: int, what: str) -> list:
@@ -241,7 +243,7 @@ class AdapterPipeline:
         ``generator=torch.Generator(device).manual_seed(seed)``.
         """
         count = len(self.prompts)
-        face_id = self.prompts[0].face_id
+        face_id = self.prompts[0].faceid
         if face_id:
             if count != 1 or image_embeds is None:
                 raise UserError(
@@ -266,14 +268,6 @@ class AdapterPipeline:
         image_embeds = [e.to(device=device, dtype=dtype) for e in image_embeds]
         if face_id:
             nulls = [torch.zeros_like(image_embeds[0])]
-            _set_face_crop(
-                self,
-                face_image,
-                len(image_embeds[0]),
-                num_images,
-                guidance_scale,
-                s_scale,
-            )
         elif negative_reference is None:
             nulls = [self.null(i, len(e)) for i, e in enumerate(image_embeds)]
         else:
@@ -305,7 +299,19 @@ class AdapterPipeline:
             kwargs.update(family.control_kwargs(control_image, control_scale))
         kwargs.update(family.input_image_kwargs(self.pipe, input_image, height, width))
         generator = torch.Generator(self.pipe.device).manual_seed(seed)
-        with _lora_scale(self, lora_scale):
+        face = (
+            _face_crop(
+                self,
+                face_image,
+                len(image_embeds[0]),
+                num_images,
+                guidance_scale,
+                s_scale,
+            )
+            if face_id
+            else contextlib.nullcontext()
+        )
+        with face, _lora_scale(self, lora_scale):
             return self._generate(
                 prompt,
                 negative_prompt,
@@ -351,19 +357,27 @@ def _face_projection(pipe: Any) -> Any:
     return pipe.unet.encoder_hid_proj.image_projection_layers[0]
 
 
-def _set_face_crop(
+@contextlib.contextmanager
+def _face_crop(
     self: 'AdapterPipeline',
     face_image: Any,
     faces: int,
     num_images: int,
     guidance_scale: float,
     s_scale: float | None,
-) -> None:
-    """FaceID-Plus/PlusV2: the image encoder's tokens of the face crops as
-    the projection's ``clip_embeds`` (the null image's first when the
-    pipeline guides), as diffusers' FaceID-Plus example sets them."""
+) -> Iterator[None]:
+    """FaceID-Plus/PlusV2 for one call: the image encoder's tokens of the
+    face crops as the projection's ``clip_embeds`` (the null image's first
+    when the pipeline guides), as diffusers' FaceID-Plus example sets them,
+    and PlusV2's shortcut (at ``s_scale``)."""
     prompt = self.prompts[0]
+    if s_scale is not None and prompt.faceid != 'FaceID-PlusV2':
+        raise UserError(
+            f"s_scale (--s-scale) is FaceID-PlusV2's shortcut scale; this "
+            f'adapter is {prompt.faceid}'
+        )
     if not prompt.features:  # FaceID: no image encoder
+        yield
         return
     if face_image is None:
         raise UserError(
@@ -381,9 +395,15 @@ def _set_face_crop(
         null = self.null(0, faces)[None].expand(num_images, -1, -1, -1)
         clip = torch.cat([null, clip])
     projection = _face_projection(self.pipe)
+    saved = projection.clip_embeds, projection.shortcut, projection.shortcut_scale
     projection.clip_embeds = clip.to(device=self.pipe.device, dtype=self.pipe.dtype)
+    projection.shortcut = prompt.faceid == 'FaceID-PlusV2'
     if s_scale is not None:
         projection.shortcut_scale = s_scale
+    try:
+        yield
+    finally:  # a loaded pipeline's next call, or training, as before
+        projection.clip_embeds, projection.shortcut, projection.shortcut_scale = saved
 
 
 @contextlib.contextmanager
@@ -420,6 +440,7 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
     embedding cache are loaded for the block (see ``resident_encoders``).
     """
 
+    from .image_projections import faceid_variant
     from .resident_encoders import resident_encoders
 
     family, encoder = model.family, model.image_encoder
@@ -443,7 +464,10 @@ def live_pipeline(model: Any) -> Iterator[AdapterPipeline]:
                 ImagePrompt(
                     encoder,
                     model.image_projection.image_features,
-                    getattr(model.image_projection, 'face_id', False),
+                    faceid_variant(
+                        type(model.image_projection),
+                        getattr(model.image_projection, 'shortcut', False),
+                    ),
                 )
             ],
             family.settings(),

@@ -26,6 +26,7 @@ __all__ = [
     'IPAdapterFaceIDImageProjection',
     'IPAdapterFaceIDPlusImageProjection',
     'PROJECTIONS_BY_VARIANT',
+    'faceid_variant',
 ]
 
 HEAD_DIM = 64  # diffusers and ComfyUI infer Resampler heads as rows / 64
@@ -53,7 +54,8 @@ class IPAdapterImageProjection(embeddings.ImageProjection):
             when they load a base IP-Adapter (16 for FLUX at 4096-d).
     """
 
-    variant = 'base'
+    variant = 'base'  # the file's layout of keys (official_format)
+    description = 'linear projection'  # what --info says a file of it is
     image_features = 'pooled'
 
     def __init__(
@@ -100,6 +102,7 @@ class IPAdapterPlusImageProjection(embeddings.IPAdapterPlusImageProjection):
     """
 
     variant = 'plus'
+    description = 'Resampler'
     image_features = 'hidden_states'
 
     def __init__(
@@ -155,6 +158,7 @@ class IPAdapterTimeImageProjection(embeddings.IPAdapterTimeImageProjection):
     """
 
     variant = 'time-resampler'
+    description = 'timestep-aware Resampler'
     image_features = 'hidden_states'
 
     def __init__(
@@ -219,6 +223,7 @@ class IPAdapterFaceIDImageProjection(embeddings.IPAdapterFaceIDImageProjection):
     """
 
     variant = 'faceid'
+    description = 'FaceID'
     image_features = None  # the face embedding comes with the data
     face_id = True
 
@@ -273,6 +278,10 @@ class IPAdapterFaceIDPlusImageProjection(embeddings.IPAdapterFaceIDPlusImageProj
     """
 
     variant = 'faceid-plus'
+    # Plus and PlusV2 files have the same keys: only metadata tells them apart
+    description = (
+        'FaceID-Plus or FaceID-PlusV2 (same keys; PlusV2 uses the shortcut, --s-scale)'
+    )
     image_features = 'hidden_states'
     face_id = True
 
@@ -332,3 +341,23 @@ PROJECTIONS_BY_VARIANT = {
         IPAdapterFaceIDPlusImageProjection,
     )
 }
+
+
+def faceid_variant(projection: type | dict, shortcut: bool = False) -> str | None:
+    """The published FaceID adapter a projection makes: ``'FaceID'``,
+    ``'FaceID-Plus'`` or, with the shortcut, ``'FaceID-PlusV2'`` (the same
+    weights as Plus, another forward); None for the other projections.
+
+    Args:
+        projection: The projection class, or its config entry (``type``
+            and ``shortcut``).
+        shortcut: A class's ``shortcut`` argument.
+    """
+    if isinstance(projection, dict):
+        shortcut = projection.get('shortcut', False)
+        projection = MODELS.get(projection.get('type'))
+    if not getattr(projection, 'face_id', False):
+        return None
+    if projection.variant == 'faceid':
+        return 'FaceID'
+    return 'FaceID-PlusV2' if shortcut else 'FaceID-Plus'

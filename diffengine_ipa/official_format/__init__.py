@@ -15,6 +15,7 @@ from .conversion import (
     load_official_state_dict,
     official_key_map,
     official_state_dict,
+    read_adapter,
     rename_to_official,
     to_official,
 )
@@ -46,6 +47,7 @@ __all__ = [
     'nest_official',
     'official_key_map',
     'official_state_dict',
+    'read_adapter',
     'rename_to_official',
     'save_official',
     'to_official',

@@ -29,6 +29,7 @@ __all__ = [
     'to_official',
     'rename_to_official',
     'load_adapter',
+    'read_adapter',
     'compare_adapter',
     'expected_adapter',
     'official_key_map',
@@ -259,11 +260,24 @@ def load_adapter(
     """The canonical, checked state from a training checkpoint, a work dir
     (its last checkpoint), an official ``.safetensors``/``.bin``, or an
     official script's checkpoint."""
+    return read_adapter(path, processor_names)[0]
+
+
+def read_adapter(
+    path: str, processor_names: list[str] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`load_adapter`'s state and what the kit recorded with it: a
+    ``.safetensors`` header's metadata, a training checkpoint's
+    ``meta['ip_adapter']`` (without its key map), else ``{}`` (a published
+    ``.bin``)."""
     path = find_checkpoint(path)
-    contents, _ = load_weights_file(path)
+    contents, metadata = load_weights_file(path)
     state = to_official(contents, path, processor_names)
     validate_official(state, path)
-    return state
+    meta = contents.get('meta') if isinstance(contents, dict) else None
+    if isinstance(meta, dict) and isinstance(meta.get('ip_adapter'), dict):
+        metadata = {k: v for k, v in meta['ip_adapter'].items() if k != 'key_map'}
+    return state, metadata
 
 
 # --- fit ----------------------------------------------------------------------
@@ -385,13 +399,14 @@ def official_key_map(model: nn.Module) -> dict[str, str]:
 
 def adapter_metadata(model: nn.Module) -> dict[str, Any]:
     """What a converter needs to know to write the official file, and what
-    the run was (plain data, stored in every checkpoint)."""
+    the run was (plain data, stored in every checkpoint). FaceID's also
+    names its published variant (Plus and PlusV2 share their keys) and the
+    UNet LoRA's rank."""
+    from ..models.image_projections import faceid_variant
+
     family, projection = model.family, model.image_projection
-    faceid = {
-        key: getattr(projection, key)
-        for key in ('lora_rank', 'shortcut')
-        if getattr(projection, 'face_id', False)
-    }
+    name = faceid_variant(type(projection), getattr(projection, 'shortcut', False))
+    faceid = dict(faceid_variant=name, lora_rank=projection.lora_rank) if name else {}
     return dict(
         **faceid,
         key_map=official_key_map(model),

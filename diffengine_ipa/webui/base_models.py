@@ -109,9 +109,10 @@ def model_options(
         )
         options['model.image_encoder.subfolder'] = None
     data = kit.eval_data_root()
-    if data:
-        options['val_dataloader.dataset.data_root'] = data
-        options['test_dataloader.dataset.data_root'] = data
+    cfg = kit.read_config(config)
+    for split in ('val', 'test'):  # those it has (the FaceID configs: none)
+        if data and cfg.get(f'{split}_dataloader'):
+            options[f'{split}_dataloader.dataset.data_root'] = data
     return options
 
 

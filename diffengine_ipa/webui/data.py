@@ -3,7 +3,9 @@ file, ``data.json`` (a JSON list of ``{"image_file", "text"}`` records,
 image paths relative to the folder), checked per image by the kit's record
 check (what ``tools/check_dataset.py`` and ``IPAdapterDataset`` run).
 
-A row of the caption table is ``[image_file, text, verdict]``.
+A row of the caption table is ``[image_file, text, verdict]``. A FaceID
+training reads the records with their faces, ``<folder>_faces.jsonl`` beside
+the folder (what ``tools/prepare_faces.py`` writes for it).
 """
 
 import json
@@ -12,7 +14,8 @@ import os.path as osp
 import shutil
 
 from ..cli import IMAGE_EXTENSIONS
-from ..errors import UserError
+from ..datasets.record_check import describe_bad_records
+from ..errors import DatasetError, UserError
 from ..fileio import atomic_write_bytes
 from .workspace import Workspace, safe_upload_name
 
@@ -27,6 +30,9 @@ __all__ = [
     'annotation_file',
     'index_cache',
     'check_annotation_file',
+    'check_dataset',
+    'faces_file',
+    'prepare_faces',
 ]
 
 ANNOTATION_FILE = 'data.json'
@@ -55,6 +61,49 @@ def check_annotation_file(ws: Workspace, path: str):
         open_source(path), MIN_IMAGE_SIDE, index_cache(ws), workers=1, progress=False
     )
     return index.total, index.bad_records()
+
+
+def check_dataset(ws: Workspace, folder: str) -> str:
+    """The dataset's annotation file, if every record is usable (the check
+    that training runs first, run here so the page says it at once)."""
+    path = annotation_file(ws, folder)
+    if not osp.isfile(path):
+        raise DatasetError(
+            f'{folder}: no {osp.basename(path)} yet (add images in the Data tab)'
+        )
+    total, bad = check_annotation_file(ws, path)
+    if not total or bad:
+        raise DatasetError(
+            f'{folder}: {len(bad)} of {total} records are '
+            'unusable:\n' + describe_bad_records(bad)
+        )
+    return path
+
+
+def faces_file(ws: Workspace, folder: str) -> str:
+    """``<folder>_faces.jsonl``: the dataset's records with their faces
+    (beside the folder, so that a scan of it never finds the face crops)."""
+    return ws.resolve(folder).rstrip(os.sep) + '_faces.jsonl'
+
+
+def prepare_faces(ws: Workspace, folder: str, embedder: str = '') -> str:
+    """Detect, align and embed the face of each image of the dataset into
+    :func:`faces_file` (what ``tools/prepare_faces.py`` does; unchanged
+    images are reused): one summary line, and the records left out."""
+    from ..datasets.record_sources import open_source
+    from ..faces import get_face_embedder
+    from ..faces.face_preparation import prepare_faces as prepare
+    from ..faces.face_preparation import summary_line
+
+    summary = prepare(
+        open_source(check_dataset(ws, folder)),
+        faces_file(ws, folder),
+        get_face_embedder(dict(type=embedder) if embedder else None),
+    )
+    lines = [f'faces: {summary_line(folder, summary)}']
+    if summary['skipped']:
+        lines.append(describe_bad_records(summary['skipped']))
+    return '\n'.join(lines)
 
 
 def _read(ws: Workspace, folder: str) -> list[dict]:

@@ -1,7 +1,8 @@
 """The page's family-dependent choices, derived from the family registry
 (:data:`~diffengine_ipa.models.families.FAMILIES`) and the shipped configs,
 so that a new family, or a variant config of one, shows up in Train,
-Generate and Evaluate with no change here.
+Generate and Evaluate with no change here; so do the face embedders
+(:data:`~diffengine_ipa.registry.FACE_EMBEDDERS`) of the FaceID configs.
 
 A config's family is the registry entry of the class its
 ``model.family.type`` names; a class the registry does not list (a variant
@@ -16,7 +17,9 @@ from . import kit
 __all__ = [
     'family_of',
     'config_family',
+    'config_faceid',
     'config_choices',
+    'face_embedders',
     'default_config',
     'scale_presets',
     'all_scale_presets',
@@ -45,6 +48,16 @@ def config_family(config: str):
     return family_of(family_class(kit.read_config(config).model))
 
 
+@functools.lru_cache(maxsize=256)
+def config_faceid(config: str) -> str | None:
+    """The FaceID variant config ``config`` trains (``'FaceID'``,
+    ``'FaceID-Plus'``, ``'FaceID-PlusV2'``), or None."""
+    from ..models.image_projections import faceid_variant
+
+    projection = kit.read_config(config).model.get('image_projection')
+    return faceid_variant(projection) if projection else None
+
+
 def _family_order(config: str, families: list) -> tuple:
     """Registry order; in a family its tiny config, its real one, then the
     others by name; configs of no registered family last."""
@@ -57,7 +70,8 @@ def _family_order(config: str, families: list) -> tuple:
 
 def config_choices() -> list[tuple[str, str]]:
     """``(label, config name)`` of every shipped config, grouped by family
-    (label ``'SD1.5 · tiny_sd15_mini_dataset.py'``)."""
+    (label ``'SD1.5 · tiny_sd15_mini_dataset.py'``; a FaceID config's names
+    its variant, ``'SD1.5 · FaceID-PlusV2 · sd15_faceid_plusv2.py'``)."""
     from ..models.families import FAMILIES
 
     families = list(FAMILIES)
@@ -65,7 +79,8 @@ def config_choices() -> list[tuple[str, str]]:
     choices = []
     for name in names:
         family = config_family(name)
-        choices.append((f'{family.label} · {name}' if family else name, name))
+        parts = (family and family.label, config_faceid(name), name)
+        choices.append((' · '.join(p for p in parts if p), name))
     return choices
 
 
@@ -106,3 +121,12 @@ def preset_label() -> str:
 
     having = [e.label for e in FAMILIES.values() if e.generation.scale_presets]
     return 'Preset' + (f' (style / layout: {", ".join(having)})' if having else '')
+
+
+def face_embedders() -> list[str]:
+    """The registered face embedders, the default (insightface) first."""
+    from ..faces import DEFAULT_EMBEDDER
+    from ..registry import FACE_EMBEDDERS
+
+    FACE_EMBEDDERS.import_from_location()
+    return sorted(FACE_EMBEDDERS.module_dict, key=lambda n: (n != DEFAULT_EMBEDDER, n))

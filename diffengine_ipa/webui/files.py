@@ -50,8 +50,9 @@ def run_of(ws: Workspace, path: str) -> str | None:
 
 
 def run_models(ws: Workspace, path: str) -> dict | None:
-    """The config and model folders of the run that made ``path``, if the
-    page started it: ``{'config', 'base_model', 'image_encoder'}``."""
+    """The config, model folders and face embedder of the run that made
+    ``path``, if the page started it: ``{'config', 'base_model',
+    'image_encoder', 'face_embedder'}``."""
     run = run_of(ws, path)
     try:
         info = read_run_info(ws, run) if run else None
@@ -60,7 +61,8 @@ def run_models(ws: Workspace, path: str) -> dict | None:
     if not info:
         return None
     settings = info['settings']
-    return {k: settings.get(k, '') for k in ('config', 'base_model', 'image_encoder')}
+    keys = ('config', 'base_model', 'image_encoder', 'face_embedder')
+    return {k: settings.get(k, '') for k in keys}
 
 
 def _output(result) -> str:

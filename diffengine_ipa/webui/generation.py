@@ -2,7 +2,9 @@
 per (config, adapter, options), loaded once and called many times.
 
 With the same inputs and seed the page's image is ``tools/infer.py``'s: both
-are the inferencer's call with the same arguments.
+are the inferencer's call with the same arguments. A FaceID config generates
+from a face photo or saved face embeddings, as ``--face`` / ``--face-embeds``
+(:func:`~diffengine_ipa.apis.face_prompt`).
 """
 
 import os.path as osp
@@ -14,7 +16,7 @@ from typing import Any
 from ..errors import UserError
 from . import kit
 from .base_models import model_options
-from .family_choices import all_scale_presets
+from .family_choices import all_scale_presets, config_faceid
 from .workspace import Workspace
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     'generate',
     'scale_argument',
     'generation_defaults',
+    'face_fields',
 ]
 
 
@@ -44,6 +47,18 @@ def generation_defaults(config: str) -> dict[str, Any]:
     from ..apis.inference import generation_settings
 
     return generation_settings(kit.read_config(config).model)
+
+
+def face_fields(config: str) -> dict[str, bool]:
+    """Which FaceID fields config ``config`` takes: ``face`` (a photo or
+    embeddings, the embedder, the LoRA scale), ``crop`` (Plus and PlusV2
+    read the aligned crop with saved embeddings), ``s_scale`` (PlusV2)."""
+    faceid = config_faceid(config)
+    return dict(
+        face=bool(faceid),
+        crop=bool(faceid) and faceid != 'FaceID',
+        s_scale=faceid == 'FaceID-PlusV2',
+    )
 
 
 class InferencerCache:
@@ -98,6 +113,12 @@ def generate(
     base_model: str = '',
     image_encoder: str = '',
     true_cfg_scale: float | None = None,
+    face: str = '',
+    face_embeds: str = '',
+    face_image: str = '',
+    face_embedder: str = '',
+    s_scale: float | None = None,
+    lora_scale: float = 1.0,
 ) -> list[str]:
     """Generate and save PNGs under ``outputs/generate/``; their paths.
 
@@ -119,13 +140,34 @@ def generate(
             ('' = the config's).
         true_cfg_scale: FLUX-type bases: true CFG (> 1) against the
             negative prompt, '' when none is typed; ``None`` or 0 = off.
+        face, face_embeds, face_image: FaceID (instead of references): a
+            photo with one face, or saved embeddings (``.npy``) and, for
+            Plus/PlusV2, the aligned crop; in the workspace.
+        face_embedder: The embedder that finds the photo's face, the one
+            the data was prepared with ('' = insightface's).
+        s_scale: FaceID-PlusV2's shortcut scale (ignored by the others).
+        lora_scale: Strength of FaceID's UNet attention LoRA.
     """
     if not adapter:
         raise UserError('choose an adapter (train one, or put a file under adapters/)')
-    if not references:
+    faceid = config_faceid(config)
+    if not (references or faceid):
         raise UserError('give at least one reference image')
     adapter_path = ws.resolve(adapter, must_exist=True)
-    images = [ws.resolve(r, must_exist=True) for r in references]
+    images = [[ws.resolve(r, must_exist=True) for r in references]]
+    face_call = {}
+    if faceid:  # as tools/infer.py --face / --face-embeds
+        from ..apis import face_prompt
+
+        given = [
+            ws.resolve(p, must_exist=True) if p else None
+            for p in (face, face_embeds, face_image)
+        ]
+        embeds, crop = face_prompt(*given, face_embedder or None)
+        images, face_call = (
+            None,
+            dict(image_embeds=embeds, face_image=crop, lora_scale=float(lora_scale)),
+        )
     options = model_options(ws, config, base_model, image_encoder)
     true_cfg_scale = float(true_cfg_scale) if true_cfg_scale else None
     if true_cfg_scale and true_cfg_scale > 1 and not negative_prompt:
@@ -134,9 +176,11 @@ def generate(
         negative_prompt = negative_prompt or None
     with cache.lock:
         inferencer = cache.get(config, adapter_path, options)
+        if inferencer.pipeline.prompts[0].faceid == 'FaceID-PlusV2':
+            face_call['s_scale'] = None if s_scale is None else float(s_scale)
         outputs = inferencer(
             prompt or '',
-            [images],
+            images,
             scale=scale_argument(scale, preset),
             negative_prompt=negative_prompt,
             steps=steps or None,
@@ -144,6 +188,7 @@ def generate(
             true_cfg_scale=true_cfg_scale,
             seed=int(seed),
             num_images=int(num_images),
+            **face_call,
         )
     out_dir = ws.folder('outputs', 'generate')
     stamp = time.strftime('%Y%m%d_%H%M%S')

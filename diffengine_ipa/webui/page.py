@@ -13,11 +13,13 @@ from . import data, evaluation, files, views
 from .base_models import is_tiny, write_tiny_models
 from .family_choices import (
     config_choices,
+    config_faceid,
     default_config,
+    face_embedders,
     preset_label,
     scale_presets,
 )
-from .generation import InferencerCache, generate, generation_defaults
+from .generation import InferencerCache, face_fields, generate, generation_defaults
 from .train_options import PRECISIONS, TrainSettings, config_defaults
 from .train_process import TrainingRuns, TrainStatus, is_training
 from .workspace import Workspace
@@ -109,6 +111,7 @@ class Page:
         checkpoint_every,
         base_model,
         image_encoder,
+        face_embedder='',
     ) -> TrainSettings:
         return TrainSettings(
             config,
@@ -122,7 +125,15 @@ class Page:
             checkpoint_every,
             base_model,
             image_encoder,
+            face_embedder or '',
         )
+
+    def prepare_faces(self, settings: TrainSettings) -> str:
+        """A FaceID run's dataset with its faces (reused when unchanged):
+        the summary, a line before the Start message; '' for other runs."""
+        if not (settings.dataset and config_faceid(settings.config)):
+            return ''
+        return data.prepare_faces(self.ws, settings.dataset, settings.face_embedder)
 
     def write_tiny(self, config: str) -> str:
         if not is_tiny(config):
@@ -137,15 +148,22 @@ class Page:
     def start(self, run: str, *knobs) -> str:
         settings = self.settings(*knobs)
         self.runs.refuse_if_running(self.ws, run)  # before writing models
-        note = (
-            self.write_tiny(settings.config) + '\n' if is_tiny(settings.config) else ''
-        )
+        notes = [
+            self.write_tiny(settings.config) if is_tiny(settings.config) else '',
+            self.prepare_faces(settings),
+        ]
         self.runs.start(self.ws, run, settings)
+        note = ''.join(n + '\n' for n in notes if n)
         return f'{note}started runs/{run}: tools/train.py (the command is below)'
 
     def resume(self, run: str, *knobs) -> str:
-        self.runs.resume(self.ws, run, self.settings(*knobs))
-        return f'resumed runs/{run} from its last checkpoint (--resume)'
+        settings = self.settings(*knobs)
+        self.runs.refuse_if_running(self.ws, run)
+        note = self.prepare_faces(settings)
+        self.runs.resume(self.ws, run, settings)
+        return (note + '\n' if note else '') + (
+            f'resumed runs/{run} from its last checkpoint (--resume)'
+        )
 
     def stop(self, run: str) -> str:
         return self.runs.stop(self.ws, run)
@@ -195,10 +213,21 @@ class Page:
         return _choices(adapters), _choices(adapters)
 
     def models_of(self, adapter: str | None) -> tuple:
+        """The config, model folders and face embedder of the adapter's run."""
         found = files.run_models(self.ws, adapter) if adapter else None
         if not found:
-            return gr.skip(), gr.skip(), gr.skip()
-        return found['config'], found['base_model'], found['image_encoder']
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        embedder = found['face_embedder'] or gr.skip()
+        return found['config'], found['base_model'], found['image_encoder'], embedder
+
+    def face_view(self, config: str) -> tuple:
+        """The Generate tab's FaceID fields for ``config``: shown or hidden."""
+        shown = face_fields(config)
+        return (
+            gr.update(visible=shown['face']),
+            gr.update(visible=shown['crop']),
+            gr.update(visible=shown['s_scale']),
+        )
 
     def generate(
         self,
@@ -217,6 +246,12 @@ class Page:
         base_model,
         image_encoder,
         true_cfg=None,
+        face=None,
+        face_embeds=None,
+        face_crop=None,
+        face_embedder='',
+        s_scale=None,
+        lora_scale=1.0,
     ) -> tuple:
         references = list(uploads or []) + [
             line.strip() for line in (ref_paths or '').splitlines() if line.strip()
@@ -238,6 +273,12 @@ class Page:
             base_model,
             image_encoder,
             true_cfg or None,
+            face or '',
+            face_embeds or '',
+            face_crop or '',
+            face_embedder or '',
+            s_scale,
+            1.0 if lora_scale is None else lora_scale,
         )
         return paths, paths
 
@@ -287,6 +328,8 @@ def build_page(
     default = default_config()
     knobs = config_defaults(default)
     gen_defaults = generation_defaults(default)
+    embedders = face_embedders()  # the registry's, insightface first
+    faces = face_fields(default)
     with gr.Blocks(title='diffengine_ipa', analytics_enabled=False) as demo:
         gr.Markdown(
             '# diffengine_ipa · IP-Adapter training\n'
@@ -353,6 +396,13 @@ def build_page(
                     elem_id='run-name',
                 )
                 dataset = gr.Textbox('datasets/my_dataset', label='Dataset folder')
+                face_embedder = gr.Dropdown(
+                    embedders,
+                    value=embedders[0],
+                    label='Face embedder (FaceID: finds the faces at Start)',
+                    visible=faces['face'],
+                    elem_id='train-face-embedder',
+                )
             with gr.Row():
                 epochs = gr.Number(
                     knobs['epochs'], label='Epochs', precision=0, elem_id='epochs'
@@ -431,6 +481,48 @@ def build_page(
                 ref_paths = gr.Textbox(
                     label='…or reference paths in the workspace, one a line', lines=3
                 )
+            with gr.Group(visible=faces['face']) as face_box:
+                with gr.Row():
+                    face = gr.File(
+                        file_types=['image'],
+                        label='FaceID: a photo with one face',
+                        elem_id='face-photo',
+                    )
+                    face_embeds = gr.File(
+                        file_types=['.npy'],
+                        label='…or saved face embeddings (.npy)',
+                        elem_id='face-embeds',
+                    )
+                    face_crop = gr.File(
+                        file_types=['image'],
+                        label='…and their aligned face crop (Plus, PlusV2)',
+                        visible=faces['crop'],
+                        elem_id='face-crop',
+                    )
+                with gr.Row():
+                    gen_face_embedder = gr.Dropdown(
+                        embedders,
+                        value=embedders[0],
+                        label='Face embedder (the one the data was prepared with)',
+                        elem_id='gen-face-embedder',
+                    )
+                    s_scale = gr.Slider(
+                        0,
+                        2,
+                        value=1.0,
+                        step=0.05,
+                        label='Shortcut scale (s-scale, PlusV2)',
+                        visible=faces['s_scale'],
+                        elem_id='gen-s-scale',
+                    )
+                    lora_scale = gr.Slider(
+                        0,
+                        1,
+                        value=1.0,
+                        step=0.05,
+                        label='LoRA scale',
+                        elem_id='gen-lora-scale',
+                    )
             prompt = gr.Textbox(label='Prompt', elem_id='prompt')
             negative = gr.Textbox(label="Negative prompt (empty = the config's)")
             with gr.Row():
@@ -520,9 +612,20 @@ def build_page(
         folder.change(lambda value: value, folder, dataset)
         # Train
         config.change(
-            lambda name: tuple(config_defaults(name).values()),
+            lambda name: (
+                *config_defaults(name).values(),
+                gr.update(visible=face_fields(name)['face']),
+            ),
             config,
-            [epochs, lr, resolution, batch, sample_every, checkpoint_every],
+            [
+                epochs,
+                lr,
+                resolution,
+                batch,
+                sample_every,
+                checkpoint_every,
+                face_embedder,
+            ],
         )
         train_knobs = [
             config,
@@ -536,6 +639,7 @@ def build_page(
             checkpoint_every,
             base_model,
             image_encoder,
+            face_embedder,
         ]
         tiny.click(shown(page.write_tiny), config, message)
         start.click(shown(page.start), [run, *train_knobs], message).success(
@@ -555,11 +659,16 @@ def build_page(
             tab.select(page.adapter_lists, None, [gen_adapter, ev_adapter])
         gen_refresh.click(page.adapter_lists, None, [gen_adapter, ev_adapter])
         gen_adapter.change(
-            page.models_of, gen_adapter, [gen_config, base_model, image_encoder]
+            page.models_of,
+            gen_adapter,
+            [gen_config, base_model, image_encoder, gen_face_embedder],
         )
         ev_adapter.change(
-            page.models_of, ev_adapter, [ev_config, base_model, image_encoder]
+            lambda adapter: page.models_of(adapter)[:3],
+            ev_adapter,
+            [ev_config, base_model, image_encoder],
         )
+        gen_config.change(page.face_view, gen_config, [face_box, face_crop, s_scale])
         gen_config.change(
             lambda name: (
                 generation_defaults(name)['steps'],
@@ -587,6 +696,12 @@ def build_page(
                 base_model,
                 image_encoder,
                 true_cfg,
+                face,
+                face_embeds,
+                face_crop,
+                gen_face_embedder,
+                s_scale,
+                lora_scale,
             ],
             [gallery, gen_files],
         )

@@ -8,12 +8,12 @@ import os.path as osp
 import time
 from dataclasses import asdict, dataclass
 
-from ..datasets.record_check import describe_bad_records
 from ..errors import DatasetError, UserError
 from ..fileio import atomic_write_bytes
 from . import kit
 from .base_models import model_options, options_to_args
-from .data import annotation_file, check_annotation_file, index_cache
+from .data import check_dataset, faces_file, index_cache
+from .family_choices import config_faceid
 from .workspace import Workspace
 
 __all__ = [
@@ -47,6 +47,8 @@ class TrainSettings:
         checkpoint_every: Save a checkpoint every N iterations.
         base_model: A base-model folder in the workspace.
         image_encoder: An image-encoder folder in the workspace.
+        face_embedder: FaceID: the face embedder the dataset's faces are
+            found with ('' = insightface's).
     """
 
     config: str
@@ -60,6 +62,7 @@ class TrainSettings:
     checkpoint_every: int | None = None
     base_model: str = ''
     image_encoder: str = ''
+    face_embedder: str = ''
 
 
 def _positive(value, name: str, kind=int):
@@ -71,23 +74,6 @@ def _positive(value, name: str, kind=int):
     return value
 
 
-def _check_dataset(ws: Workspace, folder: str) -> str:
-    """The dataset's annotation file, if every record is usable (the check
-    that training runs first, run here so the page says it at once)."""
-    path = annotation_file(ws, folder)
-    if not osp.isfile(path):
-        raise DatasetError(
-            f'{folder}: no {osp.basename(path)} yet (add images in the Data tab)'
-        )
-    total, bad = check_annotation_file(ws, path)
-    if not total or bad:
-        raise DatasetError(
-            f'{folder}: {len(bad)} of {total} records are '
-            'unusable:\n' + describe_bad_records(bad)
-        )
-    return path
-
-
 def train_options(ws: Workspace, settings: TrainSettings) -> dict[str, object]:
     """The ``--cfg-options`` of a training run."""
     cfg = kit.read_config(settings.config)
@@ -95,9 +81,15 @@ def train_options(ws: Workspace, settings: TrainSettings) -> dict[str, object]:
         ws, settings.config, settings.base_model, settings.image_encoder
     )
     if settings.dataset:
-        options['train_dataloader.dataset.ann_file'] = _check_dataset(
-            ws, settings.dataset
-        )
+        path = check_dataset(ws, settings.dataset)
+        if config_faceid(settings.config):  # the records with their faces
+            path = faces_file(ws, settings.dataset)
+            if not osp.isfile(path):
+                raise DatasetError(
+                    f'{settings.dataset}: no face records yet '
+                    f'({ws.relative(path)}: Start prepares them)'
+                )
+        options['train_dataloader.dataset.ann_file'] = path
         options['train_dataloader.dataset.index_cache'] = index_cache(ws)
     values = {
         'train_cfg.max_epochs': _positive(settings.epochs, 'epochs'),

@@ -295,26 +295,19 @@ def test_infer_from_a_face_photo_or_its_saved_embedding(tiny_families, tmp_path)
     face embedder) gives the pixels of ``--face-embeds emb.npy --face-image
     crop`` for the same face (PlusV2, ``--s-scale``, ``--lora-scale``); a
     photo with two faces, or an embedding of another width, is one line."""
-    from diffengine_ipa.faces import build_face_embedder, draw_face
-    from diffengine_ipa.user_config import load_user_config
+    from diffengine_ipa.faces import build_face_embedder
 
     from ..conftest import tiny_overrides
     from ..tools.helpers import one_line_error, run_tool_here
+    from .faceid_files import face_photo, faceid_config, faceid_model
 
-    config = osp.join(REPO, 'configs/ip_adapter/tiny_sd15_faceid_plusv2.py')
-    folders = tiny_families['sd15']
-    overrides = tiny_overrides(folders)
-    init_default_scope('diffengine_ipa')
-    model = MODELS.build(load_user_config(config, overrides).model)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # a trained-looking adapter
-        for name in sorted(model.adapter_parameter_names()):
-            param = model.get_parameter(name)
-            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+    config = faceid_config('faceid_plusv2')
+    overrides = tiny_overrides(tiny_families['sd15'])
+    model = faceid_model(tiny_families, 'faceid_plusv2')
     adapter = str(tmp_path / 'ip-adapter-faceid-plusv2_sd15.bin')
     save_official(official_state_dict(model), adapter)
 
-    photo = draw_face(Image.new('RGB', (128, 128), (90, 120, 160)), (64, 60), 30)
+    photo = face_photo()
     photo.save(tmp_path / 'face.png')
     face = build_face_embedder(dict(type='TinyFaceEmbedder')).faces(photo)[0]
     np.save(tmp_path / 'face.npy', face.embedding)
@@ -335,15 +328,83 @@ def test_infer_from_a_face_photo_or_its_saved_embedding(tiny_families, tmp_path)
     b = np.asarray(Image.open(tmp_path / 'b.png'), np.int16)
     assert a.shape == (64, 64, 3) and np.abs(a - b).max() <= 1
 
-    draw_face(photo, (20, 20), 14).save(tmp_path / 'two.png')
+    face_photo((64, 60), (20, 20)).save(tmp_path / 'two.png')
     two = run_tool_here(
         'infer.py', config, adapter, '--face', str(tmp_path / 'two.png'),
         '--face-embedder', 'TinyFaceEmbedder', *common, check=False,
     )  # fmt: skip
-    assert '2 faces found, one is wanted' in one_line_error(two)
+    assert 'two.png: several faces: 2 found, one is wanted' in one_line_error(two)
     np.save(tmp_path / 'wide.npy', np.zeros(768, np.float32))
     wide = run_tool_here(
         'infer.py', config, adapter, '--face-embeds', str(tmp_path / 'wide.npy'),
         *common, check=False,
     )  # fmt: skip
     assert 'wide.npy: a face embedding is (512,)' in one_line_error(wide)
+
+
+def test_info_tells_plus_from_plusv2_and_a_plusv2_file_keeps_its_shortcut(
+    tiny_families, tmp_path
+):
+    """Checkpoints and converted FaceID files record their variant:
+    ``--info`` names FaceID, FaceID-Plus and FaceID-PlusV2, and says a file
+    without the record (a ``.bin``, as published) may be either Plus. A file recorded as
+    PlusV2 generates with the shortcut whatever the config says (the pixels
+    of the PlusV2 config with the unrecorded ``.bin``), and ``s_scale`` on a
+    Plus adapter is one line."""
+    from diffengine_ipa.apis import IPAdapterInferencer
+    from diffengine_ipa.errors import UserError
+
+    from ..conftest import tiny_overrides
+    from ..tools.helpers import run_tool_here
+    from .faceid_files import faceid_config, faceid_model, save_checkpoint
+
+    info = {}
+    for variant in ('faceid', 'faceid_plus', 'faceid_plusv2'):
+        checkpoint = save_checkpoint(
+            faceid_model(tiny_families, variant), str(tmp_path / f'{variant}.pth')
+        )
+        for ext in ('safetensors', 'bin', 'pth'):
+            out = str(tmp_path / f'{variant}.{ext}')
+            if ext != 'pth':
+                run_tool_here('convert.py', checkpoint, '--out', out)
+            lines = run_tool_here('convert.py', '--info', out).stdout.splitlines()
+            info[variant, ext] = [
+                line.split(':', 1)[1].strip()
+                for line in lines
+                if line.startswith(('  variant:', '  image features:'))
+            ]
+    plus = '32-d hidden states of the face crop, and the 512-d face embedding'
+    either = (
+        'FaceID-Plus or FaceID-PlusV2 (same keys; PlusV2 uses the shortcut, --s-scale)'
+    )
+    face_id = ['faceid (FaceID)', '512-d face embedding']
+    assert info['faceid', 'safetensors'] == info['faceid', 'bin'] == face_id
+    assert info['faceid_plus', 'safetensors'] == ['faceid-plus (FaceID-Plus)', plus]
+    assert info['faceid_plusv2', 'safetensors'] == ['faceid-plus (FaceID-PlusV2)', plus]
+    for variant in ('faceid', 'faceid_plus', 'faceid_plusv2'):  # as its checkpoint
+        assert info[variant, 'pth'] == info[variant, 'safetensors']
+    for variant in ('faceid_plus', 'faceid_plusv2'):  # no record: either
+        assert info[variant, 'bin'] == [f'faceid-plus ({either})', plus]
+
+    overrides = tiny_overrides(tiny_families['sd15'])
+    face = torch.ones(1, 512) / 512**0.5
+    crop = Image.new('RGB', (64, 64), (200, 160, 140))
+
+    def generate(config: str, adapter: str, **call) -> np.ndarray:
+        inferencer = IPAdapterInferencer(
+            faceid_config(config), str(tmp_path / adapter), device='cpu',
+            cfg_options=overrides,
+        )  # fmt: skip
+        (image,) = inferencer(
+            'a photo', image_embeds=[face], face_image=crop, steps=2, seed=3, **call
+        )
+        return np.asarray(image, np.int16)
+
+    recorded = generate('faceid_plus', 'faceid_plusv2.safetensors')
+    v2 = generate('faceid_plusv2', 'faceid_plusv2.bin')
+    plus = generate('faceid_plus', 'faceid_plusv2.bin')
+    assert np.array_equal(recorded, v2) and np.abs(v2 - plus).max() > 1
+    with pytest.raises(
+        UserError, match="FaceID-PlusV2's shortcut scale; this adapter is FaceID-Plus"
+    ):
+        generate('faceid_plus', 'faceid_plus.safetensors', s_scale=0.5)

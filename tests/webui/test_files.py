@@ -59,8 +59,9 @@ def test_adapters_and_the_run_that_made_them(tmp_path):
         'runs/r/iter_5.pth',
     ]
     assert files.run_models(ws, 'runs/r/iter_5.pth') is None  # not the page's
-    write_run_info(ws, 'r', TrainSettings(CONFIG, base_model='models/tiny'), ['python'])
+    settings = TrainSettings(CONFIG, base_model='models/tiny', face_embedder='Tiny')
+    write_run_info(ws, 'r', settings, ['python'])
     assert files.run_models(ws, 'runs/r/iter_5.pth') == dict(
-        config=CONFIG, base_model='models/tiny', image_encoder=''
+        config=CONFIG, base_model='models/tiny', image_encoder='', face_embedder='Tiny'
     )
     assert files.run_of(ws, 'adapters/published.bin') is None
