@@ -1,8 +1,9 @@
-"""High-level entry points: training, the inferencer, batch jobs, pipeline
-loading, the embedding cache and the memory estimate."""
+"""High-level entry points: training, conversion, the inferencer, batch
+jobs, pipeline loading, the embedding cache and the memory estimate."""
 
 from ..official_format import load_adapter
 from .batch_jobs import run_jobs
+from .convert import convert_checkpoint, describe_adapter_file
 from .embedding_cache import build_embedding_cache
 from .inference import AdapterSpec, build_pipeline, generation_settings, load_pipeline
 from .inferencer import (
@@ -18,6 +19,8 @@ __all__ = [
     'IPAdapterInferencer',
     'build_embedding_cache',
     'build_pipeline',
+    'convert_checkpoint',
+    'describe_adapter_file',
     'face_prompt',
     'generation_settings',
     'load_adapter',
