@@ -27,6 +27,8 @@ __all__ = [
     'output_folder',
     'check_device',
     'check_image_size',
+    'add_launcher_arguments',
+    'export_local_rank',
     'IMAGE_EXTENSIONS',
 ]
 
@@ -77,6 +79,32 @@ class ConfigOptions(argparse.Action):
                     self, f'cannot read {values}: {err}'
                 ) from None
         setattr(namespace, self.dest, options)
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` (MMEngine's job launchers) and the ``--local-rank`` (or
+    ``--local_rank``) that torch.distributed.launch passes, which
+    :func:`export_local_rank` hands on."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher for distributed training (default: none)',
+    )
+    parser.add_argument(
+        '--local_rank',
+        '--local-rank',
+        type=int,
+        default=0,
+        help='set by torch.distributed.launch (default: 0)',
+    )
+
+
+def export_local_rank(args: argparse.Namespace) -> argparse.Namespace:
+    """``args``, with ``--local-rank`` as ``LOCAL_RANK`` (where MMEngine
+    reads it) unless the launcher has set that already."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def _number(text: str, kind: type) -> int | float:

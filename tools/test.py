@@ -17,11 +17,16 @@ trade-off plot and ``comparison.json``.
 """
 
 import argparse
-import os
 import os.path as osp
 import time
 
-from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
+from diffengine_ipa.cli import (
+    ConfigOptions,
+    ToolParser,
+    add_launcher_arguments,
+    export_local_rank,
+    output_folder,
+)
 from diffengine_ipa.errors import UserError, run_tool
 
 
@@ -64,22 +69,8 @@ def parse_args() -> argparse.Namespace:
         help="also print MMEngine's environment report and "
         'config dump, which go to the log (default: off)',
     )
-    parser.add_argument(
-        '--launcher',
-        default='none',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        help='job launcher (default: none)',
-    )
-    parser.add_argument(
-        '--local_rank',
-        '--local-rank',
-        type=int,
-        default=0,
-        help='set by torch.distributed.launch (default: 0)',
-    )
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_launcher_arguments(parser)
+    return export_local_rank(parser.parse_args())
 
 
 def build_config(args: argparse.Namespace):
