@@ -151,11 +151,9 @@ def _grid(
     return grid
 
 
-def write_report(
-    rows: list[dict], images: list[Image.Image], out_dir: str, meta: dict | None = None
-) -> dict[str, Any]:
-    """Save the images, one grid per seed, the scale trade-off plot (with
-    several scales) and ``eval_report.json``."""
+def save_row_images(rows: list[dict], images: list[Image.Image], out_dir: str) -> None:
+    """Each row's image as ``images/<case>_scale<scale>_seed<seed>.png`` under
+    ``out_dir``, its path in the row's ``image_path``."""
     image_dir = osp.join(out_dir, 'images')
     os.makedirs(image_dir, exist_ok=True)
     for row, image in zip(rows, images, strict=True):
@@ -163,6 +161,14 @@ def write_report(
             image_dir, f'{row["case_id"]}_scale{row["scale"]:g}_seed{row["seed"]}.png'
         )
         image.save(row['image_path'])
+
+
+def write_report(
+    rows: list[dict], images: list[Image.Image], out_dir: str, meta: dict | None = None
+) -> dict[str, Any]:
+    """Save the images, one grid per seed, the scale trade-off plot (with
+    several scales) and ``eval_report.json``."""
+    save_row_images(rows, images, out_dir)
     grids = []
     for seed in sorted({r['seed'] for r in rows}):
         grids.append(osp.join(out_dir, f'grid_seed{seed}.png'))
