@@ -23,9 +23,9 @@ from ..conftest import (
     tiny_overrides,
 )
 from .diffusers_side import (
-    CALL_KWARGS,
     denoiser_outputs,
     diffusers_pipeline,
+    diffusers_pixels,
     projection_in,
 )
 from .helpers import one_line_error, run_tool, run_tool_here
@@ -152,16 +152,9 @@ def test_infer_matches_diffusers_for_the_same_seed(
     pipe = diffusers_pipeline(variant, folders, files['safetensors'])
     pipe.set_ip_adapter_scale(0.7)
     reference = Image.open(CAT).convert('RGB')
-    theirs = pipe(
-        prompt=PROMPT,
-        ip_adapter_image=reference,
-        num_inference_steps=4,
-        generator=torch.Generator('cpu').manual_seed(3),
-        output_type='np',
-        **CALL_KWARGS[family_of(variant)],
-        **edit,
-    ).images[0]
-    theirs = (theirs * 255).round().astype(np.int16)
+    theirs = diffusers_pixels(
+        pipe, family_of(variant), PROMPT, ip_adapter_image=reference, **edit
+    )
     assert ours.shape == theirs.shape == (64, 64, 3)
     assert np.abs(ours - theirs).max() <= 1  # ≤ 1/255
 

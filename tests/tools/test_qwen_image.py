@@ -14,7 +14,7 @@ import diffengine_ipa
 from diffengine_ipa.errors import UserError
 
 from ..conftest import REPO, TINY_CONFIGS, tiny_overrides
-from .diffusers_side import CALL_KWARGS
+from .diffusers_side import diffusers_pixels
 from .helpers import run_tool_here, run_tool_in_process
 from .published_files import official_file
 
@@ -23,14 +23,7 @@ PROMPT = 'best quality, high quality'
 
 
 def pixels(pipe, **kwargs) -> np.ndarray:
-    images = pipe(
-        PROMPT,
-        num_inference_steps=4,
-        generator=torch.Generator('cpu').manual_seed(3),
-        output_type='np',
-        **dict(CALL_KWARGS['qwen_image'], **kwargs),
-    ).images[0]
-    return (images * 255).round().astype(np.int16)
+    return diffusers_pixels(pipe, 'qwen_image', PROMPT, **kwargs)
 
 
 def test_infer_equals_a_plain_pipeline_with_the_loader(tiny_families, tmp_path):
