@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from ..conftest import TINY_CONFIG, load_tiny_config, tiny_overrides
 from .diffusers_side import diffusers_pipeline, diffusers_pixels
 from .helpers import run_tool
-from .test_diffusers_interop import CAT, PROMPT
+from .test_diffusers_interop import CAT, INFER_CAT, PROMPT
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 
@@ -50,12 +50,7 @@ def test_gpu_trained_file_gives_the_diffusers_image_on_cpu(tiny_family, tmp_path
         'infer.py',
         TINY_CONFIG,
         adapter,
-        '--image',
-        CAT,
-        '--seed',
-        '3',
-        '--scale',
-        '0.7',
+        *INFER_CAT,
         '--device',
         'cpu',
         '--out',

@@ -35,6 +35,9 @@ pytestmark = pytest.mark.slow  # trains each variant; runs tools as processes
 CAT = osp.join(REPO, 'data/mini_dataset/images/cat.jpg')
 COFFEE = osp.join(REPO, 'data/mini_dataset/images/coffee.jpg')
 PROMPT = 'best quality, high quality'
+# tools/infer.py's half of each pixel comparison: the cat, seed 3 (as
+# diffusers_pixels), adapter scale 0.7.
+INFER_CAT = ('--image', CAT, '--seed', '3', '--scale', '0.7')
 # sd15, sdxl, their Plus, sd3, flux, chroma, qwen_image, flux_kontext
 VARIANTS = tuple(TINY_CONFIGS)
 
@@ -122,16 +125,7 @@ def test_infer_matches_diffusers_for_the_same_seed(
 ):
     files, folders = convert_tiny(variant), tiny_families[family_of(variant)]
     options = [f'{k}={v}' for k, v in tiny_overrides(folders).items()]
-    common = [
-        '--image',
-        CAT,
-        '--seed',
-        '3',
-        '--scale',
-        '0.7',
-        '--cfg-options',
-        *options,
-    ]
+    common = [*INFER_CAT, '--cfg-options', *options]
     config = TINY_CONFIGS[variant]
     edit = {}
     if family_of(variant) == 'flux_kontext':  # the image to edit, at 64 px
