@@ -186,18 +186,24 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     broken = tmp_path / 'broken.jpg'
     broken.write_bytes(b'\xff\xd8\xff not really a jpeg')
-    error = one_line_error(
-        run_tool(
-            'infer.py',
-            TINY_CONFIG,
-            converted['safetensors'],
-            '--image',
-            broken,
-            '--cfg-options',
-            *options,
-            check=False,
+
+    def infer_error(image, *more: str) -> str:
+        """The one error line of tools/infer.py on ``image``."""
+        return one_line_error(
+            run_tool(
+                'infer.py',
+                TINY_CONFIG,
+                converted['safetensors'],
+                '--image',
+                image,
+                '--cfg-options',
+                *options,
+                *more,
+                check=False,
+            )
         )
-    )
+
+    error = infer_error(broken)
     assert str(broken) in error and 'not an image' in error
 
     wide = tmp_path / 'wide_encoder'  # an image encoder with 24-d embeddings
@@ -210,19 +216,8 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
     CLIPVisionModelWithProjection.from_pretrained(
         wide, ignore_mismatched_sizes=True
     ).save_pretrained(wide)
-    error = one_line_error(
-        run_tool(
-            'infer.py',
-            TINY_CONFIG,
-            converted['safetensors'],
-            '--image',
-            CAT,
-            '--cfg-options',
-            *options,
-            f'model.image_encoder.pretrained_model_name_or_path={wide}',
-            check=False,
-        )
-    )
+    encoder = f'model.image_encoder.pretrained_model_name_or_path={wide}'
+    error = infer_error(CAT, encoder)
     assert 'expects 16-d image embeddings' in error and 'gives 24' in error
 
 
