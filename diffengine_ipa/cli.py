@@ -27,8 +27,7 @@ __all__ = [
     'output_folder',
     'check_device',
     'check_image_size',
-    'add_launcher_arguments',
-    'export_local_rank',
+    'parse_launched',
     'IMAGE_EXTENSIONS',
 ]
 
@@ -81,10 +80,11 @@ class ConfigOptions(argparse.Action):
         setattr(namespace, self.dest, options)
 
 
-def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--launcher`` (MMEngine's job launchers) and the ``--local-rank`` (or
-    ``--local_rank``) that torch.distributed.launch passes, which
-    :func:`export_local_rank` hands on."""
+def parse_launched(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """``parser``'s arguments, with MMEngine's ``--launcher`` and the
+    ``--local-rank`` (or ``--local_rank``) that torch.distributed.launch
+    passes added; the latter goes on as ``LOCAL_RANK`` (where MMEngine reads
+    it) unless the launcher has set that already."""
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -98,11 +98,7 @@ def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help='set by torch.distributed.launch (default: 0)',
     )
-
-
-def export_local_rank(args: argparse.Namespace) -> argparse.Namespace:
-    """``args``, with ``--local-rank`` as ``LOCAL_RANK`` (where MMEngine
-    reads it) unless the launcher has set that already."""
+    args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
 

@@ -20,13 +20,7 @@ import argparse
 import os.path as osp
 import time
 
-from diffengine_ipa.cli import (
-    ConfigOptions,
-    ToolParser,
-    add_launcher_arguments,
-    export_local_rank,
-    output_folder,
-)
+from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder, parse_launched
 from diffengine_ipa.errors import UserError, run_tool
 
 
@@ -69,8 +63,7 @@ def parse_args() -> argparse.Namespace:
         help="also print MMEngine's environment report and "
         'config dump, which go to the log (default: off)',
     )
-    add_launcher_arguments(parser)
-    return export_local_rank(parser.parse_args())
+    return parse_launched(parser)
 
 
 def build_config(args: argparse.Namespace):

@@ -13,13 +13,7 @@
 
 import argparse
 
-from diffengine_ipa.cli import (
-    ConfigOptions,
-    ToolParser,
-    add_launcher_arguments,
-    export_local_rank,
-    output_folder,
-)
+from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder, parse_launched
 from diffengine_ipa.dtypes import AMP_MODES
 from diffengine_ipa.errors import run_tool
 
@@ -78,8 +72,7 @@ def parse_args() -> argparse.Namespace:
         help="also print MMEngine's environment report, config dump and "
         'hook table, which go to the log file (default: off)',
     )
-    add_launcher_arguments(parser)
-    return export_local_rank(parser.parse_args())
+    return parse_launched(parser)
 
 
 def main() -> None:
