@@ -12,7 +12,7 @@ import os
 import os.path as osp
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .errors import UserError
 
@@ -27,6 +27,7 @@ __all__ = [
     'output_folder',
     'check_device',
     'check_image_size',
+    'parse_launched',
     'IMAGE_EXTENSIONS',
 ]
 
@@ -79,6 +80,29 @@ class ConfigOptions(argparse.Action):
         setattr(namespace, self.dest, options)
 
 
+def parse_launched(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """``parser``'s arguments, with MMEngine's ``--launcher`` and the
+    ``--local-rank`` (or ``--local_rank``) that torch.distributed.launch
+    passes added; the latter goes on as ``LOCAL_RANK`` (where MMEngine reads
+    it) unless the launcher has set that already."""
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher for distributed training (default: none)',
+    )
+    parser.add_argument(
+        '--local_rank',
+        '--local-rank',
+        type=int,
+        default=0,
+        help='set by torch.distributed.launch (default: 0)',
+    )
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
 def _number(text: str, kind: type) -> int | float:
     try:
         value = kind(text)
@@ -91,30 +115,30 @@ def _number(text: str, kind: type) -> int | float:
     return value
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """An integer ``>= low``."""
+def _at_least(kind: type, low: int | float) -> Callable[[str], Any]:
+    """An ``int`` or a finite ``float`` ``>= low`` (floats shown with ``:g``)."""
+    name, shown = ('integer', '{}') if kind is int else ('number', '{:g}')
 
-    def parse(text: str) -> int:
-        value = _number(text, int)
+    def parse(text: str) -> Any:
+        value = _number(text, kind)
         if value < low:
-            raise argparse.ArgumentTypeError(f'must be at least {low}, got {value}')
+            raise argparse.ArgumentTypeError(
+                f'must be at least {shown.format(low)}, got {shown.format(value)}'
+            )
         return value
 
-    parse.__name__ = f'integer >= {low}'
+    parse.__name__ = f'{name} >= {shown.format(low)}'
     return parse
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An integer ``>= low``."""
+    return _at_least(int, low)
 
 
 def float_at_least(low: float) -> Callable[[str], float]:
     """A finite number ``>= low``."""
-
-    def parse(text: str) -> float:
-        value = _number(text, float)
-        if value < low:
-            raise argparse.ArgumentTypeError(f'must be at least {low:g}, got {value:g}')
-        return value
-
-    parse.__name__ = f'number >= {low:g}'
-    return parse
+    return _at_least(float, low)
 
 
 def seed(text: str) -> int:

@@ -17,11 +17,10 @@ trade-off plot and ``comparison.json``.
 """
 
 import argparse
-import os
 import os.path as osp
 import time
 
-from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
+from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder, parse_launched
 from diffengine_ipa.errors import UserError, run_tool
 
 
@@ -64,22 +63,7 @@ def parse_args() -> argparse.Namespace:
         help="also print MMEngine's environment report and "
         'config dump, which go to the log (default: off)',
     )
-    parser.add_argument(
-        '--launcher',
-        default='none',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        help='job launcher (default: none)',
-    )
-    parser.add_argument(
-        '--local_rank',
-        '--local-rank',
-        type=int,
-        default=0,
-        help='set by torch.distributed.launch (default: 0)',
-    )
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_launched(parser)
 
 
 def build_config(args: argparse.Namespace):

@@ -12,9 +12,8 @@
 """
 
 import argparse
-import os
 
-from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder
+from diffengine_ipa.cli import ConfigOptions, ToolParser, output_folder, parse_launched
 from diffengine_ipa.dtypes import AMP_MODES
 from diffengine_ipa.errors import run_tool
 
@@ -73,23 +72,7 @@ def parse_args() -> argparse.Namespace:
         help="also print MMEngine's environment report, config dump and "
         'hook table, which go to the log file (default: off)',
     )
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher for distributed training (default: none)',
-    )
-    # torch.distributed.launch passes --local-rank (or --local_rank).
-    parser.add_argument(
-        '--local_rank',
-        '--local-rank',
-        type=int,
-        default=0,
-        help='set by torch.distributed.launch (default: 0)',
-    )
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_launched(parser)
 
 
 def main() -> None:

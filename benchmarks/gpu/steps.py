@@ -185,28 +185,14 @@ def _installed_site(ctx: Context) -> str | None:
     """A folder to put on PYTHONPATH so that mim finds the kit as a real
     install (None: the importable kit already is one)."""
     import diffengine_ipa
+    from benchmarks.install import install_checkout
 
     root = osp.dirname(diffengine_ipa.__file__)
     if osp.isfile(osp.join(root, '.mim', 'tools', 'train.py')):
         return None
     site = osp.join(ctx.work, 'site')
     if not osp.isdir(osp.join(site, 'diffengine_ipa')):
-        subprocess.run(
-            [
-                sys.executable,
-                '-m',
-                'pip',
-                'install',
-                '--quiet',
-                '--no-deps',
-                '--no-build-isolation',
-                '--target',
-                site,
-                REPO,
-            ],
-            check=True,
-            capture_output=True,
-        )
+        install_checkout(site)
     return site
 
 

@@ -330,18 +330,26 @@ def _streamed(stream: _TextStream, where: list[str]) -> Iterator[Any]:
             stream.text = ''
         for text_line in lines:
             if text_line.strip():
-                where[0] = f'line {line}'
-                try:
-                    yield decoder.decode(text_line)
-                except json.JSONDecodeError as err:
-                    raise DatasetError(
-                        f'{stream.f.name}: not valid JSON or JSON Lines '
-                        f'({err.msg} at line {line}, column {err.colno})'
-                    ) from None
+                yield _json_line(decoder, text_line, line, stream.f.name, where)
             line += 1
         if stream.eof:
             return
         stream.more()
+
+
+def _json_line(
+    decoder: json.JSONDecoder, line: str, number: int, ann_file: str, where: list[str]
+) -> Any:
+    """The record of JSON Lines line ``number``; one line naming it if it is
+    not JSON."""
+    where[0] = f'line {number}'
+    try:
+        return decoder.decode(line)
+    except json.JSONDecodeError as err:
+        raise DatasetError(
+            f'{ann_file}: not valid JSON or JSON Lines ({err.msg} '
+            f'at line {number}, column {err.colno})'
+        ) from None
 
 
 def _whole_file_records(ann_file: str, where: list[str]) -> Iterator[Any]:
@@ -398,14 +406,7 @@ def _whole_file_records(ann_file: str, where: list[str]) -> Iterator[Any]:
         offset = text.count('\n', 0, pos)
         for number, line in enumerate(lines, offset + 1):
             if line.strip():
-                where[0] = f'line {number}'
-                try:
-                    yield decoder.decode(line)
-                except json.JSONDecodeError as err:
-                    raise DatasetError(
-                        f'{ann_file}: not valid JSON or JSON Lines ({err.msg} '
-                        f'at line {number}, column {err.colno})'
-                    ) from None
+                yield _json_line(decoder, line, number, ann_file, where)
     except RecursionError:
         raise DatasetError(
             f'{ann_file}: JSON nested too deeply to be records'

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 
 from ..fileio import atomic_write_bytes
 from ..image_io import read_rgb_image
+from .report import FACE_COLUMNS, SCORE_COLUMNS, face_cells, score_cells
 from .tradeoff_plot import plot_tradeoff
 
 __all__ = ['compare_reports', 'format_comparison']
@@ -43,22 +44,11 @@ def format_comparison(comparison: dict[str, Any]) -> str:
     """A console table: one line per adapter, overall scores (with face
     similarity and misses when the reports have them)."""
     faces = any('face_similarity' in s for s in comparison['overall'].values())
-    lines = [
-        f'{"adapter":<32}{"CLIP-I":>8}{"CLIP-T":>8}{"ref %":>7}'
-        f'{"prompt %":>9}{"comb %":>8}{"grade":>6}'
-        + (f'{"face":>7}{"misses":>7}' if faces else '')
-    ]
+    lines = [f'{"adapter":<32}{SCORE_COLUMNS}' + (FACE_COLUMNS if faces else '')]
     for name, s in comparison['overall'].items():
-        line = (
-            f'{name[:32]:<32}{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
-            f'{s["reference_preservation_percent"]:>7.1f}'
-            f'{s["prompt_following_percent"]:>9.1f}'
-            f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}'
-        )
+        line = f'{name[:32]:<32}{score_cells(s)}'
         if faces:
-            face = s.get('face_similarity')
-            line += f'{"-" if face is None else f"{face:.3f}":>7}'
-            line += f'{s.get("face_misses", "-"):>7}'
+            line += face_cells(s, no_misses='-')
         lines.append(line)
     return '\n'.join(lines)
 

@@ -3,7 +3,6 @@ colour and shape? Scored with the world's own classifier, not CLIP."""
 
 import html
 import json
-import os
 import os.path as osp
 from collections import defaultdict
 from statistics import mean
@@ -15,7 +14,7 @@ from mmengine.logging import print_log
 from ..fileio import atomic_write_bytes
 from ..registry import METRICS
 from ..shapes_world.world import chance_levels, classify
-from .report import _grid
+from .report import _grid, save_row_images
 
 __all__ = ['ReferenceMatchMetric', 'match_table']
 
@@ -125,13 +124,7 @@ def match_table(report: dict) -> str:
 
 
 def _write(report: dict, rows: list[dict], images: list, out_dir: str) -> None:
-    image_dir = osp.join(out_dir, 'images')
-    os.makedirs(image_dir, exist_ok=True)
-    for row, image in zip(rows, images, strict=True):
-        row['image_path'] = osp.join(
-            image_dir, f'{row["case_id"]}_scale{row["scale"]:g}_seed{row["seed"]}.png'
-        )
-        image.save(row['image_path'])
+    save_row_images(rows, images, out_dir)
     report['rows'] = rows
     report['grids'] = []
     for seed in sorted({r['seed'] for r in rows}):

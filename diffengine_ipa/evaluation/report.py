@@ -151,11 +151,9 @@ def _grid(
     return grid
 
 
-def write_report(
-    rows: list[dict], images: list[Image.Image], out_dir: str, meta: dict | None = None
-) -> dict[str, Any]:
-    """Save the images, one grid per seed, the scale trade-off plot (with
-    several scales) and ``eval_report.json``."""
+def save_row_images(rows: list[dict], images: list[Image.Image], out_dir: str) -> None:
+    """Each row's image as ``images/<case>_scale<scale>_seed<seed>.png`` under
+    ``out_dir``, its path in the row's ``image_path``."""
     image_dir = osp.join(out_dir, 'images')
     os.makedirs(image_dir, exist_ok=True)
     for row, image in zip(rows, images, strict=True):
@@ -163,6 +161,14 @@ def write_report(
             image_dir, f'{row["case_id"]}_scale{row["scale"]:g}_seed{row["seed"]}.png'
         )
         image.save(row['image_path'])
+
+
+def write_report(
+    rows: list[dict], images: list[Image.Image], out_dir: str, meta: dict | None = None
+) -> dict[str, Any]:
+    """Save the images, one grid per seed, the scale trade-off plot (with
+    several scales) and ``eval_report.json``."""
+    save_row_images(rows, images, out_dir)
     grids = []
     for seed in sorted({r['seed'] for r in rows}):
         grids.append(osp.join(out_dir, f'grid_seed{seed}.png'))
@@ -178,29 +184,44 @@ def write_report(
     return report
 
 
+# The score columns of the console tables (this one and format_comparison's).
+SCORE_COLUMNS = (
+    f'{"CLIP-I":>8}{"CLIP-T":>8}{"ref %":>7}{"prompt %":>9}{"comb %":>8}{"grade":>6}'
+)
+FACE_COLUMNS = f'{"face":>7}{"misses":>7}'
+
+
+def score_cells(s: dict[str, Any]) -> str:
+    """One entry's CLIP-I, CLIP-T, percentages and grade, under SCORE_COLUMNS."""
+    return (
+        f'{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
+        f'{s["reference_preservation_percent"]:>7.1f}'
+        f'{s["prompt_following_percent"]:>9.1f}'
+        f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}'
+    )
+
+
+def face_cells(s: dict[str, Any], no_misses: Any) -> str:
+    """One entry's face similarity and misses (``no_misses`` where it has
+    no count), under FACE_COLUMNS."""
+    face = s.get('face_similarity')
+    similarity = '-' if face is None else f'{face:.3f}'
+    return f'{similarity:>7}{s.get("face_misses", no_misses):>7}'
+
+
 def format_table(report: dict[str, Any]) -> str:
     """A console table: one line per case and scale, then the overall line
     (with face similarity and misses when the report has them)."""
     faces = 'face_similarity' in report['overall']
     lines = [
-        f'{"case":<14}{"scale":>6}{"CLIP-I":>8}{"CLIP-T":>8}'
-        f'{"ref %":>7}{"prompt %":>9}{"comb %":>8}{"grade":>6}'
-        f'{"divers.":>8}' + (f'{"face":>7}{"misses":>7}' if faces else '')
+        f'{"case":<14}{"scale":>6}{SCORE_COLUMNS}{"divers.":>8}'
+        + (FACE_COLUMNS if faces else '')
     ]
 
     def line(name: str, scale: str, s: dict) -> str:
         diversity = '-' if s['diversity'] is None else f'{s["diversity"]:.3f}'
-        text = (
-            f'{name:<14}{scale:>6}{s["clip_i"]:>8.3f}{s["clip_t"]:>8.3f}'
-            f'{s["reference_preservation_percent"]:>7.1f}'
-            f'{s["prompt_following_percent"]:>9.1f}'
-            f'{s["combined_percent"]:>8.1f}{s["grade"]:>6}{diversity:>8}'
-        )
-        if faces:
-            face = s.get('face_similarity')
-            text += f'{"-" if face is None else f"{face:.3f}":>7}'
-            text += f'{s.get("face_misses", 0):>7}'
-        return text
+        text = f'{name:<14}{scale:>6}{score_cells(s)}{diversity:>8}'
+        return text + (face_cells(s, no_misses=0) if faces else '')
 
     for case in report['cases']:
         for scale, s in case['scales'].items():

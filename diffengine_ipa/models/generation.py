@@ -312,44 +312,18 @@ class AdapterPipeline:
             else contextlib.nullcontext()
         )
         with face, _lora_scale(self, lora_scale):
-            return self._generate(
-                prompt,
-                negative_prompt,
-                steps,
-                guidance_scale,
-                num_images,
-                height,
-                width,
-                generator,
-                kwargs,
-                family,
-            )
-
-    def _generate(
-        self,
-        prompt,
-        negative_prompt,
-        steps,
-        guidance_scale,
-        num_images,
-        height,
-        width,
-        generator,
-        kwargs,
-        family,
-    ) -> list[Image.Image]:
-        return self.pipe(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            num_inference_steps=steps,
-            guidance_scale=guidance_scale,
-            num_images_per_prompt=num_images,
-            height=height,
-            width=width,
-            generator=generator,
-            **kwargs,
-            **family.pipeline_call_kwargs(self.settings),
-        ).images
+            return self.pipe(
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                num_inference_steps=steps,
+                guidance_scale=guidance_scale,
+                num_images_per_prompt=num_images,
+                height=height,
+                width=width,
+                generator=generator,
+                **kwargs,
+                **family.pipeline_call_kwargs(self.settings),
+            ).images
 
 
 def _face_projection(pipe: Any) -> Any:

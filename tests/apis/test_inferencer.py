@@ -23,7 +23,7 @@ from diffengine_ipa.errors import UserError
 from diffengine_ipa.user_config import prepare_config
 
 from ..conftest import REPO, TINY_CONFIGS, family_of, tiny_overrides
-from ..tools.diffusers_side import CALL_KWARGS, diffusers_pipeline
+from ..tools.diffusers_side import diffusers_pipeline, diffusers_pixels
 from ..tools.published_files import official_file
 
 IMAGES = osp.join(REPO, 'data/mini_dataset/images')
@@ -55,16 +55,7 @@ def pixels(image) -> np.ndarray:
 
 def theirs(pipe, variant, **kwargs) -> np.ndarray:
     """diffusers' image for PROMPT at 4 steps, seed 3, as uint8 values."""
-    call = dict(CALL_KWARGS[family_of(variant)])
-    call.update(kwargs)
-    image = pipe(
-        PROMPT,
-        num_inference_steps=4,
-        output_type='np',
-        generator=torch.Generator('cpu').manual_seed(3),
-        **call,
-    ).images[0]
-    return (image * 255).round().astype(np.int16)
+    return diffusers_pixels(pipe, family_of(variant), PROMPT, **kwargs)
 
 
 def same(ours: Image.Image, expected: np.ndarray) -> bool:

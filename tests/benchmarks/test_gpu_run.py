@@ -10,7 +10,10 @@ import sys
 import pytest
 
 from ..conftest import REPO, repo_build_lock
+from .helpers import run_benchmark
 
+# The CPU dry run: every step on the tiny architectures, with time to spare.
+DRY_RUN = ['--device', 'cpu', '--tiny', '--budget-scale', '5']
 STEPS = [
     'environment',
     'cuda_tests',
@@ -34,11 +37,7 @@ def test_cpu_dry_run_of_the_gpu_script(tmp_path, tmp_path_factory):
             [
                 'bash',
                 'benchmarks/gpu/run.sh',
-                '--device',
-                'cpu',
-                '--tiny',
-                '--budget-scale',
-                '5',
+                *DRY_RUN,
                 '--deadline',
                 '1500',
                 '--work',
@@ -113,28 +112,17 @@ def check_memory_rows(rows: list[dict]) -> None:
 def test_cpu_dry_run_of_the_memory_rows(tmp_path):
     """The memory step alone (the whole dry run above takes minutes)."""
     out = tmp_path / 'out'
-    result = subprocess.run(
-        [
-            sys.executable,
-            'benchmarks/gpu/run.py',
-            '--device',
-            'cpu',
-            '--tiny',
-            '--budget-scale',
-            '5',
-            '--deadline',
-            '900',
-            '--only',
-            'memory_modes',
-            '--out',
-            str(out),
-            '--work',
-            str(tmp_path / 'work'),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO, HF_HUB_OFFLINE='1'),
+    result = run_benchmark(
+        'gpu/run.py',
+        *DRY_RUN,
+        '--deadline',
+        '900',
+        '--only',
+        'memory_modes',
+        '--out',
+        out,
+        '--work',
+        tmp_path / 'work',
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     run = json.loads((out / 'gpu_run.json').read_text())

@@ -3,33 +3,17 @@ process of its own (tiny SD1.5 here; docs/speed_and_memory.md has the
 full-size figures)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from ..conftest import REPO
+from .helpers import run_benchmark
 
 
 @pytest.mark.slow
 def test_resident_memory_rows(tmp_path):
     out = tmp_path / 'rows.json'
-    result = subprocess.run(
-        [
-            sys.executable,
-            'benchmarks/resident_memory.py',
-            '--architecture',
-            'tiny_sd15',
-            '--steps',
-            '1',
-            '--out',
-            str(out),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=REPO, HF_HUB_OFFLINE='1'),
+    result = run_benchmark(
+        'resident_memory.py', '--architecture', 'tiny_sd15', '--steps', 1, '--out', out
     )
     assert result.returncode == 0, result.stderr[-3000:]
     kept, freed = json.loads(out.read_text())

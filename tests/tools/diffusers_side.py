@@ -5,6 +5,7 @@ pipeline calls it. Written from diffusers' own API, not from the kit's."""
 import os.path as osp
 
 import diffusers
+import numpy as np
 import torch
 from transformers import CLIPVisionModelWithProjection
 
@@ -87,6 +88,20 @@ def diffusers_pipeline(variant: str, folders: dict, adapter_file: str):
         )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def diffusers_pixels(pipe, family: str, prompt: str, **kwargs) -> np.ndarray:
+    """The pipeline's image of ``prompt`` at 4 steps, seed 3 (the steps and
+    seed the tests give the kit), called with ``family``'s CALL_KWARGS and
+    ``kwargs``: uint8 values, as int16 for differences."""
+    image = pipe(
+        prompt=prompt,  # FluxKontextPipeline's first argument is the image
+        num_inference_steps=4,
+        generator=torch.Generator('cpu').manual_seed(3),
+        output_type='np',
+        **dict(CALL_KWARGS[family], **kwargs),
+    ).images[0]
+    return (image * 255).round().astype(np.int16)
 
 
 def projection_in(pipe, family: str):

@@ -12,9 +12,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ..conftest import TINY_CONFIG, load_tiny_config, tiny_overrides
-from .diffusers_side import CALL_KWARGS, diffusers_pipeline
+from .diffusers_side import diffusers_pipeline, diffusers_pixels
 from .helpers import run_tool
-from .test_diffusers_interop import CAT, PROMPT
+from .test_diffusers_interop import CAT, INFER_CAT, PROMPT
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 
@@ -50,12 +50,7 @@ def test_gpu_trained_file_gives_the_diffusers_image_on_cpu(tiny_family, tmp_path
         'infer.py',
         TINY_CONFIG,
         adapter,
-        '--image',
-        CAT,
-        '--seed',
-        '3',
-        '--scale',
-        '0.7',
+        *INFER_CAT,
         '--device',
         'cpu',
         '--out',
@@ -66,15 +61,9 @@ def test_gpu_trained_file_gives_the_diffusers_image_on_cpu(tiny_family, tmp_path
     ours = np.asarray(Image.open(tmp_path / 'ours.png'), dtype=np.int16)
     pipe = diffusers_pipeline('sd15', tiny_family, adapter)
     pipe.set_ip_adapter_scale(0.7)
-    theirs = pipe(
-        PROMPT,
-        ip_adapter_image=Image.open(CAT).convert('RGB'),
-        num_inference_steps=4,
-        generator=torch.Generator('cpu').manual_seed(3),
-        output_type='np',
-        **CALL_KWARGS['sd15'],
-    ).images[0]
-    theirs = (theirs * 255).round().astype(np.int16)
+    theirs = diffusers_pixels(
+        pipe, 'sd15', PROMPT, ip_adapter_image=Image.open(CAT).convert('RGB')
+    )
     assert ours.shape == theirs.shape == (64, 64, 3)
     assert np.abs(ours - theirs).max() <= 1  # ≤ 1/255
     assert osp.getsize(adapter) < 1 << 20

@@ -23,9 +23,9 @@ from ..conftest import (
     tiny_overrides,
 )
 from .diffusers_side import (
-    CALL_KWARGS,
     denoiser_outputs,
     diffusers_pipeline,
+    diffusers_pixels,
     projection_in,
 )
 from .helpers import one_line_error, run_tool, run_tool_here
@@ -35,6 +35,9 @@ pytestmark = pytest.mark.slow  # trains each variant; runs tools as processes
 CAT = osp.join(REPO, 'data/mini_dataset/images/cat.jpg')
 COFFEE = osp.join(REPO, 'data/mini_dataset/images/coffee.jpg')
 PROMPT = 'best quality, high quality'
+# tools/infer.py's half of each pixel comparison: the cat, seed 3 (as
+# diffusers_pixels), adapter scale 0.7.
+INFER_CAT = ('--image', CAT, '--seed', '3', '--scale', '0.7')
 # sd15, sdxl, their Plus, sd3, flux, chroma, qwen_image, flux_kontext
 VARIANTS = tuple(TINY_CONFIGS)
 
@@ -122,16 +125,7 @@ def test_infer_matches_diffusers_for_the_same_seed(
 ):
     files, folders = convert_tiny(variant), tiny_families[family_of(variant)]
     options = [f'{k}={v}' for k, v in tiny_overrides(folders).items()]
-    common = [
-        '--image',
-        CAT,
-        '--seed',
-        '3',
-        '--scale',
-        '0.7',
-        '--cfg-options',
-        *options,
-    ]
+    common = [*INFER_CAT, '--cfg-options', *options]
     config = TINY_CONFIGS[variant]
     edit = {}
     if family_of(variant) == 'flux_kontext':  # the image to edit, at 64 px
@@ -152,16 +146,9 @@ def test_infer_matches_diffusers_for_the_same_seed(
     pipe = diffusers_pipeline(variant, folders, files['safetensors'])
     pipe.set_ip_adapter_scale(0.7)
     reference = Image.open(CAT).convert('RGB')
-    theirs = pipe(
-        prompt=PROMPT,
-        ip_adapter_image=reference,
-        num_inference_steps=4,
-        generator=torch.Generator('cpu').manual_seed(3),
-        output_type='np',
-        **CALL_KWARGS[family_of(variant)],
-        **edit,
-    ).images[0]
-    theirs = (theirs * 255).round().astype(np.int16)
+    theirs = diffusers_pixels(
+        pipe, family_of(variant), PROMPT, ip_adapter_image=reference, **edit
+    )
     assert ours.shape == theirs.shape == (64, 64, 3)
     assert np.abs(ours - theirs).max() <= 1  # ≤ 1/255
 
@@ -199,18 +186,24 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     broken = tmp_path / 'broken.jpg'
     broken.write_bytes(b'\xff\xd8\xff not really a jpeg')
-    error = one_line_error(
-        run_tool(
-            'infer.py',
-            TINY_CONFIG,
-            converted['safetensors'],
-            '--image',
-            broken,
-            '--cfg-options',
-            *options,
-            check=False,
+
+    def infer_error(image, *more: str) -> str:
+        """The one error line of tools/infer.py on ``image``."""
+        return one_line_error(
+            run_tool(
+                'infer.py',
+                TINY_CONFIG,
+                converted['safetensors'],
+                '--image',
+                image,
+                '--cfg-options',
+                *options,
+                *more,
+                check=False,
+            )
         )
-    )
+
+    error = infer_error(broken)
     assert str(broken) in error and 'not an image' in error
 
     wide = tmp_path / 'wide_encoder'  # an image encoder with 24-d embeddings
@@ -223,19 +216,8 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
     CLIPVisionModelWithProjection.from_pretrained(
         wide, ignore_mismatched_sizes=True
     ).save_pretrained(wide)
-    error = one_line_error(
-        run_tool(
-            'infer.py',
-            TINY_CONFIG,
-            converted['safetensors'],
-            '--image',
-            CAT,
-            '--cfg-options',
-            *options,
-            f'model.image_encoder.pretrained_model_name_or_path={wide}',
-            check=False,
-        )
-    )
+    encoder = f'model.image_encoder.pretrained_model_name_or_path={wide}'
+    error = infer_error(CAT, encoder)
     assert 'expects 16-d image embeddings' in error and 'gives 24' in error
 
 

@@ -33,26 +33,35 @@ def read_report(out_dir) -> dict:
     return report
 
 
-def test_quick_evaluation_runs_the_three_quick_cases(tiny_family, converted, tmp_path):
+def quick_report(run, config: str, adapter: str, family: dict, tmp_path):
+    """``tools/test.py --quick``, run by ``run``: its result and its report,
+    checked to hold the three quick cases, one image each."""
     out_dir = tmp_path / 'quick'
-    result = run_tool(
+    result = run(
         'test.py',
-        TINY_CONFIG,
-        converted['safetensors'],
+        config,
+        adapter,
         '--quick',
         '--work-dir',
         tmp_path,
         '--out-dir',
         out_dir,
-        *options(tiny_family),
+        *options(family),
     )
     report = read_report(out_dir)
     assert [case['id'] for case in report['cases']] == ['cat', 'mountains', 'rocket']
+    assert len(list((out_dir / 'images').iterdir())) == 3
+    return result, report
+
+
+def test_quick_evaluation_runs_the_three_quick_cases(tiny_family, converted, tmp_path):
+    result, report = quick_report(
+        run_tool, TINY_CONFIG, converted['safetensors'], tiny_family, tmp_path
+    )
     assert all(list(case['scales']) == ['1'] for case in report['cases'])
     assert (
         report['mode'] == 'quick' and report['checkpoint'] == converted['safetensors']
     )
-    assert len(list((out_dir / 'images').iterdir())) == 3
     assert 'overall' in result.stdout + result.stderr  # the console table
 
 
@@ -63,21 +72,13 @@ def test_quick_evaluation_of_dit_families(
 ):
     from ..conftest import TINY_CONFIGS
 
-    out_dir = tmp_path / 'quick'
-    run_tool_here(
-        'test.py',
+    quick_report(
+        run_tool_here,
         TINY_CONFIGS[variant],
         convert_tiny(variant)['safetensors'],
-        '--quick',
-        '--work-dir',
+        tiny_families[variant],
         tmp_path,
-        '--out-dir',
-        out_dir,
-        *options(tiny_families[variant]),
     )
-    report = read_report(out_dir)
-    assert [case['id'] for case in report['cases']] == ['cat', 'mountains', 'rocket']
-    assert len(list((out_dir / 'images').iterdir())) == 3
 
 
 def test_full_evaluation_sweeps_scales_and_seeds(tiny_family, converted, tmp_path):

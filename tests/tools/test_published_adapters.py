@@ -121,6 +121,20 @@ def tutorial_checkpoint(tiny_family, folder):
     return state, expected
 
 
+def accelerate_checkpoint(state: dict, folder) -> None:
+    """The same checkpoint as accelerate saves it: ``model.safetensors``,
+    without the ``adapter_modules.*`` aliases."""
+    folder.mkdir()
+    save_file(
+        {
+            k: v.contiguous()
+            for k, v in state.items()
+            if not k.startswith('adapter_modules.')
+        },
+        str(folder / 'model.safetensors'),
+    )
+
+
 def test_official_script_checkpoints_convert(tiny_family, tmp_path):
     state, expected = tutorial_checkpoint(tiny_family, tmp_path / 'checkpoint-5')
     run_tool_here(
@@ -130,15 +144,7 @@ def test_official_script_checkpoints_convert(tiny_family, tmp_path):
         tmp_path / 'from_bin.safetensors',
     )
     # Saved as safetensors, the adapter_modules.* aliases are gone.
-    (tmp_path / 'checkpoint-9').mkdir()
-    save_file(
-        {
-            k: v.contiguous()
-            for k, v in state.items()
-            if not k.startswith('adapter_modules.')
-        },
-        str(tmp_path / 'checkpoint-9/model.safetensors'),
-    )
+    accelerate_checkpoint(state, tmp_path / 'checkpoint-9')
     # Without the UNet's own weights, the layer order is unknown.
     (tmp_path / 'adapter_only').mkdir()
     save_file(
@@ -178,15 +184,7 @@ def test_accelerate_safetensors_convert_with_no_flags(tiny_families, tmp_path):
     the layers are numbered from the UNet names the file holds, and diffusers
     loads the result into the right processors."""
     state, expected = tutorial_checkpoint(tiny_families['sd15'], tmp_path / 'bin')
-    (tmp_path / 'checkpoint-9').mkdir()
-    save_file(
-        {
-            k: v.contiguous()
-            for k, v in state.items()
-            if not k.startswith('adapter_modules.')
-        },
-        str(tmp_path / 'checkpoint-9/model.safetensors'),
-    )
+    accelerate_checkpoint(state, tmp_path / 'checkpoint-9')
     out = tmp_path / 'ip_adapter.safetensors'
     run_tool('convert.py', tmp_path / 'checkpoint-9', '--out', out)
     converted = load_file(str(out))

@@ -2,8 +2,6 @@
 ``QwenImagePipeline`` gives the pixels of tools/infer.py, the image prompt
 matters, and the converted file is named for its family."""
 
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
@@ -13,24 +11,15 @@ from PIL import Image
 import diffengine_ipa
 from diffengine_ipa.errors import UserError
 
-from ..conftest import REPO, TINY_CONFIGS, tiny_overrides
-from .diffusers_side import CALL_KWARGS
+from ..conftest import TINY_CONFIGS, tiny_overrides
+from .diffusers_side import diffusers_pixels
 from .helpers import run_tool_here, run_tool_in_process
 from .published_files import official_file
-
-CAT = osp.join(REPO, 'data/mini_dataset/images/cat.jpg')
-PROMPT = 'best quality, high quality'
+from .test_diffusers_interop import CAT, INFER_CAT, PROMPT
 
 
 def pixels(pipe, **kwargs) -> np.ndarray:
-    images = pipe(
-        PROMPT,
-        num_inference_steps=4,
-        generator=torch.Generator('cpu').manual_seed(3),
-        output_type='np',
-        **dict(CALL_KWARGS['qwen_image'], **kwargs),
-    ).images[0]
-    return (images * 255).round().astype(np.int16)
+    return diffusers_pixels(pipe, 'qwen_image', PROMPT, **kwargs)
 
 
 def test_infer_equals_a_plain_pipeline_with_the_loader(tiny_families, tmp_path):
@@ -46,12 +35,7 @@ def test_infer_equals_a_plain_pipeline_with_the_loader(tiny_families, tmp_path):
         'infer.py',
         TINY_CONFIGS['qwen_image'],
         adapter,
-        '--image',
-        CAT,
-        '--seed',
-        '3',
-        '--scale',
-        '0.7',
+        *INFER_CAT,
         '--out',
         tmp_path / 'ours.png',
         '--cfg-options',

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from benchmarks.install import install_checkout
 from diffengine_ipa.console import is_noise
 
 from ..conftest import (
@@ -50,23 +51,7 @@ def installed(tmp_path_factory) -> str:
 
     def install(site: str) -> str:
         with repo_build_lock(tmp_path_factory):
-            subprocess.run(
-                [
-                    sys.executable,
-                    '-m',
-                    'pip',
-                    'install',
-                    '--quiet',
-                    '--no-deps',
-                    '--no-build-isolation',
-                    '--target',
-                    site,
-                    REPO,
-                ],
-                check=True,
-                capture_output=True,
-            )
-        return site
+            return install_checkout(site)
 
     site = build_once(tmp_path_factory, 'site', install)
     assert osp.isfile(osp.join(site, 'diffengine_ipa/.mim/tools/train.py'))

@@ -31,10 +31,9 @@ from torch import nn
 
 from ...errors import UserError
 from ...registry import ARCHITECTURES, MODELS
-from ..objectives import RectifiedFlow
 from .diffusion_family import DiffusionFamily
 from .family_entry import Family
-from .flux import FluxGeneration
+from .flux import Flux, FluxGeneration
 
 __all__ = [
     'QwenImage',
@@ -583,10 +582,9 @@ class QwenImage(DiffusionFamily):
         self.max_sequence_length = max_sequence_length
         super().__init__(pretrained_model_name_or_path, objective)
 
-    def build_objective(self, scheduler_config: dict, **overrides) -> Any:
-        return RectifiedFlow(
-            scheduler_config, **dict(dict(weighting_scheme='none'), **overrides)
-        )
+    # FLUX.1's: unweighted rectified flow; latents packed into 2×2 patches.
+    build_objective = Flux.build_objective
+    check_latent_size = Flux.check_latent_size
 
     @property
     def vae_scale_factor(self) -> int:
@@ -608,13 +606,6 @@ class QwenImage(DiffusionFamily):
         mean = torch.tensor(config.latents_mean).view(shape).to(sample)
         std = torch.tensor(config.latents_std).view(shape).to(sample)
         return (sample - mean) / std
-
-    def check_latent_size(self, latents: torch.Tensor) -> None:
-        if latents.shape[-1] % 2 or latents.shape[-2] % 2:
-            raise UserError(
-                f'latents of {tuple(latents.shape[-2:])} do not pack into 2×2 '
-                'patches: use an image size that is a multiple of 16'
-            )
 
     def encode_prompt(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """``prompt_embeds`` (B, max_sequence_length, D) and

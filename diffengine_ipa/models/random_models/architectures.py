@@ -134,6 +134,21 @@ def tiny_t5_config(width: int) -> dict:
 # --- Image encoders -----------------------------------------------------------
 
 
+def _vit(
+    hidden: int, intermediate: int, layers: int, heads: int, image_size: int, patch: int
+) -> dict:
+    """A vision transformer's shape, in the names CLIP's and SigLIP's vision
+    configs share."""
+    return dict(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=patch,
+    )
+
+
 def _clip_vision(
     hidden: int,
     intermediate: int,
@@ -147,12 +162,7 @@ def _clip_vision(
     return dict(
         encoder='CLIPImageEncoder',
         image_encoder=dict(
-            hidden_size=hidden,
-            intermediate_size=intermediate,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            image_size=image_size,
-            patch_size=patch,
+            _vit(hidden, intermediate, layers, heads, image_size, patch),
             projection_dim=projection,
             hidden_act=act,
         ),
@@ -165,14 +175,7 @@ def _siglip(
 ) -> dict:
     return dict(
         encoder='SiglipImageEncoder',
-        image_encoder=dict(
-            hidden_size=hidden,
-            intermediate_size=intermediate,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            image_size=image_size,
-            patch_size=patch,
-        ),
+        image_encoder=_vit(hidden, intermediate, layers, heads, image_size, patch),
         processor=dict(size=dict(height=image_size, width=image_size)),
     )
 
