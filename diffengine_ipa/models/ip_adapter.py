@@ -491,7 +491,9 @@ class IPAdapter(BaseModel):
 
         Args:
             inputs: ``img`` (reference PIL images), ``prompt``, ``scale`` and
-                ``seed``, one of each per sample (see ``IPAdapterEvalDataset``).
+                ``seed``, one of each per sample (see ``IPAdapterEvalDataset``);
+                FLUX.1 Kontext: ``input_img``, the images to edit (cases with
+                an ``input_file``).
             data_samples: Per-sample metadata, passed through.
 
         Returns:
@@ -505,12 +507,14 @@ class IPAdapter(BaseModel):
         else:
             samples = data_samples or [{} for _ in range(count)]
         outputs = []
+        given = inputs.get('input_img') or [None] * count
         with live_pipeline(self) as pipe:
-            for reference, prompt, scale, seed, meta in zip(
+            for reference, prompt, scale, seed, input_image, meta in zip(
                 inputs['img'],
                 inputs['prompt'],
                 inputs['scale'],
                 inputs['seed'],
+                given,
                 samples,
                 strict=True,
             ):
@@ -526,6 +530,7 @@ class IPAdapter(BaseModel):
                     cfg['height'],
                     cfg['width'],
                     true_cfg_scale=cfg.get('true_cfg_scale'),
+                    input_image=input_image,
                 )
                 outputs.append(
                     dict(

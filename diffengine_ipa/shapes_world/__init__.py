@@ -14,6 +14,7 @@ from .world import (
     render,
     sample_scene,
     shape_caption,
+    uncoloured,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     'render',
     'sample_scene',
     'shape_caption',
+    'uncoloured',
 ]

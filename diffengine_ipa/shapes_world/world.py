@@ -11,7 +11,7 @@ circle π/4 of it, an upward triangle half, most of it in the lower half).
 
 import colorsys
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -25,6 +25,7 @@ __all__ = [
     'Classification',
     'sample_scene',
     'reference_scene',
+    'uncoloured',
     'render',
     'draw',
     'colour_caption',
@@ -141,6 +142,15 @@ def reference_scene(rng: np.random.Generator, target: Scene) -> Scene:
         relit = abs(scene.background[2] - target.background[2]) >= 0.15
         if moved and resized and relit:
             return scene
+
+
+def uncoloured(scene: Scene) -> Scene:
+    """The scene with its shape in grey (FLUX.1 Kontext's input image: the
+    layout to keep, no colour): black on a light background, white on a
+    dark one, so it stands out by at least 0.4 of value. :func:`classify`
+    finds no shape in it (no chroma)."""
+    value = 0.0 if scene.background[2] >= 0.55 else 1.0
+    return replace(scene, saturation=0.0, value=value)
 
 
 def render(scene: Scene, size: int = DEFAULT_SIZE) -> Image.Image:

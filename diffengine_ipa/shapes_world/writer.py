@@ -5,7 +5,9 @@ Layout under ``out`` (default ``work_dirs/shapes_world``)::
 
     pretrain/data.json  pretrain/images/*.png   "a red circle"
     pairs/data.json     pairs/images/*.png      "a circle" + reference_file
+    pairs/edits.json    pairs/images/*_in.png   the same + input_file (Kontext)
     heldout/cases.json  heldout/images/*.png    evaluation cases, prompt ""
+    heldout/edit_cases.json  heldout/images/*_in.png  the same + input_file
     world.json                                  what was written (seed, counts)
 
 Each part draws from its own random stream of the seed, so the same seed
@@ -25,8 +27,8 @@ from . import world
 
 __all__ = ['WORLD_VERSION', 'write_world', 'world_spec']
 
-WORLD_VERSION = 1
-_STREAMS = dict(pretrain=1, pairs=2, heldout=3)
+WORLD_VERSION = 2  # 2: FLUX.1 Kontext's input images
+_STREAMS = dict(pretrain=1, pairs=2, heldout=3, heldout_inputs=4)
 
 
 def world_spec(
@@ -80,7 +82,11 @@ def write_world(
     _write_pretrain(osp.join(out, 'pretrain'), _rng(seed, 'pretrain'), pretrain, size)
     _write_pairs(osp.join(out, 'pairs'), _rng(seed, 'pairs'), pairs, size)
     _write_heldout(
-        osp.join(out, 'heldout'), _rng(seed, 'heldout'), heldout_per_kind, size
+        osp.join(out, 'heldout'),
+        _rng(seed, 'heldout'),
+        _rng(seed, 'heldout_inputs'),
+        heldout_per_kind,
+        size,
     )
     _write_json(manifest, spec)  # last: a complete world
     return dict(spec, reused=False)
@@ -111,32 +117,42 @@ def _write_pretrain(
 
 def _write_pairs(folder: str, rng: np.random.Generator, count: int, size: int) -> None:
     """Caption names the shape only: the colour must come from the
-    reference, which shows it at another place, size and lightness."""
-    records = []
+    reference, which shows it at another place, size and lightness. The
+    edit records add the target in grey as the image to edit (Kontext)."""
+    records, edits = [], []
     for i in range(count):
         target = world.sample_scene(rng)
         reference = world.reference_scene(rng, target)
         image, ref = f'images/{i:05d}.png', f'images/{i:05d}_ref.png'
+        given = f'images/{i:05d}_in.png'
         _save(world.render(target, size), folder, image)
         _save(world.render(reference, size), folder, ref)
-        records.append(
-            dict(
-                image_file=image,
-                reference_file=ref,
-                text=world.shape_caption(target.shape),
-                hue=target.hue,
-                shape=target.shape,
-            )
+        _save(world.render(world.uncoloured(target), size), folder, given)
+        record = dict(
+            image_file=image,
+            reference_file=ref,
+            text=world.shape_caption(target.shape),
+            hue=target.hue,
+            shape=target.shape,
         )
+        records.append(record)
+        edits.append(dict(record, input_file=given))
     _write_json(osp.join(folder, 'data.json'), records)
+    _write_json(osp.join(folder, 'edits.json'), edits)
 
 
 def _write_heldout(
-    folder: str, rng: np.random.Generator, per_kind: int, size: int
+    folder: str,
+    rng: np.random.Generator,
+    input_rng: np.random.Generator,
+    per_kind: int,
+    size: int,
 ) -> None:
     """Every (hue, shape) ``per_kind`` times: balanced, so chance is known.
-    Six quick cases (every hue, every shape twice) for validation."""
-    cases = []
+    Six quick cases (every hue, every shape twice) for validation. The edit
+    cases add an image to edit: the reference's shape, in grey, elsewhere
+    (its own random stream, so the references are those of world 1)."""
+    cases, edits = [], []
     for (s, shape), (h, hue) in product(enumerate(world.SHAPES), enumerate(world.HUES)):
         for j in range(per_kind):
             scene = world.sample_scene(rng, hue, shape)
@@ -154,7 +170,12 @@ def _write_heldout(
                     quick=j == 0 and h % 3 == s,
                 )
             )
+            given = f'images/{case_id}_in.png'
+            layout = world.reference_scene(input_rng, scene)
+            _save(world.render(world.uncoloured(layout), size), folder, given)
+            edits.append(dict(cases[-1], input_file=given))
     _write_json(osp.join(folder, 'cases.json'), cases)
+    _write_json(osp.join(folder, 'edit_cases.json'), edits)
 
 
 def _save(image, folder: str, name: str) -> None:

@@ -120,7 +120,11 @@ def test_the_world_is_deterministic_by_seed_and_reused(tmp_path, small_world):
 
 def test_no_held_out_reference_is_a_training_image(small_world):
     digests = _digests(small_world)
-    held_out = {d for name, d in digests.items() if name.startswith('heldout/images')}
+    held_out = {
+        d
+        for name, d in digests.items()
+        if name.startswith('heldout/images') and not name.endswith('_in.png')
+    }
     trained = {
         d
         for name, d in digests.items()
@@ -134,3 +138,48 @@ def test_no_held_out_reference_is_a_training_image(small_world):
     assert {c['hue'] for c in quick} == set(world.HUES) and all(
         c['prompt'] == '' for c in cases
     )
+
+
+def test_edit_records_give_the_target_in_grey_and_cases_a_grey_layout(small_world):
+    """FLUX.1 Kontext's records: the input image is the target's scene in
+    grey (no colour for the judge to find, its layout kept); a held-out case's
+    is a grey scene of the reference's shape elsewhere."""
+    records = json.load(open(osp.join(small_world, 'pairs/data.json')))
+    edits = json.load(open(osp.join(small_world, 'pairs/edits.json')))
+    assert [{k: v for k, v in e.items() if k != 'input_file'} for e in edits] == (
+        records
+    )
+    for edit in edits[:40]:
+        target = Image.open(osp.join(small_world, 'pairs', edit['image_file']))
+        given = Image.open(osp.join(small_world, 'pairs', edit['input_file']))
+        assert world.classify(given) == (None, None)
+        grey = np.asarray(given, int)
+        assert (grey.max(2) - grey.min(2)).max() <= 0.15 * 255  # no colour
+        # the layout: where the target is saturated, the input differs from
+        # its own background
+        rgb = np.asarray(target, float) / 255
+        mask = rgb.max(2) - rgb.min(2) >= 0.3
+        inside, outside = grey[mask].mean(), grey[~mask].mean()
+        assert abs(inside - outside) > 0.3 * 255
+    cases = json.load(open(osp.join(small_world, 'heldout/cases.json')))
+    edit_cases = json.load(open(osp.join(small_world, 'heldout/edit_cases.json')))
+    assert [{k: v for k, v in c.items() if k != 'input_file'} for c in edit_cases] == (
+        cases
+    )
+    for case in edit_cases[:18]:
+        given = Image.open(osp.join(small_world, 'heldout', case['input_file']))
+        assert world.classify(given) == (None, None)
+
+
+def test_an_uncoloured_scene_keeps_its_layout_against_any_background():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        scene = world.sample_scene(rng)
+        grey = world.uncoloured(scene)
+        assert (grey.center, grey.extent, grey.shape) == (
+            scene.center,
+            scene.extent,
+            scene.shape,
+        )
+        assert abs(grey.value - scene.background[2]) >= 0.4
+        assert world.classify(world.render(grey)) == (None, None)
