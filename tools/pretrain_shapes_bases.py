@@ -4,10 +4,13 @@ by seed; writes one ``from_pretrained`` folder per part under ``--out``.
     python tools/pretrain_shapes_bases.py --stages text vae clip_vision sd15
 
 Stages, in dependency order: ``text`` (random frozen text encoders),
-``vae`` (one for all four families) ``clip_vision`` ``siglip_vision`` (trained on the
-world), then the denoisers ``sd15`` ``sdxl`` ``sd35`` ``flux`` (each needs
-its VAE and text encoders), which also measure their prompted-colour
-accuracy. ``manifest.json`` records each stage's command, steps and time.
+``vae`` (one for every family but Qwen-Image) ``clip_vision``
+``siglip_vision`` (trained on the world), then the denoisers ``sd15`` ``sdxl``
+``sd35`` ``flux`` ``chroma`` (each needs its VAE and text encoders),
+``flux_kontext`` (FLUX.1's, fine-tuned to recolour a grey input image),
+``qwen_vae`` (Qwen-Image's own 3D VAE) and ``qwen_image``, which also
+measure their prompted-colour accuracy. ``manifest.json`` records each stage's command,
+steps and time.
 """
 
 import argparse
@@ -29,9 +32,13 @@ STEPS = dict(
     sdxl=1000,
     sd35=800,
     flux=600,
+    chroma=600,
+    flux_kontext=300,  # from flux's weights
+    qwen_vae=2000,  # the 3D VAE learns slowly
+    qwen_image=1500,
 )
 POOL = dict(vae=8000, encoder=6000, denoiser=12000)
-TEXT_PARTS = ('clip_text', 'clip_text_proj', 'clip_text_proj_2', 't5')
+TEXT_PARTS = ('clip_text', 'clip_text_proj', 'clip_text_proj_2', 't5', 'qwen_text')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -93,22 +100,32 @@ def run_stage(stage: str, args: argparse.Namespace, log) -> dict:
         return dict()
     kind = (
         'vae'
-        if stage.startswith('vae')
+        if stage.endswith('vae')
         else 'encoder'
         if stage.endswith('vision')
         else 'denoiser'
     )
-    pool = pretrain.draw_pool(seed, args.pool or POOL[kind])
+    pool = pretrain.draw_pool(
+        seed, args.pool or POOL[kind], inputs=stage == 'flux_kontext'
+    )
     if kind == 'vae':
         model = pretrain.train_vae(stage, pool, steps, seed, log=log)
         bases.save_part(model, stage, args.out)
-        return dict(scaling_factor=model.config.scaling_factor)
+        keys = ('scaling_factor', 'latents_mean', 'latents_std')
+        return {k: model.config[k] for k in keys if k in model.config}
     if kind == 'encoder':
         model = pretrain.train_image_encoder(stage, pool, steps, seed, log=log)
         bases.save_part(model, stage, args.out)
         return dict()
     components = bases.family_components(stage, args.out, denoiser=False)
-    model = pretrain.train_denoiser(stage, components, pool, steps, seed, log=log)
+    init = (
+        bases.load_part('flux_transformer', args.out)
+        if stage == 'flux_kontext'
+        else None
+    )
+    model = pretrain.train_denoiser(
+        stage, components, pool, steps, seed, log=log, init=init
+    )
     part = bases.FAMILIES[stage]['denoiser']
     bases.save_part(model, part, args.out)
     if not args.eval_per_caption:
@@ -116,7 +133,8 @@ def run_stage(stage: str, args: argparse.Namespace, log) -> dict:
     # judge what ships: the fp16 weights, loaded back in fp32
     components = bases.family_components(stage, args.out)
     pipe = pretrain.make_pipeline(stage, components)
-    call = dict(true_cfg_scale=4.0, negative_prompt='') if stage == 'flux' else {}
+    true_cfg = stage in ('flux', 'flux_kontext', 'qwen_image')
+    call = dict(true_cfg_scale=4.0, negative_prompt='') if true_cfg else {}
     result = pretrain.colour_accuracy(stage, pipe, args.eval_per_caption, **call)
     return dict(
         colour_accuracy=result['colour'], shape_accuracy=result['shape'], eval_call=call

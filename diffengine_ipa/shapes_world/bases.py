@@ -11,22 +11,29 @@ the text encoders fp32), written by ``tools/pretrain_shapes_bases.py``.
     <out>/sdxl  StableDiffusionXLPipeline    4-channel VAE, two CLIP texts
     <out>/sd35  StableDiffusion3Pipeline     16-channel VAE, two CLIPs + T5
     <out>/flux  FluxPipeline                 16-channel VAE, CLIP + T5
+    <out>/chroma        ChromaPipeline       T5 only
+    <out>/flux_kontext  FluxKontextPipeline  FLUX.1's parts, its transformer
+                                             fine-tuned to recolour an input
+    <out>/qwen_image    QwenImagePipeline    its own 3D VAE, Qwen2.5-VL text
 
 each with ``image_encoder/`` (a CLIP vision tower with projection; SigLIP
 for SD3.5), trained briefly on the world's colour and shape labels, and its
 preprocessor config; all weights fp32 once installed.
 """
 
+import copy
 import os
 import os.path as osp
 from typing import Any
 
 from ..kit_files import kit_path
 from ..models.families.flux import FLUX_SCHEDULER
+from ..models.families.qwen_image import QWEN_IMAGE_SCHEDULER, tiny_qwen_image
 from ..models.families.sd3 import SD3_SCHEDULER
 from ..models.families.sd15 import SD15_SCHEDULER
 from ..models.families.sdxl import SDXL_SCHEDULER
 from ..models.random_models.tokenizers import (
+    build_tiny_qwen_tokenizer,
     build_tiny_t5_tokenizer,
     bytes_to_unicode,
 )
@@ -243,9 +250,85 @@ PARTS: dict[str, tuple[str, str, dict]] = dict(
     ),
 )
 
+
+def _qwen_text() -> dict:
+    """The tiny Qwen-Image family's 2-layer Qwen2.5-VL (its vision tower
+    never runs for text), 64 wide like the other text encoders here; random
+    and frozen, with that family's tokenizer."""
+    config = copy.deepcopy(tiny_qwen_image()['text_encoder'])
+    text = config['text_config']
+    text.update(hidden_size=64, intermediate_size=128)
+    text['rope_parameters']['mrope_section'] = [4, 6, 6]  # half the head width
+    config['vision_config']['out_hidden_size'] = 64
+    return config
+
+
+_FLUX_PARTS = dict(
+    vae='vae',
+    text_encoder='clip_text',
+    text_encoder_2='t5',
+    tokenizer='clip_tokenizer',
+    tokenizer_2='t5_tokenizer',
+)
+PARTS.update(
+    chroma_transformer=(
+        'diffusers',
+        'ChromaTransformer2DModel',
+        dict(
+            patch_size=1,
+            in_channels=4 * LATENT_CHANNELS,  # packed 2 × 2
+            num_layers=2,
+            num_single_layers=2,
+            attention_head_dim=32,
+            num_attention_heads=2,
+            joint_attention_dim=64,  # T5's width
+            axes_dims_rope=(8, 12, 12),
+            approximator_num_channels=32,
+            approximator_hidden_dim=64,
+            approximator_layers=2,
+        ),
+    ),
+    # FLUX.1's transformer, fine-tuned from it (tools/pretrain_shapes_bases.py)
+    flux_kontext_transformer=PARTS['flux_transformer'],
+    # Qwen-Image's own 3D VAE: one frame, 4× down (32 px → 8 × 8 × 8); its
+    # latents_mean/std set by its pretraining from its latents' statistics.
+    qwen_vae=(
+        'diffusers',
+        'AutoencoderKLQwenImage',
+        dict(
+            base_dim=16,
+            z_dim=LATENT_CHANNELS,
+            dim_mult=[1, 2, 4],
+            num_res_blocks=1,
+            temperal_downsample=[False, False],
+            latents_mean=[0.0] * LATENT_CHANNELS,
+            latents_std=[1.0] * LATENT_CHANNELS,
+        ),
+    ),
+    qwen_text=('transformers', 'Qwen2_5_VLForConditionalGeneration', _qwen_text()),
+    qwen_image_transformer=(
+        'diffusers',
+        'QwenImageTransformer2DModel',
+        dict(
+            patch_size=2,
+            in_channels=4 * LATENT_CHANNELS,  # packed 2 × 2
+            out_channels=LATENT_CHANNELS,
+            num_layers=3,
+            attention_head_dim=32,
+            num_attention_heads=2,
+            joint_attention_dim=64,  # the text encoder's width
+            axes_dims_rope=(8, 12, 12),
+        ),
+    ),
+)
+
 # The real models' scheduler configs, as the kit's random architectures keep them.
 _SCHEDULERS = dict(
-    ddpm=SD15_SCHEDULER, euler=SDXL_SCHEDULER, sd3=SD3_SCHEDULER, flux=FLUX_SCHEDULER
+    ddpm=SD15_SCHEDULER,
+    euler=SDXL_SCHEDULER,
+    sd3=SD3_SCHEDULER,
+    flux=FLUX_SCHEDULER,
+    qwen=QWEN_IMAGE_SCHEDULER,
 )
 
 # family -> pipeline, scheduler, component -> part (or tokenizer).
@@ -297,13 +380,37 @@ FAMILIES: dict[str, dict] = dict(
         scheduler='flux',
         image_encoder='clip_vision',
         denoiser='flux_transformer',
+        parts=dict(transformer='flux_transformer', **_FLUX_PARTS),
+    ),
+    chroma=dict(
+        pipeline='ChromaPipeline',
+        scheduler='flux',
+        image_encoder='clip_vision',
+        denoiser='chroma_transformer',
         parts=dict(
-            transformer='flux_transformer',
+            transformer='chroma_transformer',
             vae='vae',
-            text_encoder='clip_text',
-            text_encoder_2='t5',
-            tokenizer='clip_tokenizer',
-            tokenizer_2='t5_tokenizer',
+            text_encoder='t5',
+            tokenizer='t5_tokenizer',
+        ),
+    ),
+    flux_kontext=dict(
+        pipeline='FluxKontextPipeline',
+        scheduler='flux',
+        image_encoder='clip_vision',
+        denoiser='flux_kontext_transformer',
+        parts=dict(transformer='flux_kontext_transformer', **_FLUX_PARTS),
+    ),
+    qwen_image=dict(
+        pipeline='QwenImagePipeline',
+        scheduler='qwen',
+        image_encoder='clip_vision',
+        denoiser='qwen_image_transformer',
+        parts=dict(
+            transformer='qwen_image_transformer',
+            vae='qwen_vae',
+            text_encoder='qwen_text',
+            tokenizer='qwen_tokenizer',
         ),
     ),
 )
@@ -332,7 +439,6 @@ def build_part(part: str, seed: int = 0, **overrides) -> Any:
 def save_part(model: Any, part: str, root: str = SHIPPED, half: bool = True) -> str:
     """Write a part as a ``from_pretrained`` folder (fp16 unless ``half`` is
     False), replacing what was there."""
-    import copy
     import shutil
 
     import torch
@@ -391,6 +497,8 @@ def family_components(
             components[name] = build_clip_tokenizer()
         elif part == 't5_tokenizer':
             components[name] = build_t5_tokenizer()
+        elif part == 'qwen_tokenizer':
+            components[name] = build_tiny_qwen_tokenizer()
         else:
             components[name] = load_part(part, root)
     config = dict(_SCHEDULERS[spec['scheduler']])

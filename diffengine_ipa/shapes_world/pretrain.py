@@ -11,7 +11,9 @@ Four stages, each a plain loop over images drawn from the world (seeded):
   conditioned by the family pipeline's own ``encode_prompt`` of the caption
   (random frozen text encoders), the caption dropped 10 % of the time so
   classifier-free guidance works: ε-prediction for SD1.5 / SDXL, rectified
-  flow for SD3.5 / FLUX.1 (:mod:`diffengine_ipa.models.objectives`).
+  flow for SD3.5 / FLUX.1 / Chroma (:mod:`diffengine_ipa.models.objectives`);
+  FLUX.1 Kontext's fine-tuned from FLUX.1's to recolour an input image (the
+  scene in grey, :func:`world.uncoloured`) as its caption says.
 - :func:`colour_accuracy`: generate "a <hue> <shape>" with the family's
   diffusers pipeline and read the colour back with :func:`world.classify`.
 """
@@ -42,16 +44,24 @@ _HUES, _SHAPES = list(world.HUES), list(world.SHAPES)
 # FluxPipeline's default distilled guidance, fed to the transformer in
 # training as the kit's adapter training does (it is not distilled here).
 FLUX_GUIDANCE = 3.5
+# Families whose pipelines take max_sequence_length (T5); rectified flow.
+T5_FAMILIES = ('sd35', 'flux', 'chroma', 'flux_kontext', 'qwen_image')
 
 
 class Pool:
     """Images of the world: ``pixels`` (N, 3, H, W) in [-1, 1], ``hue`` and
-    ``shape`` (N, ) label indices, ``caption`` (N, ) indices of CAPTIONS."""
+    ``shape`` (N, ) label indices, ``caption`` (N, ) indices of CAPTIONS;
+    ``inputs`` (N, 3, H, W): the same scenes in grey, or None."""
 
     def __init__(
-        self, pixels: torch.Tensor, hue: torch.Tensor, shape: torch.Tensor
+        self,
+        pixels: torch.Tensor,
+        hue: torch.Tensor,
+        shape: torch.Tensor,
+        inputs: torch.Tensor | None = None,
     ) -> None:
         self.pixels, self.hue, self.shape = pixels, hue, shape
+        self.inputs = inputs
         self.caption = hue * len(_SHAPES) + shape
 
     def __len__(self) -> int:
@@ -65,17 +75,29 @@ class Pool:
         return [Image.fromarray(a) for a in array]
 
 
-def draw_pool(seed: int, count: int, stream: int = 10) -> Pool:
-    """``count`` random scenes of the world (own random stream of ``seed``)."""
+def draw_pool(seed: int, count: int, stream: int = 10, inputs: bool = False) -> Pool:
+    """``count`` random scenes of the world (own random stream of ``seed``);
+    with ``inputs``, each also in grey (:func:`world.uncoloured`)."""
     rng = np.random.default_rng([seed, stream])
-    pixels, hues, shapes = [], [], []
+    pixels, greys, hues, shapes = [], [], [], []
     for _ in range(count):
         scene = world.sample_scene(rng)
         pixels.append(np.asarray(world.render(scene)))
+        if inputs:
+            greys.append(np.asarray(world.render(world.uncoloured(scene))))
         hues.append(_HUES.index(scene.hue))
         shapes.append(_SHAPES.index(scene.shape))
-    array = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2)
-    return Pool(array.float() / 127.5 - 1, torch.tensor(hues), torch.tensor(shapes))
+
+    def tensor(images: list) -> torch.Tensor:
+        array = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
+        return array.float() / 127.5 - 1
+
+    return Pool(
+        tensor(pixels),
+        torch.tensor(hues),
+        torch.tensor(shapes),
+        tensor(greys) if inputs else None,
+    )
 
 
 def _schedule(
@@ -116,8 +138,8 @@ def train_vae(
     for step in range(1, steps + 1):
         index = torch.randint(0, len(pool), (batch_size,), generator=generator)
         x = pool.pixels[index]
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample(generator)).sample
+        posterior = vae.encode(_frames(vae, x)).latent_dist
+        recon = _frames(vae, vae.decode(posterior.sample(generator)).sample, False)
         loss = (
             F.mse_loss(recon, x)
             + 0.5 * F.l1_loss(recon, x)
@@ -133,12 +155,30 @@ def train_vae(
     vae.eval()
     with torch.no_grad():
         latents = _encode(vae, pool.pixels[:4096], generator)
+    if _is_3d(vae):  # Qwen-Image normalises per channel
+        vae.register_to_config(
+            latents_mean=latents.mean((0, 2, 3)).tolist(),
+            latents_std=latents.std((0, 2, 3)).tolist(),
+        )
+        return vae
     # shift 0 (SD1.5 / SDXL pipelines have none; the KL keeps the mean
     # near 0), scale: unit second moment
     vae.register_to_config(
         shift_factor=0.0, scaling_factor=float(1 / latents.square().mean().sqrt())
     )
     return vae
+
+
+def _is_3d(vae) -> bool:
+    """A video-shaped VAE (Qwen-Image's): images go in as one frame."""
+    return type(vae).__name__ == 'AutoencoderKLQwenImage'
+
+
+def _frames(vae, x: torch.Tensor, into: bool = True) -> torch.Tensor:
+    """(B, C, H, W) to one frame (B, C, 1, H, W) for a 3D VAE, or back."""
+    if not _is_3d(vae):
+        return x
+    return x[:, :, None] if into else x[:, :, 0]
 
 
 def train_image_encoder(
@@ -230,6 +270,19 @@ def encode_captions(family: str, pipe) -> dict[str, torch.Tensor]:
             max_sequence_length=bases.MAX_SEQUENCE_LENGTH,
         )
         return dict(encoder_hidden_states=embeds, pooled_projections=pooled)
+    if family == 'qwen_image':
+        embeds, mask = pipe.encode_prompt(
+            prompts, device='cpu', max_sequence_length=bases.MAX_SEQUENCE_LENGTH
+        )
+        return dict(encoder_hidden_states=embeds, encoder_hidden_states_mask=mask)
+    if family == 'chroma':
+        embeds, _, mask, _, _, _ = pipe.encode_prompt(
+            prompt=prompts,
+            device='cpu',
+            do_classifier_free_guidance=False,
+            max_sequence_length=bases.MAX_SEQUENCE_LENGTH,
+        )
+        return dict(encoder_hidden_states=embeds, attention_mask=mask)
     embeds, pooled, _ = pipe.encode_prompt(
         prompts, None, device='cpu', max_sequence_length=bases.MAX_SEQUENCE_LENGTH
     )
@@ -259,8 +312,9 @@ def _condition(
 def _denoise(
     family: str, model, noisy: torch.Tensor, timesteps: torch.Tensor, cond: dict
 ) -> torch.Tensor:
-    """The denoiser's prediction, called as the family's pipeline calls it."""
-    from diffusers import FluxPipeline
+    """The denoiser's prediction, called as the family's pipeline calls it
+    (Kontext: ``cond['input_latents']``' tokens follow the noisy ones)."""
+    from diffusers import ChromaPipeline, FluxPipeline
 
     batch = noisy.shape[0]
     if family == 'sd15':
@@ -279,39 +333,84 @@ def _denoise(
     if family == 'sd35':
         return model(hidden_states=noisy, timestep=timesteps, **cond).sample
     _, channels, height, width = noisy.shape
+    if family == 'qwen_image':
+        from diffusers import QwenImagePipeline
+
+        packed = QwenImagePipeline._pack_latents(noisy, batch, channels, height, width)
+        prediction = model(
+            hidden_states=packed,
+            timestep=timesteps / 1000,
+            img_shapes=[[(1, height // 2, width // 2)]] * batch,
+            return_dict=False,
+            **cond,
+        )[0]
+        return QwenImagePipeline._unpack_latents(prediction, height * 4, width * 4, 4)[
+            :, :, 0
+        ]
     packed = FluxPipeline._pack_latents(noisy, batch, channels, height, width)
+    tokens = packed.shape[1]
     image_ids = FluxPipeline._prepare_latent_image_ids(
         batch, height // 2, width // 2, noisy.device, noisy.dtype
     )
+    if 'input_latents' in cond:  # FluxKontextPipeline's sequence and ids
+        given = FluxPipeline._pack_latents(
+            cond['input_latents'], batch, channels, height, width
+        )
+        given_ids = image_ids.clone()
+        given_ids[..., 0] = 1
+        packed = torch.cat([packed, given], dim=1)
+        image_ids = torch.cat([image_ids, given_ids])
     states = cond['encoder_hidden_states']
     text_ids = torch.zeros(states.shape[1], 3, dtype=noisy.dtype)
-    guidance = torch.full((batch,), FLUX_GUIDANCE)
-    prediction = model(
+    call = dict(
         hidden_states=packed,
         timestep=timesteps / 1000,
-        guidance=guidance,
         encoder_hidden_states=states,
-        pooled_projections=cond['pooled_projections'],
         txt_ids=text_ids,
         img_ids=image_ids,
-    ).sample
+    )
+    if family == 'chroma':
+        call['attention_mask'] = ChromaPipeline._prepare_attention_mask(
+            None,
+            batch,
+            tokens,
+            noisy.dtype,
+            attention_mask=cond['attention_mask'].to(noisy.dtype),
+        )
+    else:
+        call.update(
+            guidance=torch.full((batch,), FLUX_GUIDANCE),
+            pooled_projections=cond['pooled_projections'],
+        )
+    prediction = model(**call).sample[:, :tokens]
     return FluxPipeline._unpack_latents(prediction, height * 2, width * 2, 2)
 
 
-def _encode(vae, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return torch.cat(
-        [
-            vae.encode(pixels[i : i + 256]).latent_dist.sample(generator)
-            for i in range(0, len(pixels), 256)
-        ]
-    )
+def _encode(
+    vae, pixels: torch.Tensor, generator: torch.Generator, mode: bool = False
+) -> torch.Tensor:
+    parts = []
+    for i in range(0, len(pixels), 256):
+        dist = vae.encode(_frames(vae, pixels[i : i + 256])).latent_dist
+        parts.append(
+            _frames(vae, dist.mode() if mode else dist.sample(generator), False)
+        )
+    return torch.cat(parts)
 
 
 @torch.no_grad()
-def encode_pool(vae, pool: Pool, generator: torch.Generator) -> torch.Tensor:
-    """The pool's latents as the pipelines see them (shifted, scaled)."""
+def encode_pool(
+    vae, pool: Pool, generator: torch.Generator, mode: bool = False
+) -> torch.Tensor:
+    """The pool's latents as the pipelines see them (shifted, scaled); with
+    ``mode``, its input images' (the distribution's mode, as
+    FluxKontextPipeline encodes an input image)."""
+    latents = _encode(vae, pool.inputs if mode else pool.pixels, generator, mode)
+    if _is_3d(vae):
+        shape = (1, -1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape)
+        return (latents - mean) / torch.tensor(vae.config.latents_std).view(shape)
     shift = vae.config.shift_factor or 0.0
-    latents = _encode(vae, pool.pixels, generator)
     return (latents - shift) * vae.config.scaling_factor
 
 
@@ -326,9 +425,11 @@ def train_denoiser(
     drop: float = 0.1,
     ema_decay: float = 0.995,
     log: Callable[[int, float], None] | None = None,
+    init: torch.nn.Module | None = None,
 ):
     """Train the family's denoiser (in ``components``, replaced by its EMA)
-    from scratch on ``pool``; returns the EMA model."""
+    on ``pool``, from scratch or from ``init``; returns the EMA model. A pool
+    with ``inputs`` conditions on them (FLUX.1 Kontext)."""
     from diffusers.training_utils import compute_density_for_timestep_sampling
 
     from ..models.objectives import NoisePrediction, RectifiedFlow
@@ -336,7 +437,8 @@ def train_denoiser(
     spec = bases.FAMILIES[family]
     name = 'unet' if 'unet' in spec['parts'] else 'transformer'
     torch.manual_seed(seed)
-    model = bases.build_part(spec['denoiser'], seed).train()
+    model = init if init is not None else bases.build_part(spec['denoiser'], seed)
+    model = model.train()
     if name == 'unet':  # CPU: bmm attention beats SDPA's at these shapes
         from diffusers.models.attention_processor import AttnProcessor
 
@@ -346,8 +448,11 @@ def train_denoiser(
     texts = encode_captions(family, pipe)
     generator = torch.Generator().manual_seed(seed)
     latents = encode_pool(components['vae'], pool, generator)
+    given = None
+    if pool.inputs is not None:  # the pipeline encodes the input's mode
+        given = encode_pool(components['vae'], pool, generator, mode=True)
     config = dict(pipe.scheduler.config)
-    flow = family in ('sd35', 'flux')
+    flow = family in T5_FAMILIES
     objective = RectifiedFlow(config) if flow else NoisePrediction(config)
     scheme = 'logit_normal' if family == 'sd35' else 'none'
     ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -366,6 +471,8 @@ def train_denoiser(
             timesteps = torch.randint(0, 1000, (batch_size,), generator=generator)
         noisy = objective.add_noise(x0, noise, timesteps)
         cond = _condition(family, texts, pool.caption[index], generator, drop)
+        if given is not None:
+            cond['input_latents'] = given[index]
         prediction = _denoise(family, model, noisy, timesteps, cond)
         loss = objective.loss(prediction, x0, noise, noisy, timesteps)
         optimizer.zero_grad(set_to_none=True)
@@ -397,8 +504,20 @@ def colour_accuracy(
         width=size,
         generator=torch.Generator().manual_seed(seed),
     )
-    if family in ('sd35', 'flux'):
+    if family in T5_FAMILIES:
         kwargs['max_sequence_length'] = bases.MAX_SEQUENCE_LENGTH
+    if family == 'flux_kontext':  # recolour a grey scene of the caption's shape
+        rng = np.random.default_rng([seed, 11])
+        kwargs.update(
+            image=[
+                world.render(
+                    world.uncoloured(world.sample_scene(rng, shape=p.split()[-1]))
+                )
+                for p in prompts
+            ],
+            max_area=size * size,
+            _auto_resize=False,
+        )
     kwargs.update(call)
     images = pipe(prompt=prompts, **kwargs).images
     colour = shape = 0
