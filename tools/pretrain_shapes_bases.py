@@ -33,7 +33,7 @@ STEPS = dict(
     sd35=800,
     flux=600,
     chroma=600,
-    flux_kontext=300,  # from flux's weights
+    flux_kontext=1500,  # from flux's weights
     qwen_vae=2000,  # the 3D VAE learns slowly
     qwen_image=1500,
 )
