@@ -504,6 +504,12 @@ class IPAdapter(BaseModel):
             samples = [{k: v[i] for k, v in data_samples.items()} for i in range(count)]
         else:
             samples = data_samples or [{} for _ in range(count)]
+        faces = inputs.get('face_embeds')  # FaceID: generated from (D,) each
+        face_calls = iter(
+            [{}] * count
+            if faces is None
+            else [dict(image_embeds=[face[None]]) for face in faces]
+        )
         outputs = []
         with live_pipeline(self) as pipe:
             for reference, prompt, scale, seed, meta in zip(
@@ -525,6 +531,7 @@ class IPAdapter(BaseModel):
                     1,
                     cfg['height'],
                     cfg['width'],
+                    **next(face_calls),
                     true_cfg_scale=cfg.get('true_cfg_scale'),
                 )
                 outputs.append(
