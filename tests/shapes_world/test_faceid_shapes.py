@@ -15,9 +15,7 @@ from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.registry import init_default_scope
 from PIL import Image, ImageDraw
 
-from diffengine_ipa.datasets.record_sources import JsonRecords
 from diffengine_ipa.faces import build_face_embedder
-from diffengine_ipa.faces.face_preparation import prepare_faces
 from diffengine_ipa.registry import DATASETS, MODELS
 from diffengine_ipa.shapes_world.world import HUES, draw
 
@@ -37,15 +35,21 @@ def embedder(shapes_bases):
 
 
 @pytest.fixture(scope='module')
-def faces(small_world, embedder) -> dict:
-    """The small world's pairs and held-out cases with their faces, beside
-    them (as docs/faceid.md's commands write them)."""
-    summaries = {}
+def faces(small_world, shapes_bases) -> dict:
+    """The small world's pairs and held-out cases with their faces, by
+    docs/faceid.md's commands (the bases' encoder named)."""
+    from ..tools.helpers import run_tool_here
+
+    encoder = osp.join(shapes_bases, 'sd15/image_encoder')
+    written = {}
     for name, ann in (('pairs', 'pairs/data'), ('cases', 'heldout/cases')):
-        source = JsonRecords(osp.join(small_world, ann + '.json'))
-        out = osp.join(small_world, ann + '_faces.jsonl')
-        summaries[name] = prepare_faces(source, out, embedder)
-    return summaries
+        run_tool_here(
+            'prepare_faces.py', osp.join(small_world, ann + '.json'),
+            '--embedder', 'ShapesFaceEmbedder', '--embedder-options',
+            f'encoder={encoder}',
+        )  # fmt: skip
+        written[name] = osp.join(small_world, ann + '_faces.jsonl')
+    return written
 
 
 def test_embedder_finds_the_one_shape_and_tells_colours_apart(embedder):
@@ -67,9 +71,9 @@ def test_embedder_finds_the_one_shape_and_tells_colours_apart(embedder):
 
 
 def test_prepare_faces_embeds_every_reference_and_case(faces, embedder):
-    assert (faces['pairs']['kept'], faces['cases']['kept']) == (300, 54)
-    records = [json.loads(line) for line in open(faces['pairs']['out_file'])]
-    folder = osp.dirname(faces['pairs']['out_file'])
+    records = [json.loads(line) for line in open(faces['pairs'])]
+    assert len(records) == 300 and len(open(faces['cases']).readlines()) == 54
+    folder = osp.dirname(faces['pairs'])
     for record in records:
         assert np.load(osp.join(folder, record['face_embedding'])).shape == (64,)
     first = records[0]  # the face is the reference's, not the target's
@@ -134,14 +138,12 @@ def test_trains_a_step_and_the_judge_generates_as_infer_face_embeds(
     from ..tools.helpers import run_tool_here
 
     cfg, overrides, model = tiny_faceid
-    train = dict(cfg.train_dataloader.dataset, ann_file=faces['pairs']['out_file'])
+    train = dict(cfg.train_dataloader.dataset, ann_file=faces['pairs'])
     batch = default_collate([DATASETS.build(train)[i] for i in range(2)])
     assert batch['inputs']['face_embeds'].shape == (2, 64)
     assert torch.isfinite(model(**model.data_preprocessor(batch, True))['loss'])
 
-    test = DATASETS.build(
-        dict(cfg.test_dataloader.dataset, ann_file=faces['cases']['out_file'])
-    )
+    test = DATASETS.build(dict(cfg.test_dataloader.dataset, ann_file=faces['cases']))
     assert len(test) == 54 * 3
     samples = pseudo_collate([test[i] for i in (2, 5)])  # two cases at scale 1
     assert samples['inputs']['scale'] == [1.0, 1.0]
@@ -177,7 +179,7 @@ def test_sample_images_during_training_are_generated_from_the_faces(tiny_faceid,
     )
 
     cfg, _, model = tiny_faceid
-    val = dict(cfg.val_dataloader.dataset, ann_file=faces['cases']['out_file'])
+    val = dict(cfg.val_dataloader.dataset, ann_file=faces['cases'])
     panels = []
     runner = SimpleNamespace(
         val_loop=object(),
