@@ -38,6 +38,10 @@ SHAPES = (
     'tests/shapes_world/test_training.py::'
     'test_a_short_sd15_training_follows_the_reference_colour'
 )
+SHAPES_FACES = (
+    'tests/shapes_world/test_faceid_shapes.py::'
+    'test_prepare_faces_embeds_every_reference_and_case'
+)
 INTEROP = 'tests/tools/test_diffusers_interop.py::'
 FACES = 'tests/tools/test_prepare_faces.py::'
 GPU_DRY_RUN = 'tests/benchmarks/test_gpu_run.py::test_cpu_dry_run_of_the_gpu_script'
@@ -61,6 +65,12 @@ COMMANDS = {
         'tests/models/test_faceid.py::'
         'test_infer_from_a_face_photo_or_its_saved_embedding'
     ),
+    # docs/faceid.md, "It learns": the shapes world's faces, as the test
+    # prepares a small world's (the bases' encoder named)
+    'python tools/prepare_faces.py work_dirs/shapes_world/pairs/data.json '
+    '--embedder ShapesFaceEmbedder': SHAPES_FACES,
+    'python tools/prepare_faces.py work_dirs/shapes_world/heldout/cases.json '
+    '--embedder ShapesFaceEmbedder': SHAPES_FACES,
     # docs/shapes_world.md: the slow test runs the world, a short SD1.5
     # training (tools/train.py, what mim train runs), convert, the judge and
     # the contact sheet

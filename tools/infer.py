@@ -321,8 +321,13 @@ def main() -> None:
     embeds = load_image_embeds(args.embeds) if args.embeds else None
     face_image = images.get(args.face_image)
     if args.face or args.face_embeds:  # before the models load: a bad photo is quick
+        projection = cfg.model.get('image_projection') or {}
         embeds, face_image = face_prompt(
-            args.face, args.face_embeds, face_image, args.face_embedder
+            args.face,
+            args.face_embeds,
+            face_image,
+            args.face_embedder,
+            projection.get('id_embed_dim'),
         )
     disable_progress_bars()
     inferencer = IPAdapterInferencer(

@@ -14,7 +14,9 @@ has no face, several faces (unless ``--largest``) or cannot be read is left
 out, counted and named. A rerun reuses what an unchanged image gave. The
 face model: insightface ``buffalo_l`` by default (``pip install .[faces]``;
 its files in ``~/.insightface/models/buffalo_l``), or ``--embedder
-TinyFaceEmbedder`` (no weights: drawn test faces only).
+TinyFaceEmbedder`` (no weights: drawn test faces only), or ``--embedder
+ShapesFaceEmbedder`` (the shapes world's one shape, embedded by its CLIP
+vision tower: 64-d).
 """
 
 import argparse
@@ -59,7 +61,8 @@ def parse_args() -> argparse.Namespace:
         '--embedder',
         default='InsightFaceEmbedder',
         help='face embedder type (default: InsightFaceEmbedder: insightface '
-        'buffalo_l; TinyFaceEmbedder: weightless, for tests)',
+        'buffalo_l; TinyFaceEmbedder: weightless, for tests; '
+        "ShapesFaceEmbedder: the shapes world's shapes)",
     )
     parser.add_argument(
         '--embedder-options',

@@ -231,12 +231,16 @@ def load_pipeline(
         if index == 0:  # the config's adapter: its projection, checked
             projection = MODELS.get(projection_cfg['type'])
             tokens = projection_cfg.get('num_tokens')
+            face_width = projection_cfg.get('id_embed_dim')
         else:  # another: the file's own variant
             projection, tokens = PROJECTIONS_BY_VARIANT[found['variant']], None
+            face_width = None
         try:
             compare_adapter(
                 found,
-                expected_adapter(family, denoiser, encoders[key], projection, tokens),
+                expected_adapter(
+                    family, denoiser, encoders[key], projection, tokens, face_width
+                ),
                 spec.path,
             )
         except CheckpointError as err:

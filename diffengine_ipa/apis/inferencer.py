@@ -74,13 +74,15 @@ def face_prompt(
     face_embeds: str | None = None,
     face_image: Any = None,
     embedder: str | dict | None = None,
+    dim: int | None = None,
 ) -> tuple[list[torch.Tensor], Any]:
     """FaceID's image prompt, ``([embedding (N, 512)], crop)``: the ``image_embeds``
     and ``face_image`` of a call. From a photo, ``face`` (its one face
     detected, aligned and embedded by ``embedder``, the one the data was
     prepared with; the crop too unless ``face_image`` is given), or from a
     saved embedding, ``face_embeds`` (a ``.npy``, (512,) or (N, 512), as
-    ``tools/prepare_faces.py`` writes; ``face_image`` its crop).
+    ``tools/prepare_faces.py`` writes; ``face_image`` its crop). ``dim``: the
+    width the model reads (its projection's ``id_embed_dim``; default 512).
 
     Raises:
         UserError: one line for a photo without a face or with several, and
@@ -95,6 +97,7 @@ def face_prompt(
             'FaceID: give a face photo or saved face embeddings (.npy), one of them'
         )
     crop = _read(face_image)
+    dim = dim or EMBEDDING_DIM
     if face_embeds:
         try:
             embedding = np.load(face_embeds, allow_pickle=False)
@@ -102,10 +105,10 @@ def face_prompt(
             raise UserError(
                 f'{face_embeds}: not a .npy face embedding ({err})'
             ) from None
-        if embedding.ndim not in (1, 2) or embedding.shape[-1] != EMBEDDING_DIM:
+        if embedding.ndim not in (1, 2) or embedding.shape[-1] != dim:
             raise UserError(
-                f'{face_embeds}: a face embedding is ({EMBEDDING_DIM},) or (N, '
-                f'{EMBEDDING_DIM}), not {embedding.shape}'
+                f'{face_embeds}: a face embedding is ({dim},) or (N, {dim}), '
+                f'not {embedding.shape}'
             )
         return [torch.from_numpy(np.atleast_2d(embedding).astype(np.float32))], crop
     if isinstance(embedder, str):

@@ -15,6 +15,7 @@ from .face_embedder import (
     similarity_transform,
 )
 from .insightface_embedder import InsightFaceEmbedder
+from .shapes_face_embedder import ShapesFaceEmbedder
 from .tiny_face_embedder import TinyFaceEmbedder, draw_face
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     'DetectedFace',
     'FaceEmbedder',
     'InsightFaceEmbedder',
+    'ShapesFaceEmbedder',
     'TinyFaceEmbedder',
     'align_face',
     'build_face_embedder',

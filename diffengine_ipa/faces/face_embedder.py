@@ -54,7 +54,8 @@ class DetectedFace:
 
     Attributes:
         embedding: (512,) float32 identity embedding of unit length (as
-            insightface's ``normed_embedding``).
+            insightface's ``normed_embedding``; the embedder's
+            ``embedding_dim`` wide).
         crop: The aligned face, an RGB image of 224 × 224.
         bbox: ``(x0, y0, x1, y1)`` in pixels of the image.
         score: Detection confidence in [0, 1].
@@ -78,9 +79,11 @@ class FaceEmbedder:
     Attributes:
         config: The dict that builds this embedder (``type`` and arguments);
             outputs made by embedders of different configs are not mixed.
+        embedding_dim: Width of its embeddings (512: ArcFace's).
     """
 
     config: dict
+    embedding_dim: int = EMBEDDING_DIM
 
     def faces(self, image: Image.Image) -> list[DetectedFace]:
         """Every face of ``image`` (RGB), in no particular order."""

@@ -4,7 +4,8 @@ For each record, the face of its conditioning image (``reference_file``
 when it has one, else ``image_file``) is detected, aligned and embedded;
 the record is written to a new annotation file with all its fields plus
 
-* ``face_embedding``: a ``.npy`` of float32, shape (512,), unit length;
+* ``face_embedding``: a ``.npy`` of float32, shape (512,) (the embedder's
+  ``embedding_dim``), unit length;
 * ``face_image``: the aligned 224 × 224 crop, a PNG (RGB);
 
 both paths relative to the new file's folder, as its image paths are.
@@ -29,7 +30,7 @@ from ..datasets.record_sources import RecordSource, content_crc, stat_key
 from ..errors import DatasetError, ImageError
 from ..fileio import atomic_path, atomic_write_bytes, safe_file_name
 from ..image_io import read_rgb_image
-from .face_embedder import EMBEDDING_DIM, FaceEmbedder, largest_face
+from .face_embedder import FaceEmbedder, largest_face
 
 __all__ = ['prepare_faces', 'output_paths', 'summary_line']
 
@@ -238,10 +239,10 @@ def _faces_of(
     face = largest_face(faces)
     if face is not None and (len(faces) == 1 or largest):
         embedding = np.asarray(face.embedding, dtype=np.float32)
-        if embedding.shape != (EMBEDDING_DIM,):
+        if embedding.shape != (embedder.embedding_dim,):
             raise DatasetError(
                 f'{path}: the face embedder gave an embedding of shape '
-                f'{embedding.shape}; FaceID reads ({EMBEDDING_DIM},)'
+                f'{embedding.shape}; it declares ({embedder.embedding_dim},)'
             )
         digest = hashlib.sha256(path.encode()).hexdigest()[:10]
         stem = safe_file_name(osp.splitext(osp.basename(path))[0], 60) + '_' + digest

@@ -506,6 +506,12 @@ class IPAdapter(BaseModel):
             samples = [{k: v[i] for k, v in data_samples.items()} for i in range(count)]
         else:
             samples = data_samples or [{} for _ in range(count)]
+        faces = inputs.get('face_embeds')  # FaceID: generated from (D,) each
+        face_calls = iter(
+            [{}] * count
+            if faces is None
+            else [dict(image_embeds=[face[None]]) for face in faces]
+        )
         outputs = []
         given = inputs.get('input_img') or [None] * count
         with live_pipeline(self) as pipe:
@@ -529,6 +535,7 @@ class IPAdapter(BaseModel):
                     1,
                     cfg['height'],
                     cfg['width'],
+                    **next(face_calls),
                     true_cfg_scale=cfg.get('true_cfg_scale'),
                     input_image=input_image,
                 )

@@ -283,13 +283,18 @@ def read_adapter(
 # --- fit ----------------------------------------------------------------------
 
 
-def feature_width(image_encoder: Any, projection: Any) -> int:
+def feature_width(
+    image_encoder: Any, projection: Any, id_embed_dim: int | None = None
+) -> int:
     """Width of the image features the projection reads: the image
-    encoder's, or the face embedding's for FaceID (512)."""
+    encoder's, or the face embedding's for FaceID (a module's
+    ``id_embed_dim``; for a class, ``id_embed_dim`` as configured, 512)."""
     if projection.image_features is None:
         from ..models.image_projections import FACE_ID_DIM
 
-        return FACE_ID_DIM
+        if isinstance(projection, nn.Module):
+            return projection.id_embed_dim
+        return id_embed_dim or FACE_ID_DIM
     return image_encoder.feature_dim(projection.image_features)
 
 
@@ -299,6 +304,7 @@ def expected_adapter(
     image_encoder: Any,
     projection: Any,
     tokens: int | None = None,
+    id_embed_dim: int | None = None,
 ) -> dict[str, Any]:
     """What an adapter file must be to fit these modules.
 
@@ -308,6 +314,8 @@ def expected_adapter(
         image_encoder: The :class:`ImageEncoder`.
         projection: The projection module, or its class.
         tokens: The image tokens, when known (a class has none).
+        id_embed_dim: FaceID's face-embedding width, when configured (a
+            class has none; default 512).
     """
     if tokens is None and isinstance(projection, nn.Module):
         tokens = projection.num_tokens
@@ -315,7 +323,7 @@ def expected_adapter(
         layout=family.layout,
         variant=projection.variant,
         cross_attention_dim=family.token_width(denoiser),
-        image_embed_dim=feature_width(image_encoder, projection),
+        image_embed_dim=feature_width(image_encoder, projection, id_embed_dim),
         tokens=tokens,
         layers=len(family.adapter_layers(denoiser)),
     )
@@ -368,6 +376,8 @@ def compare_adapter(
                 '768: CLIP ViT-L/14, 1024: ViT-H/14, 1280: ViT-bigG/14',
             )
             if found['variant'] == 'base'
+            else ('face embeddings', '512: ArcFace')
+            if found['variant'] == 'faceid'
             else (
                 'hidden states',
                 '1024: ViT-L/14, 1152: SigLIP so400m, 1280: ViT-H/14',

@@ -40,11 +40,15 @@ def test_the_faceid_variants_are_offered_by_their_configs(tmp_path):
     labels = dict((name, label) for label, name in config_choices())
     faceid = {name: config_faceid(name) for name in labels if config_faceid(name)}
     assert sorted(faceid) == sorted(
-        f'{tiny}{family}_faceid{kind}.py'
-        for tiny in ('', 'tiny_')
-        for family in ('sd15', 'sdxl')
-        for kind in ('', '_plus', '_plusv2')
+        [
+            f'{tiny}{family}_faceid{kind}.py'
+            for tiny in ('', 'tiny_')
+            for family in ('sd15', 'sdxl')
+            for kind in ('', '_plus', '_plusv2')
+        ]
+        + ['shapes_sd15_faceid.py']  # the shapes world's (docs/faceid.md)
     )
+    assert labels['shapes_sd15_faceid.py'] == 'SD1.5 · FaceID · shapes_sd15_faceid.py'
     assert labels[PLUSV2] == f'SD1.5 · FaceID-PlusV2 · {PLUSV2}'
     assert labels['sdxl_faceid.py'] == 'SDXL · FaceID · sdxl_faceid.py'
     assert labels['sd15_mini_dataset_plus.py'] == 'SD1.5 · sd15_mini_dataset_plus.py'

@@ -77,6 +77,7 @@ class IPAdapterVisualizationHook(Hook):
                     cfg['height'],
                     cfg['width'],
                     true_cfg_scale=cfg.get('true_cfg_scale'),
+                    **_face_call(case),
                 )
                 panel = Image.new('RGB', (2 * image.width, image.height))
                 panel.paste(reference.resize(image.size), (0, 0))
@@ -84,3 +85,13 @@ class IPAdapterVisualizationHook(Hook):
                 runner.visualizer.add_image(
                     f'sample_{case["case_id"]}', np.asarray(panel), step=step
                 )
+
+
+def _face_call(case: dict) -> dict:
+    """FaceID's case: generate from its face embedding (the ``.npy`` of
+    ``face_embedding``), as the judge does; other cases: nothing."""
+    path = case.get('face_embedding_path')
+    if not path:
+        return {}
+    embedding = np.load(path, allow_pickle=False).astype(np.float32)
+    return dict(image_embeds=[torch.from_numpy(embedding)[None]])  # (1, D)
