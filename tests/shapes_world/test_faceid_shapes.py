@@ -35,20 +35,26 @@ def embedder(shapes_bases):
 
 
 @pytest.fixture(scope='module')
-def faces(small_world, shapes_bases) -> dict:
+def faces(small_world, shapes_bases, tmp_path_factory) -> dict:
     """The small world's pairs and held-out cases with their faces, by
-    docs/faceid.md's commands (the bases' encoder named)."""
+    docs/faceid.md's commands (the bases' encoder named), in a copy of the
+    world: the session's stays as written."""
+    import shutil
+
     from ..tools.helpers import run_tool_here
 
+    world = str(tmp_path_factory.mktemp('faces_world'))
+    for part in ('pairs', 'heldout'):
+        shutil.copytree(osp.join(small_world, part), osp.join(world, part))
     encoder = osp.join(shapes_bases, 'sd15/image_encoder')
     written = {}
     for name, ann in (('pairs', 'pairs/data'), ('cases', 'heldout/cases')):
         run_tool_here(
-            'prepare_faces.py', osp.join(small_world, ann + '.json'),
+            'prepare_faces.py', osp.join(world, ann + '.json'),
             '--embedder', 'ShapesFaceEmbedder', '--embedder-options',
             f'encoder={encoder}',
         )  # fmt: skip
-        written[name] = osp.join(small_world, ann + '_faces.jsonl')
+        written[name] = osp.join(world, ann + '_faces.jsonl')
     return written
 
 
