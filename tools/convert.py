@@ -76,6 +76,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    from diffengine_ipa.console import quiet_third_party
+
+    quiet_third_party()  # before the imports that set off the libraries' notices
     from diffengine_ipa.apis.convert import convert_checkpoint, describe_adapter_file
 
     if args.info:
