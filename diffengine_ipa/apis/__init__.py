@@ -1,32 +1,42 @@
 """High-level entry points: training, conversion, the inferencer, batch
-jobs, pipeline loading, the embedding cache and the memory estimate."""
+jobs, pipeline loading, the embedding cache and the memory estimate.
 
-from ..official_format import load_adapter
-from .batch_jobs import run_jobs
-from .convert import convert_checkpoint, describe_adapter_file
-from .embedding_cache import build_embedding_cache
-from .inference import AdapterSpec, build_pipeline, generation_settings, load_pipeline
-from .inferencer import (
-    IPAdapterInferencer,
-    face_prompt,
-    load_image_embeds,
-    save_image_embeds,
-)
-from .train import train
+Each name is imported from its module when first used, so that a tool
+importing one of them (``tools/convert.py``) does not pay for the others'
+libraries.
+"""
 
-__all__ = [
-    'AdapterSpec',
-    'IPAdapterInferencer',
-    'build_embedding_cache',
-    'build_pipeline',
-    'convert_checkpoint',
-    'describe_adapter_file',
-    'face_prompt',
-    'generation_settings',
-    'load_adapter',
-    'load_image_embeds',
-    'load_pipeline',
-    'run_jobs',
-    'save_image_embeds',
-    'train',
-]
+import importlib
+from typing import Any
+
+# name -> the module that defines it
+_HOMES = {
+    'AdapterSpec': '.inference',
+    'IPAdapterInferencer': '.inferencer',
+    'build_embedding_cache': '.embedding_cache',
+    'build_pipeline': '.inference',
+    'convert_checkpoint': '.convert',
+    'describe_adapter_file': '.convert',
+    'face_prompt': '.inferencer',
+    'generation_settings': '.inference',
+    'load_adapter': '..official_format',
+    'load_image_embeds': '.inferencer',
+    'load_pipeline': '.inference',
+    'run_jobs': '.batch_jobs',
+    'save_image_embeds': '.inferencer',
+    'train': '.train',
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))
