@@ -4,28 +4,12 @@
 # the caption naming only the shape): the colour can only come from the
 # reference. Judged on heldout/edit_cases.json: each reference with a grey
 # scene of its shape elsewhere to edit. Batch 64, lr 1e-3, 600 steps.
-_base_ = [
-    '../_base_/models/flux_kontext_ip_adapter.py',
-    '../_base_/datasets/shapes_world.py',
-    '../_base_/datasets/shapes_world_eval.py',
-    '../_base_/schedules/adamw_10e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['./shapes_flux.py']  # FLUX.1 Kontext is FLUX.1's model and call
 model = dict(
     pretrained_model_name_or_path='work_dirs/shapes_world/flux_kontext',
-    family=dict(max_sequence_length=16),  # the T5 length the base learned
+    family=dict(type='FluxKontext'),
     image_encoder=dict(
         pretrained_model_name_or_path='work_dirs/shapes_world/flux_kontext/image_encoder'
-    ),
-    # FLUX.1's documented IP-Adapter call: distilled guidance 3.5, true CFG 4
-    # against an empty negative prompt.
-    generation_cfg=dict(
-        steps=20,
-        guidance_scale=3.5,
-        negative_prompt='',
-        true_cfg_scale=4.0,
-        height=32,
-        width=32,
     ),
 )
 _inputs = ('pixel_values', 'reference_pixel_values', 'text', 'input_pixel_values')
@@ -53,6 +37,3 @@ _eval_pipeline = [
 _cases = 'work_dirs/shapes_world/heldout/edit_cases.json'
 val_dataloader = dict(dataset=dict(ann_file=_cases, pipeline=_eval_pipeline))
 test_dataloader = val_dataloader
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_cfg = dict(max_epochs=12, val_interval=3)  # 12 x 50 = 600 steps
-default_hooks = dict(checkpoint=dict(interval=200))
