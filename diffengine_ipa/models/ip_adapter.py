@@ -506,21 +506,23 @@ class IPAdapter(BaseModel):
             samples = [{k: v[i] for k, v in data_samples.items()} for i in range(count)]
         else:
             samples = data_samples or [{} for _ in range(count)]
-        faces = inputs.get('face_embeds')  # FaceID: generated from (D,) each
-        face_calls = iter(
-            [{}] * count
-            if faces is None
-            else [dict(image_embeds=[face[None]]) for face in faces]
-        )
+        # Per-sample inputs some families read: FaceID generates from a face
+        # embedding (D,), FLUX.1 Kontext edits an input image.
+        extras = [{} for _ in range(count)]
+        if inputs.get('face_embeds') is not None:
+            for face, extra in zip(inputs['face_embeds'], extras, strict=True):
+                extra['image_embeds'] = [face[None]]
+        if inputs.get('input_img') is not None:
+            for image, extra in zip(inputs['input_img'], extras, strict=True):
+                extra['input_image'] = image
         outputs = []
-        given = inputs.get('input_img') or [None] * count
         with live_pipeline(self) as pipe:
-            for reference, prompt, scale, seed, input_image, meta in zip(
+            for reference, prompt, scale, seed, extra, meta in zip(
                 inputs['img'],
                 inputs['prompt'],
                 inputs['scale'],
                 inputs['seed'],
-                given,
+                extras,
                 samples,
                 strict=True,
             ):
@@ -535,9 +537,8 @@ class IPAdapter(BaseModel):
                     1,
                     cfg['height'],
                     cfg['width'],
-                    **next(face_calls),
                     true_cfg_scale=cfg.get('true_cfg_scale'),
-                    input_image=input_image,
+                    **extra,
                 )
                 outputs.append(
                     dict(
