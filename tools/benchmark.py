@@ -3,7 +3,8 @@
     python tools/benchmark.py --family ARCHITECTURE [--batch B]
         [--resolution R] [--dtype auto|fp32|bf16|fp16] [--steps N]
         [--infer-steps 30] [--compile] [--channels-last auto|on|off]
-        [--gradient-checkpointing] [--out FILE.json]
+        [--allocator auto|default|retain] [--gradient-checkpointing]
+        [--out FILE.json]
 
 ARCHITECTURE is a registered base architecture with random weights: the
 full-size sd15, sdxl, sd35_large, flux1_dev, the mid_sd15 CPU stand-in, or a
@@ -12,10 +13,13 @@ with its paired image encoder, at its training resolution unless
 ``--resolution``), batch and precision through (a) a loop that runs the
 frozen encoders every step, as the official tutorial_train.py does, and (b)
 this kit's path (precomputed encoder outputs, channels-last denoiser,
-optional torch.compile). ``--dtype auto`` and ``--channels-last auto`` (the
-defaults) take what the train script's hardware settings choose for this
-machine (diffengine_ipa/engine/hardware.py), as do the threads. Prints a
-table and writes (appends to) a JSON list of rows.
+optional torch.compile, freed host memory retained). ``--dtype``,
+``--channels-last`` and ``--allocator auto`` (the defaults) take what the
+train script's hardware settings choose for this machine
+(diffengine_ipa/engine/hardware.py), as do the threads. The reference loop
+runs with the allocator the process starts with; where ours retains freed
+memory, the reference loop runs again with it too ("same allocator"). Prints
+a table and writes (appends to) a JSON list of rows.
 """
 
 import argparse
@@ -32,9 +36,11 @@ from diffengine_ipa.errors import run_tool
 from diffengine_ipa.fileio import atomic_write_bytes
 
 
-def hardware_choices(args: argparse.Namespace) -> tuple[str, bool]:
-    """``--dtype`` and ``--channels-last``, with 'auto' decided as the train
-    script decides (threads too); the decisions are printed."""
+def hardware_choices(args: argparse.Namespace) -> tuple[str, bool, str]:
+    """``--dtype``, ``--channels-last`` and ``--allocator``, with 'auto'
+    decided as the train script decides (threads too); the decisions are
+    printed. The allocator is left for our loop to set (after the reference
+    loop's first run)."""
     from diffengine_ipa.engine import hardware
     from diffengine_ipa.models.random_models.architectures import architecture_spec
 
@@ -44,19 +50,21 @@ def hardware_choices(args: argparse.Namespace) -> tuple[str, bool]:
         requested['amp'] = 'auto'
     if args.channels_last == 'auto':
         requested['channels_last'] = 'auto'
+    requested['allocator'] = args.allocator
     unet = hardware.denoiser_is_unet(
         dict(family=dict(type=architecture_spec(args.family)['family']))
     )
     decisions = hardware.decide(caps, requested, unet)
-    hardware.apply_to_process(decisions)
     print('\n'.join(hardware.report(caps, decisions)))
+    allocator = decisions.pop('allocator').value
+    hardware.apply_to_process(decisions)
     dtype = decisions['amp'].value if 'amp' in decisions else args.dtype
     channels_last = (
         decisions['channels_last'].value
         if 'channels_last' in decisions
         else args.channels_last == 'on'
     )
-    return dtype, channels_last
+    return dtype, channels_last, allocator
 
 
 def main() -> None:
@@ -86,6 +94,12 @@ def main() -> None:
         default='auto',
         choices=['auto', 'on', 'off'],
         help='our path channels-last (default: auto, for UNets)',
+    )
+    parser.add_argument(
+        '--allocator',
+        default='auto',
+        choices=['auto', 'default', 'retain'],
+        help='host allocator of our path (default: auto, retain on a glibc CPU)',
     )
     parser.add_argument(
         '--gradient-checkpointing',
@@ -143,7 +157,7 @@ def main() -> None:
             f'(choose from {", ".join(base_architectures())})'
         )
     disable_progress_bars()
-    dtype, channels_last = hardware_choices(args)
+    dtype, channels_last, allocator = hardware_choices(args)
     row = run_benchmark(
         args.family,
         args.batch,
@@ -157,6 +171,7 @@ def main() -> None:
         args.gradient_checkpointing,
         args.on_device,
         channels_last,
+        allocator,
     )
     print(format_rows([row]))
     if args.out:

@@ -76,9 +76,10 @@ resume = False
 # Settings chosen for the machine (diffengine_ipa/engine/hardware.py): 'auto'
 # decides a setting, a value overrides it, and a setting not named here stays
 # as the config writes it. The settings: amp (bf16 | fp16 | fp32), frozen_dtype,
-# channels_last, attention (SDPA kernels), num_workers, threads. The train
+# channels_last, attention (SDPA kernels), num_workers, threads, compile,
+# allocator (retain: freed host memory kept for the next CPU step). The train
 # script prints what it chose and why; `--amp auto` asks for amp and
-# frozen_dtype. The *_fast configs ask for all six.
+# frozen_dtype. The *_fast configs ask for all of them.
 hardware = dict()
 # False: no validation and no sample images during training (one switch).
 validate = True

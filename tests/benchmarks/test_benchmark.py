@@ -16,6 +16,7 @@ FIELDS = {
     'reference_imgs_per_s',
     'ours_imgs_per_s',
     'speedup',
+    'speedup_same_allocator',
     'reference_peak_mem_gb',
     'ours_peak_mem_gb',
     'model_tflops_per_step',
@@ -49,6 +50,11 @@ def test_benchmark_tiny_emits_json(tmp_path):
     # Our path skips the encoders: fewer FLOPs per step than the reference.
     assert 0 < row['model_tflops_per_step'] < row['reference_tflops_per_step']
     assert row['inference_latency_s'] > 0
+    # Auto retains freed host memory on a glibc CPU; the reference loop then
+    # runs again with that allocator too.
+    assert 'hardware.allocator = ' in result.stdout
+    if row['allocator'] == 'retain':
+        assert row['reference_same_allocator_step_s'] > 0
     run_tool(
         'benchmark.py',
         '--family',
@@ -59,6 +65,8 @@ def test_benchmark_tiny_emits_json(tmp_path):
         '0',
         '--dtype',
         'bf16',
+        '--allocator',
+        'default',
         '--out',
         out,
     )
@@ -68,6 +76,8 @@ def test_benchmark_tiny_emits_json(tmp_path):
         ('tiny_flux', 'bf16'),
     ]
     assert rows[1]['inference_latency_s'] is None
+    assert rows[1]['allocator'] == 'default'
+    assert rows[1]['speedup_same_allocator'] == rows[1]['speedup']
     assert 0 < rows[1]['model_tflops_per_step'] < rows[1]['reference_tflops_per_step']
 
 

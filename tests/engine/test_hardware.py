@@ -6,6 +6,7 @@ from mmengine.config import Config
 
 from diffengine_ipa.engine import hardware
 from diffengine_ipa.engine.hardware import Capabilities, decide
+from diffengine_ipa.engine.host_memory import is_glibc
 from diffengine_ipa.errors import UserError
 
 ALL_AUTO = {name: 'auto' for name in hardware.SETTINGS}
@@ -13,8 +14,13 @@ H100 = Capabilities('cuda', 'NVIDIA H100 80GB HBM3', (9, 0), cpu_cores=16)
 V100 = Capabilities('cuda', 'Tesla V100-SXM2-16GB', (7, 0), cpu_cores=8)
 MPS = Capabilities('mps', 'Apple MPS', cpu_cores=10)
 EPYC = Capabilities(
-    'cpu', 'AMD EPYC, AVX2', cpu_flags=frozenset({'avx2', 'fma'}), cpu_cores=2
+    'cpu',
+    'AMD EPYC, AVX2',
+    cpu_flags=frozenset({'avx2', 'fma'}),
+    cpu_cores=2,
+    glibc=True,
 )
+MUSL_CPU = Capabilities('cpu', 'Alpine container, AVX2', cpu_cores=2)
 SAPPHIRE_RAPIDS = Capabilities(
     'cpu',
     'Intel Xeon, AVX512',
@@ -45,6 +51,7 @@ def test_bf16_gpu_trains_in_bf16():
         num_workers=8,
         threads=None,
         compile=False,
+        allocator='default',
     )
     reason = decide(H100, dict(amp='auto'))['amp'].reason
     assert 'sm_90' in reason and 'bf16 tensor cores' in reason
@@ -122,6 +129,8 @@ def test_settings_not_requested_are_not_decided():
         (EPYC, dict(frozen_dtype='auto'), 'follows hardware.amp'),
         (H100, dict(attention='fast'), 'hardware.attention'),
         (H100, dict(amps='auto'), 'unknown setting'),
+        (EPYC, dict(allocator='jemalloc'), 'use auto, default, retain'),
+        (MUSL_CPU, dict(allocator='retain'), 'not glibc'),
     ],
 )
 def test_impossible_requests_are_one_line(caps, requested, message):
@@ -257,6 +266,59 @@ def test_process_settings(monkeypatch):
     calls.clear()
     hardware.apply_to_process(decide(H100, ALL_AUTO))  # default kernels
     assert calls == {}
+
+
+@pytest.mark.parametrize(
+    'caps, allocator', [(EPYC, 'retain'), (MUSL_CPU, 'default'), (H100, 'default')]
+)
+def test_freed_host_memory_is_retained_on_a_glibc_cpu(caps, allocator):
+    decision = decide(caps, dict(allocator='auto'))['allocator']
+    assert decision.value == allocator
+    if allocator == 'retain':
+        assert 'oneDNN' in decision.reason and '4.0-4.7 s' in decision.reason
+
+
+RETAIN_CHECK = """
+import ctypes, resource
+from diffengine_ipa.engine import hardware
+
+libc = ctypes.CDLL('libc.so.6')
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+
+def faults_per_block(size=64 << 20, repeats=5):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(repeats):
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        libc.free(block)
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / repeats
+
+faults_per_block()
+default = faults_per_block()
+caps = hardware.detect('cpu')
+hardware.apply_to_process(hardware.decide(caps, dict(allocator='auto')))
+faults_per_block()
+print(default, faults_per_block())
+"""
+
+
+@pytest.mark.skipif(not is_glibc(), reason='glibc only')
+def test_retained_blocks_are_not_faulted_in_again():
+    """A 64 MiB block freed and allocated again: glibc's default maps it
+    anew each time (~16,000 page faults); retained, it faults none."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, '-c', RETAIN_CHECK],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    default, retained = map(float, result.stdout.split())
+    assert default > 10_000
+    assert retained < 100
 
 
 @pytest.mark.parametrize('caps', [EPYC, SAPPHIRE_RAPIDS, MPS, H100])
