@@ -1,17 +1,6 @@
 # The FaceID-PlusV2 recipe on the tiny family at 64 px, LoRA rank 8: seconds on
 # a CPU. Write the family first: python tools/make_tiny_models.py
-_base_ = ['./sd15_faceid_plusv2.py']
+_base_ = ['./sd15_faceid_plusv2.py', '../_base_/tiny_faceid_sd15_run.py']
 
-model = dict(
-    pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15',
-    image_encoder=dict(
-        pretrained_model_name_or_path='work_dirs/tiny_models/tiny_sd15/image_encoder',
-        subfolder=None,
-    ),
-    image_projection=dict(lora_rank=8),
-    generation_cfg=dict(steps=4),
-)
-
-train_dataloader = dict(
-    num_workers=0, persistent_workers=False, dataset=dict(resolution=64)
-)
+model = _base_._tiny_model
+train_dataloader = _base_._tiny_train_dataloader

@@ -8,21 +8,6 @@ eval_pipeline = [
         meta_keys=('case_id', 'img_path', 'text'),
     ),
 ]
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type='IPAdapterEvalDataset',
-        data_root='data',
-        ann_file='eval_set/cases.json',
-        quick=True,
-        scales=(1.0,),
-        seeds=(0,),
-        pipeline=eval_pipeline,
-    ),
-)
 test_dataloader = dict(
     batch_size=1,
     num_workers=0,
@@ -37,6 +22,11 @@ test_dataloader = dict(
         seeds=(0, 1, 2, 3),
         pipeline=eval_pipeline,
     ),
+)
+# Validation: the test loader on the quick cases, at scale 1.0 with seed 0.
+val_dataloader = dict(
+    test_dataloader,
+    dataset=dict(test_dataloader['dataset'], quick=True, scales=(1.0,), seeds=(0,)),
 )
 val_evaluator = dict(type='IPAdapterMetric', clip_model='openai/clip-vit-large-patch14')
 test_evaluator = val_evaluator

@@ -1,7 +1,9 @@
-# Stage 2 of the official SDXL recipe: aspect-ratio buckets of ~1024² pixels
-# (sides in 64-px steps, up to 2:1), each image resized and cropped to its
-# bucket, a batch never mixing buckets (BucketBatchSampler, disjoint per
-# rank); SDXL's time ids follow the real crop.
+# Stage 2 of the official SDXL recipe: photos_sdxl_512's loader in
+# aspect-ratio buckets of ~1024² pixels (sides in 64-px steps, up to 2:1), each
+# image resized and cropped to its bucket, a batch never mixing buckets
+# (BucketBatchSampler, disjoint per rank); SDXL's time ids follow the real crop.
+_base_ = ['./photos_sdxl_512.py']
+
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='PreprocessReference'),  # as the image encoder's processor
@@ -15,16 +17,8 @@ train_pipeline = [
     ),
 ]
 train_dataloader = dict(
-    batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=dict(type='BucketBatchSampler', pad=True),
-    collate_fn=dict(type='default_collate'),
     dataset=dict(
-        type='IPAdapterDataset',
-        ann_file='data/mini_dataset/data.json',
-        on_bad_record='skip',
         resolution=1024,  # the buckets' pixel count: about 1024²
         buckets=dict(step=64, max_aspect=2.0),
         pipeline=train_pipeline,

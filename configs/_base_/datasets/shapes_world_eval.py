@@ -10,22 +10,6 @@ eval_pipeline = [
         meta_keys=('case_id', 'img_path', 'text'),
     ),
 ]
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type='IPAdapterEvalDataset',
-        ann_file='work_dirs/shapes_world/heldout/cases.json',
-        min_image_side=32,
-        empty_prompt=True,
-        quick=True,
-        scales=(1.0,),
-        seeds=(0,),
-        pipeline=eval_pipeline,
-    ),
-)
 test_dataloader = dict(
     batch_size=1,
     num_workers=0,
@@ -40,6 +24,11 @@ test_dataloader = dict(
         seeds=(0,),
         pipeline=eval_pipeline,
     ),
+)
+# Validation: the test loader on the quick cases, at scale 1.
+val_dataloader = dict(
+    test_dataloader,
+    dataset=dict(test_dataloader['dataset'], quick=True, scales=(1.0,)),
 )
 val_evaluator = dict(type='ReferenceMatchMetric')
 test_evaluator = val_evaluator
