@@ -15,8 +15,8 @@ from ...official_format.layouts import (
     BASE_PROJECTION,
     LAYER_KEY,
     AdapterLayout,
+    consecutive_layer_parts,
     describe_layout,
-    layer_parts,
     projection_part,
     require_keys,
 )
@@ -304,12 +304,7 @@ class FluxLayout(AdapterLayout):
                 f'{proj["proj.weight"].shape[0]} are not a multiple of the '
                 f'token width {width}'
             )
-        layers = layer_parts(state, source)
-        if sorted(layers) != list(range(len(layers))):
-            raise CheckpointError(
-                f'{source}: ip_adapter layers must be '
-                f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
-            )
+        layers = consecutive_layer_parts(state, source)
         needed = {f'{kv}.{p}' for kv in self.KV for p in ('weight', 'bias')}
         for index, params in layers.items():
             require_keys(params, needed, f'ip_adapter.{index}', source, exact=True)
