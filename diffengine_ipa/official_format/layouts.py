@@ -44,6 +44,7 @@ __all__ = [
     'validate_official',
     'projection_part',
     'layer_parts',
+    'consecutive_layer_parts',
     'require_keys',
     'check_resampler',
     'describe_layout',
@@ -152,6 +153,20 @@ def layer_parts(
         layers.setdefault(int(match[1]), {})[match[2]] = value
     if not layers:
         raise CheckpointError(f'{source}: no ip_adapter.<i>.* weights')
+    return layers
+
+
+def consecutive_layer_parts(
+    state: dict[str, torch.Tensor], source: str
+) -> dict[int, dict[str, torch.Tensor]]:
+    """:func:`layer_parts` of a layout with an adapter on each layer it
+    names (SD3.5's, FLUX.1's): numbered 0, 1, 2, ..."""
+    layers = layer_parts(state, source)
+    if sorted(layers) != list(range(len(layers))):
+        raise CheckpointError(
+            f'{source}: ip_adapter layers must be '
+            f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
+        )
     return layers
 
 

@@ -4,7 +4,6 @@ the report's table, its grids and (full mode) the scale trade-off plot.
 
 import json
 import os.path as osp
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -124,14 +123,7 @@ def run_evaluation(
     )
     log_path = out_dir + '.log'
     with open(log_path, 'wb') as log:
-        proc = subprocess.Popen(
-            command,
-            cwd=ws.root,
-            env=kit.tool_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+        proc = kit.start_tool(command, ws.root, log)
     try:
         while proc.poll() is None:
             yield EvalUpdate(log=_tail(log_path))

@@ -10,6 +10,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+from typing import IO, Any
 
 from ..errors import UserError
 from ..kit_files import PACKAGE_PARENT, kit_folder
@@ -24,6 +25,7 @@ __all__ = [
     'tool_command',
     'tool_env',
     'run_tool',
+    'start_tool',
 ]
 
 
@@ -89,6 +91,22 @@ def tool_env() -> dict[str, str]:
         p for p in (PACKAGE_PARENT, os.environ.get('PYTHONPATH')) if p
     )
     return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED='1', TQDM_DISABLE='1')
+
+
+def start_tool(
+    command: list[str], cwd: str, log: IO[bytes], **options: Any
+) -> subprocess.Popen:
+    """Start a tool's ``command`` in ``cwd`` with :func:`tool_env`, its
+    output and errors to ``log``, no input; ``options``: more of ``Popen``'s."""
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=tool_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        **options,
+    )
 
 
 def run_tool(name: str, *args: str, cwd: str) -> subprocess.CompletedProcess:

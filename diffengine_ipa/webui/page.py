@@ -98,35 +98,12 @@ class Page:
         return self._dataset_view(folder, data.save_rows(self.ws, folder, rows))
 
     # Train
-    def settings(
-        self,
-        config,
-        dataset,
-        epochs,
-        lr,
-        resolution,
-        batch,
-        precision,
-        sample_every,
-        checkpoint_every,
-        base_model,
-        image_encoder,
-        face_embedder='',
-    ) -> TrainSettings:
-        return TrainSettings(
-            config,
-            dataset,
-            epochs,
-            lr,
-            resolution,
-            batch,
-            precision,
-            sample_every,
-            checkpoint_every,
-            base_model,
-            image_encoder,
-            face_embedder or '',
-        )
+    def settings(self, *knobs) -> TrainSettings:
+        """The Train tab's knobs, in ``TrainSettings``' field order (no face
+        embedder chosen: insightface's, '')."""
+        settings = TrainSettings(*knobs)
+        settings.face_embedder = settings.face_embedder or ''
+        return settings
 
     def prepare_faces(self, settings: TrainSettings) -> str:
         """A FaceID run's dataset with its faces (reused when unchanged):

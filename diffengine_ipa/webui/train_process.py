@@ -227,15 +227,8 @@ class TrainingRuns:
                 with open(osp.join(work_dir, CONSOLE_LOG), 'ab') as log:
                     log.write(f'$ {subprocess.list2cmdline(command)}\n'.encode())
                     log.flush()
-                    proc = subprocess.Popen(
-                        command,
-                        cwd=ws.root,
-                        env=kit.tool_env(),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                        pass_fds=(fd,),
-                        start_new_session=True,
+                    proc = kit.start_tool(
+                        command, ws.root, log, pass_fds=(fd,), start_new_session=True
                     )
                 os.ftruncate(fd, 0)
                 os.write(fd, str(proc.pid).encode())

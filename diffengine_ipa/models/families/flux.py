@@ -15,8 +15,8 @@ from ...official_format.layouts import (
     BASE_PROJECTION,
     LAYER_KEY,
     AdapterLayout,
+    consecutive_layer_parts,
     describe_layout,
-    layer_parts,
     projection_part,
     require_keys,
 )
@@ -34,7 +34,14 @@ from .diffusion_family import DiffusionFamily
 from .family_entry import Family
 from .family_generation import FamilyGeneration
 
-__all__ = ['Flux', 'FluxGeneration', 'FluxLayout', 'FAMILY', 'FLUX_SCHEDULER']
+__all__ = [
+    'Flux',
+    'FluxAdapterMixin',
+    'FluxGeneration',
+    'FluxLayout',
+    'FAMILY',
+    'FLUX_SCHEDULER',
+]
 
 MAX_SEQUENCE_LENGTH = 512  # T5 tokens, FluxPipeline's default
 
@@ -75,8 +82,66 @@ class FluxGeneration(FamilyGeneration):
         )
 
 
+class FluxAdapterMixin:
+    """What training needs of the families with FLUX.1's adapter (FLUX.1 and
+    the families built on it, Qwen-Image): rectified flow with uniform
+    timesteps and an unweighted loss, latents packed into 2×2 patches, K/V
+    with biases reading ``joint_attention_dim``-wide tokens, XLabs' layout."""
+
+    denoiser_name = 'transformer'
+    layout = 'xlabs-flux'
+    cache_dtype = 'bf16'  # text states: (512, 4096) per caption for FLUX.1
+    # The transformer's patch embedding, whose weight the adapter's device
+    # and dtype follow.
+    patch_embedding = 'x_embedder'
+
+    @classmethod
+    def adapter_processor(cls) -> type:
+        """The attention processor class of the adapter layers."""
+        from diffusers.models.transformers.transformer_flux import (
+            FluxIPAdapterAttnProcessor,
+        )
+
+        return FluxIPAdapterAttnProcessor
+
+    def build_objective(self, scheduler_config: dict, **overrides) -> Any:
+        return RectifiedFlow(
+            scheduler_config, **dict(dict(weighting_scheme='none'), **overrides)
+        )
+
+    def check_latent_size(self, latents: torch.Tensor) -> None:
+        if latents.shape[-1] % 2 or latents.shape[-2] % 2:
+            raise UserError(
+                f'latents of {tuple(latents.shape[-2:])} do not pack into 2×2 '
+                'patches: use an image size that is a multiple of 16'
+            )
+
+    @classmethod
+    def token_width(cls, denoiser: nn.Module) -> int:
+        return denoiser.config.joint_attention_dim
+
+    def install_adapter(self, projection: nn.Module) -> None:
+        """K/V with biases; V starts at zero, so the adapter starts as a no-op
+        (the image attention is added ungated to the block's output)."""
+        transformer = self.transformer
+        weight = getattr(transformer, self.patch_embedding).weight
+        processors = dict(transformer.attn_processors)
+        for name in self.adapter_layers(transformer):
+            processor = self.adapter_processor()(
+                hidden_size=transformer.inner_dim,
+                cross_attention_dim=self.token_width(transformer),
+                num_tokens=(projection.num_tokens,),
+                device=weight.device,
+                dtype=weight.dtype,
+            )
+            nn.init.zeros_(processor.to_v_ip[0].weight)
+            nn.init.zeros_(processor.to_v_ip[0].bias)
+            processors[name] = processor
+        transformer.set_attn_processor(processors)
+
+
 @MODELS.register_module()
-class Flux(DiffusionFamily):
+class Flux(FluxAdapterMixin, DiffusionFamily):
     """FLUX.1 [dev] (and [schnell]), in XLabs' IP-Adapter layout.
 
     Text: ``FluxPipeline.encode_prompt`` (T5 states; CLIP-L's pooled output).
@@ -106,9 +171,6 @@ class Flux(DiffusionFamily):
         tokenizer=('transformers', 'CLIPTokenizer'),
         tokenizer_2=('transformers', 'T5TokenizerFast'),
     )
-    denoiser_name = 'transformer'
-    layout = 'xlabs-flux'
-    cache_dtype = 'bf16'  # T5 states: (512, 4096) per caption
 
     def __init__(
         self,
@@ -121,21 +183,9 @@ class Flux(DiffusionFamily):
         self.max_sequence_length = max_sequence_length
         super().__init__(pretrained_model_name_or_path, objective)
 
-    def build_objective(self, scheduler_config: dict, **overrides) -> Any:
-        return RectifiedFlow(
-            scheduler_config, **dict(dict(weighting_scheme='none'), **overrides)
-        )
-
     @property
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    def check_latent_size(self, latents: torch.Tensor) -> None:
-        if latents.shape[-1] % 2 or latents.shape[-2] % 2:
-            raise UserError(
-                f'latents of {tuple(latents.shape[-2:])} do not pack into 2×2 '
-                'patches: use an image size that is a multiple of 16'
-            )
 
     def encode_prompt(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """``prompt_embeds`` (B, T5 tokens, 4096), ``pooled_prompt_embeds``
@@ -156,34 +206,6 @@ class Flux(DiffusionFamily):
             for name in denoiser.attn_processors
             if not name.startswith('single_transformer_blocks')
         ]
-
-    @classmethod
-    def token_width(cls, denoiser: nn.Module) -> int:
-        return denoiser.config.joint_attention_dim
-
-    def install_adapter(self, projection: nn.Module) -> None:
-        """K/V with biases; V starts at zero, so the adapter starts as a no-op
-        (FLUX adds the image attention ungated to the block's output)."""
-        from diffusers.models.transformers.transformer_flux import (
-            FluxIPAdapterAttnProcessor,
-        )
-
-        transformer = self.transformer
-        weight = transformer.x_embedder.weight
-        processors = dict(transformer.attn_processors)
-        for name in self.adapter_layers(transformer):
-            processor = FluxIPAdapterAttnProcessor(
-                hidden_size=transformer.inner_dim,
-                cross_attention_dim=self.token_width(transformer),
-                num_tokens=(projection.num_tokens,),
-                scale=1.0,
-                device=weight.device,
-                dtype=weight.dtype,
-            )
-            nn.init.zeros_(processor.to_v_ip[0].weight)
-            nn.init.zeros_(processor.to_v_ip[0].bias)
-            processors[name] = processor
-        transformer.set_attn_processor(processors)
 
     def context_tokens(
         self,
@@ -304,12 +326,7 @@ class FluxLayout(AdapterLayout):
                 f'{proj["proj.weight"].shape[0]} are not a multiple of the '
                 f'token width {width}'
             )
-        layers = layer_parts(state, source)
-        if sorted(layers) != list(range(len(layers))):
-            raise CheckpointError(
-                f'{source}: ip_adapter layers must be '
-                f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
-            )
+        layers = consecutive_layer_parts(state, source)
         needed = {f'{kv}.{p}' for kv in self.KV for p in ('weight', 'bias')}
         for index, params in layers.items():
             require_keys(params, needed, f'ip_adapter.{index}', source, exact=True)

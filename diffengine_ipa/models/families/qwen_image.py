@@ -33,7 +33,7 @@ from ...errors import UserError
 from ...registry import ARCHITECTURES, MODELS
 from .diffusion_family import DiffusionFamily
 from .family_entry import Family
-from .flux import Flux, FluxGeneration
+from .flux import FluxAdapterMixin, FluxGeneration
 
 __all__ = [
     'QwenImage',
@@ -527,8 +527,6 @@ class QwenImageGeneration(FluxGeneration):
     generation_defaults = dict(
         steps=50, guidance_scale=None, negative_prompt=' ', true_cfg_scale=4.0
     )
-    inference_dtype = 'bf16'
-    size_multiple = 16  # 8× VAE, 2×2 patches
 
     @classmethod
     def load_ip_adapter(cls, pipe: Any, nested: list[dict[str, dict]]) -> None:
@@ -542,7 +540,7 @@ class QwenImageGeneration(FluxGeneration):
 
 
 @MODELS.register_module()
-class QwenImage(DiffusionFamily):
+class QwenImage(FluxAdapterMixin, DiffusionFamily):
     """Qwen-Image, with the kit's IP-Adapter in FLUX.1's form.
 
     Text: ``QwenImagePipeline.encode_prompt`` (the last hidden states of
@@ -569,9 +567,7 @@ class QwenImage(DiffusionFamily):
         text_encoder=('transformers', 'Qwen2_5_VLForConditionalGeneration'),
         tokenizer=('transformers', 'Qwen2Tokenizer'),
     )
-    denoiser_name = 'transformer'
-    layout = 'xlabs-flux'
-    cache_dtype = 'bf16'
+    patch_embedding = 'img_in'
 
     def __init__(
         self,
@@ -581,10 +577,6 @@ class QwenImage(DiffusionFamily):
     ) -> None:
         self.max_sequence_length = max_sequence_length
         super().__init__(pretrained_model_name_or_path, objective)
-
-    # FLUX.1's: unweighted rectified flow; latents packed into 2×2 patches.
-    build_objective = Flux.build_objective
-    check_latent_size = Flux.check_latent_size
 
     @property
     def vae_scale_factor(self) -> int:
@@ -646,26 +638,8 @@ class QwenImage(DiffusionFamily):
         return list(denoiser.attn_processors)
 
     @classmethod
-    def token_width(cls, denoiser: nn.Module) -> int:
-        return denoiser.config.joint_attention_dim
-
-    def install_adapter(self, projection: nn.Module) -> None:
-        """K/V with biases; V starts at zero, so the adapter starts as a no-op."""
-        transformer = self.transformer
-        weight = transformer.img_in.weight
-        processors = {}
-        for name in self.adapter_layers(transformer):
-            processor = QwenImageIPAdapterAttnProcessor(
-                hidden_size=transformer.inner_dim,
-                cross_attention_dim=self.token_width(transformer),
-                num_tokens=(projection.num_tokens,),
-                device=weight.device,
-                dtype=weight.dtype,
-            )
-            nn.init.zeros_(processor.to_v_ip[0].weight)
-            nn.init.zeros_(processor.to_v_ip[0].bias)
-            processors[name] = processor
-        transformer.set_attn_processor(processors)
+    def adapter_processor(cls) -> type:
+        return QwenImageIPAdapterAttnProcessor
 
     def denoise(
         self,

@@ -16,8 +16,8 @@ from ...official_format.layouts import (
     PLUS_PROJECTION,
     AdapterLayout,
     check_resampler,
+    consecutive_layer_parts,
     describe_layout,
-    layer_parts,
     projection_part,
     require_keys,
 )
@@ -255,12 +255,7 @@ class SD3Layout(AdapterLayout):
         check_resampler(proj, source)
         info = self.describe(state)
         width, hidden = info['cross_attention_dim'], proj['latents'].shape[2]
-        layers = layer_parts(state, source)
-        if sorted(layers) != list(range(len(layers))):
-            raise CheckpointError(
-                f'{source}: ip_adapter layers must be '
-                f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
-            )
+        layers = consecutive_layer_parts(state, source)
         for index, params in layers.items():
             require_keys(params, self.BLOCK, f'ip_adapter.{index}', source, exact=True)
             if params['to_k_ip.weight'].shape[1] != width:
