@@ -46,6 +46,7 @@ __all__ = [
     'layer_parts',
     'consecutive_layer_parts',
     'require_keys',
+    'check_input_width',
     'check_resampler',
     'describe_layout',
     'LAYER_KEY',
@@ -168,6 +169,24 @@ def consecutive_layer_parts(
             f'numbered 0, 1, 2, ...; got {sorted(layers)[:6]}'
         )
     return layers
+
+
+def check_input_width(
+    params: dict[str, torch.Tensor],
+    key: str,
+    width: int,
+    index: int,
+    source: str,
+    what: str = 'tokens',
+) -> None:
+    """Layer ``index``'s ``key`` weight reads ``width``-d input, the width
+    the file's ``image_proj`` makes."""
+    found = params[key].shape[1]
+    if found != width:
+        raise CheckpointError(
+            f'{source}: ip_adapter.{index}.{key} reads {found}-d {what}, '
+            f'image_proj makes {width}-d'
+        )
 
 
 def require_keys(

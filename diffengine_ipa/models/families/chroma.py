@@ -223,13 +223,4 @@ def tiny_chroma() -> dict:
     )
 
 
-FAMILY = Family(
-    name='chroma',
-    label='Chroma',
-    base=Chroma,
-    architecture='chroma1_hd',
-    tiny_architecture='tiny_chroma',
-    config='chroma_mini_dataset.py',
-    tiny_config='tiny_chroma_mini_dataset.py',
-    position=5,
-)
+FAMILY = Family('chroma', 'Chroma', Chroma, architecture='chroma1_hd', position=5)

@@ -26,20 +26,34 @@ class Family:
             is the generation role and its ``layout`` the file layout's name.
         architecture: Its full-size random architecture (parameter counts,
             memory estimates, benchmarks).
-        tiny_architecture: Its tiny random architecture (tests, the demo).
-        config: Its leaf config on real weights (``configs/ip_adapter/``).
-        tiny_config: Its leaf config on the tiny architecture.
         position: Where lists (README, web UI) show it; ties by name.
+        config: Its leaf config on real weights (``configs/ip_adapter/``;
+            default ``<name>_mini_dataset.py``).
+        tiny_architecture: Its tiny random architecture (tests, the demo;
+            default ``tiny_<name>``).
+        tiny_config: Its leaf config on the tiny architecture (default
+            ``tiny_<config>``).
     """
 
     name: str
     label: str
     base: type
     architecture: str
-    tiny_architecture: str
-    config: str
-    tiny_config: str
     position: int = 100
+    config: str = ''
+    tiny_architecture: str = ''
+    tiny_config: str = ''
+
+    def __post_init__(self) -> None:
+        """Fill the names a family leaves to the convention."""
+        config = self.config or f'{self.name}_mini_dataset.py'
+        derived = dict(
+            config=config,
+            tiny_architecture=self.tiny_architecture or f'tiny_{self.name}',
+            tiny_config=self.tiny_config or f'tiny_{config}',
+        )
+        for field_name, value in derived.items():
+            object.__setattr__(self, field_name, value)
 
     @property
     def generation(self) -> type:

@@ -15,6 +15,7 @@ from ...official_format.layouts import (
     BASE_PROJECTION,
     LAYER_KEY,
     AdapterLayout,
+    check_input_width,
     consecutive_layer_parts,
     describe_layout,
     projection_part,
@@ -331,12 +332,7 @@ class FluxLayout(AdapterLayout):
         for index, params in layers.items():
             require_keys(params, needed, f'ip_adapter.{index}', source, exact=True)
             for kind in self.KV:
-                if params[f'{kind}.weight'].shape[1] != width:
-                    raise CheckpointError(
-                        f'{source}: ip_adapter.{index}.{kind}.weight reads '
-                        f'{params[f"{kind}.weight"].shape[1]}-d tokens, '
-                        f'image_proj makes {width}-d'
-                    )
+                check_input_width(params, f'{kind}.weight', width, index, source)
 
     def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
         proj = projection_part(state)
@@ -440,13 +436,4 @@ def tiny_flux() -> dict:
     )
 
 
-FAMILY = Family(
-    name='flux',
-    label='FLUX.1',
-    base=Flux,
-    architecture='flux1_dev',
-    tiny_architecture='tiny_flux',
-    config='flux_mini_dataset.py',
-    tiny_config='tiny_flux_mini_dataset.py',
-    position=4,
-)
+FAMILY = Family('flux', 'FLUX.1', Flux, architecture='flux1_dev', position=4)

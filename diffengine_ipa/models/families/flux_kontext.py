@@ -122,12 +122,9 @@ def tiny_flux_kontext() -> dict:
 
 
 FAMILY = Family(
-    name='flux_kontext',
-    label='FLUX.1 Kontext',
-    base=FluxKontext,
+    'flux_kontext',
+    'FLUX.1 Kontext',
+    FluxKontext,
     architecture='flux1_kontext_dev',
-    tiny_architecture='tiny_flux_kontext',
-    config='flux_kontext_mini_dataset.py',
-    tiny_config='tiny_flux_kontext_mini_dataset.py',
     position=6,
 )

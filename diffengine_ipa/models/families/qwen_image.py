@@ -804,12 +804,5 @@ def tiny_qwen_image() -> dict:
 
 
 FAMILY = Family(
-    name='qwen_image',
-    label='Qwen-Image',
-    base=QwenImage,
-    architecture='qwen_image',
-    tiny_architecture='tiny_qwen_image',
-    config='qwen_image_mini_dataset.py',
-    tiny_config='tiny_qwen_image_mini_dataset.py',
-    position=7,
+    'qwen_image', 'Qwen-Image', QwenImage, architecture='qwen_image', position=7
 )

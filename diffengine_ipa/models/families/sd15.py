@@ -169,13 +169,4 @@ def tiny_sd15() -> dict:
     )
 
 
-FAMILY = Family(
-    name='sd15',
-    label='SD1.5',
-    base=SD15,
-    architecture='sd15',
-    tiny_architecture='tiny_sd15',
-    config='sd15_mini_dataset.py',
-    tiny_config='tiny_sd15_mini_dataset.py',
-    position=1,
-)
+FAMILY = Family('sd15', 'SD1.5', SD15, architecture='sd15', position=1)

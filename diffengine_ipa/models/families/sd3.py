@@ -11,10 +11,11 @@ import torch
 from diffusers.models.attention_processor import SD3IPAdapterJointAttnProcessor2_0
 from torch import nn
 
-from ...errors import CheckpointError, UserError
+from ...errors import UserError
 from ...official_format.layouts import (
     PLUS_PROJECTION,
     AdapterLayout,
+    check_input_width,
     check_resampler,
     consecutive_layer_parts,
     describe_layout,
@@ -258,18 +259,15 @@ class SD3Layout(AdapterLayout):
         layers = consecutive_layer_parts(state, source)
         for index, params in layers.items():
             require_keys(params, self.BLOCK, f'ip_adapter.{index}', source, exact=True)
-            if params['to_k_ip.weight'].shape[1] != width:
-                raise CheckpointError(
-                    f'{source}: ip_adapter.{index}.to_k_ip.weight reads '
-                    f'{params["to_k_ip.weight"].shape[1]}-d tokens, image_proj '
-                    f'makes {width}-d'
-                )
-            if params['norm_ip.linear.weight'].shape[1] != hidden:
-                raise CheckpointError(
-                    f'{source}: ip_adapter.{index}.norm_ip reads a '
-                    f'{params["norm_ip.linear.weight"].shape[1]}-d timestep '
-                    f'embedding, image_proj makes {hidden}-d'
-                )
+            check_input_width(params, 'to_k_ip.weight', width, index, source)
+            check_input_width(
+                params,
+                'norm_ip.linear.weight',
+                hidden,
+                index,
+                source,
+                what='timestep embedding',
+            )
 
     def describe(self, state: dict[str, torch.Tensor]) -> dict[str, Any]:
         proj = projection_part(state)
@@ -371,12 +369,10 @@ def tiny_sd3() -> dict:
 
 
 FAMILY = Family(
-    name='sd3',
-    label='SD3.5',
-    base=SD3,
+    'sd3',
+    'SD3.5',
+    SD3,
     architecture='sd35_large',
-    tiny_architecture='tiny_sd3',
-    config='sd35_mini_dataset.py',
-    tiny_config='tiny_sd35_mini_dataset.py',
     position=3,
+    config='sd35_mini_dataset.py',
 )

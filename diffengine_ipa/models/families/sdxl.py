@@ -184,13 +184,4 @@ def tiny_sdxl() -> dict:
     )
 
 
-FAMILY = Family(
-    name='sdxl',
-    label='SDXL',
-    base=SDXL,
-    architecture='sdxl',
-    tiny_architecture='tiny_sdxl',
-    config='sdxl_mini_dataset.py',
-    tiny_config='tiny_sdxl_mini_dataset.py',
-    position=2,
-)
+FAMILY = Family('sdxl', 'SDXL', SDXL, architecture='sdxl', position=2)

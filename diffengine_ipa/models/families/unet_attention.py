@@ -25,6 +25,7 @@ from ...official_format.layouts import (
     FACEID_PROJECTION,
     PLUS_PROJECTION,
     AdapterLayout,
+    check_input_width,
     check_resampler,
     describe_layout,
     layer_parts,
@@ -263,12 +264,8 @@ class UNetLayout(AdapterLayout):
                 f'with to_k_ip and to_v_ip each; got {sorted(layers)[:6]}'
             )
         for index, params in layers.items():
-            for key, value in params.items():
-                if value.shape[1] != width:
-                    raise CheckpointError(
-                        f'{source}: ip_adapter.{index}.{key} reads '
-                        f'{value.shape[1]}-d tokens, image_proj makes {width}-d'
-                    )
+            for key in params:
+                check_input_width(params, key, width, index, source)
             if params['to_k_ip.weight'].shape != params['to_v_ip.weight'].shape:
                 raise CheckpointError(
                     f'{source}: ip_adapter.{index}.to_k_ip and to_v_ip differ '
