@@ -1,6 +1,6 @@
-"""High-level entry points: training, conversion, the inferencer,
-generating image files (what ``tools/infer.py`` runs), batch jobs, pipeline
-loading, the embedding cache and the memory estimate.
+"""High-level entry points: training, evaluation, conversion, the
+inferencer, generating image files (what ``tools/infer.py`` runs), batch
+jobs, pipeline loading, the embedding cache and the memory estimate.
 
 Each name is imported from its module when first used, so that a tool
 importing one of them (``tools/convert.py``) does not pay for the others'
@@ -13,6 +13,7 @@ from typing import Any
 # name -> the module that defines it
 _HOMES = {
     'AdapterSpec': '.inference',
+    'Evaluation': '.adapter_evaluation',
     'GeneratedFiles': '.file_generation',
     'GenerationRequest': '.file_generation',
     'IPAdapterInferencer': '.inferencer',
@@ -20,6 +21,7 @@ _HOMES = {
     'build_pipeline': '.inference',
     'convert_checkpoint': '.convert',
     'describe_adapter_file': '.convert',
+    'evaluate': '.adapter_evaluation',
     'face_prompt': '.inferencer',
     'generate_files': '.file_generation',
     'generation_settings': '.inference',
