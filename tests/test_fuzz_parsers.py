@@ -3,7 +3,6 @@ job lines, ``--adapter``, ``--scale`` and ``--mask`` specs, ``--cfg-options``
 values. Each ends in a result or in the kit's own one-line error
 (:class:`UserError`, or argparse's exit 2), never in another exception."""
 
-import importlib.util
 import json
 import os.path as osp
 import tempfile
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 from diffengine_ipa.apis import AdapterSpec
 from diffengine_ipa.apis.batch_jobs import _label, read_jobs
+from diffengine_ipa.apis.file_generation import per_adapter
 from diffengine_ipa.apis.inference import parse_scale
 from diffengine_ipa.apis.inferencer import _read
 from diffengine_ipa.cli import ConfigOptions, ToolParser
@@ -22,7 +22,7 @@ from diffengine_ipa.datasets.record_sources import JsonRecords
 from diffengine_ipa.errors import UserError
 from diffengine_ipa.user_config import load_user_config
 
-from .conftest import REPO, TINY_CONFIG
+from .conftest import TINY_CONFIG
 
 FUZZ = settings(
     max_examples=40,
@@ -144,15 +144,6 @@ def test_adapter_specs(text):
             pass
 
 
-def infer_tool():
-    spec = importlib.util.spec_from_file_location(
-        'infer_tool', osp.join(REPO, 'tools/infer.py')
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 SCALES = (
     TEXT
     | VALUES.map(json.dumps)
@@ -193,7 +184,7 @@ def test_scale_specs(sd15, text):
 @FUZZ
 @given(values=st.lists(TEXT, min_size=1, max_size=3))
 def test_mask_specs(values):
-    masks = infer_tool().per_adapter(values)
+    masks = per_adapter(values)
     try:
         _read(masks)
     except UserError as err:

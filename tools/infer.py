@@ -32,7 +32,6 @@ and writes a contact sheet.
 """
 
 import argparse
-import os.path as osp
 import sys
 
 from diffengine_ipa.cli import (
@@ -242,111 +241,15 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def per_adapter(values: list[str] | None) -> list[list[str]] | None:
-    """Each occurrence of a repeated option: one adapter's comma list."""
-    if not values:
-        return None
-    return [[path for path in value.split(',') if path] for value in values]
-
-
-def output_paths(args: argparse.Namespace, references: list | None) -> list[str]:
-    first = references[0][0] if references else (args.face or 'embeds')
-    out = args.out or osp.join(
-        'outputs',
-        'infer',
-        f'{osp.splitext(osp.basename(first))[0]}_seed{args.seed}.png',
-    )
-    if args.num_images == 1:
-        return [out]
-    stem, ext = osp.splitext(out)
-    return [f'{stem}_{i}{ext}' for i in range(args.num_images)]
-
-
 def main() -> None:
     args = parse_args()  # before the heavy imports: --help is instant
     from diffengine_ipa.console import quiet_third_party
 
     quiet_third_party()
-    from PIL import Image
+    from diffengine_ipa.apis import GenerationRequest, generate_files
 
-    from diffengine_ipa.apis import (
-        IPAdapterInferencer,
-        face_prompt,
-        generation_settings,
-        load_image_embeds,
-        run_jobs,
-        save_image_embeds,
-    )
-    from diffengine_ipa.cli import check_device, check_image_size
-    from diffengine_ipa.errors import UserError
-    from diffengine_ipa.fileio import atomic_path
-    from diffengine_ipa.image_io import read_rgb_image
-    from diffengine_ipa.models.families import family_class
-    from diffengine_ipa.models.generation import check_true_cfg
-    from diffengine_ipa.models.model_sources import disable_progress_bars
-    from diffengine_ipa.user_config import load_user_config
-
-    if args.device:
-        check_device(args.device)
-    from diffengine_ipa.apis.inference import parse_scale
-
-    scale = parse_scale(args.scale, '--scale')
-    cfg = load_user_config(args.config, args.cfg_options)
-    family = family_class(cfg.model)
-    check_true_cfg(family, args.true_cfg_scale, '--true-cfg-scale')
-    if args.input_image and not family.generation.edits_input_image:
-        raise UserError(family.generation.no_input_image('--input-image'))
-    settings = generation_settings(cfg.model, height=args.height, width=args.width)
-    check_image_size(
-        settings['height'],
-        settings['width'],
-        family.generation.size_multiple,
-        family.__name__,
-    )
-    references = per_adapter(args.image)
-    paths = output_paths(args, references)
-    images = {
-        path: read_rgb_image(path)
-        for option in (
-            references,
-            per_adapter(args.negative_image),
-            per_adapter(args.mask),
-        )
-        for adapter in option or []
-        for path in adapter
-    }
-    for path in (args.control_image, args.input_image, args.face_image):
-        if path:
-            images[path] = read_rgb_image(path)
-    embeds = load_image_embeds(args.embeds) if args.embeds else None
-    face_image = images.get(args.face_image)
-    if args.face or args.face_embeds:  # before the models load: a bad photo is quick
-        projection = cfg.model.get('image_projection') or {}
-        embeds, face_image = face_prompt(
-            args.face,
-            args.face_embeds,
-            face_image,
-            args.face_embedder,
-            projection.get('id_embed_dim'),
-        )
-    disable_progress_bars()
-    inferencer = IPAdapterInferencer(
-        cfg,
-        [args.checkpoint, *args.adapter],
-        args.base_model,
-        args.controlnet,
-        args.device,
-        args.dtype,
-    )
-    # Each denoising step on a bar with ETA (batch jobs have their own).
-    inferencer.pipeline.pipe.set_progress_bar_config(
-        disable=bool(args.jobs) or not sys.stderr.isatty(), leave=False
-    )
-    if args.jobs:
-        out_dir = args.out_dir or osp.join(
-            'outputs', 'jobs', osp.splitext(osp.basename(args.jobs))[0]
-        )
-        summary = run_jobs(inferencer, args.jobs, out_dir)
+    summary = generate_files(GenerationRequest(**vars(args))).jobs
+    if summary is not None:  # --jobs: the run, then each line that failed
         print(
             f'\nwrote {len(summary["images"])} images and '
             f'{summary["contact_sheet"]} for {summary["jobs"]} jobs'
@@ -355,43 +258,6 @@ def main() -> None:
             print(f'error: {error}', file=sys.stderr)
         if summary['errors']:
             raise SystemExit(2)
-        return
-    if args.save_embeds:
-        embeds = [inferencer.encode(images, i) for i, images in enumerate(references)]
-        save_image_embeds(args.save_embeds, embeds)
-        print(f'wrote {args.save_embeds}')
-
-    def read(option: list[list[str]] | None) -> list | None:
-        return option and [[images[path] for path in adapter] for adapter in option]
-
-    results = inferencer(
-        args.prompt,
-        read(references),
-        scale=scale,
-        negative_prompt=args.negative_prompt,
-        negative_images=read(per_adapter(args.negative_image)),
-        masks=read(per_adapter(args.mask)),
-        image_embeds=embeds,
-        control_image=images.get(args.control_image),
-        control_scale=args.control_scale,
-        steps=args.steps,
-        guidance_scale=args.guidance_scale,
-        true_cfg_scale=args.true_cfg_scale,
-        input_image=images.get(args.input_image),
-        face_image=face_image,
-        s_scale=args.s_scale,
-        lora_scale=args.lora_scale,
-        seed=args.seed,
-        num_images=args.num_images,
-        height=args.height,
-        width=args.width,
-    )
-    for image, path in zip(results, paths, strict=True):
-        with atomic_path(path) as tmp:
-            image.save(
-                tmp, format=Image.registered_extensions()[osp.splitext(path)[1].lower()]
-            )
-        print(f'wrote {path}')
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""High-level entry points: training, conversion, the inferencer, batch
+"""High-level entry points: training, evaluation, conversion, the
+inferencer, generating image files (what ``tools/infer.py`` runs), batch
 jobs, pipeline loading, the embedding cache and the memory estimate.
 
 Each name is imported from its module when first used, so that a tool
@@ -12,12 +13,17 @@ from typing import Any
 # name -> the module that defines it
 _HOMES = {
     'AdapterSpec': '.inference',
+    'Evaluation': '.adapter_evaluation',
+    'GeneratedFiles': '.file_generation',
+    'GenerationRequest': '.file_generation',
     'IPAdapterInferencer': '.inferencer',
     'build_embedding_cache': '.embedding_cache',
     'build_pipeline': '.inference',
     'convert_checkpoint': '.convert',
     'describe_adapter_file': '.convert',
+    'evaluate': '.adapter_evaluation',
     'face_prompt': '.inferencer',
+    'generate_files': '.file_generation',
     'generation_settings': '.inference',
     'load_adapter': '..official_format',
     'load_image_embeds': '.inferencer',
