@@ -1,7 +1,8 @@
 # sd15_mini_dataset, fast: the frozen encoders' outputs come from an embedding
 # cache; precision, frozen-weight dtype, memory format, attention kernels,
-# loader workers, threads and the host allocator chosen for the machine (bf16 on GPUs with bf16 and
-# CPUs with native bf16, fp16 with loss scaling on older GPUs, else fp32).
+# loader workers, threads and the host allocator chosen for the machine (bf16
+# on GPUs with bf16 and CPUs with native bf16, fp16 with loss scaling on older
+# GPUs, else fp32).
 # Build the cache first: python tools/cache_embeddings.py <this config>
 _base_ = ['./sd15_mini_dataset.py']
 
