@@ -11,7 +11,7 @@ from diffengine_ipa.apis import run_jobs
 from diffengine_ipa.apis.batch_jobs import contact_sheet, read_jobs
 
 from ..conftest import REPO
-from ..tools.helpers import run_tool
+from ..tools.helpers import run_tool, run_tool_here
 from .test_inferencer import inferencer
 
 IMAGES = osp.join(REPO, 'data/mini_dataset/images')
@@ -107,7 +107,7 @@ def test_infer_tool_jobs_and_saved_embeddings(tiny_family, converted, tmp_path):
     assert len(errors) == 3 and 'Traceback' not in result.stderr
     assert (tmp_path / 'out/contact_sheet.png').is_file()
     common = ['--steps', '2', '--seed', '4', *options]
-    run_tool(
+    run_tool_here(
         'infer.py',
         TINY_CONFIG,
         converted['safetensors'],
@@ -119,7 +119,7 @@ def test_infer_tool_jobs_and_saved_embeddings(tiny_family, converted, tmp_path):
         tmp_path / 'direct.png',
         *common,
     )
-    run_tool(
+    run_tool_here(
         'infer.py',
         TINY_CONFIG,
         converted['safetensors'],

@@ -6,7 +6,7 @@ import torch
 from safetensors import safe_open
 
 from ..conftest import REPO, TINY_CONFIG, tiny_overrides
-from .helpers import one_line_error, run_tool
+from .helpers import one_line_error, run_tool, run_tool_here
 
 CAT = f'{REPO}/data/mini_dataset/images/cat.jpg'
 
@@ -46,12 +46,12 @@ def test_not_a_checkpoint(tmp_path, trained_work_dir):
     text = tmp_path / 'notes.pth'
     text.write_text('hello')
     assert 'not a torch checkpoint' in one_line_error(
-        run_tool('convert.py', text, check=False)
+        run_tool_here('convert.py', text, check=False)
     )
     plain = tmp_path / 'weights.pth'
     torch.save({'layer.weight': torch.zeros(2)}, plain)
     assert 'not an IP-Adapter checkpoint' in one_line_error(
-        run_tool('convert.py', plain, check=False)
+        run_tool_here('convert.py', plain, check=False)
     )
 
 
@@ -74,14 +74,14 @@ def test_malicious_pickle_is_refused(tmp_path, tiny_family):
     raw = tmp_path / 'raw.bin'  # a bare pickle, not torch's format
     with open(raw, 'wb') as f:
         pickle.dump({'state_dict': WritesAFile(str(marker))}, f)
-    one_line_error(run_tool('convert.py', raw, check=False))
+    one_line_error(run_tool_here('convert.py', raw, check=False))
     assert not marker.exists()
 
     # infer reads user files the same way: refused before anything runs.
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_family).items()]
     for path in (evil, raw):
         error = one_line_error(
-            run_tool(
+            run_tool_here(
                 'infer.py',
                 TINY_CONFIG,
                 path,

@@ -28,7 +28,7 @@ from .diffusers_side import (
     diffusers_pixels,
     projection_in,
 )
-from .helpers import one_line_error, run_tool, run_tool_here
+from .helpers import one_line_error, run_tool_here
 
 pytestmark = pytest.mark.slow  # trains each variant; runs tools as processes
 
@@ -190,7 +190,7 @@ def test_infer_errors_are_one_line(tiny_family, converted, tmp_path):
     def infer_error(image, *more: str) -> str:
         """The one error line of tools/infer.py on ``image``."""
         return one_line_error(
-            run_tool(
+            run_tool_here(
                 'infer.py',
                 TINY_CONFIG,
                 converted['safetensors'],

@@ -83,7 +83,7 @@ def test_quick_evaluation_of_dit_families(
 
 def test_full_evaluation_sweeps_scales_and_seeds(tiny_family, converted, tmp_path):
     out_dir = tmp_path / 'full'
-    run_tool(
+    run_tool_here(
         'test.py',
         TINY_CONFIG,
         converted['checkpoint'],

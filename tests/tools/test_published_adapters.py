@@ -23,7 +23,7 @@ from ..conftest import (
     tiny_overrides,
 )
 from .diffusers_side import denoiser_outputs, diffusers_pipeline
-from .helpers import one_line_error, run_tool, run_tool_here
+from .helpers import one_line_error, run_tool_here
 from .published_files import cross_attention, official_file
 
 VARIANTS = tuple(TINY_CONFIGS)
@@ -61,7 +61,9 @@ def test_round_trip_is_bit_identical(tiny_families, tmp_path, variant, dtype):
     Runner.from_cfg(cfg).train()
     out = tmp_path / 'back.safetensors'
     name = {torch.float16: 'fp16', torch.float32: 'fp32', torch.bfloat16: 'bf16'}[dtype]
-    run_tool('convert.py', tmp_path / 'run/iter_5.pth', '--out', out, '--dtype', name)
+    run_tool_here(
+        'convert.py', tmp_path / 'run/iter_5.pth', '--out', out, '--dtype', name
+    )
     back = load_file(str(out))
     assert set(back) == set(original)
     for key, value in original.items():
@@ -186,7 +188,7 @@ def test_accelerate_safetensors_convert_with_no_flags(tiny_families, tmp_path):
     state, expected = tutorial_checkpoint(tiny_families['sd15'], tmp_path / 'bin')
     accelerate_checkpoint(state, tmp_path / 'checkpoint-9')
     out = tmp_path / 'ip_adapter.safetensors'
-    run_tool('convert.py', tmp_path / 'checkpoint-9', '--out', out)
+    run_tool_here('convert.py', tmp_path / 'checkpoint-9', '--out', out)
     converted = load_file(str(out))
     assert set(converted) == set(expected)
     assert all(torch.equal(converted[k], v) for k, v in expected.items())
@@ -297,7 +299,7 @@ def test_wrong_file_stops_training_with_one_line(tiny_families, tmp_path):
     official_file(tiny_families, 'sdxl', path)
     options = [f'{k}={v}' for k, v in tiny_overrides(tiny_families['sd15']).items()]
     error = one_line_error(
-        run_tool(
+        run_tool_here(
             'train.py',
             TINY_CONFIGS['sd15'],
             '--work-dir',

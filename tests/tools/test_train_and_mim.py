@@ -20,7 +20,7 @@ from ..conftest import (
     repo_build_lock,
     tiny_overrides,
 )
-from .helpers import one_line_error, run_tool
+from .helpers import one_line_error, run_tool, run_tool_here
 
 # What one epoch of the tiny config prints: hardware settings (4), the
 # checkpoint folder, 4 iteration lines, the checkpoint saves, the summary (10).
@@ -29,7 +29,7 @@ CONSOLE_LINES = 30
 
 def test_train_without_base_model_is_one_line(tmp_path):
     work_dir = tmp_path / 'work_dir'
-    result = run_tool(
+    result = run_tool_here(
         'train.py',
         TINY_CONFIG,
         '--work-dir',
@@ -180,13 +180,13 @@ def test_mim_train_after_pip_install(installed, tiny_family, tmp_path):
 def test_config_typo_is_one_line(tmp_path):
     config = tmp_path / 'typo.py'
     config.write_text(f"_base_ = ['{TINY_CONFIG}']\ntrian_cfg = dict(max_epochs=1)\n")
-    error = one_line_error(run_tool('train.py', config, check=False))
+    error = one_line_error(run_tool_here('train.py', config, check=False))
     assert error == (
         f"error: {config}: unknown top-level key 'trian_cfg' "
         "(did you mean 'train_cfg'?)"
     )
     error = one_line_error(
-        run_tool(
+        run_tool_here(
             'test.py',
             TINY_CONFIG,
             tmp_path,
