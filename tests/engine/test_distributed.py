@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ..conftest import REPO, TINY_CONFIG
-from ..tools.helpers import run_tool
+from ..tools.helpers import run_tool_here
 
 MINI_DATASET = osp.join(REPO, 'data/mini_dataset')
 
@@ -69,24 +69,26 @@ def free_port() -> int:
 
 
 def train(config: str, work_dir, processes: int = 1) -> dict:
-    """Run tools/train.py (under torchrun for several processes); the
-    adapter of each rank."""
+    """Run tools/train.py (under torchrun for several processes, else in
+    this process); the adapter of each rank."""
     script = [osp.join(REPO, 'tools/train.py'), config, '--work-dir', str(work_dir)]
-    if processes > 1:
-        command = [
-            sys.executable,
-            '-m',
-            'torch.distributed.run',
-            '--nproc_per_node',
-            str(processes),
-            '--master_port',
-            str(free_port()),
-            *script,
-            '--launcher',
-            'pytorch',
+    if processes == 1:  # this process: the launch is not what is tested
+        run_tool_here('train.py', *script[1:])
+        return [
+            torch.load(osp.join(work_dir, 'adapter_rank0_end.pt'), weights_only=True)
         ]
-    else:
-        command = [sys.executable, *script]
+    command = [
+        sys.executable,
+        '-m',
+        'torch.distributed.run',
+        '--nproc_per_node',
+        str(processes),
+        '--master_port',
+        str(free_port()),
+        *script,
+        '--launcher',
+        'pytorch',
+    ]
     env = dict(
         os.environ,
         OMP_NUM_THREADS='1',
@@ -166,7 +168,7 @@ def test_two_process_checkpoint_converts_like_one(
     _, _, single_dir = batch_of_4
     files = {}
     for name, folder in (('ddp', work_dir), ('single', single_dir)):
-        run_tool('convert.py', osp.join(folder, 'iter_1.pth'))
+        run_tool_here('convert.py', osp.join(folder, 'iter_1.pth'))
         files[name] = osp.join(folder, 'ip_adapter.safetensors')
     ddp, single = (load_file(files[k]) for k in ('ddp', 'single'))
     assert ddp.keys() == single.keys()
