@@ -1,22 +1,12 @@
 """Datasets and their transforms."""
 
+from . import transforms
 from .aspect_buckets import AspectRatioBuckets
 from .bucket_batch_sampler import BucketBatchSampler
 from .ip_adapter_dataset import IPAdapterDataset, read_records
 from .ip_adapter_eval_dataset import IPAdapterEvalDataset
 from .ip_adapter_web_dataset import IPAdapterWebDataset
-from .transforms import (
-    CenterCrop,
-    ComputeTimeIds,
-    LoadImage,
-    PackInputs,
-    PreprocessReference,
-    RandomCrop,
-    RandomHorizontalFlip,
-    ResizeCropToBucket,
-    ResizeShortEdge,
-    ToVAEInput,
-)
+from .transforms import *  # noqa: F403 (all of transforms.__all__)
 
 __all__ = [
     'IPAdapterDataset',
@@ -25,14 +15,5 @@ __all__ = [
     'AspectRatioBuckets',
     'BucketBatchSampler',
     'read_records',
-    'LoadImage',
-    'PreprocessReference',
-    'ResizeShortEdge',
-    'CenterCrop',
-    'RandomCrop',
-    'RandomHorizontalFlip',
-    'ResizeCropToBucket',
-    'ToVAEInput',
-    'ComputeTimeIds',
-    'PackInputs',
+    *transforms.__all__,
 ]

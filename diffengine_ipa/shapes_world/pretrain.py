@@ -19,7 +19,7 @@ Four stages, each a plain loop over images drawn from the world (seeded):
 """
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import product
 
 import numpy as np
@@ -118,6 +118,22 @@ def _schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def _step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    clip: Iterable[torch.Tensor] | None = None,
+) -> None:
+    """One optimiser step on ``loss`` (the gradients of ``clip`` clipped to
+    norm 1 first), then one of the learning-rate schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(clip, 1.0)
+    optimizer.step()
+    scheduler.step()
+
+
 def train_vae(
     part: str,
     pool: Pool,
@@ -145,11 +161,7 @@ def train_vae(
             + 0.5 * F.l1_loss(recon, x)
             + kl_weight * posterior.kl().mean()
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        _step(loss, optimizer, scheduler, clip=vae.parameters())
         if log is not None:
             log(step, loss.item())
     vae.eval()
@@ -225,10 +237,7 @@ def train_image_encoder(
             logits = head(features)
             loss = loss + F.cross_entropy(logits[:, : len(_HUES)], pool.hue[index])
             loss = loss + F.cross_entropy(logits[:, len(_HUES) :], pool.shape[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+        _step(loss, optimizer, scheduler)
         if log is not None:
             log(step, loss.item())
     return model.eval()
@@ -475,11 +484,7 @@ def train_denoiser(
             cond['input_latents'] = given[index]
         prediction = _denoise(family, model, noisy, timesteps, cond)
         loss = objective.loss(prediction, x0, noise, noisy, timesteps)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        _step(loss, optimizer, scheduler, clip=model.parameters())
         decay = min(ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), model.parameters(), strict=True):

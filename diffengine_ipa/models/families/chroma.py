@@ -18,7 +18,7 @@ import torch
 from ...registry import ARCHITECTURES, MODELS
 from ..random_models.architectures import T5_XXL, tiny_t5_config, vae_config
 from .family_entry import Family
-from .flux import FLUX_SCHEDULER, FLUX_VAE, Flux, FluxGeneration
+from .flux import FLUX_SCHEDULER, FLUX_VAE, Flux, FluxGeneration, pack_latents
 
 __all__ = ['Chroma', 'ChromaGeneration', 'FAMILY']
 
@@ -99,11 +99,8 @@ class Chroma(Flux):
         double blocks."""
         from diffusers import ChromaPipeline
 
-        batch, channels, height, width = noisy.shape
-        packed = ChromaPipeline._pack_latents(noisy, batch, channels, height, width)
-        image_ids = ChromaPipeline._prepare_latent_image_ids(
-            batch, height // 2, width // 2, noisy.device, noisy.dtype
-        )
+        batch = noisy.shape[0]
+        packed, image_ids = pack_latents(noisy)
         states = conditions['prompt_embeds']
         text_mask = conditions['prompt_attention_mask'].to(states.dtype)
         mask = ChromaPipeline._prepare_attention_mask(
@@ -123,10 +120,7 @@ class Chroma(Flux):
                 attention_mask=mask,
                 joint_attention_kwargs=attention,
             ).sample
-        scale = self.vae_scale_factor
-        return ChromaPipeline._unpack_latents(
-            prediction, height * scale, width * scale, scale
-        )
+        return self.unpack_latents(prediction, *noisy.shape[-2:])
 
     @contextmanager
     def _checkpointing_keeps(

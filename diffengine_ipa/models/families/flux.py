@@ -42,9 +42,24 @@ __all__ = [
     'FluxLayout',
     'FAMILY',
     'FLUX_SCHEDULER',
+    'pack_latents',
 ]
 
 MAX_SEQUENCE_LENGTH = 512  # T5 tokens, FluxPipeline's default
+
+
+def pack_latents(latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents (B, C, h, w) packed into 2×2 patches (B, h/2 · w/2, 4C), and
+    the patches' position ids (h/2 · w/2, 3), as FluxPipeline makes them (its
+    Kontext and Chroma pipelines' copies of these methods are the same)."""
+    from diffusers import FluxPipeline
+
+    batch, channels, height, width = latents.shape
+    packed = FluxPipeline._pack_latents(latents, batch, channels, height, width)
+    ids = FluxPipeline._prepare_latent_image_ids(
+        batch, height // 2, width // 2, latents.device, latents.dtype
+    )
+    return packed, ids
 
 
 class FluxGeneration(FamilyGeneration):
@@ -228,15 +243,8 @@ class Flux(FluxAdapterMixin, DiffusionFamily):
         """The velocity (B, C, h, w): latents packed into 2×2 patches, with
         position ids, σ and the distilled guidance, as FluxPipeline calls the
         transformer; the image tokens (B, N, D) reach the double blocks."""
-        from diffusers import FluxPipeline
-
-        batch, channels, height, width = noisy.shape
-        packed = FluxPipeline._pack_latents(
-            noisy, batch, channels, height, width
-        )  # (B, h/2 · w/2, 4C)
-        image_ids = FluxPipeline._prepare_latent_image_ids(
-            batch, height // 2, width // 2, noisy.device, noisy.dtype
-        )
+        batch = noisy.shape[0]
+        packed, image_ids = pack_latents(noisy)
         states = conditions['prompt_embeds']
         text_ids = torch.zeros(
             states.shape[1], 3, device=noisy.device, dtype=noisy.dtype
@@ -257,6 +265,15 @@ class Flux(FluxAdapterMixin, DiffusionFamily):
             img_ids=ids,
             joint_attention_kwargs=dict(ip_hidden_states=[image_tokens]),
         ).sample[:, : packed.shape[1]]
+        return self.unpack_latents(prediction, *noisy.shape[-2:])
+
+    def unpack_latents(
+        self, prediction: torch.Tensor, height: int, width: int
+    ) -> torch.Tensor:
+        """The transformer's output for :func:`pack_latents`' tokens as
+        latents (B, C, ``height``, ``width``), as FluxPipeline unpacks them."""
+        from diffusers import FluxPipeline
+
         scale = self.vae_scale_factor
         return FluxPipeline._unpack_latents(
             prediction, height * scale, width * scale, scale

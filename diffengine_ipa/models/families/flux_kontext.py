@@ -18,7 +18,7 @@ from ...errors import UserError
 from ...registry import ARCHITECTURES, MODELS
 from .diffusion_family import require
 from .family_entry import Family
-from .flux import Flux, FluxGeneration, flux1_dev, tiny_flux
+from .flux import Flux, FluxGeneration, flux1_dev, pack_latents, tiny_flux
 
 __all__ = ['FluxKontext', 'FluxKontextGeneration', 'FAMILY']
 
@@ -91,16 +91,7 @@ class FluxKontext(Flux):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The noisy latents, then the input image's packed latents; their
         ids, the input's with first channel 1 (FluxKontextPipeline)."""
-        from diffusers import FluxKontextPipeline
-
-        context = conditions['input_latents'].to(packed.dtype)
-        batch, channels, height, width = context.shape
-        tokens = FluxKontextPipeline._pack_latents(
-            context, batch, channels, height, width
-        )
-        ids = FluxKontextPipeline._prepare_latent_image_ids(
-            batch, height // 2, width // 2, packed.device, packed.dtype
-        )
+        tokens, ids = pack_latents(conditions['input_latents'].to(packed.dtype))
         ids[..., 0] = 1
         return torch.cat([packed, tokens], dim=1), torch.cat([image_ids, ids], dim=0)
 
