@@ -99,19 +99,27 @@ class PeakMemory:
             self.peak_gb = peak[0] / 2**30
 
 
-def measured_matmul_peak(device: str, dtype: torch.dtype) -> float:
-    """TFLOP/s of a large matmul here: the peak that MFU is quoted against."""
-    size = 4096 if device.startswith('cuda') else 1024
+def measured_matmul_peak(
+    device: str, dtype: torch.dtype, budget_s: float = 1.0
+) -> float:
+    """TFLOP/s of a large matmul here: the peak that MFU is quoted against.
+    Time-boxed: as many runs as fit ``budget_s`` after the warm-up, and the
+    warm-up alone where it takes over a quarter of it (a CPU without native
+    bf16 takes seconds a matmul)."""
+    cuda = device.startswith('cuda')
+    size = 4096 if cuda else 1024
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    runs = 20 if device.startswith('cuda') else 5
-    sync(device)
-    start = time.perf_counter()
+    runs, start = 3 if cuda else 1, time.perf_counter()
     for _ in range(runs):
         a @ b
     sync(device)
+    if time.perf_counter() - start < budget_s / 4:
+        runs, start = 0, time.perf_counter()
+        while runs < (20 if cuda else 5) and time.perf_counter() - start < budget_s:
+            a @ b
+            sync(device)
+            runs += 1
     return 2 * size**3 * runs / (time.perf_counter() - start) / 1e12
 
 

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from ..conftest import REPO, repo_build_lock
-from .helpers import run_benchmark
 
 # The CPU dry run: every step on the tiny architectures, with time to spare.
 DRY_RUN = ['--device', 'cpu', '--tiny', '--budget-scale', '5']
@@ -106,26 +105,3 @@ def check_memory_rows(rows: list[dict]) -> None:
         ('tiny_flux', 'int8', 'freed'),
     ]
     assert all(not r['oom'] and r['step_s'] > 0 and r['peak_mem_gb'] > 0 for r in rows)
-
-
-@pytest.mark.slow
-def test_cpu_dry_run_of_the_memory_rows(tmp_path):
-    """The memory step alone (the whole dry run above takes minutes)."""
-    out = tmp_path / 'out'
-    result = run_benchmark(
-        'gpu/run.py',
-        *DRY_RUN,
-        '--deadline',
-        '900',
-        '--only',
-        'memory_modes',
-        '--out',
-        out,
-        '--work',
-        tmp_path / 'work',
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = json.loads((out / 'gpu_run.json').read_text())
-    step = run['steps']['memory_modes']
-    assert step['status'] == 'ok', (out / 'gpu_run_log.txt').read_text()[-4000:]
-    check_memory_rows(step['result']['rows'])
