@@ -68,15 +68,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(config: str, work_dir, processes: int = 1) -> dict:
+def train(config: str, work_dir, processes: int = 1) -> list[dict]:
     """Run tools/train.py (under torchrun for several processes, else in
     this process); the adapter of each rank."""
     script = [osp.join(REPO, 'tools/train.py'), config, '--work-dir', str(work_dir)]
     if processes == 1:  # this process: the launch is not what is tested
         run_tool_here('train.py', *script[1:])
-        return [
-            torch.load(osp.join(work_dir, 'adapter_rank0_end.pt'), weights_only=True)
-        ]
+    else:
+        launch(script, processes)
+    return [
+        torch.load(osp.join(work_dir, f'adapter_rank{rank}_end.pt'), weights_only=True)
+        for rank in range(processes)
+    ]
+
+
+def launch(script: list[str], processes: int) -> None:
+    """``script`` under torchrun with ``processes`` ranks; it must succeed."""
     command = [
         sys.executable,
         '-m',
@@ -99,10 +106,6 @@ def train(config: str, work_dir, processes: int = 1) -> dict:
     )
     errors = [line for line in result.stderr.splitlines() if 'Error' in line]
     assert result.returncode == 0, '\n'.join(errors[:20]) + result.stderr[-2000:]
-    return [
-        torch.load(osp.join(work_dir, f'adapter_rank{rank}_end.pt'), weights_only=True)
-        for rank in range(processes)
-    ]
 
 
 def relative_difference(a: dict, b: dict, start: dict) -> float:
