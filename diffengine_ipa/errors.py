@@ -13,6 +13,7 @@ __all__ = [
     'CheckpointError',
     'TrainingError',
     'StorageError',
+    'error_line',
     'run_tool',
 ]
 
@@ -63,28 +64,36 @@ _MACHINE_FAULTS = {
 }
 
 
+def error_line(err: BaseException) -> str | None:
+    """The one line a tool prints for ``err`` (``'error: ...'``): for a
+    :class:`UserError` or a full or read-only disk; None for anything else
+    (a bug: its traceback is what helps)."""
+    if isinstance(err, UserError):
+        return f'error: {_without_worker_traceback(str(err))}'
+    if isinstance(err, OSError) and err.errno in _MACHINE_FAULTS:
+        return (
+            f'error: {err.filename or "a file"}: could not be written: '
+            f'{_MACHINE_FAULTS[err.errno]} (free some space, then run again)'
+        )
+    return None
+
+
 def run_tool(main: Callable[[], object]) -> None:
     """Run a command-line ``main``; a :class:`UserError`, or a full or
-    read-only disk, exits 2 with one line; Ctrl-C exits 130 with one line
-    (the ``KeyboardInterrupt``'s text, when a tool gave it one)."""
+    read-only disk, exits 2 with one line (:func:`error_line`); Ctrl-C exits
+    130 with one line (the ``KeyboardInterrupt``'s text, when a tool gave it
+    one)."""
     try:
         main()
     except KeyboardInterrupt as err:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C too
         print(f'interrupted: {err or "Ctrl-C"}', file=sys.stderr, flush=True)
         raise SystemExit(130) from None
-    except UserError as err:
-        print(f'error: {_without_worker_traceback(str(err))}', file=sys.stderr)
-        raise SystemExit(2) from None
-    except OSError as err:
-        if err.errno not in _MACHINE_FAULTS:
+    except (UserError, OSError) as err:
+        line = error_line(err)
+        if line is None:
             raise
-        print(
-            f'error: {err.filename or "a file"}: could not be written: '
-            f'{_MACHINE_FAULTS[err.errno]} (free some space, then run '
-            'again)',
-            file=sys.stderr,
-        )
+        print(line, file=sys.stderr)
         raise SystemExit(2) from None
 
 

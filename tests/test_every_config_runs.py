@@ -42,7 +42,8 @@ def tiny_counterpart(path: str) -> str:
 
 def small_config(path: str, family: dict, work_dir) -> Config:
     """``path`` as tools/train.py loads it, on the tiny family at 64 px:
-    2 training images (2 iterations), then validation; one test case."""
+    2 training images (2 iterations), then validation; one test case at
+    two scales and two seeds."""
     from diffengine_ipa.engine import hardware
     from diffengine_ipa.user_config import load_user_config
 
@@ -61,6 +62,8 @@ def small_config(path: str, family: dict, work_dir) -> Config:
             'train_cfg.val_interval': 1,
             'val_dataloader.dataset.indices': 1,
             'test_dataloader.dataset.indices': 1,
+            'test_dataloader.dataset.scales': (0.0, 1.0),  # 4 images, not 16
+            'test_dataloader.dataset.seeds': (0, 1),
             'model.generation_cfg': dict(steps=1, height=64, width=64),
             'default_hooks.logger.interval': 1,
             'default_hooks.checkpoint.interval': 2,

@@ -1,12 +1,13 @@
 """The Files tab, and the adapter lists of the other tabs: checkpoints and
-adapter files in the workspace, ``tools/convert.py CKPT`` and
-``tools/convert.py --info FILE``.
+adapter files in the workspace, and what ``tools/convert.py CKPT`` and
+``tools/convert.py --info FILE`` do, run in the page's process (the same API
+calls, the same one-line errors, without a tool's start of several seconds).
 """
 
 import os.path as osp
+from typing import Callable
 
-from ..errors import UserError
-from . import kit
+from ..errors import UserError, error_line
 from .train_options import read_run_info
 from .workspace import Workspace
 
@@ -65,20 +66,25 @@ def run_models(ws: Workspace, path: str) -> dict | None:
     return {k: settings.get(k, '') for k in keys}
 
 
-def _output(result) -> str:
-    text = (result.stdout + result.stderr).strip()
-    lines = [
-        line for line in text.splitlines() if not line.startswith('[transformers]')
-    ]
-    return '\n'.join(lines)
+def _tool_output(action: Callable[[], str]) -> str:
+    """What ``tools/convert.py`` prints for ``action``: its result, or its
+    one error line (``error: ...``)."""
+    try:
+        return action()
+    except (UserError, OSError) as err:
+        line = error_line(err)
+        if line is None:
+            raise
+        return line
 
 
 def convert(
     ws: Workspace, checkpoint: str, fmt: str = 'safetensors', dtype: str = ''
 ) -> tuple[str, str | None]:
-    """``tools/convert.py CKPT --out <folder>/ip_adapter_<ckpt>.<fmt>`` (for
-    a work dir, its last checkpoint to ``ip_adapter.<fmt>`` in it): the
-    tool's output, and the written file (None when it failed)."""
+    """What ``tools/convert.py CKPT --out <folder>/ip_adapter_<ckpt>.<fmt>``
+    does (for a work dir, its last checkpoint to ``ip_adapter.<fmt>`` in it),
+    in this process: the tool's output, and the written file (None when it
+    failed)."""
     if fmt not in ('safetensors', 'bin'):
         raise UserError(f'format {fmt!r}: safetensors or bin')
     source = ws.resolve(checkpoint, must_exist=True)
@@ -89,17 +95,16 @@ def convert(
     else:
         stem = f'ip_adapter_{stem}'
     out = osp.join(folder, f'{stem}.{fmt}')
-    args = [source, '--out', out]
-    if dtype:
-        args += ['--dtype', dtype]
-    result = kit.run_tool('convert', *args, cwd=ws.root)
-    return _output(result), (out if result.returncode == 0 else None)
+    from ..apis.convert import convert_checkpoint
+
+    output = _tool_output(lambda: convert_checkpoint(source, out, fmt, dtype or None))
+    return output, (None if output.startswith('error: ') else out)
 
 
 def info(ws: Workspace, path: str) -> str:
-    """``tools/convert.py --info FILE``."""
-    return _output(
-        kit.run_tool(
-            'convert', '--info', ws.resolve(path, must_exist=True), cwd=ws.root
-        )
+    """What ``tools/convert.py --info FILE`` prints."""
+    from ..apis.convert import describe_adapter_file
+
+    return _tool_output(
+        lambda: describe_adapter_file(ws.resolve(path, must_exist=True))
     )

@@ -24,7 +24,6 @@ __all__ = [
     'eval_data_root',
     'tool_command',
     'tool_env',
-    'run_tool',
     'start_tool',
 ]
 
@@ -106,15 +105,4 @@ def start_tool(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         **options,
-    )
-
-
-def run_tool(name: str, *args: str, cwd: str) -> subprocess.CompletedProcess:
-    """Run ``tools/<name>.py`` to the end; its output as text."""
-    return subprocess.run(
-        tool_command(name, *args),
-        cwd=cwd,
-        env=tool_env(),
-        capture_output=True,
-        text=True,
     )

@@ -3,15 +3,12 @@
 
 import os.path as osp
 
-import pytest
-
 from diffengine_ipa.webui import files
 from diffengine_ipa.webui.train_options import TrainSettings, write_run_info
 
 from .conftest import CONFIG, put
 
 
-@pytest.mark.slow
 def test_convert_a_checkpoint_and_describe_the_file(tiny_workspace, converted):
     ws = tiny_workspace
     checkpoint = put(ws, converted['checkpoint'], 'runs/files_run/iter_10.pth')
