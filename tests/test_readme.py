@@ -116,7 +116,7 @@ COMMANDS = {
     ),
     'python -m pytest -n logical -m "not slow"': SUITE,
     'python -m pytest -n logical -m slow': SUITE,
-    'bash benchmarks/gpu/run.sh --device cpu --tiny --budget-scale 4': GPU_DRY_RUN,
+    'bash benchmarks/gpu/run.sh --device cpu --tiny --one-process': GPU_DRY_RUN,
     'bash benchmarks/gpu/run.sh': skip(
         'needs a CUDA GPU machine; its CPU dry run is ' + GPU_DRY_RUN
     ),

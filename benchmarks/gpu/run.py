@@ -14,8 +14,10 @@ training step of the largest family that fits, and the memory rows
 (quantized bases, encoders freed, regional compile; FLUX.1 1024 px in NF4,
 see memory_steps.py). After every step it rewrites
 ``gpu_run.json``, ``gpu_run.md`` and ``gpu_run_log.txt`` in ``--out``, so
-whatever finished survives a kill. ``--device cpu --tiny`` is the dry run
-the test suite does (tests/benchmarks/test_gpu_run.py).
+whatever finished survives a kill. ``--device cpu --tiny --one-process`` is
+the dry run the test suite does (tests/benchmarks/test_gpu_run.py): the same
+steps, one after another in this process (the libraries imported once, not
+eight times), each given what is left of ``--deadline``.
 
 benchmarks/gpu/run.sh installs the kit from the wheelhouse first.
 """
@@ -28,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 
 from report import markdown
 from steps import STEPS, Context
@@ -62,6 +65,11 @@ def parse_args() -> argparse.Namespace:
         type=float,
         default=1.0,
         help="multiply each step's time limit (a CPU dry run needs more than a GPU)",
+    )
+    parser.add_argument(
+        '--one-process',
+        action='store_true',
+        help='each step in this process, in what is left of --deadline (dry run)',
     )
     parser.add_argument(
         '--only', nargs='+', choices=list(STEPS), help='run these steps only'
@@ -122,6 +130,26 @@ def launch(args: argparse.Namespace, name: str, timeout: float) -> dict:
     return entry
 
 
+def run_here(args: argparse.Namespace, name: str, timeout: float) -> dict:
+    """One step in this process; a step that raises is recorded as failed,
+    with its traceback as the log."""
+    result = osp.join(args.work, f'{name}.json')
+    if osp.exists(result):
+        os.remove(result)
+    ctx = Context(args.device, args.tiny, args.work, result, time.time() + timeout)
+    start = time.time()
+    try:
+        STEPS[name](ctx)
+        status, log = 'ok', ''
+    except Exception as err:  # noqa: BLE001 - the report names it
+        status, log = f'failed ({type(err).__name__})', traceback.format_exc()
+    entry = dict(status=status, seconds=round(time.time() - start, 1))
+    if ctx.result:
+        entry['result'] = ctx.result
+    entry['log_tail'] = log[-4000:]
+    return entry
+
+
 def write(args: argparse.Namespace, run: dict) -> None:
     """The JSON, the Markdown report and the logs, rewritten atomically."""
     os.makedirs(args.out, exist_ok=True)
@@ -167,12 +195,19 @@ def main() -> None:
                 status='skipped (no time left)', seconds=0, log_tail=''
             )
         else:
-            limit = min(BUDGETS[name] * args.budget_scale, left)
+            limit = (
+                left
+                if args.one_process
+                else min(BUDGETS[name] * args.budget_scale, left)
+            )
             print(
                 f'[{time.time() - start:5.0f} s] {name} (at most {limit:.0f} s)',
                 flush=True,
             )
-            run['steps'][name] = launch(args, name, limit)
+            if args.one_process:
+                run['steps'][name] = run_here(args, name, limit)
+            else:
+                run['steps'][name] = launch(args, name, limit)
             print(
                 f'[{time.time() - start:5.0f} s] {name}: '
                 f'{run["steps"][name]["status"]}',

@@ -2,7 +2,7 @@
 # Every GPU check of the kit in one command, on a bare device machine:
 #
 #   bash benchmarks/gpu/run.sh                 # cuda, full size, 470 s budget
-#   bash benchmarks/gpu/run.sh --device cpu --tiny --budget-scale 4   # dry run
+#   bash benchmarks/gpu/run.sh --device cpu --tiny --one-process   # dry run
 #
 # The machine has Python 3.12, CUDA torch, transformers/accelerate/safetensors
 # and no network. The wheels in .whl/ (benchmarks/gpu/prepare_wheelhouse.sh,

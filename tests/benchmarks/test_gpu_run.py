@@ -12,7 +12,7 @@ import pytest
 from ..conftest import REPO, repo_build_lock
 
 # The CPU dry run: every step on the tiny architectures, with time to spare.
-DRY_RUN = ['--device', 'cpu', '--tiny', '--budget-scale', '5']
+DRY_RUN = ['--device', 'cpu', '--tiny', '--one-process']
 STEPS = [
     'environment',
     'cuda_tests',
