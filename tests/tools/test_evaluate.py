@@ -14,9 +14,11 @@ from .helpers import one_line_error, run_tool, run_tool_here
 
 
 def options(family: dict, *extra: str) -> list[str]:
+    """``--cfg-options`` for the tiny ``family``, generating in 2 steps."""
     return [
         '--cfg-options',
         *[f'{k}={v}' for k, v in tiny_overrides(family).items()],
+        'model.generation_cfg.steps=2',
         *extra,
     ]
 
