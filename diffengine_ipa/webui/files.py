@@ -105,6 +105,5 @@ def info(ws: Workspace, path: str) -> str:
     """What ``tools/convert.py --info FILE`` prints."""
     from ..apis.convert import describe_adapter_file
 
-    return _tool_output(
-        lambda: describe_adapter_file(ws.resolve(path, must_exist=True))
-    )
+    source = ws.resolve(path, must_exist=True)
+    return _tool_output(lambda: describe_adapter_file(source))
