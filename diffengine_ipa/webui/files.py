@@ -66,16 +66,16 @@ def run_models(ws: Workspace, path: str) -> dict | None:
     return {k: settings.get(k, '') for k in keys}
 
 
-def _tool_output(action: Callable[[], str]) -> str:
-    """What ``tools/convert.py`` prints for ``action``: its result, or its
-    one error line (``error: ...``)."""
+def _tool_output(action: Callable[[], str]) -> tuple[str, bool]:
+    """What ``tools/convert.py`` prints for ``action`` (its result, or its
+    one error line ``error: ...``), and whether it succeeded."""
     try:
-        return action()
+        return action(), True
     except (UserError, OSError) as err:
         line = error_line(err)
         if line is None:
             raise
-        return line
+        return line, False
 
 
 def convert(
@@ -97,8 +97,10 @@ def convert(
     out = osp.join(folder, f'{stem}.{fmt}')
     from ..apis.convert import convert_checkpoint
 
-    output = _tool_output(lambda: convert_checkpoint(source, out, fmt, dtype or None))
-    return output, (None if output.startswith('error: ') else out)
+    output, ok = _tool_output(
+        lambda: convert_checkpoint(source, out, fmt, dtype or None)
+    )
+    return output, (out if ok else None)
 
 
 def info(ws: Workspace, path: str) -> str:
@@ -106,4 +108,4 @@ def info(ws: Workspace, path: str) -> str:
     from ..apis.convert import describe_adapter_file
 
     source = ws.resolve(path, must_exist=True)
-    return _tool_output(lambda: describe_adapter_file(source))
+    return _tool_output(lambda: describe_adapter_file(source))[0]
